@@ -1,0 +1,238 @@
+"""Command line: ``reasondistill run [RECIPE]`` chains every stage; each stage also runs alone.
+
+Every command takes trailing ``section.key=value`` overrides applied on top of the
+recipe (``--recipe``, default: the built-in ``default``), so one recipe format drives
+both the whole pipeline and single stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import BUILTIN_RECIPES, Recipe, load_recipe
+from .errors import ReasondistillError
+
+log = logging.getLogger("reasondistill")
+
+OVERRIDES_HELP = "recipe overrides as section.key=value, e.g. train.epochs=2 generate.samples=8"
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default=None,
+                   help=f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+
+def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
+    return load_recipe(args.recipe, (extra or []) + list(args.overrides))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="reasondistill", description=(
+        "Distil reasoning from a teacher (an LLM or a program) into a small student model. "
+        "Stages: problems -> generate -> verify -> curate -> train -> evaluate -> report."))
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the whole pipeline from a recipe (default: built-in 'default')",
+                       description="Run every stage into --out; finished stages are skipped on re-run.")
+    p.add_argument("recipe", nargs="?", default=None,
+                   help=f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+    p = sub.add_parser("problems", help="load or generate problems into DIR (train.jsonl, eval.jsonl)",
+                       description="SOURCE is a file (.jsonl/.json/.parquet/.csv), an HF datasets folder "
+                                   "saved with save_to_disk, or a reasoning-gym task name.")
+    p.add_argument("source", help="file, folder, or reasoning-gym task name (e.g. chain_sum)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--eval-source", default=None, help="separate file for held-out problems")
+    p.add_argument("--n-train", type=int, default=None, help="number of training problems")
+    p.add_argument("--n-eval", type=int, default=None, help="number of held-out problems")
+    p.add_argument("--seed", type=int, default=None, help="shuffle / generation seed")
+    p.add_argument("--answer-format", choices=["auto", "gsm8k", "boxed", "raw"], default=None,
+                   help="how to parse the gold answer column")
+    p.add_argument("--on-error", choices=["raise", "skip"], default=None,
+                   help="bad rows: fail (default) or skip and count them")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("generate", help="sample teacher traces for problems (cached, resumable)")
+    p.add_argument("--problems", type=Path, required=True, help="problems JSONL (e.g. DIR/train.jsonl)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (traces.jsonl)")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("verify", help="check each trace's final answer against the gold answer")
+    p.add_argument("--problems", type=Path, required=True)
+    p.add_argument("--traces", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder (verdicts.jsonl)")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("curate", help="select training traces; keep incorrect ones as negatives")
+    p.add_argument("--problems", type=Path, required=True)
+    p.add_argument("--traces", type=Path, required=True)
+    p.add_argument("--verdicts", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder (train.jsonl, negatives.jsonl, ...)")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("train", help="train the student on curated data")
+    p.add_argument("method", choices=["sft"], help="training objective")
+    p.add_argument("--data", type=Path, required=True, help="curated train.jsonl")
+    p.add_argument("--out", type=Path, required=True, help="output folder (model/ is the checkpoint)")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a model (or the recipe's teacher) on held-out problems")
+    p.add_argument("--model", required=True,
+                   help="'teacher' for the recipe's teacher, or a model: folder, .gguf, packaged name")
+    p.add_argument("--problems", type=Path, required=True, help="held-out problems (e.g. DIR/eval.jsonl)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (samples.jsonl, summary.json)")
+    _add_recipe_args(p)
+
+    p = sub.add_parser("report", help="(re)write report.json/.md/.html for a run folder")
+    p.add_argument("run_dir", type=Path)
+    _add_recipe_args(p)
+
+    sub.add_parser("recipes", help="list built-in recipes")
+    return ap
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import pipeline
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out or Path("runs") / recipe.name
+    report = pipeline.run(recipe, out)
+    _print_summary(report, out)
+    return 0
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    print(f"\nrun folder: {out}")
+    for name in ("teacher", "student_before", "student_after"):
+        r = report.get(name)
+        if r:
+            lo, hi = r["ci95"]
+            print(f"  {name:15s} accuracy {r['accuracy']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]  "
+                  f"format {r.get('format_rate', 0):.2f}  tokens/answer {r.get('mean_tokens', 0):.1f}")
+    print(f"  teacher calls {report['teacher_calls']} (cached {report['cached_teacher_calls']}), "
+          f"wall {report['wall_seconds']:.0f}s; report: {out / 'report.html'}")
+
+
+def _cmd_problems(args: argparse.Namespace) -> int:
+    from . import problems
+    extra = []
+    src = args.source
+    if Path(src).exists() or any(src.endswith(s) for s in (".jsonl", ".json", ".parquet", ".csv")):
+        extra.append(f"problems.source={src}")
+    else:
+        extra += ["problems.source=reasoning_gym", f"problems.task={src.removeprefix('reasoning_gym:')}"]
+    for flag, key in (("eval_source", "eval_source"), ("n_train", "n_train"), ("n_eval", "n_eval"),
+                      ("seed", "seed"), ("answer_format", "answer_format"), ("on_error", "on_error")):
+        val = getattr(args, flag)
+        if val is not None:
+            extra.append(f"problems.{key}={val}")
+    recipe = _recipe(args, extra)
+    m = problems.run(recipe.problems, args.out)
+    print(json.dumps({"out": str(args.out), **{k: m["outputs"][k] for k in ("n_train", "n_eval", "skipped")}}))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from . import teachers
+    r = _recipe(args)
+    m = teachers.run(r.teacher, r.generate, r.verify, args.problems, args.out)
+    print(json.dumps({"out": str(args.out), **m["this_run"], "n_traces": m["outputs"]["n_traces"]}))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import verify
+    m = verify.run(_recipe(args).verify, args.problems, args.traces, args.out)
+    print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
+    return 0
+
+
+def _cmd_curate(args: argparse.Namespace) -> int:
+    from .curate import run as curate_run
+    r = _recipe(args)
+    m = curate_run(r.curate, args.problems, args.traces, args.verdicts, args.out, prompt_cfg=r.generate.prompt)
+    print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import sft
+    m = sft.run(_recipe(args).train, args.data, args.out)
+    print(json.dumps({"model": m["outputs"]["model_dir"], "steps": m["outputs"]["steps"],
+                      "train_loss": m["outputs"]["train_loss"]}))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.runner import run as eval_run
+    r = _recipe(args)
+    if args.model == "teacher":
+        from .teachers import build_teacher
+        model = build_teacher(r.teacher)
+        name = "teacher"
+    else:
+        from .teachers.transformers import TransformersTeacher
+        model = TransformersTeacher(args.model, dtype=r.eval.dtype, device=r.eval.device,
+                                    batch_size=r.eval.batch_size, trust_remote_code=r.train.trust_remote_code)
+        name = Path(args.model).name or args.model
+    try:
+        m = eval_run(r.eval, r.verify, model, args.problems, args.out, model_name=name,
+                     prompt_cfg=r.generate.prompt)
+    finally:
+        model.close()
+    print(json.dumps({"model": name, "n": m["outputs"]["n"], "accuracy": m["outputs"]["accuracy"],
+                      "ci95": m["outputs"]["ci95"]}))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+    from .pipeline import task_name
+    r = _recipe(args)
+    gen = args.run_dir / "generate" / "manifest.json"
+    calls = json.loads(gen.read_text())["outputs"] if gen.exists() else {}
+    rep = report.run(r.report, args.run_dir, task=task_name(r), teacher_calls=0,
+                     cached_teacher_calls=int(calls.get("n_traces", 0)), wall_seconds=0.0, recipe_name=r.name)
+    print(json.dumps({"report": str(args.run_dir / "report.json"), "n_eval": rep["n_eval"]}))
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from .config import builtin_recipe_path
+    for name in BUILTIN_RECIPES:
+        print(f"{name:18s} {builtin_recipe_path(name)}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
+            "curate": _cmd_curate, "train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report,
+            "recipes": _cmd_recipes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return COMMANDS[args.command](args)
+    except ReasondistillError as e:
+        print(f"reasondistill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reasondistill: interrupted; finished records are on disk; run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Drop traces whose generation failed (``finish_reason == "error"``) or produced no text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..config import CurateConfig
+from ..records import Problem, Trace, Verdict
+
+
+@dataclass(frozen=True)
+class DropErrored:
+    name: ClassVar[str] = "errored"
+
+    @classmethod
+    def from_config(cls, cfg: CurateConfig) -> DropErrored:
+        return cls()
+
+    def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
+        if trace.finish_reason == "error":
+            return False, "generation_error"
+        if not trace.raw.strip():
+            return False, "empty"
+        return True, ""

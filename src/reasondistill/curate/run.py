@@ -1,0 +1,158 @@
+"""Curate stage runner: problems + traces + verdicts -> train / negatives / rejected / pass rates.
+
+Every trace ends up in exactly one of ``train.jsonl`` (kept: correct, after policies, dedup and
+the per-problem cap), ``negatives.jsonl`` (verified incorrect, not truncated) or
+``rejected.jsonl`` (``{trace_id, problem_id, reason}``). ``pass_rates.jsonl`` has one row per
+problem with the teacher's pass rate over its UNHINTED samples (hinted STaR traces saw the
+answer); problems without unhinted samples get ``pass_rate: null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..config import CurateConfig, PromptConfig
+from ..errors import InputError
+from ..io import completed_manifest, hash_inputs, read_records, write_jsonl, write_manifest
+from ..records import Problem, Trace, TrainExample, Verdict
+from ..teachers.prompts import student_messages
+from ..verify.run import check_problem_ids, index_by_id, line_of
+from . import cap as cap_step
+from . import dedup as dedup_step
+from .base import INCORRECT, build_policies, judge
+
+log = logging.getLogger(__name__)
+
+TRAIN, NEGATIVES, REJECTED, PASS_RATES = "train.jsonl", "negatives.jsonl", "rejected.jsonl", "pass_rates.jsonl"
+
+
+def match_verdicts(traces: dict[str, Trace], verdicts: list[Verdict], traces_path: str | Path,
+                   verdicts_path: str | Path) -> dict[str, Verdict]:
+    """``{trace_id: verdict}``; unknown, repeated or mismatched ids and missing verdicts are InputErrors."""
+    by_trace: dict[str, Verdict] = {}
+    for i, v in enumerate(verdicts):
+        if v.trace_id not in traces:
+            raise InputError(f"verdict for trace {v.trace_id!r}, which is not in {traces_path}",
+                             file=verdicts_path, line=line_of(verdicts_path, i), field="trace_id")
+        if v.trace_id in by_trace:
+            raise InputError(f"second verdict for trace {v.trace_id!r}", file=verdicts_path,
+                             line=line_of(verdicts_path, i), field="trace_id")
+        if v.problem_id != traces[v.trace_id].problem_id:
+            raise InputError(f"verdict says problem {v.problem_id!r} but trace {v.trace_id!r} is for problem "
+                             f"{traces[v.trace_id].problem_id!r} in {traces_path}", file=verdicts_path,
+                             line=line_of(verdicts_path, i), field="problem_id")
+        by_trace[v.trace_id] = v
+    for i, trace_id in enumerate(traces):
+        if trace_id not in by_trace:
+            raise InputError(f"trace {trace_id!r} has no verdict in {verdicts_path} (re-run verify)",
+                             file=traces_path, line=line_of(traces_path, i), field="id")
+    return by_trace
+
+
+def example(problem: Problem, trace: Trace, prompt_cfg: PromptConfig) -> TrainExample:
+    """TRL conversational prompt-completion: the plain student prompt (never the hint)."""
+    return TrainExample(
+        prompt=student_messages(problem, prompt_cfg),
+        completion=[{"role": "assistant", "content": trace.raw.strip()}],
+        meta={"problem_id": problem.id, "trace_id": trace.id, "teacher": trace.teacher, "hinted": trace.hinted},
+    )
+
+
+def pass_rate_row(problem_id: str, traces: list[Trace], verdicts: dict[str, Verdict]) -> dict[str, Any]:
+    unhinted = [t for t in traces if not t.hinted]
+    n, n_correct = len(unhinted), sum(verdicts[t.id].passed for t in unhinted)
+    rate = n_correct / n if n else None
+    return {"problem_id": problem_id, "n": n, "n_correct": n_correct, "pass_rate": rate,
+            "difficulty": None if rate is None else 1.0 - rate}
+
+
+def run(cfg: CurateConfig, problems_path: str | Path, traces_path: str | Path, verdicts_path: str | Path,
+        out_dir: str | Path, prompt_cfg: PromptConfig | None = None) -> dict:
+    """Write the curated files and the manifest; return the manifest (reused when up to date)."""
+    started = time.time()
+    out_dir = Path(out_dir)
+    prompt_cfg = prompt_cfg or PromptConfig()
+    config = {"curate": dataclasses.asdict(cfg), "prompt": dataclasses.asdict(prompt_cfg)}
+    templates = [p for p in (prompt_cfg.template, prompt_cfg.rationalize_template) if p]
+    inputs = hash_inputs([problems_path, traces_path, verdicts_path, *templates])
+    if (done := completed_manifest(out_dir, config, inputs)) is not None:
+        log.info("curate: %s is up to date, reusing it", out_dir)
+        return done
+
+    problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
+    trace_list = read_records(traces_path, Trace)
+    traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
+    check_problem_ids(trace_list, problems, traces_path, problems_path)
+    verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
+
+    policies = build_policies(cfg)
+    position = {trace_id: i for i, trace_id in enumerate(traces)}
+    by_problem: dict[str, list[Trace]] = defaultdict(list)
+    candidates: dict[str, list[Trace]] = defaultdict(list)
+    negative_candidates: dict[str, list[Trace]] = defaultdict(list)
+    rejected: list[dict[str, str]] = []
+
+    def reject(trace: Trace, reason: str) -> None:
+        rejected.append({"trace_id": trace.id, "problem_id": trace.problem_id, "reason": reason})
+
+    for trace in trace_list:
+        by_problem[trace.problem_id].append(trace)
+        ok, reason = judge(policies, problems[trace.problem_id], trace, verdicts[trace.id])
+        if ok:
+            candidates[trace.problem_id].append(trace)
+        elif reason == INCORRECT:
+            negative_candidates[trace.problem_id].append(trace)
+        else:
+            reject(trace, reason)
+
+    train: list[TrainExample] = []
+    negatives: list[TrainExample] = []
+    pass_rates: list[dict[str, Any]] = []
+    problems_with_kept = 0
+    kept_hinted = 0
+    for pid, problem in problems.items():
+        ranked = sorted(candidates.get(pid, []), key=lambda t: cap_step.preference_key(t, position[t.id]))
+        negs = negative_candidates.get(pid, [])
+        if cfg.dedup:
+            ranked, dupes = dedup_step.dedup(ranked)
+            negs, neg_dupes = dedup_step.dedup(negs)
+            for trace in dupes + neg_dupes:
+                reject(trace, dedup_step.REASON)
+        kept, over = cap_step.cap(ranked, cfg.max_per_problem)
+        for trace in over:
+            reject(trace, cap_step.REASON)
+        train.extend(example(problem, t, prompt_cfg) for t in kept)
+        negatives.extend(example(problem, t, prompt_cfg) for t in negs)
+        problems_with_kept += bool(kept)
+        kept_hinted += sum(t.hinted for t in kept)
+        pass_rates.append(pass_rate_row(pid, by_problem.get(pid, []), verdicts))
+
+    write_jsonl(out_dir / TRAIN, train)
+    write_jsonl(out_dir / NEGATIVES, negatives)
+    write_jsonl(out_dir / REJECTED, rejected)
+    write_jsonl(out_dir / PASS_RATES, pass_rates)
+
+    rates = [r["pass_rate"] for r in pass_rates if r["pass_rate"] is not None]
+    counts = {
+        "traces": len(trace_list),
+        "kept": len(train),
+        "kept_hinted": kept_hinted,
+        "negatives": len(negatives),
+        "rejected": len(rejected),
+        "dropped": dict(Counter(r["reason"] for r in rejected).most_common()),
+        "problems": len(problems),
+        "problems_with_kept": problems_with_kept,
+        "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
+    }
+    if not train:
+        log.warning("curate: no trace was kept (%s); training would have nothing to learn from", counts["dropped"])
+    log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
+             problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
+    return write_manifest(out_dir, stage="curate", config=config, inputs=inputs,
+                          outputs={"files": [TRAIN, NEGATIVES, REJECTED, PASS_RATES], "counts": counts},
+                          started=started)

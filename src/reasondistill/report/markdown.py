@@ -1,0 +1,67 @@
+"""``report.md``: the report as a readable Markdown summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_open
+from .build import TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    title = f"# reasondistill report: {report.get('task', '')}"
+    out = [title, ""]
+    if report.get("recipe"):
+        out += [f"Recipe: `{report['recipe']}`", ""]
+    out += [f"Held-out problems: {report.get('n_eval', 0)}", ""]
+
+    rows = model_rows(report)
+    out += ["## Accuracy", ""]
+    out += table(TABLE_HEADER, rows) if rows else ["No evaluation summaries found."]
+    out.append("")
+    for line in headline(report):
+        out.append(f"- {line}")
+    if headline(report):
+        out.append("")
+
+    header, srows = sampled_rows(report)
+    if srows:
+        out += ["## Sampled generations", ""] + table(header, srows) + [""]
+
+    out += ["## Cost", "",
+            f"- Teacher calls: {report.get('teacher_calls', 0)} "
+            f"({report.get('cached_teacher_calls', 0)} served from cache)",
+            f"- Wall time: {fmt_seconds(report.get('wall_seconds'))}", ""]
+
+    stages = report.get("stages") or {}
+    if stages:
+        out += ["## Stages", ""]
+        out += table(["stage", "wall time"], [[s, fmt_seconds(v.get("wall_seconds"))] for s, v in stages.items()])
+        out.append("")
+
+    crows = curation_rows(report)
+    if crows:
+        out += ["## Curation", ""] + table(["count", "value"], crows) + [""]
+
+    versions = report.get("versions") or {}
+    if versions:
+        out += ["## Versions", ""] + [f"- {k}: {v}" for k, v in versions.items()] + [""]
+    return "\n".join(out)
+
+
+def write(path: Path, report: dict[str, Any]) -> Path:
+    with atomic_open(path) as fh:
+        fh.write(render(report))
+    return Path(path)

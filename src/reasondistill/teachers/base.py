@@ -1,0 +1,87 @@
+"""The teacher contract: anything that turns prompts into rationales.
+
+An LLM behind a generation backend, a program that solves procedural tasks, or the
+student itself prompted with hints all implement :class:`Teacher`. The contract is
+one batch call plus ``close``; an async variant exists so network backends (vLLM
+servers, OpenAI-compatible APIs) can overlap requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..records import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Decoding settings. ``temperature == 0`` means greedy."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    top_logprobs: int = 0  # > 0: return that many top logprobs per generated token
+
+    def key(self) -> dict[str, Any]:
+        """What makes two samples interchangeable (part of the cache key)."""
+        d = dataclasses.asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One sample to draw: a conversation for one problem, and its sample index."""
+
+    problem: Problem
+    messages: tuple[dict[str, str], ...]
+    sample_idx: int
+    hinted: bool = False
+    style: str = "cot"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a backend returns for one request."""
+
+    text: str
+    finish_reason: str  # "stop" | "length" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[dict[str, Any]] | None = None  # per token: {"id": int, "top": [[id, logprob], ...]}
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Teacher(ABC):
+    """Backend contract. Implementations live one per file; see ``teachers/__init__.py``."""
+
+    #: short name written into traces
+    name: str = "teacher"
+    #: stable identity of the model/program behind this teacher (cache key part)
+    identity: str = "teacher"
+    #: preferred number of requests per ``complete`` call
+    batch_size: int = 8
+
+    @abstractmethod
+    def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
+        """Return one completion per request, in order."""
+
+    async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
+        """Async variant; backends with real concurrency override it."""
+        return await asyncio.to_thread(self.complete, requests, sampling)
+
+    def close(self) -> None:
+        """Release models, processes or connections."""
+
+    def __enter__(self) -> Teacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,27 @@
+"""Step-by-step solvers for procedural tasks: the program teacher's rationale writers.
+
+Each solver is ``solve(problem) -> str`` returning the reasoning lines (without the
+final ``Answer:`` line). One file per task family; add a row here to register one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from ...errors import ConfigError
+from ...records import Problem
+
+SOLVERS: dict[str, str] = {
+    "chain_sum": "reasondistill.teachers.solvers.arithmetic:solve",
+    "basic_arithmetic": "reasondistill.teachers.solvers.arithmetic:solve",
+    "leg_counting": "reasondistill.teachers.solvers.leg_counting:solve",
+}
+
+
+def get_solver(task: str) -> Callable[[Problem], tuple[str, str]]:
+    if task not in SOLVERS:
+        raise ConfigError(f"the program teacher has no solver for task '{task}' "
+                          f"(available: {', '.join(sorted(SOLVERS))}); use an LLM teacher instead")
+    module, fn = SOLVERS[task].split(":")
+    return getattr(importlib.import_module(module), fn)

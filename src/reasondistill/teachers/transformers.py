@@ -1,0 +1,106 @@
+"""Teacher backend on Hugging Face transformers: batched ``generate`` with chat templates.
+
+Runs anywhere torch runs (CPU here, bf16 on GPU). Prompts are left-padded and
+batched; stop strings are applied both inside ``generate`` and on the decoded text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from .. import models
+from .base import Completion, Request, SamplingParams, Teacher
+
+
+class TransformersTeacher(Teacher):
+    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
+                 trust_remote_code: bool = False, name: str | None = None) -> None:
+        ref = models.resolve(model)
+        self.name = name or f"hf:{model}"
+        self.identity = f"transformers:{ref.identity}"
+        self.batch_size = batch_size
+        self.tokenizer = models.load_tokenizer(ref.path, trust_remote_code=trust_remote_code)
+        self.tokenizer.padding_side = "left"
+        self.model = models.load_model(ref.path, dtype=dtype, device=device,
+                                       trust_remote_code=trust_remote_code)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, name: str, batch_size: int = 32) -> TransformersTeacher:
+        """Wrap an already loaded model (evaluation of a freshly trained student)."""
+        self = cls.__new__(cls)
+        self.name, self.batch_size = name, batch_size
+        self.identity = f"transformers:{name}"
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.tokenizer.padding_side = "left"
+        return self
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
+        import torch
+
+        if not requests:
+            return []
+        tok = self.tokenizer
+        texts = [self.render(r.messages) for r in requests]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        greedy = sampling.temperature <= 0
+        # one seed per batch, derived from its content: the same batch resamples identically
+        digest = hashlib.sha256(("\x00".join(texts) + str(sampling.seed)).encode()).digest()
+        torch.manual_seed(int.from_bytes(digest[:8], "little") & 0x7FFFFFFF)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not greedy,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        if not greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
+        if sampling.top_logprobs > 0:
+            kwargs.update(return_dict_in_generate=True, output_logits=True)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        sequences = out.sequences if sampling.top_logprobs > 0 else out
+        prompt_len = enc["input_ids"].shape[1]
+        new = sequences[:, prompt_len:]
+        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for i, row in enumerate(new.tolist()):
+            ids, finish = self._trim(row)
+            text = tok.decode(ids, skip_special_tokens=True)
+            for s in sampling.stop:
+                if s in text:
+                    text, finish = text[: text.index(s)], "stop"
+            logprobs = None
+            if sampling.top_logprobs > 0:
+                logprobs = self._top_logprobs(out.logits, i, ids, sampling.top_logprobs)
+            results.append(Completion(text=text, finish_reason=finish, prompt_tokens=int(prompt_counts[i]),
+                                      completion_tokens=len(ids), logprobs=logprobs))
+        return results
+
+    def _trim(self, row: list[int]) -> tuple[list[int], str]:
+        eos = self.tokenizer.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        pad = self.tokenizer.pad_token_id
+        for j, t in enumerate(row):
+            if t in eos_ids:
+                return row[:j], "stop"
+        while row and row[-1] == pad and pad not in eos_ids:
+            row = row[:-1]
+        return row, "length"
+
+    @staticmethod
+    def _top_logprobs(logits, i: int, ids: list[int], k: int) -> list[dict]:
+        import torch
+        out = []
+        for step, tid in enumerate(ids):
+            lp = torch.log_softmax(logits[step][i].float(), dim=-1)
+            vals, idx = lp.topk(k)
+            out.append({"id": tid, "logprob": float(lp[tid]),
+                        "top": [[int(a), round(float(b), 5)] for a, b in zip(idx.tolist(), vals.tolist())]})
+        return out
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,129 @@
+"""Supervised fine-tuning of the student on curated traces, on top of TRL's SFTTrainer.
+
+TRL already does the hard parts (chat templating of prompt-completion pairs, loss on
+completion tokens only, LoRA through PEFT). This file adds what a pipeline needs
+around it: loading our records, the GGUF-safe model loading, a merged and reloadable
+safetensors checkpoint, a loss log and a manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .. import io, models
+from ..config import TrainConfig
+from ..errors import InputError
+from ..records import TrainExample
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+
+
+def load_examples(path: str | Path) -> list[TrainExample]:
+    examples = io.read_records(path, TrainExample)
+    for i, ex in enumerate(examples, 1):
+        if not ex.completion or not ex.completion[-1].get("content", "").strip():
+            raise InputError("empty completion", file=path, line=i, field="completion")
+    return examples
+
+
+def sft_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        logging_steps=max(1, min(10, cfg.max_steps if cfg.max_steps > 0 else 10)),
+        save_strategy="no",
+        report_to=[],
+        bf16=use_bf16,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=device == "cpu",
+    )
+
+
+def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+    """Fine-tune ``cfg.student`` on ``train_path`` and save ``out_dir/model`` (safetensors)."""
+    out_dir = Path(out_dir)
+    config = dataclasses.asdict(cfg)
+    inputs = io.hash_inputs([train_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    examples = load_examples(train_path)
+
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    ref = models.resolve(cfg.student)
+    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    device = models.pick_device(cfg.device)
+    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
+    # weights stay fp32 on CPU; bf16 runs as autocast (mixed precision), which trains stably
+    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    model = models.load_model(ref.path, dtype="float32", device=device,
+                              trust_remote_code=cfg.trust_remote_code)
+    model.train()
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    ds = Dataset.from_list([{"prompt": e.prompt, "completion": e.completion} for e in examples])
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, use_bf16, device), train_dataset=ds,
+                         processing_class=tok, peft_config=peft_config)
+    result = trainer.train()
+    trained = trainer.model
+    if cfg.lora:
+        trained = trained.merge_and_unload()
+    path = save_checkpoint(trained, tok, out_dir / MODEL_DIR)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    io.write_jsonl(out_dir / "loss.jsonl", history)
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    losses = [h["loss"] for h in history]
+    outputs = {
+        "files": ["loss.jsonl"],
+        "model_dir": str(path),
+        "n_examples": len(examples),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "student": ref.identity,
+        "bf16": use_bf16,
+    }
+    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
+                             started=started)
+
+
+def save_checkpoint(model, tokenizer, path: Path) -> Path:
+    """Save as an HF folder with safetensors, atomically (temp folder, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "reasondistill.json").write_text(json.dumps({"saved_at": time.time()}))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,195 @@
+"""The verifier contract, verifier selection, and wall-clock-timed scoring.
+
+A verifier is any object with a ``name`` and ``check(problem, text) -> Score``; it extracts the
+final answer from ``text`` itself (through :mod:`.answers`) so each verifier can decide what
+"the answer" means for its kind of problem. :func:`score_text` is what stages call: it picks the
+verifier, runs the check under a wall-clock limit that works from any thread, and turns a
+verifier exception into a failed :class:`Score` rather than a crashed run.
+
+Why a daemon thread per check rather than ``signal.alarm`` (math-verify's own timeout): signals
+only work in the main thread, and evaluation or a web server may score from worker threads.
+Why not a shared ``ThreadPoolExecutor``: a runaway check cannot be killed, and pool threads are
+joined at interpreter exit, so one hung sympy call would hang the program's exit too. A daemon
+thread is simply abandoned. What no thread can interrupt is a C call that holds the GIL (e.g.
+sympy evaluating ``9^{9^{9}}``); :mod:`.math` screens such expressions before calling sympy.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..config import VerifyConfig
+from ..errors import ConfigError
+from ..records import Problem
+from .answers import as_number, extract_answer
+
+log = logging.getLogger(__name__)
+
+PASS_THRESHOLD = 1.0 - 1e-6  # scores at or above this count as passed
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One verifier judgement. ``reason``: correct | wrong | partial | no_answer | timeout |
+    too_complex | ``error: <ExceptionType>: <message>``."""
+
+    score: float
+    passed: bool
+    extracted: str | None
+    formatted: bool
+    reason: str
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+
+    def check(self, problem: Problem, text: str) -> Score: ...
+
+
+def graded(score: float, extracted: str | None, formatted: bool) -> Score:
+    """A :class:`Score` for a numeric grade in [0, 1] (clamped), with the standard reason."""
+    score = min(1.0, max(0.0, float(score)))
+    passed = score >= PASS_THRESHOLD
+    reason = "correct" if passed else ("partial" if score > 0 else "wrong")
+    return Score(1.0 if passed else score, passed, extracted, formatted, reason)
+
+
+def no_answer(formatted: bool = False) -> Score:
+    return Score(0.0, False, None, formatted, "no_answer")
+
+
+# ---------------------------------------------------------------------------
+# selection
+
+_LATEXISH = re.compile(r"[\\^{}$_]")
+_EXPR_CHARS = re.compile(r"[\d\sa-z+\-*/^().,=<>\[\]|!%]+", re.IGNORECASE)
+_FUNCTION_WORDS = re.compile(r"sqrt|sin|cos|tan|log|ln|exp|pi|inf|infty", re.IGNORECASE)
+
+
+def looks_mathematical(answer: str) -> bool:
+    """Numeric, LaTeX-ish, or a short formula (``2x+1``, ``(1, 2)``); not words like ``yes``."""
+    a = answer.strip()
+    if not a:
+        return False
+    if as_number(a) is not None or _LATEXISH.search(a):
+        return True
+    if len(a) > 60 or not _EXPR_CHARS.fullmatch(a) or not re.search(r"\d", a):
+        return False
+    return not re.search(r"[a-z]{2,}", _FUNCTION_WORDS.sub("", a), re.IGNORECASE)
+
+
+def _is_rg_task(task: object) -> bool:
+    if not isinstance(task, str):
+        return False
+    from reasoning_gym.factory import DATASETS
+
+    return task in DATASETS
+
+
+def pick_verifier(problem: Problem) -> str:
+    """The "auto" choice: reasoning_gym for reasoning-gym problems, math for numeric or
+    LaTeX-ish gold answers, else exact."""
+    meta = problem.meta or {}
+    if isinstance(meta.get("rg_entry"), dict) or _is_rg_task(meta.get("task")):
+        return "reasoning_gym"
+    return "math" if looks_mathematical(problem.answer) else "exact"
+
+
+@functools.lru_cache(maxsize=None)
+def _instance(target: str, fallback_last_number: bool) -> Verifier:
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(fallback_last_number=fallback_last_number)
+
+
+def get_verifier(name: str, problem: Problem | None = None, *, fallback_last_number: bool = True) -> Verifier:
+    """The verifier called ``name``; ``"auto"`` picks one for ``problem`` (see :func:`pick_verifier`).
+
+    Instances are stateless and shared.
+    """
+    from . import VERIFIERS
+
+    if name == "auto":
+        if problem is None:
+            raise ConfigError("verify.verifier = 'auto' needs a problem to choose a verifier for")
+        name = pick_verifier(problem)
+    if name not in VERIFIERS:
+        raise ConfigError(f"verify.verifier = {name!r} is not one of: auto, {', '.join(VERIFIERS)}")
+    return _instance(VERIFIERS[name], fallback_last_number)
+
+
+# ---------------------------------------------------------------------------
+# timed scoring
+
+
+class _Abandoned:
+    """Counts checks that outlived their timeout (their threads keep running in the background)."""
+
+    lock = threading.Lock()
+    running = 0
+
+
+def call_with_timeout(fn: Callable[[], Score], timeout_s: float) -> Score:
+    """Run ``fn`` in a daemon thread; raise :class:`TimeoutError` after ``timeout_s`` seconds."""
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+        finally:
+            with _Abandoned.lock:
+                done.set()
+                if box.get("abandoned"):
+                    _Abandoned.running -= 1
+
+    thread = threading.Thread(target=target, name="reasondistill-verify", daemon=True)
+    thread.start()
+    if not done.wait(timeout_s):
+        with _Abandoned.lock:
+            if not done.is_set():  # it may have finished just now
+                box["abandoned"] = True
+                _Abandoned.running += 1
+                if _Abandoned.running in (1, 8, 64):
+                    log.warning("%d verifier check(s) exceeded the timeout and still run in the background",
+                                _Abandoned.running)
+                raise TimeoutError(f"check took longer than {timeout_s}s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def run_check(verifier: Verifier, problem: Problem, text: str, timeout_s: float | None,
+              *, fallback_last_number: bool = True) -> Score:
+    """``verifier.check`` under a wall-clock limit; timeouts and exceptions become failed Scores."""
+    try:
+        if timeout_s is None:
+            return verifier.check(problem, text)
+        return call_with_timeout(lambda: verifier.check(problem, text), timeout_s)
+    except TimeoutError:
+        reason = "timeout"
+    except Exception as e:  # noqa: BLE001 - one bad sample must not end a run
+        log.debug("verifier %s failed on problem %s", getattr(verifier, "name", verifier), problem.id,
+                  exc_info=True)
+        reason = f"error: {type(e).__name__}: {e}"[:300]
+    extracted, formatted = extract_answer(text or "", fallback_last_number=fallback_last_number)
+    return Score(0.0, False, extracted, formatted, reason)
+
+
+def score_text(problem: Problem, text: str, cfg: VerifyConfig | None = None) -> Score:
+    """Score one model output for ``problem`` with the verifier ``cfg.verifier`` picks.
+
+    Safe to call from any thread; never raises for a bad output (see :class:`Score` reasons).
+    """
+    cfg = cfg or VerifyConfig()
+    verifier = get_verifier(cfg.verifier, problem, fallback_last_number=cfg.fallback_last_number)
+    return run_check(verifier, problem, text, cfg.timeout_s, fallback_last_number=cfg.fallback_last_number)

@@ -1,0 +1,55 @@
+import json
+
+from reasondistill import io
+from reasondistill.config import GenerateConfig, TeacherConfig, VerifyConfig
+from reasondistill.records import Problem, Trace
+from reasondistill.teachers import run
+from reasondistill.teachers.dummy import DummyTeacher
+
+
+def write_problems(path, n=12):
+    io.write_jsonl(path, [Problem(f"p{i}", "t", f"What is {i} + 1?", str(i + 1)) for i in range(n)])
+    return path
+
+
+def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
+    probs = write_problems(tmp_path / "problems.jsonl")
+    gen = GenerateConfig(samples=2, rationalize=True, cache_dir=str(tmp_path / "cache"))
+    tcfg = TeacherConfig(backend="dummy")
+    teacher = DummyTeacher(accuracy=0.3)
+    m = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=teacher)
+    traces = io.read_records(tmp_path / "gen" / "traces.jsonl", Trace)
+    hinted = [t for t in traces if t.hinted]
+    unsolved = {p for p in {t.problem_id for t in traces}
+                if not any(t.answer_text == str(int(p[1:]) + 1) for t in traces if t.problem_id == p and not t.hinted)}
+    assert {t.problem_id for t in hinted} == unsolved and unsolved  # STaR only for failed problems
+    assert len(traces) == 12 * 2 + len(hinted)
+    assert len({t.id for t in traces}) == len(traces)
+    assert m["this_run"]["teacher_calls"] == teacher.calls == len(traces)
+
+    # unchanged re-run: the stage is skipped, no teacher call
+    again = DummyTeacher(accuracy=0.3)
+    m2 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=again)
+    assert again.calls == 0 and m2["this_run"]["teacher_calls"] == 0
+
+    # same samples into a new folder: all served from the sample cache
+    third = DummyTeacher(accuracy=0.3)
+    m3 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen2", teacher=third)
+    assert third.calls == 0 and m3["this_run"]["cached_teacher_calls"] == len(traces)
+    assert (tmp_path / "gen2" / "traces.jsonl").read_text() == (tmp_path / "gen" / "traces.jsonl").read_text()
+
+
+def test_more_samples_only_pays_for_new_ones(tmp_path):
+    probs = write_problems(tmp_path / "problems.jsonl", n=16)
+    cache = str(tmp_path / "cache")
+    t1 = DummyTeacher(accuracy=1.0)
+    run(TeacherConfig(backend="dummy"), GenerateConfig(samples=1, rationalize=False, cache_dir=cache),
+        VerifyConfig(), probs, tmp_path / "a", teacher=t1)
+    t2 = DummyTeacher(accuracy=1.0)
+    t2.batch_size = 16
+    m = run(TeacherConfig(backend="dummy"), GenerateConfig(samples=2, rationalize=False, cache_dir=cache),
+            VerifyConfig(), probs, tmp_path / "b", teacher=t2)
+    assert m["outputs"]["n_traces"] == 32
+    assert m["this_run"]["teacher_calls"] == t2.calls == 16 and m["this_run"]["cached_teacher_calls"] == 16
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["stage"] == "generate" and manifest["inputs"]
