@@ -218,7 +218,16 @@ COMMANDS = {"run": _cmd_run, "problems": _cmd_problems, "generate": _cmd_generat
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # overrides may follow options (`problems SRC --out D a.b=c`): argparse leaves those unknown
+    args, unknown = parser.parse_known_args(argv)
+    stray = [u for u in unknown if u.startswith("-") or "=" not in u]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if unknown:
+        if not hasattr(args, "overrides"):
+            parser.error(f"'{args.command}' takes no KEY=VALUE overrides: {' '.join(unknown)}")
+        args.overrides = list(args.overrides) + unknown
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -153,7 +153,9 @@ class TrainConfig:
     grad_accum: int = 1
     max_length: int = 512
     warmup_ratio: float = 0.05
-    dtype: str = "auto"
+    logging_steps: int = 5
+    gradient_checkpointing: bool = False  # trades compute for memory; off: small students fit anyway
+    dtype: str = "auto"  # auto: bf16 mixed precision on GPU, fp32 on CPU
     device: str = "auto"
     seed: int = 0
     trust_remote_code: bool = False
@@ -232,7 +234,7 @@ def _strip_optional(tp: Any) -> Any:
 
 def build(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict, with errors naming the dotted key."""
-    data = data or {}
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'recipe'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)

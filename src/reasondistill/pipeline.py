@@ -68,7 +68,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
     from .curate import run as curate_run
     from .evaluate.runner import run as eval_run
     from .teachers.cache import SampleCache
-    from .teachers.run import few_shot_messages
+    from .teachers.generate import few_shot_messages
     from .train import sft
 
     started = time.time()
@@ -117,9 +117,9 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
             _eval_model(recipe, spec, name, eval_problems, paths.eval(name), eval_run)
 
     log.info("[7/7] report")
-    result = report.run(recipe.report, paths.root, task=task_name(recipe), teacher_calls=calls["made"],
-                        cached_teacher_calls=calls["cached"], wall_seconds=round(time.time() - started, 1),
-                        recipe_name=recipe.name)
+    result = report.build_report(paths.root, task=task_name(recipe), teacher_calls=calls["made"],
+                                 cached_teacher_calls=calls["cached"],
+                                 wall_seconds=round(time.time() - started, 1), recipe_name=recipe.name)
     result["peak_rss_mb"] = peak_rss_mb()
     report.write_report(paths.root, result, recipe.report.formats)
     return result

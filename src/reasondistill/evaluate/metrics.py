@@ -8,7 +8,6 @@ temperature samples used for pass@k and maj@k.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -53,24 +52,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
 
 
 def normalize_answer(answer: str) -> str:
-    """Canonical form for voting: trimmed, case-folded, single spaces, no trailing period,
-    thousands separators dropped, and ``42.0`` -> ``42``."""
-    s = " ".join(answer.strip().split()).casefold().rstrip(".").strip()
-    s = s.strip("$").strip()
-    compact = s.replace(",", "")
-    if _NUMBER.fullmatch(compact):
-        try:
-            value = float(compact)
-        except ValueError:  # pragma: no cover - the regex admits only valid floats
-            return s
-        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-            return str(int(value))
-        return repr(value)
-    return s
+    """Canonical form for voting; the one normalisation lives in :mod:`reasondistill.verify.answers`."""
+    from ..verify.answers import normalize
+    return normalize(answer)
 
 
 def majority_answer(answers: Sequence[str | None], k: int) -> int | None:

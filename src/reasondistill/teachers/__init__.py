@@ -38,6 +38,6 @@ def build_teacher(cfg: Any):
 
 
 def run(*args: Any, **kwargs: Any) -> dict:
-    """The generate stage; see :func:`reasondistill.teachers.run.run`."""
-    from .run import run as _run
+    """The generate stage; see :func:`reasondistill.teachers.generate.run`."""
+    from .generate import run as _run
     return _run(*args, **kwargs)

@@ -55,4 +55,5 @@ def student_messages(problem: Problem, cfg: PromptConfig | None = None) -> list[
 
 
 def format_answer(answer: str) -> str:
-    return f"{ANSWER_PREFIX} {answer}"
+    """The final-answer line; a multi-line answer (a grid) starts on the next line."""
+    return f"{ANSWER_PREFIX}\n{answer}" if "\n" in answer else f"{ANSWER_PREFIX} {answer}"

@@ -46,7 +46,8 @@ def sft_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        logging_steps=max(1, min(10, cfg.max_steps if cfg.max_steps > 0 else 10)),
+        logging_steps=cfg.logging_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         save_strategy="no",
         report_to=[],
         bf16=use_bf16,
@@ -60,17 +61,9 @@ def sft_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
     )
 
 
-def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
-    """Fine-tune ``cfg.student`` on ``train_path`` and save ``out_dir/model`` (safetensors)."""
-    out_dir = Path(out_dir)
-    config = dataclasses.asdict(cfg)
-    inputs = io.hash_inputs([train_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    examples = load_examples(train_path)
-
+def train(cfg: TrainConfig, examples: list[TrainExample], out_dir: Path):
+    """Fine-tune in memory. Returns ``(model, tokenizer, train_output, log_history)``;
+    a LoRA model comes back merged into plain weights."""
     import torch
     from datasets import Dataset
     from trl import SFTTrainer
@@ -79,10 +72,9 @@ def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     device = models.pick_device(cfg.device)
     want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    # weights stay fp32 on CPU; bf16 runs as autocast (mixed precision), which trains stably
+    # weights stay fp32; bf16 runs as autocast (mixed precision), which trains stably
     use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
-    model = models.load_model(ref.path, dtype="float32", device=device,
-                              trust_remote_code=cfg.trust_remote_code)
+    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
     peft_config = None
     if cfg.lora:
@@ -93,13 +85,25 @@ def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
     trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, use_bf16, device), train_dataset=ds,
                          processing_class=tok, peft_config=peft_config)
     result = trainer.train()
-    trained = trainer.model
-    if cfg.lora:
-        trained = trained.merge_and_unload()
-    path = save_checkpoint(trained, tok, out_dir / MODEL_DIR)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    io.write_jsonl(out_dir / "loss.jsonl", history)
+    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return trained.eval(), tok, result, history, {"student": ref.identity, "bf16": use_bf16}
+
+
+def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+    """Fine-tune ``cfg.student`` on ``train_path`` and save ``out_dir/model`` (safetensors)."""
+    out_dir = Path(out_dir)
+    config = dataclasses.asdict(cfg)
+    inputs = io.hash_inputs([train_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    examples = load_examples(train_path)
+    model, tok, result, history, info = train(cfg, examples, out_dir)
+    path = save_checkpoint(model, tok, out_dir / MODEL_DIR)
+    io.write_jsonl(out_dir / "loss.jsonl", history)
     losses = [h["loss"] for h in history]
     outputs = {
         "files": ["loss.jsonl"],
@@ -109,8 +113,7 @@ def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
         "train_loss": result.training_loss,
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
-        "student": ref.identity,
-        "bf16": use_bf16,
+        **info,
     }
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
                              started=started)

@@ -9,7 +9,7 @@ Precedence in :func:`extract_answer`:
 1. the LAST final-answer line, ``Answer: X`` (case-insensitive, optional ``Final``, markdown
    ``**`` / ``#`` / ``>`` decorations allowed; the prompt asks for this format). A bare
    ``Answer:`` line takes the following block of non-blank lines, so multi-line answers
-   (grids) are written as ``Answer:\n<row>\n<row>``;
+   (grids) are written as ``Answer:\\n<row>\\n<row>``;
 2. else the LAST ``\\boxed{X}`` (balanced braces);
 3. else, when ``fallback_last_number``, the last number in the text (``formatted=False``).
 """

@@ -1,0 +1,57 @@
+"""Whole pipeline: dummy teacher + tiny student (fast), checks artifacts, lineage and re-runs."""
+
+import json
+
+from reasondistill import pipeline
+from reasondistill.config import Recipe, build
+from reasondistill.io import sha256_file
+
+
+def tiny_recipe(tiny_model_dir, cache):
+    return build(Recipe, {
+        "name": "tiny",
+        "problems": {"task": "chain_sum", "task_config": {"min_terms": 2, "max_terms": 2, "max_digits": 1},
+                     "n_train": 12, "n_eval": 8},
+        "teacher": {"backend": "dummy", "options": {"accuracy": 0.5}},
+        "generate": {"samples": 2, "rationalize": True, "cache_dir": str(cache)},
+        "train": {"student": str(tiny_model_dir), "max_steps": 2, "batch_size": 4, "dtype": "float32",
+                  "device": "cpu"},
+        "eval": {"max_new_tokens": 8, "batch_size": 8, "dtype": "float32", "device": "cpu", "samples": 2},
+    })
+
+
+def test_pipeline_tiny_end_to_end_and_rerun(tmp_path, tiny_model_dir):
+    recipe = tiny_recipe(tiny_model_dir, tmp_path / "cache")
+    out = tmp_path / "run"
+    report = pipeline.run(recipe, out)
+
+    for key, typ in [("task", str), ("n_eval", int), ("teacher_calls", int), ("cached_teacher_calls", int),
+                     ("wall_seconds", float)]:
+        assert isinstance(report[key], typ), key
+    assert report["task"] == "chain_sum" and report["n_eval"] == 8
+    for m in ("teacher", "student_before", "student_after"):
+        lo, hi = report[m]["ci95"]
+        assert 0 <= lo <= report[m]["accuracy"] <= hi <= 1
+    # dummy teacher: 12 problems x 2 samples + hinted retries + 8 greedy + 16 sampled eval answers
+    gen = json.loads((out / "generate" / "manifest.json").read_text())
+    assert report["teacher_calls"] == gen["outputs"]["n_traces"] + 8 * 3
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["student_after"] == report["student_after"]
+    assert (out / "report.md").exists() and (out / "report.html").exists()
+
+    # lineage: each stage's manifest names the hash of the file the previous stage wrote
+    problems_hash = sha256_file(out / "problems" / "train.jsonl")
+    assert gen["inputs"][str(out / "problems" / "train.jsonl")] == problems_hash
+    ver = json.loads((out / "verify" / "manifest.json").read_text())
+    assert ver["inputs"][str(out / "generate" / "traces.jsonl")] == sha256_file(out / "generate" / "traces.jsonl")
+    cur = json.loads((out / "curate" / "manifest.json").read_text())
+    assert cur["inputs"][str(out / "verify" / "verdicts.jsonl")] == sha256_file(out / "verify" / "verdicts.jsonl")
+    tr = json.loads((out / "train" / "manifest.json").read_text())
+    assert tr["inputs"][str(out / "curate" / "train.jsonl")] == sha256_file(out / "curate" / "train.jsonl")
+    for m in (gen, ver, cur, tr):
+        assert m["versions"]["torch"].startswith("2.13") and m["wall_seconds"] >= 0 and m["config"]
+
+    # unchanged re-run: zero teacher calls, same results
+    again = pipeline.run(recipe, out)
+    assert again["teacher_calls"] == 0
+    assert again["student_after"]["accuracy"] == report["student_after"]["accuracy"]

@@ -1,0 +1,48 @@
+import pytest
+
+from reasondistill.config import BUILTIN_RECIPES, Recipe, build, load_recipe
+from reasondistill.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_RECIPES))
+def test_builtin_recipes_load(name):
+    r = load_recipe(name)
+    assert isinstance(r, Recipe) and r.problems.n_eval >= 300
+
+
+def test_overrides_beat_yaml_beat_defaults(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  epochs: 3\n  lora: true\n")
+    r = load_recipe(path, ["train.epochs=5", "generate.stop=['###']", "problems.task_config={min_terms: 2}"])
+    assert r.train.epochs == 5.0 and r.train.lora is True and r.train.batch_size == 8
+    assert r.generate.stop == ["###"] and r.problems.task_config == {"min_terms": 2}
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"r.yaml: unknown recipe key 'train.epoch'; did you mean 'epochs'"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize("data,msg", [
+    ({"train": {"batch_size": "big"}}, "train.batch_size' must be int"),
+    ({"generate": {"temperature": -1}}, "temperature must be in"),
+    ({"verify": {"verifier": "magic"}}, "verify.verifier = 'magic' is not one of"),
+    ({"teacher": []}, "teacher: expected a mapping"),
+])
+def test_bad_values_are_named(data, msg):
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace("[", r"\[")):
+        build(Recipe, data)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  epochs: [1,\n")
+    with pytest.raises(ConfigError, match=r"r.yaml:\d+: invalid YAML"):
+        load_recipe(path)
+
+
+def test_missing_recipe_file():
+    with pytest.raises(ConfigError, match="neither a file nor a built-in recipe"):
+        load_recipe("no/such/recipe.yaml")

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+import torch
+
+from reasondistill import io
+from reasondistill.config import TrainConfig
+from reasondistill.errors import InputError
+from reasondistill.records import TrainExample
+from reasondistill.teachers.base import Request, SamplingParams
+from reasondistill.teachers.transformers import TransformersTeacher
+from reasondistill.records import Problem
+from reasondistill.train import sft
+
+
+def examples(n=16):
+    out = []
+    for i in range(n):
+        a, b = i % 7, (3 * i) % 5
+        out.append(TrainExample(prompt=[{"role": "user", "content": f"{a} + {b} ="}],
+                                completion=[{"role": "assistant", "content": f"{a} + {b} = {a + b}\nAnswer: {a + b}"}]))
+    return out
+
+
+@pytest.fixture()
+def data(tmp_path):
+    path = tmp_path / "train.jsonl"
+    io.write_jsonl(path, examples())
+    return path
+
+
+def greedy(model_or_dir, tok=None, n=4):
+    probs = [Problem(f"p{i}", "t", f"{i} + 1 =", str(i + 1)) for i in range(n)]
+    if tok is None:
+        t = TransformersTeacher(str(model_or_dir), dtype="float32", device="cpu")
+    else:
+        t = TransformersTeacher.from_model(model_or_dir, tok, name="m")
+    reqs = [Request(p, ({"role": "user", "content": p.prompt},), 0) for p in probs]
+    return [c.text for c in t.complete(reqs, SamplingParams(temperature=0, max_new_tokens=12))]
+
+
+def test_sft_lowers_loss_and_skips_finished_run(tmp_path, data, tiny_model_dir):
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=12, batch_size=4, learning_rate=3e-3,
+                      logging_steps=4, dtype="float32", device="cpu")
+    m = sft.run(cfg, data, tmp_path / "out")
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    model_dir = tmp_path / "out" / "model"
+    assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
+    assert m["outputs"]["steps"] == 12
+    # re-run with the same config and data: skipped, checkpoint untouched
+    mtime = (model_dir / "model.safetensors").stat().st_mtime_ns
+    sft.run(cfg, data, tmp_path / "out")
+    assert (model_dir / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_checkpoint_reloaded_gives_same_greedy_outputs_as_saved_model(tmp_path, tiny_model_dir):
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=30, batch_size=4, learning_rate=5e-3,
+                      dtype="float32", device="cpu")
+    model, tok, _, _, _ = sft.train(cfg, examples(), tmp_path)
+    before = greedy(tiny_model_dir)
+    in_memory = greedy(model, tok)
+    assert in_memory != before  # training changed what the model says
+    path = sft.save_checkpoint(model, tok, tmp_path / "ckpt")
+    assert greedy(path) == in_memory
+    from transformers import AutoModelForCausalLM
+    reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    ids = tok("3 + 4 = 7", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, model(ids).logits, atol=1e-5)
+
+
+def test_lora_merges_into_plain_checkpoint(tmp_path, data, tiny_model_dir):
+    cfg = TrainConfig(student=str(tiny_model_dir), lora=True, lora_r=4, max_steps=3, batch_size=4,
+                      learning_rate=1e-2, dtype="float32", device="cpu")
+    sft.run(cfg, data, tmp_path / "lora")
+    model_dir = tmp_path / "lora" / "model"
+    assert (model_dir / "model.safetensors").exists()
+    assert not (model_dir / "adapter_config.json").exists()
+    from transformers import AutoModelForCausalLM
+    merged = AutoModelForCausalLM.from_pretrained(model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    diff = sum((a - b).abs().sum().item() for a, b in zip(merged.parameters(), base.parameters()))
+    assert diff > 0
+
+
+def test_empty_completion_names_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"prompt": [{"role": "user", "content": "q"}],
+                                "completion": [{"role": "assistant", "content": "fine"}]}) + "\n" +
+                    json.dumps({"prompt": [{"role": "user", "content": "q"}],
+                                "completion": [{"role": "assistant", "content": "  "}]}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: field 'completion'"):
+        sft.load_examples(path)
