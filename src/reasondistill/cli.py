@@ -100,9 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def run_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe for `run`; in `run key=value` the first override lands in the RECIPE slot."""
+    if args.recipe and "=" in args.recipe and not Path(args.recipe).exists():
+        args.overrides, args.recipe = [args.recipe, *args.overrides], None
+    return load_recipe(args.recipe, args.overrides)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = run_recipe(args)
     out = args.out or Path("runs") / recipe.name
     report = pipeline.run(recipe, out)
     _print_summary(report, out)
@@ -217,7 +224,7 @@ COMMANDS = {"run": _cmd_run, "problems": _cmd_problems, "generate": _cmd_generat
             "recipes": _cmd_recipes}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     # overrides may follow options (`problems SRC --out D a.b=c`): argparse leaves those unknown
     args, unknown = parser.parse_known_args(argv)
@@ -228,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.command}' takes no KEY=VALUE overrides: {' '.join(unknown)}")
         args.overrides = list(args.overrides) + unknown
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

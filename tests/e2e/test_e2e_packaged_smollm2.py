@@ -26,3 +26,24 @@ def test_default_recipe_shrunken_with_real_model(tmp_path, smollm2_dir, capsys):
     after = [json.loads(line) for line in (out / "eval" / "student_after" / "samples.jsonl").read_text().splitlines()]
     assert len(after) == 6 and all(s["model"] == "student_after" for s in after)
     assert (out / "recipe.yaml").exists() and "chain_sum" in (out / "recipe.yaml").read_text()
+
+    # every artifact is there, and each stage's manifest names the exact file the stage before wrote
+    expected = {
+        "problems": ["train.jsonl", "eval.jsonl"], "generate": ["traces.jsonl"], "verify": ["verdicts.jsonl"],
+        "curate": ["train.jsonl", "negatives.jsonl", "rejected.jsonl", "pass_rates.jsonl"],
+        "train": ["loss.jsonl", "model/config.json"],
+        **{f"eval/{m}": ["samples.jsonl", "summary.json"] for m in ("teacher", "student_before", "student_after")},
+    }
+    for stage, files in expected.items():
+        manifest = json.loads((out / stage / "manifest.json").read_text())
+        assert manifest["wall_seconds"] >= 0 and manifest["versions"]["transformers"]
+        for f in files:
+            assert (out / stage / f).exists(), f"{stage}/{f}"
+    lineage = [("generate", "problems/train.jsonl"), ("verify", "generate/traces.jsonl"),
+               ("curate", "verify/verdicts.jsonl"), ("train", "curate/train.jsonl"),
+               ("eval/student_after", "problems/eval.jsonl")]
+    for stage, upstream in lineage:
+        inputs = json.loads((out / stage / "manifest.json").read_text())["inputs"]
+        assert inputs[str(out / upstream)] == sha256_file(out / upstream), (stage, upstream)
+    for name in ("report.md", "report.html"):
+        assert (out / name).stat().st_size > 500

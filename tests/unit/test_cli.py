@@ -71,3 +71,14 @@ def test_unknown_override_key_is_an_error(tmp_path, capsys):
 def test_recipes_lists_builtins(capsys):
     assert cli.main(["recipes"]) == 0
     assert "default" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,name,n_eval", [
+    (["run"], "default", 300),
+    (["run", "problems.n_eval=7"], "default", 7),
+    (["run", "--out", "x", "problems.n_eval=7", "train.epochs=2"], "default", 7),
+    (["run", "llm-teacher", "problems.n_eval=5"], "llm-teacher", 5),
+])
+def test_run_arguments_resolve_recipe_and_overrides(argv, name, n_eval):
+    recipe = cli.run_recipe(cli.parse_args(argv))
+    assert recipe.name == name and recipe.problems.n_eval == n_eval

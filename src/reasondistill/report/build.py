@@ -69,6 +69,10 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
             m = read_json(path)
             if isinstance(m, dict):
                 manifests[stage] = m
+    for model in MODELS:  # each evaluated model has its own manifest under eval/<model>/
+        path = run_dir / "eval" / model / MANIFEST
+        if path.is_file() and isinstance(m := read_json(path), dict):
+            manifests[f"eval {model}"] = m
 
     present = [m for m in MODELS if summaries[m] is not None]
     n_source = summaries["student_after"] or next((summaries[m] for m in present), None)

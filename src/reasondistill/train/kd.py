@@ -1,0 +1,312 @@
+"""Offline token-level knowledge distillation from cached teacher top-k logprobs.
+
+The teacher ran once, at generation time, and its top-k logprobs for every token it
+wrote sit in a logprob store (``teachers/logprob_store.py``). Training then needs no
+teacher in memory: each curated example (``TrainExample``, whose ``meta.trace_id`` names
+its trace) is tokenized with the student's chat template, its completion tokens are
+checked against the ids the teacher generated, and at each of those positions the
+student's next-token distribution is pulled toward the teacher's sparse one (k ids
+plus a tail bucket) by a loss from ``train/losses``, optionally mixed with the usual
+cross-entropy on the completion.
+
+TRL's ``GKDTrainer`` does the same with a live teacher and full-vocabulary logits;
+there is no offline sparse variant in TRL, so this file wraps ``transformers.Trainer``
+and overrides ``compute_loss``. Checkpoint, loss log and manifest follow ``sft.run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import io, models
+from ..config import TrainConfig
+from ..errors import ConfigError, InputError
+from ..records import TrainExample
+from ..teachers.logprob_store import LogprobReader
+from . import sft
+from .kd_config import KDConfig
+from .losses import get_loss, options_for
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = sft.MODEL_DIR
+IGNORE = -100
+
+
+# ---------------------------------------------------------------------------
+# data: tokenized examples with the teacher's targets aligned to logit positions
+
+
+def load_examples(path: str | Path, reader: LogprobReader) -> list[TrainExample]:
+    """Curated examples; each must name a trace (``meta.trace_id``) present in the store."""
+    examples = sft.load_examples(path)
+    for i, ex in enumerate(examples, 1):
+        trace_id = ex.meta.get("trace_id")
+        if not trace_id:
+            raise InputError("no meta.trace_id: offline KD needs the trace behind each example",
+                             file=path, line=i, field="meta.trace_id")
+        if trace_id not in reader:
+            raise InputError(f"trace {trace_id!r} has no teacher logprobs in {reader.path} "
+                             f"(generate with top_logprobs > 0 and store them)", file=path, line=i,
+                             field="meta.trace_id")
+    return examples
+
+
+def tokenize(examples: list[TrainExample], tokenizer: Any, reader: LogprobReader, top_k: int,
+             max_length: int, path: str | Path = "<train>") -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One feature dict of tensors per example, and counts.
+
+    Position ``p`` of ``teacher_*`` / ``kd_mask`` holds the teacher's distribution for the
+    token at ``p + 1``, the same position as the student's logits. The teacher's ids must
+    be the first tokens of the tokenized completion (the rest is the chat template's
+    end-of-turn); anything else raises an :class:`InputError` naming the trace.
+    """
+    import torch
+
+    features, n_truncated, n_kd = [], 0, 0
+    for line, ex in enumerate(examples, 1):
+        trace_id = ex.meta["trace_id"]
+        prompt_text = tokenizer.apply_chat_template(ex.prompt, tokenize=False, add_generation_prompt=True)
+        full_text = tokenizer.apply_chat_template(ex.prompt + ex.completion, tokenize=False)
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        n_prompt = len(prompt_ids)
+        if full_ids[:n_prompt] != prompt_ids:
+            raise InputError(f"trace {trace_id!r}: the chat template's prompt tokens are not a prefix of "
+                             f"prompt + completion", file=path, line=line, field="prompt")
+        completion = full_ids[n_prompt:]
+        tokens, ids, lps, tail = reader.get(trace_id, k=top_k)
+        n_teacher = len(tokens)
+        if completion[:n_teacher] != tokens.tolist():
+            at = next((j for j, (a, b) in enumerate(zip(completion, tokens.tolist())) if a != b),
+                      min(len(completion), n_teacher))
+            got = completion[at] if at < len(completion) else None
+            want = int(tokens[at]) if at < n_teacher else None
+            raise InputError(
+                f"trace {trace_id!r}: the student's tokenized completion differs from the teacher's tokens at "
+                f"completion token {at} (student {got!r} = {_piece(tokenizer, got)!r}, teacher {want!r} = "
+                f"{_piece(tokenizer, want)!r}; {len(completion)} vs {n_teacher} tokens). Offline KD needs the "
+                f"teacher's tokenizer and its completion text unchanged", file=path, line=line, field="completion")
+        if n_prompt >= max_length:
+            raise InputError(f"trace {trace_id!r}: the prompt alone is {n_prompt} tokens, >= train.max_length="
+                             f"{max_length}; no completion token would be trained", file=path, line=line,
+                             field="prompt")
+        seq = full_ids[:max_length]
+        n_truncated += len(full_ids) > max_length
+        length = len(seq)
+        # the teacher's step j predicts completion token j, i.e. the logits at position n_prompt - 1 + j
+        n_steps = min(n_teacher, length - n_prompt + 1)
+        pos = slice(n_prompt - 1, n_prompt - 1 + n_steps)
+        labels = torch.full((length,), IGNORE, dtype=torch.long)
+        labels[n_prompt:] = torch.tensor(seq[n_prompt:], dtype=torch.long)
+        t_ids = torch.zeros((length, top_k), dtype=torch.long)
+        t_lp = torch.zeros((length, top_k), dtype=torch.float32)
+        t_tail = torch.zeros(length, dtype=torch.float32)
+        kd_mask = torch.zeros(length, dtype=torch.bool)
+        t_ids[pos] = torch.from_numpy(ids[:n_steps])
+        t_lp[pos] = torch.from_numpy(lps[:n_steps])
+        t_tail[pos] = torch.from_numpy(tail[:n_steps])
+        kd_mask[pos] = True
+        n_kd += n_steps
+        features.append({"input_ids": torch.tensor(seq, dtype=torch.long), "labels": labels,
+                         "teacher_ids": t_ids, "teacher_logprobs": t_lp, "teacher_tail": t_tail,
+                         "kd_mask": kd_mask})
+    return features, {"n_truncated": n_truncated, "n_kd_tokens": n_kd}
+
+
+def _piece(tokenizer: Any, token_id: int | None) -> str | None:
+    return None if token_id is None else tokenizer.convert_ids_to_tokens(int(token_id))
+
+
+class Collator:
+    """Right-pads a list of :func:`tokenize` features into a batch."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+
+        def pad(name: str, value: float | int) -> Any:
+            rows = []
+            for f in features:
+                x = f[name]
+                fill = x.new_full((width - len(x), *x.shape[1:]), value)
+                rows.append(torch.cat([x, fill]))
+            return torch.stack(rows)
+
+        batch = {"input_ids": pad("input_ids", self.pad_token_id), "labels": pad("labels", IGNORE),
+                 "teacher_ids": pad("teacher_ids", 0), "teacher_logprobs": pad("teacher_logprobs", 0.0),
+                 "teacher_tail": pad("teacher_tail", 0.0), "kd_mask": pad("kd_mask", False)}
+        lengths = torch.tensor([len(f["input_ids"]) for f in features])
+        batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
+        return batch
+
+
+# ---------------------------------------------------------------------------
+# trainer
+
+
+def _trainer_class():
+    import torch
+    import torch.nn.functional as F
+    from transformers import Trainer
+
+    from .losses.base import SparseTeacher
+
+    class KDTrainer(Trainer):
+        """``Trainer`` whose loss is ``(1 - ce_weight) * KD + ce_weight * CE``, per-batch means."""
+
+        loss_is_scaled_for_ga = False  # per-batch means: the Trainer divides by grad_accum
+
+        def __init__(self, *args: Any, kd_cfg: KDConfig, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.kd_cfg = kd_cfg
+            self.loss_fn = get_loss(kd_cfg.loss)
+            self.loss_options = options_for(self.loss_fn, beta=kd_cfg.beta, alpha=kd_cfg.alpha)
+            self._parts: dict[str, list[float]] = {"kd_loss": [], "ce_loss": []}
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            logits = out.logits
+            sel = inputs["kd_mask"]
+            student = logits[sel].unsqueeze(0)  # [1, N, V]: only the positions with a teacher target
+            teacher = SparseTeacher(inputs["teacher_ids"][sel].unsqueeze(0),
+                                    inputs["teacher_logprobs"][sel].unsqueeze(0),
+                                    inputs["teacher_tail"][sel].unsqueeze(0))
+            mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
+            kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature, **self.loss_options)
+            w = self.kd_cfg.ce_weight
+            with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):
+                ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), inputs["labels"][:, 1:].flatten(),
+                                     ignore_index=IGNORE)
+            loss = kd if w == 0 else ce if w == 1 else (1 - w) * kd + w * ce
+            if model.training:
+                self._parts["kd_loss"].append(float(kd.detach()))
+                self._parts["ce_loss"].append(float(ce.detach()))
+            return (loss, out) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs:
+                for name, values in self._parts.items():
+                    if values:
+                        logs[name] = round(sum(values) / len(values), 6)
+                    values.clear()
+            super().log(logs, start_time)
+
+    return KDTrainer
+
+
+def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir / "trainer"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        logging_steps=cfg.logging_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="no",
+        report_to=[],
+        bf16=use_bf16,
+        remove_unused_columns=False,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=device == "cpu",
+    )
+
+
+def open_store(kd_cfg: KDConfig, logprobs_path: str | Path) -> LogprobReader:
+    reader = LogprobReader(logprobs_path)
+    if kd_cfg.top_k > reader.k:
+        raise ConfigError(f"kd.top_k = {kd_cfg.top_k} but the logprob store {reader.path} holds only the "
+                          f"top {reader.k} per token; lower kd.top_k or regenerate with more top_logprobs")
+    return reader
+
+
+def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], reader: LogprobReader,
+          out_dir: Path, train_path: str | Path = "<train>"):
+    """Distil in memory. Returns ``(model, tokenizer, train_output, log_history, info)``;
+    a LoRA model comes back merged into plain weights. Every data check runs before the
+    student is loaded."""
+    import torch
+
+    ref = models.resolve(cfg.student)
+    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
+    device = models.pick_device(cfg.device)
+    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
+    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
+    if model.get_output_embeddings().weight.shape[0] <= int(max(f["teacher_ids"].max() for f in features)):
+        raise ConfigError(f"the logprob store has token ids beyond the student's vocabulary "
+                          f"({model.get_output_embeddings().weight.shape[0]}); teacher and student must share a "
+                          f"tokenizer")
+    model.train()
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+    trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
+                               train_dataset=features, data_collator=Collator(tok.pad_token_id),
+                               processing_class=tok, kd_cfg=kd_cfg)
+    result = trainer.train()
+    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    info = {"student": ref.identity, "bf16": use_bf16, **counts}
+    return trained.eval(), tok, result, history, info
+
+
+def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, logprobs_path: str | Path,
+        out_dir: str | Path) -> dict:
+    """Distil ``train_cfg.student`` on ``train_path`` toward the teacher logprobs in
+    ``logprobs_path``; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and the manifest."""
+    out_dir = Path(out_dir)
+    config = {"train": dataclasses.asdict(train_cfg), "kd": dataclasses.asdict(kd_cfg)}
+    inputs = io.hash_inputs([train_path, logprobs_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    reader = open_store(kd_cfg, logprobs_path)
+    examples = load_examples(train_path, reader)
+    model, tok, result, history, info = train(train_cfg, kd_cfg, examples, reader, out_dir, train_path)
+    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
+    io.write_jsonl(out_dir / "loss.jsonl", history)
+    losses = [h["loss"] for h in history]
+    kd_losses = [h["kd_loss"] for h in history if "kd_loss" in h]
+    outputs = {
+        "files": ["loss.jsonl"],
+        "model_dir": str(path),
+        "n_examples": len(examples),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "first_kd_loss": kd_losses[0] if kd_losses else None,
+        "last_kd_loss": kd_losses[-1] if kd_losses else None,
+        "store_k": reader.k,
+        "store_bytes_per_token": round(reader.bytes_per_token(), 2),
+        **info,
+    }
+    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
+                             started=started, extra={"method": "kd"})
+
+
+__all__ = ["KDConfig", "run", "train", "tokenize", "load_examples", "open_store", "Collator"]

@@ -1,0 +1,36 @@
+"""Options of offline token-level distillation (``train/kd.py``); the shared student
+options (model, LoRA, steps, batch, learning rate ...) stay in :class:`~reasondistill.config.TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .losses import LOSSES
+
+
+@dataclass
+class KDConfig:
+    """Distil from cached teacher top-k logprobs (a logprob store) instead of a live teacher."""
+
+    loss: str = "forward_kl"  # a name in train/losses LOSSES: forward_kl | reverse_kl | jsd | skew_forward_kl | skew_reverse_kl | tv
+    temperature: float = 1.0  # softens student and teacher alike; the loss is not rescaled by T^2
+    beta: float = 0.5  # jsd only: 0 = forward KL, 1 = reverse KL (TRL's GKD convention)
+    alpha: float = 0.1  # skew_* only: share of the first distribution mixed into the second, in [0, 1)
+    ce_weight: float = 0.0  # loss = (1 - ce_weight) * KD + ce_weight * cross-entropy on the completion
+    top_k: int = 20  # teacher ids used per token (<= the store's k; the rest joins the tail bucket)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"kd.loss = {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        if not self.temperature > 0:
+            raise ConfigError(f"kd.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ConfigError(f"kd.beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.beta}")
+        if not 0.0 <= self.alpha < 1.0:
+            raise ConfigError(f"kd.alpha must be in [0, 1) (alpha = 1 makes the skew KL identically 0), "
+                              f"got {self.alpha}")
+        if not 0.0 <= self.ce_weight <= 1.0:
+            raise ConfigError(f"kd.ce_weight must be in [0, 1], got {self.ce_weight}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ConfigError(f"kd.top_k must be an integer >= 1, got {self.top_k!r}")

@@ -1,0 +1,180 @@
+"""KD + RL: GRPO on the verifier's rewards plus a reverse KL to a frozen teacher on the student's
+own samples.
+
+Per completion token the loss is ``GRPO policy loss + kl_weight * KL(student || teacher)``, with
+the KL estimated on the tokens the student sampled (on-policy distillation). Rewards push the
+student towards answers that verify; the KL keeps its distribution close to the teacher's where
+it explores, which gives a dense per-token signal even on problems whose rewards are all equal.
+
+How: TRL's GRPOTrainer already adds ``beta * KL(policy || reference)`` on the sampled tokens,
+with the reference's log-probs computed once per generation batch under ``torch.no_grad``. The
+teacher *is* that reference here: :class:`KDRLTrainer` builds the trainer with ``beta = 0`` (so
+TRL loads no copy of the student as reference), then installs the frozen teacher as
+``ref_model`` and sets ``beta = kl_weight``. Chosen over a separate KL term because it reuses,
+unchanged, TRL's chunked log-prob head (no ``(batch, length, vocab)`` logits are materialised for
+either model), its device placement and its ``kl`` metric, and because the estimator is the
+right one: TRL's per-token term is ``k3 = r - log r - 1`` with ``r = p_teacher / p_student`` of
+the sampled token, multiplied (``use_bias_correction_kl``, forced on here) by the importance
+ratio ``p / p_old``, whose value is 1 but whose gradient is ``grad log p``. Its gradient is then
+``(log p_student - log p_teacher) * grad log p_student``, whose expectation over the student's
+samples is exactly the gradient of the reverse KL at each position (without the correction,
+k3's gradient is that of the *forward* KL). An exact full-vocabulary KL per position would need
+both models' full logits; the sampled estimator is what on-policy distillation uses.
+
+Consequences: the KL is between temperature-scaled distributions (TRL scores both models at the
+sampling temperature; at ``temperature=1`` it is the plain KL), ``grpo.beta`` must be 0 (the
+reference slot holds the teacher), and the logged ``kl`` is the KL to the teacher.
+
+Vocabularies: :func:`reasondistill.train.preflight.preflight` runs first (tokenizers and configs
+only, before any weights load) and refuses teachers with another vocabulary. Padded output rows
+are handled by truncating the teacher's head to the shared size; if the student has more rows
+than the teacher, the student is kept from sampling ids the teacher has no logit for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import io, models
+from ..config import PromptConfig, TrainConfig, VerifyConfig
+from ..errors import ConfigError
+from ..records import Problem
+from ..teachers.prompts import format_answer, student_messages
+from . import grpo
+from .grpo import GRPOObjectiveConfig
+from .preflight import preflight
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = grpo.MODEL_DIR
+
+
+@dataclass
+class KDRLConfig:
+    """GRPO plus a reverse-KL pull towards a frozen teacher that shares the student's vocabulary."""
+
+    teacher: str = ""  # teacher model: packaged name, .gguf, model folder or hub id (required)
+    kl_weight: float = 0.1  # weight of KL(student || teacher) per token; 0: plain GRPO, no teacher loaded
+    teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+    grpo: GRPOObjectiveConfig = field(default_factory=GRPOObjectiveConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.grpo, dict):
+            self.grpo = GRPOObjectiveConfig(**self.grpo)
+        if self.kl_weight < 0:
+            raise ConfigError("kdrl.kl_weight must be >= 0")
+        if self.grpo.beta != 0:
+            raise ConfigError("kdrl.grpo.beta must be 0: the KL slot of GRPO holds the teacher (kdrl.kl_weight); "
+                              "a KL to the initial student cannot be added as well")
+        if self.teacher_dtype not in ("auto", "bfloat16", "float32", "float16"):
+            raise ConfigError(f"kdrl.teacher_dtype = {self.teacher_dtype!r} is not one of: auto, bfloat16, "
+                              f"float32, float16")
+
+
+def fit_output_rows(model, rows: int) -> None:
+    """Keep the first ``rows`` rows of ``model``'s output head (drops padded rows; no copy)."""
+    import torch
+
+    head = model.get_output_embeddings()
+    have = head.weight.shape[0]
+    if have == rows:
+        return
+    if have < rows:
+        raise ConfigError(f"cannot widen an output head from {have} to {rows} rows")
+    new = torch.nn.Linear(head.weight.shape[1], rows, bias=head.bias is not None, device="meta")
+    new.weight = torch.nn.Parameter(head.weight.detach()[:rows], requires_grad=False)
+    if head.bias is not None:
+        new.bias = torch.nn.Parameter(head.bias.detach()[:rows], requires_grad=False)
+    model.set_output_embeddings(new)
+
+
+def _trainer_cls():
+    from trl import GRPOTrainer
+
+    class KDRLTrainer(GRPOTrainer):
+        """GRPOTrainer whose reference model is a frozen teacher and whose ``beta`` is ``kl_weight``."""
+
+        def __init__(self, *args, teacher, kl_weight: float, shared_vocab: int | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.beta != 0.0:
+                raise ConfigError("KDRLTrainer needs args.beta = 0 (the teacher takes the reference slot)")
+            if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+                raise ConfigError("KD+RL runs single-process (no DeepSpeed/FSDP) for now")
+            from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
+
+            teacher.eval().requires_grad_(False)
+            if shared_vocab is not None:
+                fit_output_rows(teacher, shared_vocab)
+            if self.args.disable_dropout:
+                disable_dropout_in_model(teacher)
+            add_fused_lm_head(teacher, temperature=self.temperature,
+                              cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32)
+            self.ref_model = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+            self.beta = kl_weight
+
+    return KDRLTrainer
+
+
+def _preflight_example(problems: list[Problem], prompt_cfg: PromptConfig) -> dict:
+    p = problems[0]
+    return {"prompt": student_messages(p, prompt_cfg),
+            "completion": [{"role": "assistant", "content": format_answer(p.answer)}]}
+
+
+def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path, out_dir: str | Path, *,
+        verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None) -> dict:
+    """KD+RL-train ``train_cfg.student`` on the problems in ``problems_path`` and save ``out_dir/model``.
+
+    Config arithmetic and the vocabulary preflight (tokenizers and configs only) run before any
+    weights are loaded. A finished run with the same config and inputs is skipped.
+    """
+    if kdrl_cfg.kl_weight > 0 and not kdrl_cfg.teacher:
+        raise ConfigError("kdrl.teacher is required when kdrl.kl_weight > 0")
+    grpo.check_batch(train_cfg, kdrl_cfg.grpo)
+    out_dir = Path(out_dir)
+    verify_cfg = verify_cfg or VerifyConfig()
+    prompt_cfg = prompt_cfg or PromptConfig()
+    config = {"train": dataclasses.asdict(train_cfg), "kdrl": dataclasses.asdict(kdrl_cfg),
+              "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
+    inputs = io.hash_inputs([problems_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    problems = io.read_records(problems_path, Problem)
+
+    trainer_cls = trainer_kwargs = None
+    overrides: dict = {}
+    extra: dict = {}
+    if kdrl_cfg.kl_weight > 0:
+        from transformers import AutoConfig
+
+        remote = train_cfg.trust_remote_code
+        s_ref, t_ref = models.resolve(train_cfg.student), models.resolve(kdrl_cfg.teacher)
+        s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
+        t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
+        report = preflight(s_tok, t_tok, student_model=AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote),
+                           teacher_model=AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote),
+                           example=_preflight_example(problems, prompt_cfg))
+        log.info("%s", report.format())
+        extra = {"teacher": t_ref.identity, "kl_weight": kdrl_cfg.kl_weight, "preflight": report.to_dict()}
+        if report.student_rows and report.shared_vocab and report.student_rows > report.shared_vocab:
+            # the teacher has no logit for these ids: never sample them
+            overrides["generation_kwargs"] = {"suppress_tokens": list(range(report.shared_vocab,
+                                                                            report.student_rows))}
+        teacher = models.load_model(t_ref.path, dtype=kdrl_cfg.teacher_dtype, device=models.pick_device(
+            train_cfg.device), trust_remote_code=remote)
+        trainer_cls = _trainer_cls()
+        trainer_kwargs = {"teacher": teacher, "kl_weight": kdrl_cfg.kl_weight, "shared_vocab": report.shared_vocab}
+        overrides.update(beta=0.0, use_bias_correction_kl=True, importance_sampling_level="token")
+    model, tok, result, history, info = grpo.train(
+        train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
+        trainer_cls=trainer_cls, trainer_kwargs=trainer_kwargs, args_overrides=overrides)
+    kls = [h["kl"] for h in history if h.get("kl") is not None]
+    info.update(extra, first_kl=kls[0] if kls else None, last_kl=kls[-1] if kls else None)
+    return grpo.save_run(out_dir, method="kdrl", config=config, inputs=inputs, started=started, model=model,
+                         tok=tok, result=result, history=history, info=info, n_problems=len(problems))

@@ -1,0 +1,310 @@
+"""Distilling step-by-step (Hsieh et al., 2023): rationales as a second training task.
+
+Every curated example becomes two sequences for the student, told apart by a task prefix on the
+user message:
+
+- ``[label] <prompt>`` -> the final-answer line only (``Answer: 42``);
+- ``[rationale] <prompt>`` -> the teacher's full rationale (reasoning and answer line).
+
+Both are trained together with ``loss = (1 - w) * L_label + w * L_rationale``
+(``w = MultiTaskConfig.rationale_weight``), each ``L`` the mean token cross-entropy over that
+task's completion tokens in the batch. The paper writes ``L_label + lambda * L_rationale``; the
+convex form has the same minimisers (``lambda = w / (1 - w)``) and keeps the loss on SFT's scale.
+Each example contributes both of its sequences to the same batch, so every step sees both tasks
+for the same problems and the weighting is exact per batch, not only in expectation.
+
+At inference the ``[label]`` prefix asks for a direct answer (cheap: no rationale tokens) and
+the ``[rationale]`` prefix for the full chain of thought; evaluation must put the prefix on the
+prompt (see :func:`task_messages`). Examples whose completion has no final-answer line
+(``Answer:`` / ``\\boxed{}``) get no label sequence; the manifest counts them.
+
+A plain ``transformers.Trainer`` runs the optimisation: TRL's SFTTrainer has no notion of a
+per-example task, and the tokenisation here is the same completion-only masking it does
+(prompt rendered with the chat template's generation prompt, loss on the rest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import io, models
+from ..config import TrainConfig
+from ..errors import ConfigError
+from ..records import TrainExample
+from ..teachers.prompts import format_answer
+from ..verify.answers import extract_answer
+from . import sft
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = sft.MODEL_DIR
+TASKS = ("label", "rationale")  # task index 0, 1 in batches
+
+
+@dataclass
+class MultiTaskConfig:
+    """Task prefixes and the weight between the label and rationale losses."""
+
+    rationale_weight: float = 0.5  # loss = (1 - w) * label loss + w * rationale loss
+    label_prefix: str = "[label] "  # prepended to the user message of the answer-only task
+    rationale_prefix: str = "[rationale] "  # prepended to the user message of the rationale task
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rationale_weight <= 1.0:
+            raise ConfigError(f"multitask.rationale_weight must be in [0, 1], got {self.rationale_weight}")
+        if not self.label_prefix.strip() or not self.rationale_prefix.strip():
+            raise ConfigError("multitask.label_prefix and multitask.rationale_prefix must be non-empty")
+        if self.label_prefix.strip() == self.rationale_prefix.strip():
+            raise ConfigError("multitask.label_prefix and multitask.rationale_prefix must differ")
+
+
+def task_messages(messages: list[dict[str, str]], prefix: str) -> list[dict[str, str]]:
+    """``messages`` with ``prefix`` prepended to the last user message (for training and inference)."""
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m.get("role") == "user":
+            m["content"] = prefix + m.get("content", "")
+            return out
+    raise ConfigError("a multitask prompt needs a user message to put the task prefix on")
+
+
+def build_tasks(examples: list[TrainExample], cfg: MultiTaskConfig) -> list[dict[str, Any]]:
+    """Per example: ``{"label": (prompt, completion) | None, "rationale": (prompt, completion)}``."""
+    rows = []
+    for ex in examples:
+        text = ex.completion[-1]["content"]
+        answer, formatted = extract_answer(text, fallback_last_number=False)
+        label = None
+        if formatted and answer:
+            label = (task_messages(ex.prompt, cfg.label_prefix),
+                     [{"role": "assistant", "content": format_answer(answer)}])
+        rationale = (task_messages(ex.prompt, cfg.rationale_prefix), [dict(m) for m in ex.completion])
+        rows.append({"label": label, "rationale": rationale})
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# tokenisation and batching
+
+
+def _chat_ids(tok, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
+    out = tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                  return_dict=True)
+    return list(out["input_ids"])
+
+
+def encode_pair(tok, prompt: list[dict], completion: list[dict], max_length: int) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` with the prompt masked (-100), right-truncated to ``max_length``."""
+    prompt_ids = _chat_ids(tok, prompt, add_generation_prompt=True)
+    full = _chat_ids(tok, prompt + completion, add_generation_prompt=False)
+    n = len(prompt_ids)
+    if full[:n] != prompt_ids:  # template renders the prompt differently inside a conversation
+        n = 0
+        while n < min(len(prompt_ids), len(full)) and prompt_ids[n] == full[n]:
+            n += 1
+    labels = [-100] * n + full[n:]
+    return full[:max_length], labels[:max_length]
+
+
+def encode_tasks(tok, rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        enc = {}
+        for task in TASKS:
+            pair = row[task]
+            enc[task] = None if pair is None else encode_pair(tok, pair[0], pair[1], max_length)
+            if enc[task] is not None and all(x == -100 for x in enc[task][1]):
+                enc[task] = None  # the prompt alone fills max_length: nothing to learn
+        if enc["rationale"] is not None or enc["label"] is not None:
+            out.append(enc)
+    return out
+
+
+class _ListDataset:
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        return self.rows[i]
+
+
+class TaskCollator:
+    """Expands each example into its label and rationale sequences, right-padded, with a ``task`` index."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        seqs = [(enc[task][0], enc[task][1], t) for enc in rows for t, task in enumerate(TASKS)
+                if enc[task] is not None]
+        width = max(len(ids) for ids, _, _ in seqs)
+        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, (ids, lab, _) in enumerate(seqs):
+            input_ids[i, :len(ids)] = torch.tensor(ids)
+            labels[i, :len(lab)] = torch.tensor(lab)
+            attention[i, :len(ids)] = 1
+        task = torch.tensor([t for _, _, t in seqs], dtype=torch.long)
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "task": task}
+
+
+def multitask_loss(logits, labels, task, rationale_weight: float):
+    """``((1 - w) * L_label + w * L_rationale, {"label": L_label, "rationale": L_rationale})``.
+
+    ``L_t`` is the mean next-token cross-entropy over task ``t``'s unmasked label tokens; a task
+    absent from the batch has no entry and adds nothing (so the estimate stays unbiased).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    shift_logits = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    per_token = F.cross_entropy(shift_logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")
+    mask = targets != -100
+    weights = {"label": 1.0 - rationale_weight, "rationale": rationale_weight}
+    parts: dict[str, torch.Tensor] = {}
+    loss = logits.sum() * 0.0  # stays connected to the graph when no task has tokens
+    for t, name in enumerate(TASKS):
+        m = mask & (task == t).unsqueeze(1)
+        n = m.sum()
+        if n > 0:
+            parts[name] = (per_token * m).sum() / n
+            loss = loss + weights[name] * parts[name]
+    return loss, parts
+
+
+def _trainer_cls():
+    from transformers import Trainer
+
+    class MultiTaskTrainer(Trainer):
+        """Trainer whose loss weights each sequence's tokens by its task (see :func:`multitask_loss`)."""
+
+        loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides by the accumulation steps
+
+        def __init__(self, *args, rationale_weight: float, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.rationale_weight = rationale_weight
+            self._task_losses: dict[str, list[float]] = {name: [] for name in TASKS}
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = dict(inputs)
+            task, labels = inputs.pop("task"), inputs.pop("labels")
+            outputs = model(**inputs)
+            loss, parts = multitask_loss(outputs.logits, labels, task, self.rationale_weight)
+            if model.training:
+                for name, value in parts.items():
+                    self._task_losses[name].append(float(value.detach()))
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs:
+                for name, values in self._task_losses.items():
+                    if values:
+                        logs[f"{name}_loss"] = sum(values) / len(values)
+                    values.clear()
+            super().log(logs, start_time)
+
+    return MultiTaskTrainer
+
+
+def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir / "trainer"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,  # examples; each brings a label and a rationale sequence
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,
+        logging_steps=cfg.logging_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="no",
+        report_to=[],
+        bf16=use_bf16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        use_cpu=device == "cpu",
+    )
+
+
+def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample], out_dir: Path):
+    """Train in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
+    model comes back merged into plain weights."""
+    import torch
+
+    ref = models.resolve(cfg.student)
+    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    rows = build_tasks(examples, mt_cfg)
+    encoded = encode_tasks(tok, rows, cfg.max_length)
+    if not encoded:
+        raise ConfigError(f"no trainable sequence: every prompt fills train.max_length = {cfg.max_length}")
+    device = models.pick_device(cfg.device)
+    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
+    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
+    model.train()
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+    trainer = _trainer_cls()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
+                             train_dataset=_ListDataset(encoded), data_collator=TaskCollator(tok.pad_token_id),
+                             processing_class=tok, rationale_weight=mt_cfg.rationale_weight)
+    result = trainer.train()
+    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    info = {"student": ref.identity, "bf16": use_bf16,
+            "n_label": sum(e["label"] is not None for e in encoded),
+            "n_rationale": sum(e["rationale"] is not None for e in encoded),
+            "n_without_answer_line": sum(r["label"] is None for r in rows),
+            "label_prefix": mt_cfg.label_prefix, "rationale_prefix": mt_cfg.rationale_prefix}
+    return trained.eval(), tok, result, history, info
+
+
+def run(train_cfg: TrainConfig, mt_cfg: MultiTaskConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+    """Train ``train_cfg.student`` on both tasks built from ``train_path`` (curated TrainExamples)
+    and save ``out_dir/model``. A finished run with the same config and inputs is skipped."""
+    out_dir = Path(out_dir)
+    config = {"train": dataclasses.asdict(train_cfg), "multitask": dataclasses.asdict(mt_cfg)}
+    inputs = io.hash_inputs([train_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    examples = sft.load_examples(train_path)
+    model, tok, result, history, info = train(train_cfg, mt_cfg, examples, out_dir)
+    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
+    io.write_jsonl(out_dir / "loss.jsonl", history)
+    losses = [h["loss"] for h in history]
+    outputs = {
+        "files": ["loss.jsonl"],
+        "model_dir": str(path),
+        "method": "multitask",
+        "n_examples": len(examples),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        **info,
+    }
+    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
+                             started=started)
