@@ -31,8 +31,9 @@ from .. import io, models
 from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
-from ..teachers.prompts import student_messages
+from ..teachers.prompts import format_answer, student_messages
 from . import sft
+from .preflight import PreflightReport, preflight
 from .rewards import RewardConfig, build_rewards, problem_columns, reward_name
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,14 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
           verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None,
           reward_funcs: list | None = None, reward_weights: list[float] | None = None,
           trainer_cls: type | None = None, trainer_kwargs: dict[str, Any] | None = None,
-          args_overrides: dict[str, Any] | None = None):
+          args_overrides: dict[str, Any] | None = None, preflight_report: PreflightReport | None = None):
     """Train in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
     model comes back merged into plain weights.
 
     ``reward_funcs``/``reward_weights`` replace the rule rewards of ``grpo_cfg.rewards`` (tests,
     custom objectives); ``trainer_cls``/``trainer_kwargs``/``args_overrides`` let an objective
-    built on GRPO (:mod:`.kdrl`) swap in a ``GRPOTrainer`` subclass.
+    built on GRPO (:mod:`.kdrl`) swap in a ``GRPOTrainer`` subclass, which passes the
+    ``preflight_report`` it already made (else the chat-template/EOS check runs here).
     """
     import torch
     from trl import GRPOTrainer
@@ -166,6 +168,11 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
 
     ref = models.resolve(train_cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=train_cfg.trust_remote_code)
+    if preflight_report is None:
+        preflight_report = preflight(tok, example={"prompt": dataset[0]["prompt"], "completion": [
+            {"role": "assistant", "content": format_answer(problems[0].answer)}]})
+        for warning in preflight_report.warnings:
+            log.warning("preflight: %s", warning)
     device = models.pick_device(train_cfg.device)
     want = models.torch_dtype(train_cfg.dtype) if train_cfg.dtype != "auto" else None
     # weights stay fp32; bf16 runs as autocast (mixed precision), as in sft.py
@@ -189,7 +196,7 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     info = {"student": ref.identity, "bf16": use_bf16, "rewards": [reward_name(f) for f in reward_funcs],
-            "reward_weights": list(reward_weights)}
+            "reward_weights": list(reward_weights), "preflight": preflight_report.to_dict()}
     return trained.eval(), tok, result, history, info
 
 

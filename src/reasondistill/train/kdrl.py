@@ -147,7 +147,7 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
     started = time.time()
     problems = io.read_records(problems_path, Problem)
 
-    trainer_cls = trainer_kwargs = None
+    trainer_cls = trainer_kwargs = report = None
     overrides: dict = {}
     extra: dict = {}
     if kdrl_cfg.kl_weight > 0:
@@ -157,11 +157,13 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
         s_ref, t_ref = models.resolve(train_cfg.student), models.resolve(kdrl_cfg.teacher)
         s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
         t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
-        report = preflight(s_tok, t_tok, student_model=AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote),
-                           teacher_model=AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote),
+        # configs, not models: the row counts are known before any weights load
+        s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
+        t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
+        report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf,
                            example=_preflight_example(problems, prompt_cfg))
         log.info("%s", report.format())
-        extra = {"teacher": t_ref.identity, "kl_weight": kdrl_cfg.kl_weight, "preflight": report.to_dict()}
+        extra = {"teacher": t_ref.identity, "kl_weight": kdrl_cfg.kl_weight}
         if report.student_rows and report.shared_vocab and report.student_rows > report.shared_vocab:
             # the teacher has no logit for these ids: never sample them
             overrides["generation_kwargs"] = {"suppress_tokens": list(range(report.shared_vocab,
@@ -173,7 +175,8 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
         overrides.update(beta=0.0, use_bias_correction_kl=True, importance_sampling_level="token")
     model, tok, result, history, info = grpo.train(
         train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
-        trainer_cls=trainer_cls, trainer_kwargs=trainer_kwargs, args_overrides=overrides)
+        trainer_cls=trainer_cls, trainer_kwargs=trainer_kwargs, args_overrides=overrides,
+        preflight_report=report)
     kls = [h["kl"] for h in history if h.get("kl") is not None]
     info.update(extra, first_kl=kls[0] if kls else None, last_kl=kls[-1] if kls else None)
     return grpo.save_run(out_dir, method="kdrl", config=config, inputs=inputs, started=started, model=model,

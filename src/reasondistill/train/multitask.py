@@ -40,6 +40,7 @@ from ..records import TrainExample
 from ..teachers.prompts import format_answer
 from ..verify.answers import extract_answer
 from . import sft
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,10 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
     encoded = encode_tasks(tok, rows, cfg.max_length)
     if not encoded:
         raise ConfigError(f"no trainable sequence: every prompt fills train.max_length = {cfg.max_length}")
+    prompt, completion = rows[0]["rationale"]
+    report = preflight(tok, example={"prompt": prompt, "completion": completion})
+    for warning in report.warnings:
+        log.warning("preflight: %s", warning)
     device = models.pick_device(cfg.device)
     want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
     use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
@@ -276,7 +281,8 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
             "n_label": sum(e["label"] is not None for e in encoded),
             "n_rationale": sum(e["rationale"] is not None for e in encoded),
             "n_without_answer_line": sum(r["label"] is None for r in rows),
-            "label_prefix": mt_cfg.label_prefix, "rationale_prefix": mt_cfg.rationale_prefix}
+            "label_prefix": mt_cfg.label_prefix, "rationale_prefix": mt_cfg.rationale_prefix,
+            "preflight": report.to_dict()}
     return trained.eval(), tok, result, history, info
 
 
