@@ -79,9 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (train.jsonl, negatives.jsonl, ...)")
     _add_recipe_args(p)
 
-    p = sub.add_parser("train", help="train the student on curated data")
-    p.add_argument("method", choices=["sft"], help="training objective")
-    p.add_argument("--data", type=Path, required=True, help="curated train.jsonl")
+    p = sub.add_parser("pairs", help="build preference pairs (correct vs incorrect traces of a problem)")
+    p.add_argument("--train", type=Path, required=True, help="curated train.jsonl (correct traces)")
+    p.add_argument("--negatives", type=Path, required=True, help="curated negatives.jsonl (incorrect traces)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (pairs.jsonl)")
+    p.add_argument("--max-pairs-per-problem", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+
+    from .train import OBJECTIVES
+    data_help = {"curated": "curated train.jsonl", "pairs": "pairs.jsonl from `reasondistill pairs`",
+                 "problems": "problems train.jsonl (the student samples its own answers)"}
+    p = sub.add_parser("train", help="train the student with one objective",
+                       description="Objectives and their --data: " + "; ".join(
+                           f"{n}: {data_help[o.data]}" for n, o in OBJECTIVES.items())
+                       + ". Objective options: train.objective.KEY=VALUE.")
+    p.add_argument("method", choices=list(OBJECTIVES), help="training objective")
+    p.add_argument("--data", type=Path, required=True, help="the objective's input (see above)")
+    p.add_argument("--logprobs", type=Path, default=None, help="teacher logprob store (kd): generate/logprobs")
     p.add_argument("--out", type=Path, required=True, help="output folder (model/ is the checkpoint)")
     _add_recipe_args(p)
 
@@ -171,10 +185,20 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import sft
-    m = sft.run(_recipe(args).train, args.data, args.out)
-    print(json.dumps({"model": m["outputs"]["model_dir"], "steps": m["outputs"]["steps"],
-                      "train_loss": m["outputs"]["train_loss"]}))
+    from .train import run_objective
+    recipe = _recipe(args, [f"train.method={args.method}"])
+    m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs)
+    out = m["outputs"]
+    print(json.dumps({"method": args.method, "model": out.get("model_dir"), "steps": out.get("steps"),
+                      "train_loss": out.get("train_loss")}))
+    return 0
+
+
+def _cmd_pairs(args: argparse.Namespace) -> int:
+    from .curate.pairs import build_pairs
+    counts = build_pairs(args.train, args.negatives, args.out / "pairs.jsonl",
+                         max_pairs_per_problem=args.max_pairs_per_problem, seed=args.seed)
+    print(json.dumps({"out": str(args.out / "pairs.jsonl"), **counts}))
     return 0
 
 
@@ -220,8 +244,8 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
-            "curate": _cmd_curate, "train": _cmd_train, "evaluate": _cmd_evaluate, "report": _cmd_report,
-            "recipes": _cmd_recipes}
+            "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "report": _cmd_report, "recipes": _cmd_recipes}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

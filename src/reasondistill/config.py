@@ -93,6 +93,7 @@ class GenerateConfig:
     seed: int = 0
     rationalize: bool = True  # re-ask failed problems with the gold answer as a hint
     rationalize_samples: int = 1
+    top_logprobs: int = 0  # > 0: keep the teacher's top-k logprobs per token (for KD); 20 is typical
     cache_dir: str | None = None  # None: $REASONDISTILL_CACHE/samples (~/.cache/reasondistill)
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
@@ -105,6 +106,8 @@ class GenerateConfig:
             raise ConfigError("generate.top_p must be in (0, 1]")
         if self.max_new_tokens < 1:
             raise ConfigError("generate.max_new_tokens must be >= 1")
+        if self.top_logprobs < 0:
+            raise ConfigError("generate.top_logprobs must be >= 0")
 
 
 @dataclass
@@ -138,10 +141,16 @@ class CurateConfig:
 
 @dataclass
 class TrainConfig:
-    """Student fine-tuning (SFT on curated traces), full or LoRA."""
+    """Student training: the objective (``method``) and the options every objective shares.
+
+    Objective-specific options go in ``objective`` and are validated by that objective's
+    own config dataclass (see ``reasondistill.train.OBJECTIVES``), e.g. ``method: redi``
+    with ``objective: {alpha: 0.8}``.
+    """
 
     student: str = "smollm2-135m-instruct"
-    method: str = "sft"
+    method: str = "sft"  # sft | kd | multitask | redi | dpo | simpo | grpo | kdrl
+    objective: dict[str, Any] = field(default_factory=dict)
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -161,7 +170,8 @@ class TrainConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        _choice("train.method", self.method, ("sft",))
+        from .train import objective_config  # light: trainer modules import torch lazily
+        objective_config(self.method, self.objective)
         if self.learning_rate <= 0:
             raise ConfigError("train.learning_rate must be > 0")
         if self.batch_size < 1 or self.grad_accum < 1:

@@ -37,7 +37,7 @@ class Trace:
     raw: str
     finish_reason: str  # "stop" | "length" | "error"
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens
-    logprobs: list[dict[str, float]] | None = None  # optional per-token top-k
+    logprobs: list[dict[str, Any]] | None = None  # optional per-token top-k (kept out of traces.jsonl)
     hinted: bool = False  # True for STaR rationalizations (gold answer shown)
     style: str = "cot"
     meta: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +62,17 @@ class TrainExample:
 
     prompt: list[dict[str, str]]
     completion: list[dict[str, str]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceExample:
+    """TRL's conversational preference format (a correct and an incorrect trace of one
+    problem), plus lineage in ``meta``: problem_id, chosen_trace_id, rejected_trace_id."""
+
+    prompt: list[dict[str, str]]
+    chosen: list[dict[str, str]]
+    rejected: list[dict[str, str]]
     meta: dict[str, Any] = field(default_factory=dict)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from reasondistill import cli
 
-COMMANDS = ["run", "problems", "generate", "verify", "curate", "train", "evaluate", "report", "recipes"]
+COMMANDS = ["run", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
 
 
 @pytest.mark.parametrize("cmd", [None, *COMMANDS])
@@ -82,3 +82,19 @@ def test_recipes_lists_builtins(capsys):
 def test_run_arguments_resolve_recipe_and_overrides(argv, name, n_eval):
     recipe = cli.run_recipe(cli.parse_args(argv))
     assert recipe.name == name and recipe.problems.n_eval == n_eval
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "redi", "--data", "x.jsonl", "--out", "o", "train.objective.alpha=1.5"], "redi.alpha = 1.5"),
+    (["train", "kd", "--data", "x.jsonl", "--out", "o", "train.objective.loss=nope"], "kd.loss = 'nope'"),
+    (["train", "kd", "--data", "x.jsonl", "--out", "o"], "--logprobs"),
+])
+def test_bad_objective_configs_fail_before_any_model_load(argv, needle, capsys, monkeypatch):
+    from reasondistill import models
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded")
+    monkeypatch.setattr(models, "load_model", boom)
+    monkeypatch.setattr(models, "resolve", boom)
+    assert cli.main(argv) == 2
+    assert needle in capsys.readouterr().err

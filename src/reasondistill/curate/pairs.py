@@ -14,24 +14,11 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..io import iter_jsonl, write_jsonl
-from ..records import TrainExample, from_dict
-
-
-@dataclass(frozen=True, slots=True)
-class PreferenceExample:
-    """TRL's conversational preference format, plus lineage in ``meta``
-    (``problem_id``, ``chosen_trace_id``, ``rejected_trace_id``)."""
-
-    prompt: list[dict[str, str]]
-    chosen: list[dict[str, str]]
-    rejected: list[dict[str, str]]
-    meta: dict[str, Any] = field(default_factory=dict)
+from ..records import PreferenceExample, TrainExample, from_dict
 
 
 def _by_problem(path: str | Path) -> dict[str, list[tuple[int, TrainExample]]]:

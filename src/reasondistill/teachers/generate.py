@@ -24,7 +24,7 @@ from .sampling import CallCounts, draw
 
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
     return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                          stop=tuple(cfg.stop), seed=cfg.seed)
+                          stop=tuple(cfg.stop), seed=cfg.seed, top_logprobs=cfg.top_logprobs)
 
 
 def few_shot_messages(demos: list[Problem], cfg: PromptConfig) -> list[dict[str, str]]:
@@ -104,8 +104,15 @@ def run(teacher_cfg: TeacherConfig, gen_cfg: GenerateConfig, verify_cfg: VerifyC
     finally:
         if own:
             teacher.close()
+    files = ["traces.jsonl"]
+    if gen_cfg.top_logprobs > 0:  # compact binary store for KD; the JSON traces stay small
+        from .logprob_store import store_traces
+        vocab = getattr(getattr(teacher, "tokenizer", None), "__len__", lambda: None)()
+        store_traces(traces, out_dir / "logprobs", gen_cfg.top_logprobs, vocab_size=vocab)
+        traces = [dataclasses.replace(t, logprobs=None) for t in traces]
+        files += ["logprobs/index.json"]
     io.write_jsonl(out_dir / "traces.jsonl", traces)
-    outputs = {"files": ["traces.jsonl"], "n_problems": len(problems), "n_traces": len(traces),
+    outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
                "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
                "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
                "teacher": teacher.name, "teacher_identity": teacher.identity,

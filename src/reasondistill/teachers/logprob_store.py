@@ -22,7 +22,6 @@ is written last, so a store without an index is an unfinished one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence

@@ -17,7 +17,6 @@ and overrides ``compute_loss``. Checkpoint, loss log and manifest follow ``sft.r
 from __future__ import annotations
 
 import dataclasses
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ from . import sft
 from .kd_config import KDConfig
 from .losses import get_loss, options_for
 
-log = logging.getLogger(__name__)
 
 MODEL_DIR = sft.MODEL_DIR
 IGNORE = -100
@@ -217,7 +215,6 @@ def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
         logging_steps=cfg.logging_steps,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         save_strategy="no",
         report_to=[],
         bf16=use_bf16,
@@ -227,6 +224,7 @@ def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
         dataloader_num_workers=0,
         disable_tqdm=False,
         use_cpu=device == "cpu",
+        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
     )
 
 

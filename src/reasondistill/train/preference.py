@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import io, models
 from ..config import TrainConfig
-from ..curate.pairs import PreferenceExample
+from ..records import PreferenceExample
 from ..errors import InputError
 from . import sft
 

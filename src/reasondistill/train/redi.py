@@ -53,7 +53,7 @@ def _trainer_class():
             sums, lengths = preference.completion_logps(model, inputs)
             chosen, rejected = sums.chunk(2)
             chosen_len, rejected_len = lengths.chunk(2)
-            loss = redi_loss(chosen, chosen_len, rejected, rejected_len, self.alpha)
+            loss = redi_loss(chosen, chosen_len, rejected, rejected_len, alpha=self.alpha)
             per_token = (sums / lengths.clamp(min=1)).detach().float()
             c, r = per_token.chunk(2)
             self._stats["logps/chosen"].append(c.mean().item())
@@ -74,6 +74,8 @@ def build_trainer(redi_cfg: REDIConfig, max_length: int, model, tok, pairs, peft
 
     if peft_config is not None:
         from peft import get_peft_model
+        if args_kwargs["gradient_checkpointing"]:
+            model.enable_input_require_grads()  # else checkpointed LoRA layers get no gradient
         model = get_peft_model(model, peft_config)
     features = preference.tokenize_pairs(tok, pairs, max_length)
     if not features:

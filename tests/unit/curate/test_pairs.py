@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from reasondistill.curate.pairs import PreferenceExample, build_pairs
+from reasondistill.curate.pairs import build_pairs
+from reasondistill.records import PreferenceExample
 from reasondistill.errors import ConfigError, InputError
 from reasondistill.io import read_records, write_jsonl
 from reasondistill.records import TrainExample

@@ -53,3 +53,20 @@ def test_more_samples_only_pays_for_new_ones(tmp_path):
     assert m["this_run"]["teacher_calls"] == t2.calls == 16 and m["this_run"]["cached_teacher_calls"] == 16
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["stage"] == "generate" and manifest["inputs"]
+
+
+def test_top_logprobs_go_to_the_compact_store(tmp_path, tiny_model_dir):
+    from reasondistill.teachers.logprob_store import LogprobReader
+
+    probs = write_problems(tmp_path / "problems.jsonl", n=3)
+    gen = GenerateConfig(samples=1, rationalize=False, max_new_tokens=6, top_logprobs=5,
+                         cache_dir=str(tmp_path / "cache"))
+    tcfg = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", device="cpu")
+    m = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen")
+    traces = io.read_records(tmp_path / "gen" / "traces.jsonl", Trace)
+    assert all(t.logprobs is None for t in traces)  # kept out of the JSON traces
+    reader = LogprobReader(tmp_path / "gen" / "logprobs")
+    assert sorted(reader.trace_ids()) == sorted(t.id for t in traces)
+    ids, top_ids, top_lp, tail = reader.get(traces[0].id)
+    assert top_ids.shape == (traces[0].usage["completion_tokens"], 5)
+    assert "logprobs/index.json" in m["outputs"]["files"]

@@ -28,6 +28,7 @@ def sparse_from_full(teacher_logits, k):
     return SparseTeacher(ids, top, tail)
 
 
+@pytest.mark.filterwarnings("ignore:You are importing from .trl.experimental")
 @pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 def test_jsd_matches_trl_gkd(beta, temperature):

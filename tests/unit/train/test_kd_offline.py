@@ -53,7 +53,7 @@ def teacher_data(tiny_model_dir, tmp_path_factory):
 
 
 def train_cfg(tiny_model_dir, **kw):
-    base = dict(student=str(tiny_model_dir), max_steps=12, batch_size=4, learning_rate=3e-3, logging_steps=4,
+    base = dict(student=str(tiny_model_dir), max_steps=8, batch_size=4, learning_rate=3e-3, logging_steps=4,
                 warmup_ratio=0.0, dtype="float32", device="cpu")
     return TrainConfig(**{**base, **kw})
 
@@ -63,10 +63,10 @@ def test_kd_lowers_loss_saves_checkpoint_and_manifest(tmp_path, teacher_data, ti
     m = kd.run(train_cfg(tiny_model_dir), KDConfig(loss="forward_kl", top_k=K), train_path, store, tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
     kd_losses = [r["kd_loss"] for r in rows]
-    assert len(kd_losses) == 3 and kd_losses[-1] < kd_losses[0]
+    assert len(kd_losses) == 2 and kd_losses[-1] < kd_losses[0]
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
     out = m["outputs"]
-    assert out["steps"] == 12 and out["n_examples"] == 8 and out["n_kd_tokens"] == 80
+    assert out["steps"] == 8 and out["n_examples"] == 8 and out["n_kd_tokens"] == 80
     assert out["store_bytes_per_token"] <= 150 and m["config"]["kd"]["loss"] == "forward_kl"
     # same config and inputs: skipped
     mtime = (tmp_path / "out" / "model" / "model.safetensors").stat().st_mtime_ns
@@ -92,12 +92,12 @@ def test_teacher_targets_sit_at_the_logits_that_predict_each_completion_token(te
     assert short[0]["kd_mask"].sum() == 4 and counts["n_truncated"] == 1
 
 
-@pytest.mark.parametrize("loss", ["jsd", "skew_reverse_kl", "tv"])
-def test_other_losses_and_ce_mix_train(tmp_path, teacher_data, tiny_model_dir, loss):
+def test_lora_with_another_loss_mixed_with_ce(tmp_path, teacher_data, tiny_model_dir):
     train_path, store, _ = teacher_data
-    m = kd.run(train_cfg(tiny_model_dir, max_steps=2, logging_steps=1, lora=loss == "tv", lora_r=4),
-               KDConfig(loss=loss, ce_weight=0.3, top_k=4), train_path, store, tmp_path / loss)
-    row = json.loads((tmp_path / loss / "loss.jsonl").read_text().splitlines()[0])
+    m = kd.run(train_cfg(tiny_model_dir, max_steps=2, logging_steps=1, lora=True, lora_r=4),
+               KDConfig(loss="jsd", beta=0.3, ce_weight=0.3, top_k=4), train_path, store, tmp_path / "o")
+    assert not (tmp_path / "o" / "model" / "adapter_config.json").exists()
+    row = json.loads((tmp_path / "o" / "loss.jsonl").read_text().splitlines()[0])
     assert row["loss"] == pytest.approx(0.7 * row["kd_loss"] + 0.3 * row["ce_loss"], rel=1e-3)
     assert m["outputs"]["steps"] == 2
 

@@ -7,7 +7,8 @@ import torch
 
 from reasondistill import models
 from reasondistill.config import TrainConfig, build
-from reasondistill.curate.pairs import PreferenceExample, build_pairs
+from reasondistill.curate.pairs import build_pairs
+from reasondistill.records import PreferenceExample
 from reasondistill.errors import ConfigError
 from reasondistill.io import write_jsonl
 from reasondistill.records import TrainExample
@@ -15,7 +16,7 @@ from reasondistill.train import preference, redi
 from reasondistill.train.losses.redi import redi_loss
 
 
-def arithmetic_pairs(n=8):
+def arithmetic_pairs(n=4):
     out = []
     for i in range(n):
         a, b = i % 5 + 2, (3 * i) % 7 + 1
@@ -96,17 +97,17 @@ def test_redi_raises_the_margin_and_saves_a_checkpoint(tmp_path, tiny_model_dir)
     counts = build_pairs(tmp_path / "train.jsonl", tmp_path / "negatives.jsonl", tmp_path / "pairs.jsonl")
     assert counts["pairs"] == len(pairs)
 
-    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=8, batch_size=4, learning_rate=3e-3,
-                      logging_steps=4, dtype="float32", device="cpu")
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=4, batch_size=2, learning_rate=5e-3,
+                      warmup_ratio=0.0, logging_steps=2, dtype="float32", device="cpu")
     before = margin(tiny_model_dir, pairs)
     m = redi.run(cfg, redi.REDIConfig(alpha=0.8), tmp_path / "pairs.jsonl", tmp_path / "out")
     after = margin(tmp_path / "out" / "model", pairs)
     print(f"REDI margin {before['margin']:.3f} -> {after['margin']:.3f}; "
           f"chosen {before['chosen']:.3f} -> {after['chosen']:.3f}")
-    assert after["margin"] > before["margin"] + 0.5
+    assert after["margin"] > before["margin"] + 0.2
     assert after["chosen"] > before["chosen"]  # the SFT half still pulls the correct traces up
 
-    assert m["outputs"]["method"] == "redi" and m["outputs"]["steps"] == 8 and m["outputs"]["n_pairs"] == 8
+    assert m["outputs"]["method"] == "redi" and m["outputs"]["steps"] == 4 and m["outputs"]["n_pairs"] == 4
     assert m["config"]["redi"] == {"alpha": 0.8}
     model_dir = tmp_path / "out" / "model"
     assert (model_dir / "model.safetensors").exists() and not (tmp_path / "out" / "trainer").exists()
@@ -120,8 +121,8 @@ def test_redi_raises_the_margin_and_saves_a_checkpoint(tmp_path, tiny_model_dir)
 
 
 def test_redi_with_lora_merges_into_a_plain_checkpoint(tmp_path, tiny_model_dir):
-    write_jsonl(tmp_path / "pairs.jsonl", arithmetic_pairs(4))
-    cfg = TrainConfig(student=str(tiny_model_dir), lora=True, lora_r=4, max_steps=2, batch_size=4,
+    write_jsonl(tmp_path / "pairs.jsonl", arithmetic_pairs(2))
+    cfg = TrainConfig(student=str(tiny_model_dir), lora=True, lora_r=4, max_steps=1, batch_size=2, warmup_ratio=0.0,
                       learning_rate=1e-2, dtype="float32", device="cpu")
     redi.run(cfg, redi.REDIConfig(), tmp_path / "pairs.jsonl", tmp_path / "lora")
     model_dir = tmp_path / "lora" / "model"

@@ -4,13 +4,13 @@ import pytest
 
 from reasondistill import models
 from reasondistill.config import TrainConfig
-from reasondistill.curate.pairs import PreferenceExample
+from reasondistill.records import PreferenceExample
 from reasondistill.errors import ConfigError
 from reasondistill.io import write_jsonl
 from reasondistill.train import dpo, preference, simpo
 
 
-def arithmetic_pairs(n=8):
+def arithmetic_pairs(n=4):
     out = []
     for i in range(n):
         a, b = i % 5 + 2, (3 * i) % 7 + 1
@@ -47,8 +47,8 @@ def test_configs_validate():
 @pytest.mark.parametrize("method", ["dpo", "simpo"])
 def test_margin_rises(method, tmp_path, pairs_path, tiny_model_dir):
     pairs = arithmetic_pairs()
-    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=8, batch_size=4, learning_rate=3e-3,
-                      logging_steps=4, dtype="float32", device="cpu")
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=3, batch_size=2, learning_rate=5e-3,
+                      warmup_ratio=0.0, logging_steps=1, dtype="float32", device="cpu")
     before = margin(tiny_model_dir, pairs)
     if method == "dpo":
         m = dpo.run(cfg, dpo.DPOObjectiveConfig(beta=0.1), pairs_path, tmp_path / "out")
@@ -56,8 +56,8 @@ def test_margin_rises(method, tmp_path, pairs_path, tiny_model_dir):
         m = simpo.run(cfg, simpo.SimPOConfig(beta=2.0, gamma=1.0), pairs_path, tmp_path / "out")
     after = margin(tmp_path / "out" / "model", pairs)
     print(f"{method} margin {before:.3f} -> {after:.3f}")
-    assert after > before + 0.5
+    assert after > before + 0.2
     out = m["outputs"]
-    assert out["method"] == method and out["steps"] == 8 and out["first_loss"] is not None
+    assert out["method"] == method and out["steps"] == 3 and out["first_loss"] is not None
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
     assert (tmp_path / "out" / "loss.jsonl").exists() and not (tmp_path / "out" / "trainer").exists()

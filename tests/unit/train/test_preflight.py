@@ -4,8 +4,8 @@ from reasondistill.errors import ConfigError
 from reasondistill.records import TrainExample
 from reasondistill.train.preflight import PreflightReport, preflight
 
-NO_EOS_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                   "{% if add_generation_prompt %}assistant: {% endif %}")
+NO_EOS_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}\n{% endfor %}"
+                   "{% if add_generation_prompt %}assistant:\n{% endif %}")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_template_without_eos_is_reported(smollm2_dir):
     bad.chat_template = NO_EOS_TEMPLATE
     report = preflight(bad, example={"prompt": [{"role": "user", "content": "1 + 1 ="}],
                                      "completion": [{"role": "assistant", "content": "Answer: 2"}]})
-    assert not report.ok
+    assert len(report.warnings) == 1
     assert "not with a token generation stops on ['<|im_end|>' (2)]" in report.warnings[0]
     assert "WARNING" in report.format()
 

@@ -15,7 +15,7 @@ import torch
 
 
 def redi_loss(chosen_logps: torch.Tensor, chosen_lengths: torch.Tensor, rejected_logps: torch.Tensor,
-              rejected_lengths: torch.Tensor, alpha: float = 0.8) -> torch.Tensor:
+              rejected_lengths: torch.Tensor, *, alpha: float = 0.8) -> torch.Tensor:
     """Scalar REDI loss from per-sequence summed completion log-probabilities, shape ``(batch,)``,
     and completion lengths in tokens (clamped to at least 1)."""
     chosen = chosen_logps / chosen_lengths.clamp(min=1).to(chosen_logps.dtype)

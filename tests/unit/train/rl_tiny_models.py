@@ -1,0 +1,81 @@
+"""Tiny Llamas over a small vocabulary trained here, for tests that must see learning in a few CPU steps.
+
+With SmolLM2's 49152-token vocabulary a random model's samples almost never repeat a token, so
+sample-based objectives (GRPO, KL on the student's own samples) move its distribution far too
+slowly for a unit test. A ~380-token byte-level BPE has the same special tokens and a ChatML
+template, so prompts and completions render exactly as they do for SmolLM2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+CORPUS = [f"{a} + {b} = {a + b}\nAnswer: {a + b}" for a in range(10) for b in range(10)] + [
+    "Solve the problem step by step. End with a line of the form \"Answer: <final answer>\".",
+    "We add the numbers. The sum is the answer.",
+]
+
+
+def small_tokenizer(vocab_size: int = 384):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(CORPUS * 5, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tok.chat_template = CHATML
+    return tok
+
+
+def tiny_llama(out: Path, tok, *, extra_rows: int = 0, init_range: float = 0.02, seed: int = 0,
+               weights: bool = True) -> Path:
+    """Save a 2-layer random Llama (or only its config, ``weights=False``) with ``tok`` into ``out``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok) + extra_rows, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=True, initializer_range=init_range, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    out.mkdir(parents=True, exist_ok=True)
+    if weights:
+        LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+    else:
+        cfg.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def sharpened_teacher(student_dir: Path, out: Path, *, scale: float = 3.0, extra_rows: int = 16) -> Path:
+    """The student's own network with its logits multiplied by ``scale`` (a sharper, more confident
+    teacher) and ``extra_rows`` padded output rows, as large teachers have. The student can match it
+    by learning one global logit scale, so distillation towards it is visible within a few steps."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    student = LlamaForCausalLM.from_pretrained(student_dir)
+    tok = AutoTokenizer.from_pretrained(student_dir)
+    cfg = student.config
+    n = cfg.vocab_size
+    cfg.vocab_size = n + extra_rows
+    cfg.tie_word_embeddings = False
+    teacher = LlamaForCausalLM(cfg)
+    state = {k: v for k, v in student.state_dict().items() if k != "lm_head.weight"}
+    emb = student.get_input_embeddings().weight.detach()
+    with torch.no_grad():
+        state["model.embed_tokens.weight"] = torch.cat([emb, torch.zeros(extra_rows, emb.shape[1])])
+        state["lm_head.weight"] = torch.cat([scale * emb, torch.zeros(extra_rows, emb.shape[1])])
+    teacher.load_state_dict(state)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
