@@ -27,6 +27,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
 from ..teachers.logprob_store import LogprobReader
+from . import common
 from . import sft
 from .kd_config import KDConfig
 from .losses import get_loss, options_for
@@ -205,27 +206,8 @@ def _trainer_class():
 def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
     from transformers import TrainingArguments
 
-    return TrainingArguments(
-        output_dir=str(out_dir / "trainer"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        bf16=use_bf16,
-        remove_unused_columns=False,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-        use_cpu=device == "cpu",
-        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
-    )
+    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device),
+                             remove_unused_columns=False, disable_tqdm=False)
 
 
 def open_store(kd_cfg: KDConfig, logprobs_path: str | Path) -> LogprobReader:
@@ -246,9 +228,7 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
-    device = models.pick_device(cfg.device)
-    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     if model.get_output_embeddings().weight.shape[0] <= int(max(f["teacher_ids"].max() for f in features)):
         raise ConfigError(f"the logprob store has token ids beyond the student's vocabulary "
@@ -256,10 +236,8 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
                           f"tokenizer")
     model.train()
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+        from peft import get_peft_model
+        model = get_peft_model(model, common.lora_config(cfg))
     trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
                                train_dataset=features, data_collator=Collator(tok.pad_token_id),
                                processing_class=tok, kd_cfg=kd_cfg)

@@ -19,6 +19,7 @@ from typing import Any
 from .. import io, models
 from ..config import TrainConfig
 from ..records import PreferenceExample
+from . import common
 from ..errors import InputError
 from . import sft
 
@@ -118,29 +119,6 @@ def pair_logps(model, tok, pairs: list[PreferenceExample], *, max_length: int = 
 # the run skeleton
 
 
-def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str) -> dict[str, Any]:
-    """``TrainingArguments`` keywords every objective shares (as ``sft.sft_args``)."""
-    return dict(
-        output_dir=str(out_dir / "trainer"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        logging_steps=cfg.logging_steps,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="no",
-        report_to=[],
-        bf16=use_bf16,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-    )
-
-
 # build(model, tokenizer, pairs, peft_config, args_kwargs) -> a transformers.Trainer
 BuildTrainer = Callable[..., Any]
 
@@ -159,21 +137,11 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
     started = time.time()
     pairs = load_pairs(pairs_path)
 
-    import torch
-
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
-    device = models.pick_device(cfg.device)
-    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    # weights stay fp32; bf16 runs as autocast (mixed precision), as in sft.py
-    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = build(model, tok, pairs, peft_config, training_args(cfg, out_dir, use_bf16, device))
+    trainer = build(model, tok, pairs, common.lora_config(cfg), common.training_kwargs(cfg, out_dir, use_bf16, device))
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)

@@ -20,6 +20,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import InputError
 from ..records import TrainExample
+from . import common
 
 log = logging.getLogger(__name__)
 
@@ -37,50 +38,22 @@ def load_examples(path: str | Path) -> list[TrainExample]:
 def sft_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
     from trl import SFTConfig
 
-    return SFTConfig(
-        output_dir=str(out_dir / "trainer"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        logging_steps=cfg.logging_steps,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="no",
-        report_to=[],
-        bf16=use_bf16,
-        max_length=cfg.max_length,
-        completion_only_loss=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-        use_cpu=device == "cpu",
-    )
+    return SFTConfig(**common.training_kwargs(cfg, out_dir, use_bf16, device),
+                     max_length=cfg.max_length, completion_only_loss=True, disable_tqdm=False)
 
 
 def train(cfg: TrainConfig, examples: list[TrainExample], out_dir: Path):
     """Fine-tune in memory. Returns ``(model, tokenizer, train_output, log_history)``;
     a LoRA model comes back merged into plain weights."""
-    import torch
     from datasets import Dataset
     from trl import SFTTrainer
 
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
-    device = models.pick_device(cfg.device)
-    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    # weights stay fp32; bf16 runs as autocast (mixed precision), which trains stably
-    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_config = common.lora_config(cfg)
     ds = Dataset.from_list([{"prompt": e.prompt, "completion": e.completion} for e in examples])
     trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, use_bf16, device), train_dataset=ds,
                          processing_class=tok, peft_config=peft_config)

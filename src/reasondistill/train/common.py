@@ -1,0 +1,52 @@
+"""What every trainer shares: precision choice, the common ``TrainingArguments`` keywords,
+and the LoRA config. Objectives add only their own keywords on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import models
+from ..config import TrainConfig
+
+
+def precision(cfg: TrainConfig) -> tuple[str, bool]:
+    """``(device, use_bf16)``. Weights stay fp32; bf16 runs as autocast (mixed precision),
+    which trains stably: on GPU by default, on CPU when the recipe asks for it."""
+    import torch
+
+    device = models.pick_device(cfg.device)
+    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
+    return device, want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+
+
+def training_kwargs(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str) -> dict[str, Any]:
+    """Keywords for ``TrainingArguments`` (or a TRL config subclass) common to all objectives."""
+    return dict(
+        output_dir=str(Path(out_dir) / "trainer"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        logging_steps=cfg.logging_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="no",
+        report_to=[],
+        bf16=use_bf16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+    )
+
+
+def lora_config(cfg: TrainConfig):
+    """PEFT LoRA config for ``cfg.lora``, else ``None``."""
+    if not cfg.lora:
+        return None
+    from peft import LoraConfig
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
