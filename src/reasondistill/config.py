@@ -149,7 +149,7 @@ class TrainConfig:
     """
 
     student: str = "smollm2-135m-instruct"
-    method: str = "sft"  # sft | kd | multitask | redi | dpo | simpo | grpo | kdrl
+    method: str = "sft"  # sft | kd | gkd | multitask | redi | dpo | simpo | grpo | kdrl
     objective: dict[str, Any] = field(default_factory=dict)
     lora: bool = False
     lora_r: int = 16

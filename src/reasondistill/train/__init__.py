@@ -34,6 +34,7 @@ OBJECTIVES: dict[str, Objective] = {
     "simpo": Objective("reasondistill.train.simpo:SimPOConfig", "reasondistill.train.simpo:run", "pairs"),
     "grpo": Objective("reasondistill.train.grpo:GRPOObjectiveConfig", "reasondistill.train.grpo:run", "problems"),
     "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "problems"),
+    "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated"),
 }
 
 

@@ -32,7 +32,7 @@ from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
 from ..teachers.prompts import format_answer, student_messages
-from . import sft
+from . import common, sft
 from .preflight import PreflightReport, preflight
 from .rewards import RewardConfig, build_rewards, problem_columns, reward_name
 
@@ -107,23 +107,7 @@ def grpo_args(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, out_dir: Pa
     from trl import GRPOConfig
 
     kwargs: dict[str, Any] = dict(
-        output_dir=str(out_dir / "trainer"),
-        num_train_epochs=train_cfg.epochs,
-        max_steps=train_cfg.max_steps,
-        per_device_train_batch_size=train_cfg.batch_size,
-        gradient_accumulation_steps=train_cfg.grad_accum,
-        learning_rate=train_cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=train_cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        logging_steps=train_cfg.logging_steps,
-        gradient_checkpointing=train_cfg.gradient_checkpointing,
-        save_strategy="no",
-        report_to=[],
-        bf16=use_bf16,
-        seed=train_cfg.seed,
-        data_seed=train_cfg.seed,
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
+        common.training_kwargs(train_cfg, out_dir, use_bf16, device),
         num_generations=grpo_cfg.num_generations,
         max_completion_length=grpo_cfg.max_completion_length,
         temperature=grpo_cfg.temperature,
@@ -154,7 +138,6 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
     built on GRPO (:mod:`.kdrl`) swap in a ``GRPOTrainer`` subclass, which passes the
     ``preflight_report`` it already made (else the chat-template/EOS check runs here).
     """
-    import torch
     from trl import GRPOTrainer
 
     check_batch(train_cfg, grpo_cfg)
@@ -173,23 +156,15 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
             {"role": "assistant", "content": format_answer(problems[0].answer)}]})
         for warning in preflight_report.warnings:
             log.warning("preflight: %s", warning)
-    device = models.pick_device(train_cfg.device)
-    want = models.torch_dtype(train_cfg.dtype) if train_cfg.dtype != "auto" else None
-    # weights stay fp32; bf16 runs as autocast (mixed precision), as in sft.py
-    use_bf16 = want == torch.bfloat16 or (train_cfg.dtype == "auto" and device == "cuda")
+    device, use_bf16 = common.precision(train_cfg)
     model = models.load_model(ref.path, dtype="float32", device=device,
                               trust_remote_code=train_cfg.trust_remote_code)
     model.train()
-    peft_config = None
-    if train_cfg.lora:
-        from peft import LoraConfig
-        peft_config = LoraConfig(r=train_cfg.lora_r, lora_alpha=train_cfg.lora_alpha,
-                                 lora_dropout=train_cfg.lora_dropout, target_modules="all-linear",
-                                 task_type="CAUSAL_LM")
     args = grpo_args(train_cfg, grpo_cfg, out_dir, use_bf16=use_bf16, device=device,
                      reward_weights=reward_weights, **(args_overrides or {}))
     trainer = (trainer_cls or GRPOTrainer)(model=model, reward_funcs=list(reward_funcs), args=args,
-                                           train_dataset=dataset, processing_class=tok, peft_config=peft_config,
+                                           train_dataset=dataset, processing_class=tok,
+                                           peft_config=common.lora_config(train_cfg),
                                            **(trainer_kwargs or {}))
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if train_cfg.lora else trainer.model

@@ -125,6 +125,56 @@ def _preflight_example(problems: list[Problem], prompt_cfg: PromptConfig) -> dic
             "completion": [{"role": "assistant", "content": format_answer(p.answer)}]}
 
 
+def check(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig) -> None:
+    """Raise :class:`ConfigError` for settings that cannot work; touches no file and no model."""
+    if kdrl_cfg.kl_weight > 0 and not kdrl_cfg.teacher:
+        raise ConfigError("kdrl.teacher is required when kdrl.kl_weight > 0")
+    grpo.check_batch(train_cfg, kdrl_cfg.grpo)
+
+
+def train(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems: list[Problem], out_dir: Path, *,
+          verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None,
+          reward_funcs: list | None = None, args_overrides: dict | None = None):
+    """Train in memory, as :func:`.grpo.train` (same return value), with the teacher installed.
+
+    The vocabulary preflight reads only tokenizers and configs, so a teacher that cannot be
+    distilled at the token level is refused before any weights load.
+    """
+    check(train_cfg, kdrl_cfg)
+    prompt_cfg = prompt_cfg or PromptConfig()
+    if kdrl_cfg.kl_weight == 0:  # plain GRPO
+        return grpo.train(train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
+                          reward_funcs=reward_funcs, args_overrides=args_overrides)
+    from transformers import AutoConfig
+
+    remote = train_cfg.trust_remote_code
+    s_ref, t_ref = models.resolve(train_cfg.student), models.resolve(kdrl_cfg.teacher)
+    s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
+    t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
+    # configs, not models: the row counts are known before any weights load
+    s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
+    t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
+    report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf,
+                       example=_preflight_example(problems, prompt_cfg))
+    log.info("%s", report.format())
+    overrides: dict = {"beta": 0.0, "use_bias_correction_kl": True, "importance_sampling_level": "token"}
+    if report.student_rows and report.shared_vocab and report.student_rows > report.shared_vocab:
+        # the teacher has no logit for these ids: never sample them
+        overrides["generation_kwargs"] = {"suppress_tokens": list(range(report.shared_vocab, report.student_rows))}
+    overrides.update(args_overrides or {})
+    teacher = models.load_model(t_ref.path, dtype=kdrl_cfg.teacher_dtype, device=models.pick_device(train_cfg.device),
+                                trust_remote_code=remote)
+    model, tok, result, history, info = grpo.train(
+        train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
+        reward_funcs=reward_funcs, trainer_cls=_trainer_cls(),
+        trainer_kwargs={"teacher": teacher, "kl_weight": kdrl_cfg.kl_weight, "shared_vocab": report.shared_vocab},
+        args_overrides=overrides, preflight_report=report)
+    kls = [h["kl"] for h in history if h.get("kl") is not None]
+    info.update(teacher=t_ref.identity, kl_weight=kdrl_cfg.kl_weight, first_kl=kls[0] if kls else None,
+                last_kl=kls[-1] if kls else None)
+    return model, tok, result, history, info
+
+
 def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path, out_dir: str | Path, *,
         verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None) -> dict:
     """KD+RL-train ``train_cfg.student`` on the problems in ``problems_path`` and save ``out_dir/model``.
@@ -132,9 +182,7 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
     Config arithmetic and the vocabulary preflight (tokenizers and configs only) run before any
     weights are loaded. A finished run with the same config and inputs is skipped.
     """
-    if kdrl_cfg.kl_weight > 0 and not kdrl_cfg.teacher:
-        raise ConfigError("kdrl.teacher is required when kdrl.kl_weight > 0")
-    grpo.check_batch(train_cfg, kdrl_cfg.grpo)
+    check(train_cfg, kdrl_cfg)
     out_dir = Path(out_dir)
     verify_cfg = verify_cfg or VerifyConfig()
     prompt_cfg = prompt_cfg or PromptConfig()
@@ -146,38 +194,7 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
         return done
     started = time.time()
     problems = io.read_records(problems_path, Problem)
-
-    trainer_cls = trainer_kwargs = report = None
-    overrides: dict = {}
-    extra: dict = {}
-    if kdrl_cfg.kl_weight > 0:
-        from transformers import AutoConfig
-
-        remote = train_cfg.trust_remote_code
-        s_ref, t_ref = models.resolve(train_cfg.student), models.resolve(kdrl_cfg.teacher)
-        s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
-        t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
-        # configs, not models: the row counts are known before any weights load
-        s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
-        t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
-        report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf,
-                           example=_preflight_example(problems, prompt_cfg))
-        log.info("%s", report.format())
-        extra = {"teacher": t_ref.identity, "kl_weight": kdrl_cfg.kl_weight}
-        if report.student_rows and report.shared_vocab and report.student_rows > report.shared_vocab:
-            # the teacher has no logit for these ids: never sample them
-            overrides["generation_kwargs"] = {"suppress_tokens": list(range(report.shared_vocab,
-                                                                            report.student_rows))}
-        teacher = models.load_model(t_ref.path, dtype=kdrl_cfg.teacher_dtype, device=models.pick_device(
-            train_cfg.device), trust_remote_code=remote)
-        trainer_cls = _trainer_cls()
-        trainer_kwargs = {"teacher": teacher, "kl_weight": kdrl_cfg.kl_weight, "shared_vocab": report.shared_vocab}
-        overrides.update(beta=0.0, use_bias_correction_kl=True, importance_sampling_level="token")
-    model, tok, result, history, info = grpo.train(
-        train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
-        trainer_cls=trainer_cls, trainer_kwargs=trainer_kwargs, args_overrides=overrides,
-        preflight_report=report)
-    kls = [h["kl"] for h in history if h.get("kl") is not None]
-    info.update(extra, first_kl=kls[0] if kls else None, last_kl=kls[-1] if kls else None)
+    model, tok, result, history, info = train(train_cfg, kdrl_cfg, problems, out_dir, verify_cfg=verify_cfg,
+                                              prompt_cfg=prompt_cfg)
     return grpo.save_run(out_dir, method="kdrl", config=config, inputs=inputs, started=started, model=model,
                          tok=tok, result=result, history=history, info=info, n_problems=len(problems))

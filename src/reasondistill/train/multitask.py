@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..records import TrainExample
 from ..teachers.prompts import format_answer
 from ..verify.answers import extract_answer
-from . import sft
+from . import common, sft
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -223,33 +223,13 @@ def _trainer_cls():
 def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
     from transformers import TrainingArguments
 
-    return TrainingArguments(
-        output_dir=str(out_dir / "trainer"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,  # examples; each brings a label and a rationale sequence
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_ratio,
-        logging_steps=cfg.logging_steps,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="no",
-        report_to=[],
-        bf16=use_bf16,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        use_cpu=device == "cpu",
-    )
+    # batch_size counts examples; each brings a label and a rationale sequence
+    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device), remove_unused_columns=False)
 
 
 def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample], out_dir: Path):
     """Train in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
     model comes back merged into plain weights."""
-    import torch
-
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     rows = build_tasks(examples, mt_cfg)
@@ -260,16 +240,12 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
     report = preflight(tok, example={"prompt": prompt, "completion": completion})
     for warning in report.warnings:
         log.warning("preflight: %s", warning)
-    device = models.pick_device(cfg.device)
-    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    use_bf16 = want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+        from peft import get_peft_model
+        model = get_peft_model(model, common.lora_config(cfg))
     trainer = _trainer_cls()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
                              train_dataset=_ListDataset(encoded), data_collator=TaskCollator(tok.pad_token_id),
                              processing_class=tok, rationale_weight=mt_cfg.rationale_weight)

@@ -2,8 +2,9 @@
 
 With SmolLM2's 49152-token vocabulary a random model's samples almost never repeat a token, so
 sample-based objectives (GRPO, KL on the student's own samples) move its distribution far too
-slowly for a unit test. A ~380-token byte-level BPE has the same special tokens and a ChatML
-template, so prompts and completions render exactly as they do for SmolLM2.
+slowly for a unit test, and every step pays for 49152-wide logits. A ~350-token byte-level BPE
+has SmolLM2's special tokens and a ChatML template, so prompts and completions render the same
+way, with the end of an assistant turn being the eos token.
 """
 
 from __future__ import annotations
@@ -55,26 +56,31 @@ def tiny_llama(out: Path, tok, *, extra_rows: int = 0, init_range: float = 0.02,
     return out
 
 
-def sharpened_teacher(student_dir: Path, out: Path, *, scale: float = 3.0, extra_rows: int = 16) -> Path:
-    """The student's own network with its logits multiplied by ``scale`` (a sharper, more confident
-    teacher) and ``extra_rows`` padded output rows, as large teachers have. The student can match it
-    by learning one global logit scale, so distillation towards it is visible within a few steps."""
-    import torch
-    from transformers import AutoTokenizer, LlamaForCausalLM
 
-    student = LlamaForCausalLM.from_pretrained(student_dir)
-    tok = AutoTokenizer.from_pretrained(student_dir)
-    cfg = student.config
-    n = cfg.vocab_size
-    cfg.vocab_size = n + extra_rows
-    cfg.tie_word_embeddings = False
+def half_vocab_teacher(out: Path, tok, *, extra_rows: int = 16, seed: int = 1) -> Path:
+    """A teacher that, in every context, gives the lower half of the vocabulary (ids < len(tok) // 2)
+    almost all its probability, plus ``extra_rows`` padded output rows.
+
+    Built from a random tiny Llama: a constant first embedding dimension makes the first coordinate of
+    every final hidden state large and positive, and an untied head row with a negative first
+    coordinate then puts any token about 12 logits down, whatever the context. Reverse KL towards
+    it is the distillation analogue of an easy reward: the student has to move mass into a fixed set.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    n = len(tok)
+    cfg = LlamaConfig(vocab_size=n + extra_rows, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
     teacher = LlamaForCausalLM(cfg)
-    state = {k: v for k, v in student.state_dict().items() if k != "lm_head.weight"}
-    emb = student.get_input_embeddings().weight.detach()
     with torch.no_grad():
-        state["model.embed_tokens.weight"] = torch.cat([emb, torch.zeros(extra_rows, emb.shape[1])])
-        state["lm_head.weight"] = torch.cat([scale * emb, torch.zeros(extra_rows, emb.shape[1])])
-    teacher.load_state_dict(state)
+        teacher.get_input_embeddings().weight[:, 0] = 1.0
+        head = teacher.get_output_embeddings().weight
+        head[:, 0] = 0.0
+        head[n // 2:, 0] = -1.5
     out.mkdir(parents=True, exist_ok=True)
     teacher.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)

@@ -3,6 +3,8 @@ import json
 import pytest
 import torch
 
+from rl_tiny_models import small_tokenizer, tiny_llama
+
 from reasondistill import io
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError
@@ -73,10 +75,11 @@ def test_collator_pairs_both_tasks_and_masks_prompts(tiny_model_dir):
     assert batch["attention_mask"].sum(1)[1] > batch["attention_mask"].sum(1)[0]  # rationale is longer
 
 
-def test_multitask_lowers_both_losses_and_saves(tmp_path, tiny_model_dir):
+def test_multitask_lowers_both_losses_and_saves(tmp_path):
+    student = tiny_llama(tmp_path / "student", small_tokenizer())  # small vocabulary: cheap steps
     path = tmp_path / "train.jsonl"
     io.write_jsonl(path, examples())
-    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=12, batch_size=4, learning_rate=3e-3, logging_steps=4,
+    cfg = TrainConfig(student=str(student), max_steps=12, batch_size=4, learning_rate=3e-3, logging_steps=4,
                       dtype="float32", device="cpu")
     m = multitask.run(cfg, MultiTaskConfig(rationale_weight=0.5), path, tmp_path / "out")
     log = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]

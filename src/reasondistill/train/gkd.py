@@ -1,0 +1,335 @@
+"""On-policy distillation: generalised knowledge distillation (GKD, Agarwal et al. 2024).
+
+Each training sequence is, with probability ``lmbda``, replaced by a completion the student
+samples from its own current distribution (at ``temperature``) for the same prompt; otherwise
+it is the curated teacher trace from ``train.jsonl``. A live teacher then scores every
+sequence, and at each completion position the student's next-token distribution is pulled
+toward the teacher's by the generalised JSD of ``train/losses/jsd.py`` (``beta``: 0 forward
+KL, 1 reverse KL), both softened by ``temperature``. Training on its own samples teaches the
+student what to do after its own mistakes, which cached traces never show it.
+
+Why not TRL's ``trl.experimental.gkd.GKDTrainer``: in trl 1.16 it (1) applies ``temperature``
+to sampling only, never to the loss; (2) refuses any ``vocab_size`` difference, so a teacher
+with padded embedding rows cannot be truncated to the shared vocabulary; (3) normalises an
+on-policy batch's loss by the token count of the cached batch it replaced (``num_items_in_batch``
+is counted before generation); (4) swaps whole batches, with nothing to count what was
+sampled; and it sits under ``experimental`` behind an SFTTrainer/ChatML-collator stack. This
+file is a small ``transformers.Trainer`` subclass instead, in the shape of ``kd.py``.
+
+Vocabularies: :func:`reasondistill.train.preflight.preflight` runs on tokenizers and configs
+before any weights load; a teacher with another vocabulary is a :class:`ConfigError` that
+suggests sequence-level distillation (SFT on teacher traces). Padded output rows are handled
+by comparing logits over the shared rows only; if the student has the extra rows, it is kept
+from sampling ids the teacher has no logit for. Checkpoint, loss log and manifest follow
+``sft.run``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import io, models
+from ..config import TrainConfig
+from ..errors import ConfigError, InputError
+from ..records import TrainExample
+from . import common, sft
+from .gkd_config import GKDObjectiveConfig
+from .preflight import PreflightReport, output_rows, preflight, stop_token_ids
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = sft.MODEL_DIR
+COUNTS = ("on_policy_seqs", "cached_seqs", "on_policy_tokens", "cached_tokens")
+
+
+# ---------------------------------------------------------------------------
+# data: prompt and cached completion ids per example
+
+
+def tokenize(examples: list[TrainExample], tokenizer: Any, max_length: int,
+             path: str | Path = "<train>") -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One ``{"prompt", "completion"}`` pair of id tensors per example, and counts.
+
+    The prompt is rendered with the student's chat template and the generation prompt, the
+    completion is the rest of the rendered conversation (as SFT and KD train on it), cut so
+    that prompt + completion fit ``max_length``.
+    """
+    import torch
+
+    features, n_truncated = [], 0
+    for line, ex in enumerate(examples, 1):
+        prompt_text = tokenizer.apply_chat_template(ex.prompt, tokenize=False, add_generation_prompt=True)
+        full_text = tokenizer.apply_chat_template(ex.prompt + ex.completion, tokenize=False)
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        n_prompt = len(prompt_ids)
+        if full_ids[:n_prompt] != prompt_ids:
+            raise InputError("the chat template's prompt tokens are not a prefix of prompt + completion",
+                             file=path, line=line, field="prompt")
+        if n_prompt >= max_length:
+            raise InputError(f"the prompt alone is {n_prompt} tokens, >= train.max_length={max_length}; no "
+                             f"completion token would be trained", file=path, line=line, field="prompt")
+        n_truncated += len(full_ids) > max_length
+        features.append({"prompt": torch.tensor(prompt_ids, dtype=torch.long),
+                         "completion": torch.tensor(full_ids[n_prompt:max_length], dtype=torch.long)})
+    return features, {"n_truncated": n_truncated}
+
+
+class Collator:
+    """Batches :func:`tokenize` features: prompts left-padded (ready for ``generate``),
+    cached completions right-padded, each with its mask."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        prompt_ids, prompt_mask = pad([f["prompt"] for f in features], self.pad_token_id, left=True)
+        completion_ids, completion_mask = pad([f["completion"] for f in features], self.pad_token_id)
+        return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
+                "completion_ids": completion_ids, "completion_mask": completion_mask}
+
+
+def pad(rows: list[Any], value: int, *, left: bool = False) -> tuple[Any, Any]:
+    """``(ids [B, W], mask [B, W])`` from 1-d id tensors of varied length."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long, device=rows[0].device)
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=rows[0].device)
+    for i, r in enumerate(rows):
+        span = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, span] = r
+        mask[i, span] = 1
+    return ids, mask
+
+
+# ---------------------------------------------------------------------------
+# trainer
+
+
+def _trainer_class():
+    import torch
+    from transformers import GenerationConfig, Trainer
+
+    from .losses.jsd import jsd
+
+    class GKDTrainer(Trainer):
+        """``Trainer`` that swaps a share ``lmbda`` of each batch's sequences for student samples,
+        then trains every completion token on the generalised JSD to a live teacher."""
+
+        loss_is_scaled_for_ga = False  # per-batch token means: the Trainer divides by grad_accum
+
+        def __init__(self, *args: Any, teacher: Any, gkd_cfg: GKDObjectiveConfig, stop_ids: list[int],
+                     shared_vocab: int, max_length: int, suppress_ids: list[int] | None = None, seed: int = 0,
+                     **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.teacher = teacher.eval().requires_grad_(False)
+            self.gkd_cfg = gkd_cfg
+            self.stop_ids = list(stop_ids)
+            self.shared_vocab = shared_vocab
+            self.max_length = max_length
+            self.rng = random.Random(seed)  # which sequences are sampled: reproducible per seed
+            # every sampling knob set explicitly, so none is inherited from the model's generation_config:
+            # the samples come from softmax(logits / temperature), the distribution the loss compares
+            self.generation_config = GenerationConfig(
+                do_sample=True, temperature=gkd_cfg.temperature, top_k=0, top_p=1.0, repetition_penalty=1.0,
+                max_new_tokens=gkd_cfg.max_new_tokens, pad_token_id=self.processing_class.pad_token_id,
+                eos_token_id=self.stop_ids or None, suppress_tokens=list(suppress_ids or []) or None)
+            self.counts = dict.fromkeys(COUNTS, 0)
+            self._window = dict.fromkeys(COUNTS, 0)
+
+        # -- batch: cached completions, some replaced by student samples
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            return super().training_step(model, self.mix(model, inputs), num_items_in_batch)
+
+        def mix(self, model, inputs: dict[str, Any]) -> dict[str, Any]:
+            device = self.args.device
+            prompts = [p[m.bool()].to(device) for p, m in zip(inputs["prompt_ids"], inputs["prompt_mask"])]
+            completions = [c[m.bool()].to(device)
+                           for c, m in zip(inputs["completion_ids"], inputs["completion_mask"])]
+            on_policy = [self.rng.random() < self.gkd_cfg.lmbda for _ in prompts]  # lmbda=0: never, 1: always
+            rows = [i for i, on in enumerate(on_policy) if on]
+            if rows:
+                for i, sampled in zip(rows, self.sample(model, [prompts[i] for i in rows])):
+                    completions[i] = sampled
+            for on, c in zip(on_policy, completions):
+                kind = "on_policy" if on else "cached"
+                for counter in (self.counts, self._window):
+                    counter[f"{kind}_seqs"] += 1
+                    counter[f"{kind}_tokens"] += len(c)
+            return self.assemble(prompts, completions, self.processing_class.pad_token_id)
+
+        def sample(self, model, prompts: list[Any]) -> list[Any]:
+            """The student's completions for ``prompts``: up to and including the first stop token,
+            at most ``max_new_tokens`` and within ``max_length`` with the prompt."""
+            pad_id = self.processing_class.pad_token_id
+            ids, mask = pad(prompts, pad_id, left=True)
+            gen_cfg = copy.deepcopy(self.generation_config)
+            gen_cfg.max_new_tokens = min(self.gkd_cfg.max_new_tokens, self.max_length - min(map(len, prompts)))
+            student = self.accelerator.unwrap_model(model)
+            was_training = student.training
+            student.eval()
+            try:
+                with torch.no_grad():
+                    out = student.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+            finally:
+                student.train(was_training)
+            new = out[:, ids.shape[1]:]
+            stops = torch.tensor(self.stop_ids, device=new.device)
+            completions = []
+            for p, row in zip(prompts, new):
+                hits = torch.isin(row, stops).nonzero()
+                end = int(hits[0]) + 1 if len(hits) else len(row)
+                completions.append(row[:min(end, self.max_length - len(p))])
+            return completions
+
+        @staticmethod
+        def assemble(prompts: list[Any], completions: list[Any], pad_id: int = 0) -> dict[str, Any]:
+            """Right-padded ``prompt + completion`` rows; ``loss_mask`` marks the logits that predict a
+            completion token (position ``p`` predicts token ``p + 1``)."""
+            seqs = [torch.cat([p, c]) for p, c in zip(prompts, completions)]
+            input_ids, attention_mask = pad(seqs, pad_id)
+            loss_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+            for i, (p, c) in enumerate(zip(prompts, completions)):
+                loss_mask[i, len(p) - 1:len(p) - 1 + len(c)] = True
+            return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
+
+        # -- loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            ids, attn, sel = inputs["input_ids"], inputs["attention_mask"], inputs["loss_mask"]
+            # project to the vocabulary only the columns that hold a completion position (not the prompts)
+            cols = sel.any(dim=0).nonzero().squeeze(-1)
+            lo, hi = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 1)  # none: a zero loss, below
+            keep = torch.arange(lo, hi, device=ids.device)
+            sel = sel[:, keep]
+            out = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep)
+            student = out.logits[sel][:, :self.shared_vocab].unsqueeze(0)  # [1, N, V]: completion positions only
+            with torch.no_grad():
+                teacher = self.teacher(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
+                teacher = teacher[sel][:, :self.shared_vocab]
+            mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
+            loss = jsd(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature,
+                       beta=self.gkd_cfg.beta)
+            return (loss, out) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs:
+                w = self._window
+                seqs = w["on_policy_seqs"] + w["cached_seqs"]
+                if seqs:
+                    logs["on_policy_frac"] = round(w["on_policy_seqs"] / seqs, 4)
+                if w["on_policy_seqs"]:
+                    logs["sampled_len"] = round(w["on_policy_tokens"] / w["on_policy_seqs"], 2)
+                self._window = dict.fromkeys(COUNTS, 0)
+            super().log(logs, start_time)
+
+    return GKDTrainer
+
+
+def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device),
+                             remove_unused_columns=False, disable_tqdm=False)
+
+
+def check_vocabulary(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, example: Any = None
+                     ) -> tuple[Any, Any, Any, PreflightReport]:
+    """Resolve both models and run the preflight on tokenizers and configs (no weights).
+    Returns ``(student_ref, teacher_ref, student_tokenizer, report)``; a vocabulary mismatch
+    is a :class:`ConfigError` suggesting sequence-level distillation."""
+    from transformers import AutoConfig
+
+    remote = cfg.trust_remote_code
+    s_ref, t_ref = models.resolve(cfg.student), models.resolve(gkd_cfg.teacher)
+    s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
+    t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
+    s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
+    t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
+    try:
+        report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf, example=example)
+    except ConfigError as e:
+        raise ConfigError(f"gkd.teacher = {gkd_cfg.teacher!r} cannot teach student {cfg.student!r} token by "
+                          f"token: {e}") from None
+    log.info("%s", report.format())
+    return s_ref, t_ref, s_tok, report
+
+
+def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExample], out_dir: Path,
+          train_path: str | Path = "<train>"):
+    """Distil in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
+    model comes back merged into plain weights. The vocabulary preflight and every data check
+    run before any weights load."""
+    s_ref, t_ref, tok, report = check_vocabulary(cfg, gkd_cfg, examples[0] if examples else None)
+    features, counts = tokenize(examples, tok, cfg.max_length, train_path)
+    device, use_bf16 = common.precision(cfg)
+    remote = cfg.trust_remote_code
+    model = models.load_model(s_ref.path, dtype="float32", device=device, trust_remote_code=remote)
+    teacher = models.load_model(t_ref.path, dtype=gkd_cfg.teacher_dtype, device=device, trust_remote_code=remote)
+    # the loaded heads are authoritative: compare logits over the rows both models have
+    s_rows, t_rows = output_rows(model), output_rows(teacher)
+    shared = min(s_rows, t_rows)
+    suppress = list(range(shared, s_rows))  # student-only padded rows: the teacher has no logit for them
+    stop_ids = stop_token_ids(tok, model)
+    model.train()
+    if cfg.lora:
+        from peft import get_peft_model
+        model = get_peft_model(model, common.lora_config(cfg))
+    trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
+                               train_dataset=features, data_collator=Collator(tok.pad_token_id),
+                               processing_class=tok, teacher=teacher, gkd_cfg=gkd_cfg, stop_ids=stop_ids,
+                               shared_vocab=shared, max_length=cfg.max_length, suppress_ids=suppress,
+                               seed=cfg.seed)
+    result = trainer.train()
+    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    seen = trainer.counts
+    info = {"student": s_ref.identity, "teacher": t_ref.identity, "bf16": use_bf16, **counts, **seen,
+            "mean_sampled_len": round(seen["on_policy_tokens"] / seen["on_policy_seqs"], 2)
+            if seen["on_policy_seqs"] else None,
+            "student_rows": s_rows, "teacher_rows": t_rows, "shared_vocab": shared, "stop_ids": stop_ids,
+            "preflight": report.to_dict()}
+    return trained.eval(), tok, result, history, info
+
+
+def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+    """Distil ``train_cfg.student`` on-policy toward ``gkd_cfg.teacher``, with the curated traces in
+    ``train_path`` as the cached share; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and
+    the manifest. A finished run with the same config and inputs is skipped."""
+    out_dir = Path(out_dir)
+    config = {"train": dataclasses.asdict(train_cfg), "gkd": dataclasses.asdict(gkd_cfg)}
+    inputs = io.hash_inputs([train_path])
+    done = io.completed_manifest(out_dir, config, inputs)
+    if done:
+        return done
+    started = time.time()
+    examples = sft.load_examples(train_path)
+    model, tok, result, history, info = train(train_cfg, gkd_cfg, examples, out_dir, train_path)
+    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
+    io.write_jsonl(out_dir / "loss.jsonl", history)
+    losses = [h["loss"] for h in history]
+    outputs = {
+        "files": ["loss.jsonl"],
+        "model_dir": str(path),
+        "n_examples": len(examples),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        **info,
+    }
+    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
+                             started=started, extra={"method": "gkd"})
+
+
+__all__ = ["GKDObjectiveConfig", "run", "train", "tokenize", "check_vocabulary", "Collator"]

@@ -1,0 +1,56 @@
+"""Options of on-policy distillation (GKD, ``train/gkd.py``); the shared student options (model,
+LoRA, steps, batch, learning rate, ``max_length`` ...) stay in :class:`~reasondistill.config.TrainConfig`.
+
+Light module: no torch import, so a bad option fails before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+TEACHER_DTYPES = ("auto", "bfloat16", "float32", "float16")
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"gkd.{name} must be a number, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class GKDObjectiveConfig:
+    """Generalised KD: a share ``lmbda`` of the sequences is sampled from the student as it trains
+    and scored by a live teacher; the rest are the curated (cached) teacher completions. Both
+    are trained with the generalised JSD between the two models' token distributions."""
+
+    teacher: str = ""  # required: packaged name, .gguf, model folder or hub id; shares the student's vocabulary
+    lmbda: float = 0.5  # chance a sequence is replaced by a student sample: 0 = cached traces only, 1 = on-policy
+    beta: float = 0.5  # generalised JSD interpolation: 0 = forward KL(teacher || student), 1 = reverse KL, 0.5 = JSD
+    temperature: float = 1.0  # student sampling temperature, and both distributions in the loss are softmax(logits / T)
+    max_new_tokens: int = 128  # tokens sampled per on-policy sequence (also capped by train.max_length)
+    teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, str) or not self.teacher.strip():
+            raise ConfigError("gkd.teacher is required: the model that scores every sequence (packaged name, "
+                              ".gguf, model folder or hub id) and shares the student's vocabulary")
+        lmbda = _number("lmbda", self.lmbda)
+        if not 0.0 <= lmbda <= 1.0:
+            raise ConfigError(f"gkd.lmbda must be in [0, 1] (the share of sequences sampled from the student), "
+                              f"got {self.lmbda}")
+        beta = _number("beta", self.beta)
+        if not 0.0 <= beta <= 1.0:
+            raise ConfigError(f"gkd.beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.beta}")
+        temperature = _number("temperature", self.temperature)
+        if not (temperature > 0 and math.isfinite(temperature)):
+            raise ConfigError(f"gkd.temperature must be a finite number > 0, got {self.temperature}")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
+                or self.max_new_tokens < 1:
+            raise ConfigError(f"gkd.max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            raise ConfigError(f"gkd.teacher_dtype = {self.teacher_dtype!r} is not one of: "
+                              f"{', '.join(TEACHER_DTYPES)}")
+        self.lmbda, self.beta, self.temperature = lmbda, beta, temperature
