@@ -94,7 +94,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
         curate_run(recipe.curate, train_problems, paths.generate / "traces.jsonl",
                    paths.verify / "verdicts.jsonl", paths.curate, prompt_cfg=recipe.generate.prompt)
         log.info("[5/7] train %s (%s)", recipe.train.method, "LoRA" if recipe.train.lora else "full")
-        sft.run(recipe.train, paths.curate / "train.jsonl", paths.train)
+        train_student(recipe, paths)
 
         log.info("[6/7] evaluate")
         if "teacher" in recipe.eval.models:
@@ -123,6 +123,23 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
     result["peak_rss_mb"] = peak_rss_mb()
     report.write_report(paths.root, result, recipe.report.formats)
     return result
+
+
+def train_student(recipe: Recipe, paths: RunPaths) -> dict:
+    """Feed the objective the input it trains on: curated traces, preference pairs, or problems."""
+    from .train import objective, run_objective
+
+    obj = objective(recipe.train.method)
+    if obj.data == "pairs":
+        from .curate.pairs import build_pairs
+        data = paths.root / "pairs" / "pairs.jsonl"
+        build_pairs(paths.curate / "train.jsonl", paths.curate / "negatives.jsonl", data, seed=recipe.train.seed)
+    elif obj.data == "problems":
+        data = paths.problems / "train.jsonl"
+    else:
+        data = paths.curate / "train.jsonl"
+    logprobs = paths.generate / "logprobs" if obj.needs_logprobs else None
+    return run_objective(recipe.train, data, paths.train, logprobs=logprobs)
 
 
 def _eval_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path, eval_run) -> dict:

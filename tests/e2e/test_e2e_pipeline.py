@@ -55,3 +55,18 @@ def test_pipeline_tiny_end_to_end_and_rerun(tmp_path, tiny_model_dir):
     again = pipeline.run(recipe, out)
     assert again["teacher_calls"] == 0
     assert again["student_after"]["accuracy"] == report["student_after"]["accuracy"]
+
+
+def test_pipeline_dispatches_preference_objective_on_pairs(tmp_path, tiny_model_dir):
+    """`train.method: redi` builds pairs from the curated correct/incorrect traces and trains on them."""
+    recipe = tiny_recipe(tiny_model_dir, tmp_path / "cache")
+    recipe.train.method, recipe.train.objective = "redi", {"alpha": 0.5}
+    recipe.train.max_length = 128
+    recipe.eval.models = ["student_after"]
+    out = tmp_path / "run"
+    report = pipeline.run(recipe, out)
+    pairs = (out / "pairs" / "pairs.jsonl").read_text().splitlines()
+    assert pairs and all({"prompt", "chosen", "rejected"} <= set(json.loads(p)) for p in pairs)
+    manifest = json.loads((out / "train" / "manifest.json").read_text())
+    assert manifest["inputs"] == {str(out / "pairs" / "pairs.jsonl"): sha256_file(out / "pairs" / "pairs.jsonl")}
+    assert report["student_after"]["n"] == 8
