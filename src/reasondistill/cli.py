@@ -187,7 +187,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import run_objective
     recipe = _recipe(args, [f"train.method={args.method}"])
-    m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs)
+    m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
+                      prompt_cfg=recipe.generate.prompt)
     out = m["outputs"]
     print(json.dumps({"method": args.method, "model": out.get("model_dir"), "steps": out.get("steps"),
                       "train_loss": out.get("train_loss")}))

@@ -139,7 +139,8 @@ def train_student(recipe: Recipe, paths: RunPaths) -> dict:
     else:
         data = paths.curate / "train.jsonl"
     logprobs = paths.generate / "logprobs" if obj.needs_logprobs else None
-    return run_objective(recipe.train, data, paths.train, logprobs=logprobs)
+    return run_objective(recipe.train, data, paths.train, logprobs=logprobs, verify_cfg=recipe.verify,
+                         prompt_cfg=recipe.generate.prompt)
 
 
 def _eval_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path, eval_run) -> dict:

@@ -61,8 +61,10 @@ def objective_config(name: str, options: dict[str, Any] | None) -> Any:
     return build(_load(obj.config), options or {}, "train.objective")
 
 
-def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = None) -> dict:
-    """Dispatch ``train_cfg.method`` to its trainer."""
+def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = None, verify_cfg: Any = None,
+                  prompt_cfg: Any = None) -> dict:
+    """Dispatch ``train_cfg.method`` to its trainer. RL objectives score their own samples
+    with ``verify_cfg`` and prompt with ``prompt_cfg`` (the recipe's, so both match evaluation)."""
     obj = objective(train_cfg.method)
     fn = _load(obj.run)
     if obj.config is None:
@@ -72,4 +74,6 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
         if logprobs is None:
             raise ConfigError(f"objective '{train_cfg.method}' needs the teacher's cached logprobs (--logprobs)")
         return fn(train_cfg, cfg, data, logprobs, out_dir)
+    if obj.data == "problems":
+        return fn(train_cfg, cfg, data, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg)
     return fn(train_cfg, cfg, data, out_dir)

@@ -57,7 +57,7 @@ MODEL_DIR = grpo.MODEL_DIR
 class KDRLConfig:
     """GRPO plus a reverse-KL pull towards a frozen teacher that shares the student's vocabulary."""
 
-    teacher: str = ""  # teacher model: packaged name, .gguf, model folder or hub id (required)
+    teacher: str = ""  # packaged name, .gguf, model folder or hub id; required when kl_weight > 0
     kl_weight: float = 0.1  # weight of KL(student || teacher) per token; 0: plain GRPO, no teacher loaded
     teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
     grpo: GRPOObjectiveConfig = field(default_factory=GRPOObjectiveConfig)

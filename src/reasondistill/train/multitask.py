@@ -11,7 +11,9 @@ Both are trained together with ``loss = (1 - w) * L_label + w * L_rationale``
 task's completion tokens in the batch. The paper writes ``L_label + lambda * L_rationale``; the
 convex form has the same minimisers (``lambda = w / (1 - w)``) and keeps the loss on SFT's scale.
 Each example contributes both of its sequences to the same batch, so every step sees both tasks
-for the same problems and the weighting is exact per batch, not only in expectation.
+for the same problems and the weighting is exact per batch, not only in expectation. A task
+weighted 0 is not run at all (``w = 0``: direct answers only; ``w = 1``: SFT on rationales under
+the rationale prefix).
 
 At inference the ``[label]`` prefix asks for a direct answer (cheap: no rationale tokens) and
 the ``[rationale]`` prefix for the full chain of thought; evaluation must put the prefix on the
@@ -113,12 +115,14 @@ def encode_pair(tok, prompt: list[dict], completion: list[dict], max_length: int
     return full[:max_length], labels[:max_length]
 
 
-def encode_tasks(tok, rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+def encode_tasks(tok, rows: list[dict[str, Any]], max_length: int,
+                 tasks: tuple[str, ...] = TASKS) -> list[dict[str, Any]]:
+    """Tokenised ``(input_ids, labels)`` per task and example; tasks not in ``tasks`` (weight 0) are skipped."""
     out = []
     for row in rows:
         enc = {}
         for task in TASKS:
-            pair = row[task]
+            pair = row[task] if task in tasks else None
             enc[task] = None if pair is None else encode_pair(tok, pair[0], pair[1], max_length)
             if enc[task] is not None and all(x == -100 for x in enc[task][1]):
                 enc[task] = None  # the prompt alone fills max_length: nothing to learn
@@ -176,14 +180,14 @@ def multitask_loss(logits, labels, task, rationale_weight: float):
     mask = targets != -100
     weights = {"label": 1.0 - rationale_weight, "rationale": rationale_weight}
     parts: dict[str, torch.Tensor] = {}
-    loss = logits.sum() * 0.0  # stays connected to the graph when no task has tokens
     for t, name in enumerate(TASKS):
         m = mask & (task == t).unsqueeze(1)
         n = m.sum()
         if n > 0:
             parts[name] = (per_token * m).sum() / n
-            loss = loss + weights[name] * parts[name]
-    return loss, parts
+    if not parts:  # no label token at all: a zero that stays connected to the graph
+        return logits[..., :1].sum() * 0.0, parts
+    return sum(weights[name] * value for name, value in parts.items()), parts
 
 
 def _trainer_cls():
@@ -197,7 +201,7 @@ def _trainer_cls():
         def __init__(self, *args, rationale_weight: float, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.rationale_weight = rationale_weight
-            self._task_losses: dict[str, list[float]] = {name: [] for name in TASKS}
+            self._task_losses: dict[str, list] = {name: [] for name in TASKS}  # detached tensors
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs = dict(inputs)
@@ -206,14 +210,14 @@ def _trainer_cls():
             loss, parts = multitask_loss(outputs.logits, labels, task, self.rationale_weight)
             if model.training:
                 for name, value in parts.items():
-                    self._task_losses[name].append(float(value.detach()))
+                    self._task_losses[name].append(value.detach())
             return (loss, outputs) if return_outputs else loss
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
                 for name, values in self._task_losses.items():
                     if values:
-                        logs[f"{name}_loss"] = sum(values) / len(values)
+                        logs[f"{name}_loss"] = float(sum(values)) / len(values)
                     values.clear()
             super().log(logs, start_time)
 
@@ -233,7 +237,8 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     rows = build_tasks(examples, mt_cfg)
-    encoded = encode_tasks(tok, rows, cfg.max_length)
+    weights = {"label": 1.0 - mt_cfg.rationale_weight, "rationale": mt_cfg.rationale_weight}
+    encoded = encode_tasks(tok, rows, cfg.max_length, tuple(t for t in TASKS if weights[t] > 0))
     if not encoded:
         raise ConfigError(f"no trainable sequence: every prompt fills train.max_length = {cfg.max_length}")
     prompt, completion = rows[0]["rationale"]

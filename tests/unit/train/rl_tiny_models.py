@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
@@ -18,6 +20,18 @@ CORPUS = [f"{a} + {b} = {a + b}\nAnswer: {a + b}" for a in range(10) for b in ra
     "Solve the problem step by step. End with a line of the form \"Answer: <final answer>\".",
     "We add the numbers. The sum is the answer.",
 ]
+
+
+@pytest.fixture()
+def one_thread():
+    """Run a test on one intra-op thread. Tiny models gain nothing from more, and on a shared CPU
+    OpenMP threads waiting for a busy core made these tests ~15x slower (2 s -> 36 s measured)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def small_tokenizer(vocab_size: int = 384):

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from rl_tiny_models import small_tokenizer, tiny_llama
+from rl_tiny_models import one_thread, small_tokenizer, tiny_llama  # noqa: F401
 
 from reasondistill import io
 from reasondistill.config import TrainConfig
@@ -11,6 +11,9 @@ from reasondistill.errors import ConfigError
 from reasondistill.records import TrainExample
 from reasondistill.train import multitask
 from reasondistill.train.multitask import MultiTaskConfig
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def examples(n=12):
@@ -73,6 +76,9 @@ def test_collator_pairs_both_tasks_and_masks_prompts(tiny_model_dir):
     label_targets = batch["labels"][0][batch["labels"][0] != -100]
     assert tok.decode(label_targets) == "Answer: 0<|im_end|>\n"
     assert batch["attention_mask"].sum(1)[1] > batch["attention_mask"].sum(1)[0]  # rationale is longer
+    # a task weighted 0 is not tokenised at all
+    only_labels = multitask.encode_tasks(tok, multitask.build_tasks(examples(2), MultiTaskConfig()), 512, ("label",))
+    assert multitask.TaskCollator(tok.pad_token_id)(only_labels)["task"].tolist() == [0, 0]
 
 
 def test_multitask_lowers_both_losses_and_saves(tmp_path):

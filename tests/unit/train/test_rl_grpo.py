@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from rl_tiny_models import small_tokenizer, tiny_llama
+from rl_tiny_models import one_thread, small_tokenizer, tiny_llama  # noqa: F401
 
 from reasondistill import io, models
 from reasondistill.config import TrainConfig
@@ -16,6 +16,9 @@ from reasondistill.train.rewards import RewardConfig
 def student_dir(tmp_path_factory):
     tok = small_tokenizer()
     return tiny_llama(tmp_path_factory.mktemp("small-student"), tok)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def problems(n=4):

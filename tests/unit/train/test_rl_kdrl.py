@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 import torch
-from rl_tiny_models import half_vocab_teacher, small_tokenizer, tiny_llama
+from rl_tiny_models import half_vocab_teacher, one_thread, small_tokenizer, tiny_llama  # noqa: F401
 
 from reasondistill import io, models
 from reasondistill.config import TrainConfig
@@ -25,6 +25,9 @@ def small_dirs(tmp_path_factory):
     return student, teacher, len(tok)
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture()
 def problems_path(tmp_path):
     path = tmp_path / "problems.jsonl"
@@ -37,8 +40,8 @@ def test_kdrl_pulls_the_student_towards_the_teacher(tmp_path, small_dirs, proble
     cfg = TrainConfig(student=str(student), max_steps=12, batch_size=16, learning_rate=5e-2,
                       logging_steps=1, warmup_ratio=0.0, dtype="float32", device="cpu")
     kcfg = KDRLConfig(teacher=str(teacher), kl_weight=1.0,
-                      grpo=GRPOObjectiveConfig(num_generations=8, max_completion_length=8,
-                                               rewards=RewardConfig(format_weight=1.0)))
+                      grpo=GRPOObjectiveConfig(num_generations=8, max_completion_length=8,  # cheap reward:
+                                               rewards=RewardConfig(correctness_weight=0.0, format_weight=1.0)))
     m = kdrl.run(cfg, kcfg, problems_path, tmp_path / "out")
     out = m["outputs"]
     assert out["method"] == "kdrl" and out["steps"] == 12 and out["kl_weight"] == 1.0
