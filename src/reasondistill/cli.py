@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
+    p = sub.add_parser("compare", help="train several objectives on the same data and step budget, compare them",
+                       description="Runs the data stages once, then trains and evaluates every entry of "
+                                   "compare.entries; prints a table and writes DIR/compare.json.")
+    p.add_argument("recipe", nargs="?", default=None, help="recipe YAML or built-in name; default: compare")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
     p = sub.add_parser("problems", help="load or generate problems into DIR (train.jsonl, eval.jsonl)",
                        description="SOURCE is a file (.jsonl/.json/.parquet/.csv), an HF datasets folder "
                                    "saved with save_to_disk, or a reasoning-gym task name.")
@@ -127,6 +134,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / recipe.name
     report = pipeline.run(recipe, out)
     _print_summary(report, out)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+    if args.recipe is None or ("=" in args.recipe and not Path(args.recipe).exists()):
+        args.overrides = ([args.recipe] if args.recipe else []) + list(args.overrides)
+        args.recipe = "compare"
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = args.out or Path("runs") / recipe.name
+    rows = compare.run(recipe, out)
+    print(compare.format_table(rows))
+    print(f"\n{out / 'compare.json'}")
     return 0
 
 
@@ -244,7 +264,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
+COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "recipes": _cmd_recipes}
 

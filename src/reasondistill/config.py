@@ -210,6 +210,17 @@ class ReportConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`reasondistill compare`: objectives trained on the same data and step budget.
+
+    Each entry: {name, method, objective: {...}, init: <earlier entry>, train: {TrainConfig fields}}.
+    """
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    max_steps: int = -1  # > 0: the same optimizer-step budget for every entry
+
+
+@dataclass
 class Recipe:
     """A whole pipeline run. YAML recipes mirror this nesting 1:1."""
 
@@ -222,6 +233,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -309,6 +321,7 @@ BUILTIN_RECIPES = {
     "default": "smollm2-135m/sft/program_teacher.yaml",
     "program-teacher": "smollm2-135m/sft/program_teacher.yaml",
     "llm-teacher": "smollm2-135m/sft/llm_teacher.yaml",
+    "compare": "smollm2-135m/compare/objectives.yaml",
 }
 
 

@@ -62,10 +62,7 @@ def peak_rss_mb() -> float:
 
 def run(recipe: Recipe, out_dir: str | Path) -> dict:
     """Run every stage of ``recipe`` into ``out_dir`` and return the report dict."""
-    from . import problems, report
-    from . import teachers as teacher_stage
-    from . import verify
-    from .curate import run as curate_run
+    from . import report
     from .evaluate.runner import run as eval_run
     from .teachers.cache import SampleCache
     from .teachers.generate import few_shot_messages
@@ -77,22 +74,10 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
     (paths.root / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     io.write_json(paths.root / "versions.json", io.library_versions())
 
-    log.info("[1/7] problems -> %s", paths.problems)
-    problems.run(recipe.problems, paths.problems)
     train_problems, eval_problems = paths.problems / "train.jsonl", paths.problems / "eval.jsonl"
-
-    log.info("[2/7] generate (%s teacher)", recipe.teacher.backend)
-    teacher = teacher_stage.build_teacher(recipe.teacher)
+    teacher = None
     try:
-        gen = teacher_stage.run(recipe.teacher, recipe.generate, recipe.verify, train_problems, paths.generate,
-                                teacher=teacher)
-        calls = dict(made=gen["this_run"]["teacher_calls"], cached=gen["this_run"]["cached_teacher_calls"])
-
-        log.info("[3/7] verify")
-        verify.run(recipe.verify, train_problems, paths.generate / "traces.jsonl", paths.verify)
-        log.info("[4/7] curate")
-        curate_run(recipe.curate, train_problems, paths.generate / "traces.jsonl",
-                   paths.verify / "verdicts.jsonl", paths.curate, prompt_cfg=recipe.generate.prompt)
+        teacher, calls = prepare_data(recipe, paths)
         log.info("[5/7] train %s (%s)", recipe.train.method, "LoRA" if recipe.train.lora else "full")
         train_student(recipe, paths)
 
@@ -110,11 +95,12 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
             calls["made"] += res["this_run"]["calls"]
             calls["cached"] += res["this_run"]["cached"]
     finally:
-        teacher.close()
+        if teacher is not None:
+            teacher.close()
     for name in ("student_before", "student_after"):
         if name in recipe.eval.models:
             spec = recipe.train.student if name == "student_before" else str(paths.train / sft.MODEL_DIR)
-            _eval_model(recipe, spec, name, eval_problems, paths.eval(name), eval_run)
+            evaluate_model(recipe, spec, name, eval_problems, paths.eval(name))
 
     log.info("[7/7] report")
     result = report.build_report(paths.root, task=task_name(recipe), teacher_calls=calls["made"],
@@ -125,7 +111,33 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
     return result
 
 
-def train_student(recipe: Recipe, paths: RunPaths) -> dict:
+def prepare_data(recipe: Recipe, paths: RunPaths):
+    """Stages 1-4 (problems, generate, verify, curate). Returns ``(teacher, call counts)``;
+    the caller closes the teacher (it is reused to evaluate the teacher itself)."""
+    from . import problems, verify
+    from . import teachers as teacher_stage
+    from .curate import run as curate_run
+
+    log.info("[1/7] problems -> %s", paths.problems)
+    problems.run(recipe.problems, paths.problems)
+    train_problems = paths.problems / "train.jsonl"
+    log.info("[2/7] generate (%s teacher)", recipe.teacher.backend)
+    teacher = teacher_stage.build_teacher(recipe.teacher)
+    try:
+        gen = teacher_stage.run(recipe.teacher, recipe.generate, recipe.verify, train_problems, paths.generate,
+                                teacher=teacher)
+        log.info("[3/7] verify")
+        verify.run(recipe.verify, train_problems, paths.generate / "traces.jsonl", paths.verify)
+        log.info("[4/7] curate")
+        curate_run(recipe.curate, train_problems, paths.generate / "traces.jsonl",
+                   paths.verify / "verdicts.jsonl", paths.curate, prompt_cfg=recipe.generate.prompt)
+    except BaseException:
+        teacher.close()
+        raise
+    return teacher, dict(made=gen["this_run"]["teacher_calls"], cached=gen["this_run"]["cached_teacher_calls"])
+
+
+def train_student(recipe: Recipe, paths: RunPaths, out: Path | None = None) -> dict:
     """Feed the objective the input it trains on: curated traces, preference pairs, or problems."""
     from .train import objective, run_objective
 
@@ -139,16 +151,18 @@ def train_student(recipe: Recipe, paths: RunPaths) -> dict:
     else:
         data = paths.curate / "train.jsonl"
     logprobs = paths.generate / "logprobs" if obj.needs_logprobs else None
-    return run_objective(recipe.train, data, paths.train, logprobs=logprobs, verify_cfg=recipe.verify,
+    return run_objective(recipe.train, data, out or paths.train, logprobs=logprobs, verify_cfg=recipe.verify,
                          prompt_cfg=recipe.generate.prompt)
 
 
-def _eval_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path, eval_run) -> dict:
+def evaluate_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path) -> dict:
+    """Evaluate a student checkpoint (or any model spec); skipped when already done."""
     from . import models
     from .teachers.transformers import TransformersTeacher
 
     ident = models.resolve(spec).identity
     from .evaluate.runner import eval_config
+    from .evaluate.runner import run as eval_run
 
     config = eval_config(recipe.eval, recipe.verify, name, ident)
     done = io.completed_manifest(out, config, io.hash_inputs([problems_path]))

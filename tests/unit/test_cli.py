@@ -4,7 +4,7 @@ import pytest
 
 from reasondistill import cli
 
-COMMANDS = ["run", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
+COMMANDS = ["run", "compare", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
 
 
 @pytest.mark.parametrize("cmd", [None, *COMMANDS])

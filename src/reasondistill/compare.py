@@ -1,0 +1,119 @@
+"""``reasondistill compare``: several training objectives on the same task, data and step
+budget, each evaluated on the same held-out problems.
+
+The data stages run once (problems, teacher traces, verification, curation); each entry
+then trains in its own child process, so its wall time and peak memory are its own,
+and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``sft``'s
+checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing as mp
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .config import Recipe, TrainConfig, build
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompareEntry:
+    """One row of the comparison: an objective, its options, and where its student starts."""
+
+    name: str
+    method: str = "sft"
+    objective: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # name of an earlier entry whose checkpoint is this entry's student
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change for this entry
+
+
+def entries(recipe: Recipe) -> list[CompareEntry]:
+    """Validate ``compare.entries`` fully (objective options included) before any model loads."""
+    raw = recipe.compare.entries
+    if not raw:
+        raise ConfigError("compare.entries is empty: list the objectives to compare")
+    out: list[CompareEntry] = []
+    for i, item in enumerate(raw):
+        entry = build(CompareEntry, item, f"compare.entries[{i}]")
+        if entry.init is not None and entry.init not in {e.name for e in out}:
+            raise ConfigError(f"compare.entries[{i}] ({entry.name}): init '{entry.init}' must name an earlier entry")
+        if entry.name in {e.name for e in out}:
+            raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
+        train_cfg(recipe, entry, Path("."))  # builds and validates the objective's own config
+        out.append(entry)
+    return out
+
+
+def train_cfg(recipe: Recipe, entry: CompareEntry, root: Path) -> TrainConfig:
+    data = {**dataclasses.asdict(recipe.train), **entry.train, "method": entry.method, "objective": entry.objective}
+    if recipe.compare.max_steps > 0:
+        data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
+    if entry.init is not None:
+        data["student"] = str(root / entry.init / "train" / "model")
+    return build(TrainConfig, data, f"compare.{entry.name}.train")
+
+
+def _train_in_child(recipe: Recipe, entry: CompareEntry, root: Path, queue) -> None:
+    from .pipeline import RunPaths, evaluate_model, train_student
+
+    started = time.time()
+    run_paths = RunPaths(root.parent.parent)  # the run folder: shared problems/generate/verify/curate
+    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, root))
+    train_dir = root / entry.name / "train"
+    trained = train_student(sub, run_paths, out=train_dir)
+    train_wall = time.time() - started
+    evaluate_model(sub, str(train_dir / "model"), entry.name, run_paths.problems / "eval.jsonl",
+                   root / entry.name / "eval")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
+               "steps": trained["outputs"].get("steps")})
+
+
+def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
+    """Prepare the data once, then train and evaluate every entry; writes ``compare.json``."""
+    from .pipeline import RunPaths, prepare_data
+
+    todo = entries(recipe)
+    paths = RunPaths(Path(out_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    teacher, _ = prepare_data(recipe, paths)
+    teacher.close()
+    root = paths.root / "compare" / "entries"
+    rows = []
+    ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
+    for entry in todo:
+        log.info("compare: %s (%s)", entry.name, entry.method)
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, root, queue))
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"compare entry '{entry.name}' failed (exit code {proc.exitcode}); see the log above")
+        stats = queue.get()
+        summary = io.read_json(root / entry.name / "eval" / "summary.json")
+        rows.append({"objective": entry.name, "method": entry.method, "accuracy": summary["accuracy"],
+                     "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"],
+                     "wall_seconds": round(stats["wall_seconds"], 1),
+                     "train_wall_seconds": round(stats["train_wall_seconds"], 1),
+                     "peak_rss_mb": round(stats["peak_rss_mb"], 1), "steps": stats["steps"]})
+    io.write_json(paths.root / "compare.json", rows)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'tok/answer':>10} {'wall s':>8} {'peak MB':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lo, hi = r["ci95"]
+        lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+                     f"{r['tokens_per_answer']:>10.1f} {r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
+    return "\n".join(lines)

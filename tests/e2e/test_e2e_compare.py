@@ -1,0 +1,51 @@
+"""`compare`: objectives on the same data and step budget, each in its own process."""
+
+import json
+
+import pytest
+
+from reasondistill import compare
+from reasondistill.config import Recipe, build
+from reasondistill.errors import ConfigError
+
+from .test_e2e_pipeline import tiny_recipe
+
+
+def compare_recipe(tiny_model_dir, cache, entries, max_steps=2):
+    recipe = tiny_recipe(tiny_model_dir, cache)
+    recipe.compare.entries = entries
+    recipe.compare.max_steps = max_steps
+    recipe.train.max_length = 128
+    return recipe
+
+
+def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "sft", "method": "sft"},
+        {"name": "sft+redi", "method": "redi", "init": "sft", "objective": {"alpha": 0.5}},
+    ])
+    rows = compare.run(recipe, tmp_path / "run")
+    on_disk = json.loads((tmp_path / "run" / "compare.json").read_text())
+    assert on_disk == rows and [r["objective"] for r in rows] == ["sft", "sft+redi"]
+    for r in rows:
+        assert set(r) >= {"objective", "accuracy", "ci95", "tokens_per_answer", "wall_seconds", "peak_rss_mb"}
+        assert 0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1
+        assert r["peak_rss_mb"] > 50 and r["wall_seconds"] > 0 and r["steps"] == 2
+    redi = json.loads((tmp_path / "run" / "compare" / "entries" / "sft+redi" / "train" / "manifest.json").read_text())
+    assert redi["config"]["train"]["student"].endswith("sft/train/model")  # started from the SFT checkpoint
+    assert "sft" in compare.format_table(rows)
+
+
+@pytest.mark.parametrize("entries,msg", [
+    ([], "compare.entries is empty"),
+    ([{"name": "a", "method": "nope"}], "unknown training objective 'nope'"),
+    ([{"name": "a", "method": "redi", "objective": {"alpha": 2}}], "redi.alpha = 2"),
+    ([{"name": "a", "init": "b"}], "init 'b' must name an earlier entry"),
+    ([{"name": "a"}, {"name": "a"}], "duplicate name 'a'"),
+    ([{"name": "a", "lr": 1}], "unknown recipe key 'compare.entries[0].lr'"),
+])
+def test_bad_compare_entries_fail_before_any_work(entries, msg, tmp_path):
+    recipe = build(Recipe, {"compare": {"entries": entries}})
+    with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        compare.run(recipe, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
