@@ -50,3 +50,20 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def finish(out_dir: Path, model, tokenizer, result, history: list[dict[str, Any]], *, n_examples: int,
+           config: Any, inputs: dict[str, str], started: float, method: str,
+           outputs: dict[str, Any] | None = None) -> dict:
+    """Save ``out_dir/model`` (safetensors), ``loss.jsonl`` and, last, the stage manifest."""
+    from .. import io
+    from .sft import MODEL_DIR, save_checkpoint
+
+    path = save_checkpoint(model, tokenizer, Path(out_dir) / MODEL_DIR)
+    io.write_jsonl(Path(out_dir) / "loss.jsonl", history)
+    losses = [h["loss"] for h in history]
+    base = {"files": ["loss.jsonl"], "model_dir": str(path), "method": method, "n_examples": n_examples,
+            "steps": result.global_step, "train_loss": result.training_loss,
+            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs,
+                             outputs={**base, **(outputs or {})}, started=started, extra={"method": method})

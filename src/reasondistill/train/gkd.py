@@ -315,21 +315,8 @@ def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | P
     started = time.time()
     examples = sft.load_examples(train_path)
     model, tok, result, history, info = train(train_cfg, gkd_cfg, examples, out_dir, train_path)
-    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
-    io.write_jsonl(out_dir / "loss.jsonl", history)
-    losses = [h["loss"] for h in history]
-    outputs = {
-        "files": ["loss.jsonl"],
-        "model_dir": str(path),
-        "n_examples": len(examples),
-        "steps": result.global_step,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        **info,
-    }
-    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
-                             started=started, extra={"method": "gkd"})
+    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
+                         inputs=inputs, started=started, method="gkd", outputs=info)
 
 
 __all__ = ["GKDObjectiveConfig", "run", "train", "tokenize", "check_vocabulary", "Collator"]

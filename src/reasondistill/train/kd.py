@@ -223,8 +223,6 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     """Distil in memory. Returns ``(model, tokenizer, train_output, log_history, info)``;
     a LoRA model comes back merged into plain weights. Every data check runs before the
     student is loaded."""
-    import torch
-
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
@@ -263,26 +261,11 @@ def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, logpro
     reader = open_store(kd_cfg, logprobs_path)
     examples = load_examples(train_path, reader)
     model, tok, result, history, info = train(train_cfg, kd_cfg, examples, reader, out_dir, train_path)
-    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
-    io.write_jsonl(out_dir / "loss.jsonl", history)
-    losses = [h["loss"] for h in history]
     kd_losses = [h["kd_loss"] for h in history if "kd_loss" in h]
-    outputs = {
-        "files": ["loss.jsonl"],
-        "model_dir": str(path),
-        "n_examples": len(examples),
-        "steps": result.global_step,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        "first_kd_loss": kd_losses[0] if kd_losses else None,
-        "last_kd_loss": kd_losses[-1] if kd_losses else None,
-        "store_k": reader.k,
-        "store_bytes_per_token": round(reader.bytes_per_token(), 2),
-        **info,
-    }
-    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
-                             started=started, extra={"method": "kd"})
+    extra = {"first_kd_loss": kd_losses[0] if kd_losses else None, "last_kd_loss": kd_losses[-1] if kd_losses else None,
+             "store_k": reader.k, "store_bytes_per_token": round(reader.bytes_per_token(), 2), **info}
+    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
+                         inputs=inputs, started=started, method="kd", outputs=extra)
 
 
 __all__ = ["KDConfig", "run", "train", "tokenize", "load_examples", "open_store", "Collator"]

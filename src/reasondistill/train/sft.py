@@ -75,21 +75,8 @@ def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
     started = time.time()
     examples = load_examples(train_path)
     model, tok, result, history, info = train(cfg, examples, out_dir)
-    path = save_checkpoint(model, tok, out_dir / MODEL_DIR)
-    io.write_jsonl(out_dir / "loss.jsonl", history)
-    losses = [h["loss"] for h in history]
-    outputs = {
-        "files": ["loss.jsonl"],
-        "model_dir": str(path),
-        "n_examples": len(examples),
-        "steps": result.global_step,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        **info,
-    }
-    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
-                             started=started)
+    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
+                         inputs=inputs, started=started, method="sft", outputs=info)
 
 
 def save_checkpoint(model, tokenizer, path: Path) -> Path:
