@@ -182,6 +182,7 @@ def _trainer_class():
                                     inputs["teacher_tail"][sel].unsqueeze(0))
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
             kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature, **self.loss_options)
+            kd = with_uncovered_targets(kd, logits, inputs["labels"], sel)
             w = self.kd_cfg.ce_weight
             with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):
                 ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), inputs["labels"][:, 1:].flatten(),
@@ -201,6 +202,20 @@ def _trainer_class():
             super().log(logs, start_time)
 
     return KDTrainer
+
+
+def with_uncovered_targets(kd, logits, labels, kd_mask):
+    """Completion tokens the teacher never scored (the chat template's end-of-turn after the
+    teacher's last token) keep the label as their target, token-weighted into the KD term;
+    without it a pure-KD student never learns to stop."""
+    import torch.nn.functional as F
+
+    uncovered = (labels[:, 1:] != IGNORE) & ~kd_mask[:, :-1]
+    n_unc, n_kd = int(uncovered.sum()), int(kd_mask.sum())
+    if n_unc == 0:
+        return kd
+    ce = F.cross_entropy(logits[:, :-1][uncovered].float(), labels[:, 1:][uncovered])
+    return (kd * n_kd + ce * n_unc) / (n_kd + n_unc)
 
 
 def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):

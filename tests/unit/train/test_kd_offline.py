@@ -136,3 +136,27 @@ def test_store_too_small_and_mismatched_tokens_fail_before_model_load(tmp_path, 
     io.write_jsonl(tmp_path / "orphan.jsonl", orphan)
     with pytest.raises(InputError, match="trace 'p9/other/s0' has no teacher logprobs"):
         kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=K), tmp_path / "orphan.jsonl", store, tmp_path / "c")
+
+
+def test_end_of_turn_after_the_teachers_tokens_keeps_its_label_as_target():
+    """With ce_weight=0, the token the teacher never scored (end of turn) still gets a target."""
+    import torch
+
+    from reasondistill.train.kd import IGNORE, with_uncovered_targets
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 6, 11, requires_grad=True)
+    labels = torch.tensor([[IGNORE, IGNORE, 3, 4, 5, 7]])  # completion = tokens at positions 2..5
+    kd_mask = torch.tensor([[False, True, True, True, False, False]])  # teacher scored tokens at 2..4
+    kd = torch.tensor(0.5)
+    out = with_uncovered_targets(kd, logits, labels, kd_mask)
+    assert not torch.isclose(out, kd)
+    out.backward()
+    assert logits.grad[0, 4].abs().sum() > 0  # the position predicting the end-of-turn token learns
+    assert logits.grad[0, :4].abs().sum() == 0 and logits.grad[0, 5].abs().sum() == 0
+    other = labels.clone()
+    other[0, 5] = 8
+    assert not torch.isclose(with_uncovered_targets(kd, logits, other, kd_mask), out)
+    # nothing uncovered: the KD term is returned unchanged
+    full = torch.tensor([[False, True, True, True, True, False]])
+    assert with_uncovered_targets(kd, logits, labels, full) is kd
