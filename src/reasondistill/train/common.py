@@ -67,3 +67,21 @@ def finish(out_dir: Path, model, tokenizer, result, history: list[dict[str, Any]
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs,
                              outputs={**base, **(outputs or {})}, started=started, extra={"method": method})
+
+
+def encode_pair(tokenizer, prompt: list[dict[str, str]], completion: list[dict[str, str]], *, path: Any,
+                line: int, what: str = "") -> tuple[list[int], list[int]]:
+    """Token ids of the rendered prompt and of prompt + completion under the chat template.
+
+    The prompt must be a prefix of the whole (else completion positions are ambiguous); the
+    error names the file, line and, via ``what``, the record."""
+    from ..errors import InputError
+
+    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise InputError(f"{what}the chat template's prompt tokens are not a prefix of prompt + completion",
+                         file=path, line=line, field="prompt")
+    return prompt_ids, full_ids

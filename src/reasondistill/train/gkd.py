@@ -65,14 +65,8 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, max_length: int,
 
     features, n_truncated = [], 0
     for line, ex in enumerate(examples, 1):
-        prompt_text = tokenizer.apply_chat_template(ex.prompt, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(ex.prompt + ex.completion, tokenize=False)
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        prompt_ids, full_ids = common.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line)
         n_prompt = len(prompt_ids)
-        if full_ids[:n_prompt] != prompt_ids:
-            raise InputError("the chat template's prompt tokens are not a prefix of prompt + completion",
-                             file=path, line=line, field="prompt")
         if n_prompt >= max_length:
             raise InputError(f"the prompt alone is {n_prompt} tokens, >= train.max_length={max_length}; no "
                              f"completion token would be trained", file=path, line=line, field="prompt")

@@ -70,14 +70,9 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, reader: LogprobReader
     features, n_truncated, n_kd = [], 0, 0
     for line, ex in enumerate(examples, 1):
         trace_id = ex.meta["trace_id"]
-        prompt_text = tokenizer.apply_chat_template(ex.prompt, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(ex.prompt + ex.completion, tokenize=False)
-        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        prompt_ids, full_ids = common.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line,
+                                                  what=f"trace {trace_id!r}: ")
         n_prompt = len(prompt_ids)
-        if full_ids[:n_prompt] != prompt_ids:
-            raise InputError(f"trace {trace_id!r}: the chat template's prompt tokens are not a prefix of "
-                             f"prompt + completion", file=path, line=line, field="prompt")
         completion = full_ids[n_prompt:]
         tokens, ids, lps, tail = reader.get(trace_id, k=top_k)
         n_teacher = len(tokens)
