@@ -63,7 +63,7 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, root: Path) -> TrainConfig:
 
 
 def _train_in_child(recipe: Recipe, entry: CompareEntry, root: Path, queue) -> None:
-    from .pipeline import RunPaths, evaluate_model, train_student
+    from .pipeline import RunPaths, evaluate_model, student_task_prefix, train_student
 
     started = time.time()
     run_paths = RunPaths(root.parent.parent)  # the run folder: shared problems/generate/verify/curate
@@ -72,7 +72,7 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, root: Path, queue) -> N
     trained = train_student(sub, run_paths, out=train_dir)
     train_wall = time.time() - started
     evaluate_model(sub, str(train_dir / "model"), entry.name, run_paths.problems / "eval.jsonl",
-                   root / entry.name / "eval")
+                   root / entry.name / "eval", task_prefix=student_task_prefix(sub))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
                "steps": trained["outputs"].get("steps")})

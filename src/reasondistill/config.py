@@ -194,10 +194,12 @@ class EvalConfig:
     dtype: str = "auto"
     device: str = "auto"
     seed: int = 0
+    task: str = "rationale"  # multitask students only: the task prefix they are evaluated under (rationale | label)
 
     def __post_init__(self) -> None:
         for m in self.models:
             _choice("eval.models[]", m, ("teacher", "student_before", "student_after"))
+        _choice("eval.task", self.task, ("rationale", "label"))
 
 
 @dataclass

@@ -100,7 +100,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict:
     for name in ("student_before", "student_after"):
         if name in recipe.eval.models:
             spec = recipe.train.student if name == "student_before" else str(paths.train / sft.MODEL_DIR)
-            evaluate_model(recipe, spec, name, eval_problems, paths.eval(name))
+            evaluate_model(recipe, spec, name, eval_problems, paths.eval(name),
+                           task_prefix=student_task_prefix(recipe) if name == "student_after" else None)
 
     log.info("[7/7] report")
     result = report.build_report(paths.root, task=task_name(recipe), teacher_calls=calls["made"],
@@ -155,7 +156,19 @@ def train_student(recipe: Recipe, paths: RunPaths, out: Path | None = None) -> d
                          prompt_cfg=recipe.generate.prompt)
 
 
-def evaluate_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path) -> dict:
+def student_task_prefix(recipe: Recipe) -> str | None:
+    """The prefix a trained student is asked under: a multi-task student answers the task its
+    prompt names (``eval.task``), so it is evaluated with that task's prefix; others with none."""
+    if recipe.train.method != "multitask":
+        return None
+    from .train import objective_config
+    from .train.multitask import eval_prefix
+
+    return eval_prefix(objective_config("multitask", recipe.train.objective), recipe.eval.task)
+
+
+def evaluate_model(recipe: Recipe, spec: str, name: str, problems_path: Path, out: Path,
+                   task_prefix: str | None = None) -> dict:
     """Evaluate a student checkpoint (or any model spec); skipped when already done."""
     from . import models
     from .teachers.transformers import TransformersTeacher
@@ -164,7 +177,7 @@ def evaluate_model(recipe: Recipe, spec: str, name: str, problems_path: Path, ou
     from .evaluate.runner import eval_config
     from .evaluate.runner import run as eval_run
 
-    config = eval_config(recipe.eval, recipe.verify, name, ident)
+    config = eval_config(recipe.eval, recipe.verify, name, ident, task_prefix=task_prefix)
     done = io.completed_manifest(out, config, io.hash_inputs([problems_path]))
     if done:
         return done
@@ -173,7 +186,7 @@ def evaluate_model(recipe: Recipe, spec: str, name: str, problems_path: Path, ou
                                 name=name)
     try:
         return eval_run(recipe.eval, recipe.verify, model, problems_path, out, model_name=name,
-                        prompt_cfg=recipe.generate.prompt, identity=ident)
+                        prompt_cfg=recipe.generate.prompt, identity=ident, task_prefix=task_prefix)
     finally:
         model.close()
 

@@ -17,7 +17,7 @@ from ..config import EvalConfig, PromptConfig, VerifyConfig
 from ..records import EvalSample, Problem
 from ..teachers.base import Request, SamplingParams, Teacher
 from ..teachers.cache import SampleCache
-from ..teachers.prompts import student_messages
+from ..teachers.prompts import student_messages, with_task_prefix
 from ..teachers.sampling import CallCounts, draw
 from . import metrics
 
@@ -25,16 +25,17 @@ from . import metrics
 def run(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Teacher, problems_path: str | Path,
         out_dir: str | Path, *, model_name: str, prompt_cfg: PromptConfig | None = None,
         cache: SampleCache | None = None, identity: str | None = None,
-        prefix: list[dict[str, str]] | None = None) -> dict:
+        prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None) -> dict:
     """Evaluate ``teacher`` on ``problems_path``; writes samples.jsonl, summary.json, manifest.json.
 
     ``identity`` (the model's content identity) makes a finished evaluation resumable;
-    ``prefix`` holds earlier turns (a teacher's few-shot examples) put before each prompt.
+    ``prefix`` holds earlier turns (a teacher's few-shot examples) put before each prompt;
+    ``task_prefix`` goes before the question itself (a multi-task student's ``[rationale] ``).
     """
     from ..verify import score_text
 
     out_dir = Path(out_dir)
-    config = eval_config(cfg, verify_cfg, model_name, identity or teacher.identity, prefix)
+    config = eval_config(cfg, verify_cfg, model_name, identity or teacher.identity, prefix, task_prefix)
     inputs = io.hash_inputs([problems_path])
     done = io.completed_manifest(out_dir, config, inputs)
     if done:
@@ -49,7 +50,7 @@ def run(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Teacher, problems_pa
         plans += [(i, sampled) for i in range(1, cfg.samples + 1)]
     samples: list[EvalSample] = []
     for idx, sampling in _group(plans):
-        reqs = [Request(p, tuple((prefix or []) + student_messages(p, prompt_cfg)), i)
+        reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)), i)
                 for p in problems for i in idx]
         comps, c = draw(teacher, reqs, sampling, cache, desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
         counts.add(c)
@@ -71,10 +72,13 @@ def run(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Teacher, problems_pa
 
 
 def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, identity: str,
-                prefix: list[dict[str, str]] | None = None) -> dict:
+                prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None) -> dict:
     """What a finished evaluation is keyed on (used to skip reloading a model for nothing)."""
-    return {"eval": dataclasses.asdict(cfg), "verify": dataclasses.asdict(verify_cfg),
-            "model": model_name, "identity": identity, "prefix": prefix or []}
+    config = {"eval": dataclasses.asdict(cfg), "verify": dataclasses.asdict(verify_cfg),
+              "model": model_name, "identity": identity, "prefix": prefix or []}
+    if task_prefix:
+        config["task_prefix"] = task_prefix
+    return config
 
 
 def _group(plans: list[tuple[int, SamplingParams]]) -> list[tuple[list[int], SamplingParams]]:

@@ -54,6 +54,19 @@ def student_messages(problem: Problem, cfg: PromptConfig | None = None) -> list[
     return [{"role": "user", "content": cot_prompt(problem, cfg or PromptConfig())}]
 
 
+def with_task_prefix(messages: list[dict[str, str]], prefix: str | None) -> list[dict[str, str]]:
+    """``messages`` with ``prefix`` put before the last user message: how a multi-task student
+    (``train/multitask.py``) is told which task to do, in training and at evaluation alike."""
+    out = [dict(m) for m in messages]
+    if not prefix:
+        return out
+    for m in reversed(out):
+        if m.get("role") == "user":
+            m["content"] = prefix + m.get("content", "")
+            return out
+    raise ValueError("a task prefix needs a user message to go on")
+
+
 def format_answer(answer: str) -> str:
     """The final-answer line; a multi-line answer (a grid) starts on the next line."""
     return f"{ANSWER_PREFIX}\n{answer}" if "\n" in answer else f"{ANSWER_PREFIX} {answer}"

@@ -85,3 +85,54 @@ def encode_pair(tokenizer, prompt: list[dict[str, str]], completion: list[dict[s
         raise InputError(f"{what}the chat template's prompt tokens are not a prefix of prompt + completion",
                          file=path, line=line, field="prompt")
     return prompt_ids, full_ids
+
+
+def completion_logits(model, input_ids, attention_mask, positions):
+    """Logits ``[N, V]`` at the ``positions`` (``[B, T]`` bool) whose next token is trained, and nowhere else.
+
+    The LM head is the costliest layer of a small student (SmolLM2-135M: 49k-row vocabulary, a
+    fifth of the weights) and chat prompts are most of each sequence, so projecting only the
+    completion positions roughly halves a training step on CPU. The selection goes through the
+    model's own ``forward`` (``logits_to_keep`` as a boolean mask), so DDP, PEFT and logit
+    soft-capping behave as usual; a model whose forward lacks it gets full logits, then indexed.
+    """
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions, use_cache=False)
+    except TypeError:  # no logits_to_keep on this architecture
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    logits = out.logits
+    if logits.dim() == 3 and logits.shape[:2] == positions.shape:
+        return logits[positions]
+    return logits.reshape(-1, logits.shape[-1])
+
+
+def sum_to_mean(loss_sum, n_local, num_items_in_batch, trainer):
+    """Token-mean of a summed loss over the whole optimizer step (every micro-batch of gradient
+    accumulation, and every rank when ``average_tokens_across_devices``), as ``Trainer`` expects
+    when it passes ``num_items_in_batch``; the local token count otherwise."""
+    import torch
+
+    if num_items_in_batch is None:
+        return loss_sum / max(int(n_local), 1)
+    loss = loss_sum / torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+    if trainer.args.average_tokens_across_devices:
+        loss = loss * trainer.accelerator.num_processes  # DDP averages gradients across ranks
+    return loss
+
+
+def pad_batch(features: list[dict[str, Any]], pad: dict[str, float | int]) -> dict[str, Any]:
+    """Right-pad each field named in ``pad`` (with its fill value) to the longest ``input_ids``
+    of the batch, stack, and add the ``attention_mask``."""
+    import torch
+
+    width = max(len(f["input_ids"]) for f in features)
+    batch = {}
+    for name, value in pad.items():
+        rows = []
+        for f in features:
+            x = f[name]
+            rows.append(torch.cat([x, x.new_full((width - len(x), *x.shape[1:]), value)]))
+        batch[name] = torch.stack(rows)
+    lengths = torch.tensor([len(f["input_ids"]) for f in features])
+    batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    return batch

@@ -17,6 +17,7 @@ and overrides ``compute_loss``. Checkpoint, loss log and manifest follow ``sft.r
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -29,9 +30,12 @@ from ..records import TrainExample
 from ..teachers.logprob_store import LogprobReader
 from . import common
 from . import sft
+from .preflight import preflight
 from .kd_config import KDConfig
 from .losses import get_loss, options_for
 
+
+log = logging.getLogger(__name__)
 
 MODEL_DIR = sft.MODEL_DIR
 IGNORE = -100
@@ -121,27 +125,11 @@ class Collator:
     """Right-pads a list of :func:`tokenize` features into a batch."""
 
     def __init__(self, pad_token_id: int) -> None:
-        self.pad_token_id = pad_token_id
+        self.pad = {"input_ids": pad_token_id, "labels": IGNORE, "teacher_ids": 0, "teacher_logprobs": 0.0,
+                    "teacher_tail": 0.0, "kd_mask": False}
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-
-        def pad(name: str, value: float | int) -> Any:
-            rows = []
-            for f in features:
-                x = f[name]
-                fill = x.new_full((width - len(x), *x.shape[1:]), value)
-                rows.append(torch.cat([x, fill]))
-            return torch.stack(rows)
-
-        batch = {"input_ids": pad("input_ids", self.pad_token_id), "labels": pad("labels", IGNORE),
-                 "teacher_ids": pad("teacher_ids", 0), "teacher_logprobs": pad("teacher_logprobs", 0.0),
-                 "teacher_tail": pad("teacher_tail", 0.0), "kd_mask": pad("kd_mask", False)}
-        lengths = torch.tensor([len(f["input_ids"]) for f in features])
-        batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
-        return batch
+        return common.pad_batch(features, self.pad)
 
 
 # ---------------------------------------------------------------------------
@@ -168,25 +156,27 @@ def _trainer_class():
             self._parts: dict[str, list[float]] = {"kd_loss": [], "ce_loss": []}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-            logits = out.logits
-            sel = inputs["kd_mask"]
-            student = logits[sel].unsqueeze(0)  # [1, N, V]: only the positions with a teacher target
+            labels, sel = inputs["labels"], inputs["kd_mask"]
+            targets = torch.full_like(labels, IGNORE)  # targets[p]: the token logits at p predict
+            targets[:, :-1] = labels[:, 1:]
+            need = sel | (targets != IGNORE)
+            logits = common.completion_logits(model, inputs["input_ids"], inputs["attention_mask"], need)
+            kd_rows, targets = sel[need], targets[need]  # row order of `logits`
+            student = logits[kd_rows].unsqueeze(0)  # [1, N, V]: only the positions with a teacher target
             teacher = SparseTeacher(inputs["teacher_ids"][sel].unsqueeze(0),
                                     inputs["teacher_logprobs"][sel].unsqueeze(0),
                                     inputs["teacher_tail"][sel].unsqueeze(0))
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
             kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature, **self.loss_options)
-            kd = with_uncovered_targets(kd, logits, inputs["labels"], sel)
+            kd = with_uncovered_targets(kd, logits, targets, kd_rows)
             w = self.kd_cfg.ce_weight
             with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):
-                ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), inputs["labels"][:, 1:].flatten(),
-                                     ignore_index=IGNORE)
+                ce = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE)
             loss = kd if w == 0 else ce if w == 1 else (1 - w) * kd + w * ce
             if model.training:
                 self._parts["kd_loss"].append(float(kd.detach()))
                 self._parts["ce_loss"].append(float(ce.detach()))
-            return (loss, out) if return_outputs else loss
+            return (loss, logits) if return_outputs else loss
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
@@ -199,17 +189,19 @@ def _trainer_class():
     return KDTrainer
 
 
-def with_uncovered_targets(kd, logits, labels, kd_mask):
+def with_uncovered_targets(kd, logits, targets, kd_rows):
     """Completion tokens the teacher never scored (the chat template's end-of-turn after the
     teacher's last token) keep the label as their target, token-weighted into the KD term;
-    without it a pure-KD student never learns to stop."""
+    without it a pure-KD student never learns to stop. ``logits`` ``[N, V]`` are rows of
+    positions, ``targets`` their next tokens (``IGNORE`` if untrained), ``kd_rows`` the rows
+    with a teacher distribution."""
     import torch.nn.functional as F
 
-    uncovered = (labels[:, 1:] != IGNORE) & ~kd_mask[:, :-1]
-    n_unc, n_kd = int(uncovered.sum()), int(kd_mask.sum())
+    uncovered = (targets != IGNORE) & ~kd_rows
+    n_unc, n_kd = int(uncovered.sum()), int(kd_rows.sum())
     if n_unc == 0:
         return kd
-    ce = F.cross_entropy(logits[:, :-1][uncovered].float(), labels[:, 1:][uncovered])
+    ce = F.cross_entropy(logits[uncovered].float(), targets[uncovered])
     return (kd * n_kd + ce * n_unc) / (n_kd + n_unc)
 
 
@@ -236,6 +228,9 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
     features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
+    report = preflight(tok, example=examples[0])  # vocabulary: tokenize() matched every teacher token id
+    for warning in report.warnings:
+        log.warning("preflight: %s", warning)
     device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     if model.get_output_embeddings().weight.shape[0] <= int(max(f["teacher_ids"].max() for f in features)):
@@ -253,7 +248,7 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
-    info = {"student": ref.identity, "bf16": use_bf16, **counts}
+    info = {"student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict(), **counts}
     return trained.eval(), tok, result, history, info
 
 

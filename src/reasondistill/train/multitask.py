@@ -39,7 +39,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..records import TrainExample
-from ..teachers.prompts import format_answer
+from ..teachers.prompts import format_answer, with_task_prefix
 from ..verify.answers import extract_answer
 from . import common, sft
 from .preflight import preflight
@@ -69,12 +69,15 @@ class MultiTaskConfig:
 
 def task_messages(messages: list[dict[str, str]], prefix: str) -> list[dict[str, str]]:
     """``messages`` with ``prefix`` prepended to the last user message (for training and inference)."""
-    out = [dict(m) for m in messages]
-    for m in reversed(out):
-        if m.get("role") == "user":
-            m["content"] = prefix + m.get("content", "")
-            return out
-    raise ConfigError("a multitask prompt needs a user message to put the task prefix on")
+    try:
+        return with_task_prefix(messages, prefix)
+    except ValueError as e:
+        raise ConfigError(f"a multitask prompt needs a user message to put the task prefix on ({e})") from None
+
+
+def eval_prefix(cfg: MultiTaskConfig, task: str) -> str:
+    """The prefix that asks a trained multi-task student for ``task`` ("rationale" or "label")."""
+    return cfg.rationale_prefix if task == "rationale" else cfg.label_prefix
 
 
 def build_tasks(examples: list[TrainExample], cfg: MultiTaskConfig) -> list[dict[str, Any]]:

@@ -145,18 +145,18 @@ def test_end_of_turn_after_the_teachers_tokens_keeps_its_label_as_target():
     from reasondistill.train.kd import IGNORE, with_uncovered_targets
 
     torch.manual_seed(0)
-    logits = torch.randn(1, 6, 11, requires_grad=True)
-    labels = torch.tensor([[IGNORE, IGNORE, 3, 4, 5, 7]])  # completion = tokens at positions 2..5
-    kd_mask = torch.tensor([[False, True, True, True, False, False]])  # teacher scored tokens at 2..4
+    logits = torch.randn(6, 11, requires_grad=True)  # one row per position
+    targets = torch.tensor([IGNORE, 3, 4, 5, 7, IGNORE])  # row p predicts completion token p + 1 (tokens 2..5)
+    kd_rows = torch.tensor([False, True, True, True, False, False])  # teacher scored tokens at 2..4
     kd = torch.tensor(0.5)
-    out = with_uncovered_targets(kd, logits, labels, kd_mask)
+    out = with_uncovered_targets(kd, logits, targets, kd_rows)
     assert not torch.isclose(out, kd)
     out.backward()
-    assert logits.grad[0, 4].abs().sum() > 0  # the position predicting the end-of-turn token learns
-    assert logits.grad[0, :4].abs().sum() == 0 and logits.grad[0, 5].abs().sum() == 0
-    other = labels.clone()
-    other[0, 5] = 8
-    assert not torch.isclose(with_uncovered_targets(kd, logits, other, kd_mask), out)
+    assert logits.grad[4].abs().sum() > 0  # the position predicting the end-of-turn token learns
+    assert logits.grad[:4].abs().sum() == 0 and logits.grad[5].abs().sum() == 0
+    other = targets.clone()
+    other[4] = 8
+    assert not torch.isclose(with_uncovered_targets(kd, logits, other, kd_rows), out)
     # nothing uncovered: the KD term is returned unchanged
-    full = torch.tensor([[False, True, True, True, True, False]])
-    assert with_uncovered_targets(kd, logits, labels, full) is kd
+    full = torch.tensor([False, True, True, True, True, False])
+    assert with_uncovered_targets(kd, logits, targets, full) is kd

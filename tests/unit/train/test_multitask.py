@@ -106,3 +106,36 @@ def test_multitask_lowers_both_losses_and_saves(tmp_path):
 def test_bad_multitask_config_is_a_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         MultiTaskConfig(**kwargs)
+
+
+def test_multitask_student_is_evaluated_under_its_task_prefix(tmp_path):
+    """A multi-task student sees '[rationale] ' (or eval.task=label: '[label] ') before the question at
+    evaluation, as in training; other students see the plain prompt."""
+    from reasondistill import io
+    from reasondistill.config import load_recipe
+    from reasondistill.evaluate.runner import run as eval_run
+    from reasondistill.pipeline import student_task_prefix
+    from reasondistill.records import Problem
+    from reasondistill.teachers.dummy import DummyTeacher
+
+    assert student_task_prefix(load_recipe("default", [])) is None
+    recipe = load_recipe("default", ["train.method=multitask", "train.objective.label_prefix=<L>"])
+    assert student_task_prefix(recipe) == "[rationale] "
+    assert student_task_prefix(load_recipe("default", ["train.method=multitask", "eval.task=label",
+                                                       "train.objective.label_prefix=<L>"])) == "<L>"
+
+    seen = []
+
+    class Recording(DummyTeacher):
+        def complete(self, requests, sampling):
+            seen.extend(r.messages for r in requests)
+            return super().complete(requests, sampling)
+
+    path = tmp_path / "eval.jsonl"
+    io.write_jsonl(path, [Problem("p0", "t", "1 + 1 =", "2")])
+    eval_run(recipe.eval, recipe.verify, Recording(accuracy=1.0), path, tmp_path / "ev", model_name="m",
+             task_prefix="[rationale] ")
+    assert seen[-1][-1]["content"].startswith("[rationale] ") and "1 + 1 =" in seen[-1][-1]["content"]
+    m = eval_run(recipe.eval, recipe.verify, Recording(accuracy=1.0), path, tmp_path / "plain", model_name="m")
+    assert not seen[-1][-1]["content"].startswith("[")
+    assert m["config"].get("task_prefix") is None

@@ -92,3 +92,49 @@ def test_empty_completion_names_line(tmp_path):
                                 "completion": [{"role": "assistant", "content": "  "}]}) + "\n")
     with pytest.raises(InputError, match=r"bad.jsonl:2: field 'completion'"):
         sft.load_examples(path)
+
+
+def test_completion_only_loss_equals_full_logits_cross_entropy(tiny_model_dir, tmp_path):
+    """Projecting only completion positions gives the loss HF computes from every position's logits."""
+    from transformers import AutoModelForCausalLM
+
+    from reasondistill import models
+
+    tok = models.load_tokenizer(str(tiny_model_dir))
+    varied = examples(5) + [TrainExample(prompt=[{"role": "user", "content": "12 + 30 + 7 ="}],
+                                         completion=[{"role": "assistant", "content": "12 + 30 = 42\n42 + 7 = 49\nAnswer: 49"}])]
+    feats, counts = sft.tokenize(varied, tok, max_length=512)
+    assert counts == {"n_truncated": 0, "n_dropped_too_long": 0}
+    batch = sft.Collator(tok.pad_token_id)(feats)
+    assert batch["input_ids"].shape[0] == 6 and (batch["attention_mask"] == 0).any()  # padded rows
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=6, dtype="float32", device="cpu")
+    trainer = sft._trainer_class()(model=model, args=sft.training_args(cfg, tmp_path, False, "cpu"),
+                                   train_dataset=feats, data_collator=sft.Collator(tok.pad_token_id))
+    ours = trainer.compute_loss(model, dict(batch))
+    with torch.no_grad():
+        ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    assert torch.allclose(ours, ref, atol=1e-5)
+    # with the step's token count from Trainer (gradient accumulation), the sum is divided by it instead
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    assert torch.allclose(trainer.compute_loss(model, dict(batch), num_items_in_batch=2 * n), ref / 2, atol=1e-5)
+
+
+def test_prompt_only_examples_are_dropped_and_counted(tiny_model_dir, tmp_path):
+    from reasondistill import models
+
+    tok = models.load_tokenizer(str(tiny_model_dir))
+    long = TrainExample(prompt=[{"role": "user", "content": "word " * 80}],
+                        completion=[{"role": "assistant", "content": "Answer: 1"}])
+    feats, counts = sft.tokenize([long] + examples(2), tok, max_length=40, path="t.jsonl")
+    assert len(feats) == 2 and counts["n_dropped_too_long"] == 1
+    assert all(len(f["input_ids"]) <= 40 for f in feats)
+    with pytest.raises(InputError, match=r"t.jsonl: field 'prompt'.*raise train.max_length"):
+        sft.tokenize([long], tok, max_length=40, path="t.jsonl")
+
+
+def test_preflight_report_lands_in_the_manifest(tmp_path, data, tiny_model_dir):
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=4, dtype="float32", device="cpu")
+    m = sft.run(cfg, data, tmp_path / "out")
+    pre = m["outputs"]["preflight"]
+    assert pre["ok"] and pre["stop_ids"]  # the rendered example ends on a stop token
