@@ -6,11 +6,17 @@ ours only in where the teacher distribution comes from: a teacher forward pass o
 full vocabulary every step, versus k cached ids plus a tail bucket read from disk. Both
 use the generalised JSD with the same ``beta``.
 
+A teacher is normally larger than its student, and only the live teacher pays for that.
+``--teacher-shape smollm2-360m`` builds a teacher with SmolLM2-360M's architecture and the
+student's tokenizer but random weights (no such model ships offline); its distributions are
+meaningless, its cost per token is the real one, which is all a throughput figure needs.
+
 Throughput is training tokens (prompt + completion, no padding) per second of
 ``train_runtime`` as each trainer reports it. Building the store (one teacher forward per
 example, normally a by-product of generation) is timed separately.
 
     python benchmarks/kd_offline_vs_trl_gkd.py                       # packaged SmolLM2-135M for both
+    python benchmarks/kd_offline_vs_trl_gkd.py --teacher-shape smollm2-360m   # a 360M-shaped teacher
     python benchmarks/kd_offline_vs_trl_gkd.py --student S --teacher T --examples 32 --max-length 512
 """
 
@@ -42,6 +48,24 @@ def make_examples(n: int, steps_per_problem: int):
             completion=[{"role": "assistant", "content": "\n".join(lines) + f"\nAnswer: {total}"}],
             meta={"trace_id": f"bench{i}/teacher/s0"}))
     return out
+
+
+# Architectures of SmolLM2 siblings that share the 135M student's tokenizer (their config.json values).
+TEACHER_SHAPES = {
+    "smollm2-360m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                         num_key_value_heads=5),
+}
+
+
+def random_teacher(shape: str, tok, device: str):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=8192, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      rope_theta=100000.0, **TEACHER_SHAPES[shape])
+    return LlamaForCausalLM(cfg).to(device).eval()
 
 
 def build_store(teacher, tok, examples, k: int, path: Path, max_length: int) -> int:
@@ -82,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--beta", type=float, default=0.5, help="generalised JSD beta, both trainers")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="bfloat16",
+                    help="bfloat16 (autocast, as the built-in recipes; both trainers) or float32")
+    ap.add_argument("--teacher-shape", choices=sorted(TEACHER_SHAPES), default=None,
+                    help="a random-weight teacher of this architecture instead of --teacher (throughput only)")
     args = ap.parse_args(argv)
 
     default = models.resolve("smollm2-135m-instruct").path
@@ -95,7 +123,12 @@ def main(argv: list[str] | None = None) -> None:
     tok = models.load_tokenizer(student)
     work = Path(tempfile.mkdtemp(prefix="kd-bench-"))
 
-    teacher = models.load_model(teacher_path, dtype="auto", device=device)
+    if args.teacher_shape:
+        teacher = random_teacher(args.teacher_shape, tok, device)
+        teacher_path = f"{args.teacher_shape} shape, random weights"
+    else:
+        teacher = models.load_model(teacher_path, dtype="auto", device=device)
+    n_params = sum(p.numel() for p in teacher.parameters())
     t0 = time.perf_counter()
     tokens_per_epoch = build_store(teacher, tok, examples, args.top_k, work / "logprobs", args.max_length)
     store_s = time.perf_counter() - t0
@@ -106,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from reasondistill.teachers.logprob_store import LogprobReader
     bpt = LogprobReader(work / "logprobs").bytes_per_token()
-    print(f"\ndevice={device} student={student} teacher={teacher_path}")
+    print(f"\ndevice={device} dtype={args.dtype} student={student} teacher={teacher_path} "
+          f"({n_params / 1e6:.0f}M parameters)")
     print(f"examples={args.examples} batch={args.batch_size} max_length={args.max_length} steps={steps} "
           f"tokens={tokens} top_k={args.top_k} beta={args.beta}")
     print(f"store build (teacher forward, once): {store_s:.2f} s, {bpt:.1f} bytes/token on disk")
@@ -121,7 +155,8 @@ def run_offline(args, student: str, examples, work: Path, steps: int) -> float:
     from reasondistill.train import kd
 
     cfg = TrainConfig(student=student, max_steps=steps, batch_size=args.batch_size, max_length=args.max_length,
-                      learning_rate=1e-5, warmup_ratio=0.0, logging_steps=max(steps, 1), device=args.device)
+                      learning_rate=1e-5, warmup_ratio=0.0, logging_steps=max(steps, 1), device=args.device,
+                      dtype=args.dtype)
     kd_cfg = kd.KDConfig(loss="jsd", beta=args.beta, top_k=args.top_k)
     reader = LogprobReader(work / "logprobs")
     _, _, result, _, _ = kd.train(cfg, kd_cfg, examples, reader, work / "offline")
@@ -141,7 +176,7 @@ def run_gkd(args, student: str, teacher, tok, examples, work: Path, steps: int) 
     gkd_args = GKDConfig(output_dir=str(work / "gkd"), max_steps=steps, per_device_train_batch_size=args.batch_size,
                          learning_rate=1e-5, lr_scheduler_type="cosine", logging_steps=max(steps, 1),
                          save_strategy="no", report_to=[], max_length=args.max_length, lmbda=0.0,
-                         beta=args.beta, seq_kd=False, bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+                         beta=args.beta, seq_kd=False, bf16=args.dtype == "bfloat16",
                          use_cpu=device == "cpu", dataloader_num_workers=0, seed=0)
     ds = Dataset.from_list([{"messages": ex.prompt + ex.completion} for ex in examples])
     trainer = GKDTrainer(model=model, teacher_model=teacher, args=gkd_args, train_dataset=ds, processing_class=tok)

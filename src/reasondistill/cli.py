@@ -145,7 +145,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     out = args.out or Path("runs") / recipe.name
     rows = compare.run(recipe, out)
-    print(compare.format_table(rows))
+    print(compare.format_table(rows, compare.load_baseline(out)))
     print(f"\n{out / 'compare.json'}")
     return 0
 

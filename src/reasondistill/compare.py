@@ -87,6 +87,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     paths.root.mkdir(parents=True, exist_ok=True)
     teacher, _ = prepare_data(recipe, paths)
     teacher.close()
+    if recipe.compare.baseline:
+        evaluate_baseline(recipe, paths)
     root = paths.root / "compare" / "entries"
     rows = []
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
@@ -109,9 +111,31 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def evaluate_baseline(recipe: Recipe, paths: Any) -> dict[str, Any]:
+    """The untrained student on the same held-out problems; ``compare/baseline.json``."""
+    from .pipeline import evaluate_model
+
+    out = paths.root / "compare" / "student_before"
+    evaluate_model(recipe, recipe.train.student, "student_before", paths.problems / "eval.jsonl", out)
+    summary = io.read_json(out / "summary.json")
+    row = {"model": recipe.train.student, "accuracy": summary["accuracy"], "ci95": summary["ci95"],
+           "tokens_per_answer": summary["mean_tokens"]}
+    io.write_json(paths.root / "compare" / "baseline.json", row)
+    return row
+
+
+def load_baseline(out_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(out_dir) / "compare" / "baseline.json"
+    return io.read_json(path) if path.exists() else None
+
+
+def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None) -> str:
     head = f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'tok/answer':>10} {'wall s':>8} {'peak MB':>8}"
     lines = [head, "-" * len(head)]
+    if baseline:
+        lo, hi = baseline["ci95"]
+        lines.append(f"{'(untrained)':<14} {baseline['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+                     f"{baseline['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
     for r in rows:
         lo, hi = r["ci95"]
         lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "

@@ -220,6 +220,7 @@ class CompareConfig:
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     max_steps: int = -1  # > 0: the same optimizer-step budget for every entry
+    baseline: bool = True  # also evaluate the untrained train.student: the bar every entry must clear
 
 
 @dataclass

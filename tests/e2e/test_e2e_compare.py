@@ -34,6 +34,10 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
     redi = json.loads((tmp_path / "run" / "compare" / "entries" / "sft+redi" / "train" / "manifest.json").read_text())
     assert redi["config"]["train"]["student"].endswith("sft/train/model")  # started from the SFT checkpoint
     assert "sft" in compare.format_table(rows)
+    # the untrained student, on the same held-out problems, is the baseline row of the table
+    base = compare.load_baseline(tmp_path / "run")
+    assert base["model"] == recipe.train.student and 0 <= base["accuracy"] <= 1
+    assert "(untrained)" in compare.format_table(rows, base)
 
 
 @pytest.mark.parametrize("entries,msg", [

@@ -22,6 +22,7 @@ from ..records import PreferenceExample
 from . import common
 from ..errors import InputError
 from . import sft
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
     pairs = load_pairs(pairs_path)
 
     tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    report = preflight(tok, example={"prompt": pairs[0].prompt, "completion": pairs[0].chosen})
+    for warning in report.warnings:
+        log.warning("preflight: %s", warning)
     device, use_bf16 = common.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
     model.train()
@@ -160,6 +164,7 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
         "last_loss": losses[-1] if losses else None,
         "student": ref.identity,
         "bf16": use_bf16,
+        "preflight": report.to_dict(),
     }
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
                              started=started)
