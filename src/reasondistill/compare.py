@@ -71,11 +71,25 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, root: Path, queue) -> N
     train_dir = root / entry.name / "train"
     trained = train_student(sub, run_paths, out=train_dir)
     train_wall = time.time() - started
-    evaluate_model(sub, str(train_dir / "model"), entry.name, run_paths.problems / "eval.jsonl",
-                   root / entry.name / "eval", task_prefix=student_task_prefix(sub))
+    evaluated = evaluate_model(sub, str(train_dir / "model"), entry.name, run_paths.problems / "eval.jsonl",
+                               root / entry.name / "eval", task_prefix=student_task_prefix(sub))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
-               "steps": trained["outputs"].get("steps")})
+    stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
+             "steps": trained["outputs"].get("steps")}
+    stats_path = root / entry.name / "stats.json"
+    if _finished_before(trained, started) and _finished_before(evaluated, started) and stats_path.exists():
+        stats = io.read_json(stats_path)  # both reused: keep the figures measured when they ran
+    else:
+        io.write_json(stats_path, stats)
+    queue.put(stats)
+
+
+def _finished_before(manifest: dict[str, Any], t: float) -> bool:
+    """Whether a stage manifest was reused from an earlier run (it started before ``t``)."""
+    from datetime import datetime
+
+    stamp = manifest.get("started_at")
+    return bool(stamp) and datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp() < t - 1
 
 
 def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:

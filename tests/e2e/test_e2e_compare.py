@@ -38,6 +38,8 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
     base = compare.load_baseline(tmp_path / "run")
     assert base["model"] == recipe.train.student and 0 <= base["accuracy"] <= 1
     assert "(untrained)" in compare.format_table(rows, base)
+    # a re-run reuses every checkpoint and evaluation, and reports the figures measured when they ran
+    assert compare.run(recipe, tmp_path / "run") == rows
 
 
 @pytest.mark.parametrize("entries,msg", [
