@@ -1,6 +1,6 @@
 """Training throughput: offline KD from cached top-k logprobs vs TRL's GKDTrainer with a live teacher.
 
-Both runs see the same student, examples, sequence length, batch size and steps. TRL's
+Both trainers see the same student, examples, sequence length, batch size and steps. TRL's
 GKD runs off-policy (``lmbda=0``: no student sampling, no ``seq_kd``), so it differs from
 ours only in where the teacher distribution comes from: a teacher forward pass over the
 full vocabulary every step, versus k cached ids plus a tail bucket read from disk. Both
@@ -12,8 +12,9 @@ student's tokenizer but random weights (no such model ships offline); its distri
 meaningless, its cost per token is the real one, which is all a throughput figure needs.
 
 Throughput is training tokens (prompt + completion, no padding) per second of
-``train_runtime`` as each trainer reports it. Building the store (one teacher forward per
-example, normally a by-product of generation) is timed separately.
+``train_runtime`` as each trainer reports it, the median of ``--repeats`` alternating runs.
+Building the store (one teacher forward per example, normally a by-product of
+generation) is timed separately.
 
     python benchmarks/kd_offline_vs_trl_gkd.py                       # packaged SmolLM2-135M for both
     python benchmarks/kd_offline_vs_trl_gkd.py --teacher-shape smollm2-360m   # a 360M-shaped teacher
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="bfloat16",
                     help="bfloat16 (autocast, as the built-in recipes; both trainers) or float32")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each trainer; medians are reported")
     ap.add_argument("--teacher-shape", choices=sorted(TEACHER_SHAPES), default=None,
                     help="a random-weight teacher of this architecture instead of --teacher (throughput only)")
     args = ap.parse_args(argv)
@@ -134,8 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     store_s = time.perf_counter() - t0
     tokens = tokens_per_epoch * steps * args.batch_size // args.examples  # examples seen x mean length
 
-    offline = run_offline(args, student, examples, work, steps)
-    gkd = run_gkd(args, student, teacher, tok, examples, work, steps)
+    offline_runs, gkd_runs = [], []
+    for r in range(args.repeats):  # alternating, so a slow spell of the machine hits both
+        offline_runs.append(run_offline(args, student, examples, work, steps))
+        gkd_runs.append(run_gkd(args, student, teacher, tok, examples, work, steps))
+        print(f"repeat {r}: offline KD {offline_runs[-1]:.2f} s, TRL GKD {gkd_runs[-1]:.2f} s", flush=True)
+    offline, gkd = statistics.median(offline_runs), statistics.median(gkd_runs)
 
     from reasondistill.teachers.logprob_store import LogprobReader
     bpt = LogprobReader(work / "logprobs").bytes_per_token()

@@ -101,8 +101,10 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     paths.root.mkdir(parents=True, exist_ok=True)
     teacher, _ = prepare_data(recipe, paths)
     teacher.close()
+    baseline_dir = None
     if recipe.compare.baseline:
         evaluate_baseline(recipe, paths)
+        baseline_dir = paths.root / "compare" / "student_before"
     root = paths.root / "compare" / "entries"
     rows = []
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
@@ -121,8 +123,21 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
                      "wall_seconds": round(stats["wall_seconds"], 1),
                      "train_wall_seconds": round(stats["train_wall_seconds"], 1),
                      "peak_rss_mb": round(stats["peak_rss_mb"], 1), "steps": stats["steps"]})
+        if baseline_dir is not None:
+            rows[-1]["vs_untrained"] = paired_vs(root / entry.name / "eval", baseline_dir)
     io.write_json(paths.root / "compare.json", rows)
     return rows
+
+
+def paired_vs(eval_dir: Path, baseline_dir: Path) -> dict[str, Any]:
+    """Accuracy gain over the untrained student, problem by problem (``metrics.paired_difference``)."""
+    from .evaluate.metrics import paired_difference
+    from .records import EvalSample
+
+    diff = paired_difference(io.read_records(eval_dir / "samples.jsonl", EvalSample),
+                             io.read_records(baseline_dir / "samples.jsonl", EvalSample))
+    return {"delta": round(diff["delta"], 4), "ci95": [round(x, 4) for x in diff["ci95"]], "n": diff["n"],
+            "wins": diff["wins"], "losses": diff["losses"]}
 
 
 def evaluate_baseline(recipe: Recipe, paths: Any) -> dict[str, Any]:
@@ -144,14 +159,17 @@ def load_baseline(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None) -> str:
-    head = f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'tok/answer':>10} {'wall s':>8} {'peak MB':>8}"
+    head = (f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'vs untrained, paired 95% CI':>30} "
+            f"{'tok/answer':>10} {'wall s':>8} {'peak MB':>8}")
     lines = [head, "-" * len(head)]
     if baseline:
         lo, hi = baseline["ci95"]
-        lines.append(f"{'(untrained)':<14} {baseline['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+        lines.append(f"{'(untrained)':<14} {baseline['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>30} "
                      f"{baseline['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
     for r in rows:
         lo, hi = r["ci95"]
-        lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+        vs = r.get("vs_untrained")
+        paired = f"{vs['delta']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]" if vs else "-"
+        lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {paired:>30} "
                      f"{r['tokens_per_answer']:>10.1f} {r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
     return "\n".join(lines)

@@ -11,6 +11,11 @@ from reasondistill.errors import ConfigError
 from .test_e2e_pipeline import tiny_recipe
 
 
+def base_n(tmp_path):
+    lines = (tmp_path / "run" / "compare" / "student_before" / "samples.jsonl").read_text().splitlines()
+    return sum(json.loads(line)["sample_idx"] == 0 for line in lines)  # greedy answers: one per problem
+
+
 def compare_recipe(tiny_model_dir, cache, entries, max_steps=2):
     recipe = tiny_recipe(tiny_model_dir, cache)
     recipe.compare.entries = entries
@@ -38,6 +43,9 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
     base = compare.load_baseline(tmp_path / "run")
     assert base["model"] == recipe.train.student and 0 <= base["accuracy"] <= 1
     assert "(untrained)" in compare.format_table(rows, base)
+    for r in rows:  # each entry against the untrained student, problem by problem
+        vs = r["vs_untrained"]
+        assert vs["n"] == base_n(tmp_path) and vs["ci95"][0] <= vs["delta"] <= vs["ci95"][1]
     # a re-run reuses every checkpoint and evaluation, and reports the figures measured when they ran
     assert compare.run(recipe, tmp_path / "run") == rows
 

@@ -138,10 +138,10 @@ class Collator:
 
 def _trainer_class():
     import torch
-    import torch.nn.functional as F
     from transformers import Trainer
 
     from .losses.base import SparseTeacher
+    from .losses.sparse import sparse_logprobs
 
     class KDTrainer(Trainer):
         """``Trainer`` whose loss is ``(1 - ce_weight) * KD + ce_weight * CE``, per-batch means."""
@@ -170,8 +170,10 @@ def _trainer_class():
             kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature, **self.loss_options)
             kd = with_uncovered_targets(kd, logits, targets, kd_rows)
             w = self.kd_cfg.ce_weight
-            with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):
-                ce = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):  # logged even when unweighted
+                trained = targets != IGNORE
+                target_logp = sparse_logprobs(logits, targets.clamp_min(0)[:, None])[0][:, 0]
+                ce = -(target_logp * trained).sum() / trained.sum().clamp_min(1)
             loss = kd if w == 0 else ce if w == 1 else (1 - w) * kd + w * ce
             if model.training:
                 self._parts["kd_loss"].append(float(kd.detach()))

@@ -206,3 +206,23 @@ def test_gap_recovered():
     assert gap_recovered(0.5, 0.5, 0.7) is None
     assert gap_recovered(0.4, 0.5, 0.7) is None
     assert gap_recovered(None, 0.5, 0.7) is None
+
+
+def test_paired_difference_counts_discordant_problems_and_brackets_the_mean():
+    from reasondistill.evaluate.metrics import paired_difference
+
+    def samples(passed, model):
+        return [EvalSample(f"p{i}", model, 0, float(x), bool(x), None, True, 3, "") for i, x in enumerate(passed)]
+
+    a = samples([1] * 30 + [1] * 10 + [0] * 5 + [0] * 55, "a")  # 40 right
+    b = samples([1] * 30 + [0] * 10 + [1] * 5 + [0] * 55, "b")  # 35 right, 30 shared
+    d = paired_difference(a, b)
+    assert d["n"] == 100 and d["wins"] == 10 and d["losses"] == 5
+    assert d["delta"] == pytest.approx(0.05)
+    lo, hi = d["ci95"]
+    assert lo < 0.05 < hi and hi - lo < 0.2  # paired: far narrower than the two Wilson intervals overlap
+    assert paired_difference(a, a)["ci95"] == [0.0, 0.0]
+    # sampled generations (sample_idx > 0) and problems only one side answered are left out
+    extra = [EvalSample("p999", "a", 0, 1.0, True, None, True, 3, ""), EvalSample("p0", "a", 1, 0.0, False, None, True, 3, "")]
+    assert paired_difference(a + extra, b)["n"] == 100
+    assert paired_difference([], b)["delta"] is None

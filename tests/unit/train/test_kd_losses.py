@@ -84,3 +84,46 @@ def test_skew_alpha_zero_is_plain_kl_and_options_pick():
     assert options_for(get_loss("tv"), beta=0.2, alpha=0.1) == {}
     with pytest.raises(ValueError, match="alpha"):
         get_loss("skew_forward_kl")(s, t, m, alpha=1.0)
+
+
+def reference_sparse(z, ids, temperature):
+    """The plain-tensor definition :mod:`losses.sparse` computes in chunks."""
+    logp = torch.log_softmax(z / temperature, dim=-1)
+    rest = logp.scatter(-1, ids, float("-inf"))
+    return logp.gather(-1, ids), torch.logsumexp(rest, dim=-1), torch.logsumexp(z / temperature, dim=-1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("scale", [1.0, 30.0])  # 30: very peaked, a tail of ~1e-20 must stay exact
+def test_chunked_sparse_logprobs_match_the_plain_definition_in_value_and_gradient(monkeypatch, temperature, scale):
+    from reasondistill.train.losses import sparse
+
+    monkeypatch.setattr(sparse, "ROWS_PER_CHUNK", 3)  # several chunks and a ragged last one
+    z = logits(3, shape=(2, 4, 40), scale=scale).double()
+    ids = z.topk(6, dim=-1).indices
+    weights = [torch.randn(2, 4, 6, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64),
+               torch.randn(2, 4, dtype=torch.float64)]
+    grads = []
+    for fn in (sparse.sparse_logprobs, reference_sparse):
+        x = z.clone().requires_grad_()
+        outs = fn(x, ids, temperature)
+        sum((w * o).sum() for w, o in zip(weights, outs)).backward()
+        grads.append((outs, x.grad))
+    (ours, g_ours), (ref, g_ref) = grads
+    for a, b in zip(ours, ref):
+        assert torch.allclose(a.double(), b, rtol=1e-5, atol=1e-5), (a, b)
+    assert torch.allclose(g_ours.double(), g_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_sparse_logprobs_pass_gradcheck_and_handle_an_empty_tail():
+    from reasondistill.train.losses.sparse import SparseLogProbs
+
+    z = logits(4, shape=(5, 9)).double().requires_grad_()
+    ids = torch.stack([torch.randperm(9, generator=torch.Generator().manual_seed(i))[:3] for i in range(5)])
+    assert torch.autograd.gradcheck(lambda x: SparseLogProbs.apply(x, ids, 1 / 0.8), (z,))
+    every = torch.arange(9).expand(5, 9)  # k = V: nothing left for the tail
+    top, tail, lse = SparseLogProbs.apply(z, every, 1.0)
+    assert torch.allclose(top.exp().sum(-1), torch.ones(5, dtype=torch.float64))
+    assert (tail < -80).all()
+    sum(o.sum() for o in (top, tail)).backward()
+    assert torch.isfinite(z.grad).all()

@@ -8,7 +8,8 @@ returning a scalar: the mean over masked tokens of a per-token divergence.
   ``(topk_ids [B, T, k], topk_logprobs [B, T, k], tail_logprob [B, T])`` read from a
   logprob store. In the sparse form both distributions live on ``k + 1`` buckets: the
   teacher's k ids plus one tail bucket holding the rest of the vocabulary. The student
-  is projected onto the same buckets (its tail is the logsumexp of every other id).
+  is projected onto the same buckets (its tail is the logsumexp of every other id,
+  computed in cache-sized row chunks by :mod:`.sparse`).
 - ``mask``: ``[B, T]``, true/1 where the token counts.
 - ``temperature``: both distributions are softened as ``softmax(logits / temperature)``.
   For a sparse teacher the top-k logprobs and the tail are divided by the temperature
@@ -26,6 +27,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from .sparse import sparse_logprobs
 
 LOG_FLOOR = -1e4  # exp() of this is exactly 0 in float32
 
@@ -45,11 +48,11 @@ def log_distributions(student_logits: torch.Tensor, teacher: Teacher, temperatur
     support: the vocabulary (full teacher) or the teacher's k ids plus a tail bucket."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    s_logp = F.log_softmax(student_logits.float() / temperature, dim=-1)
     if isinstance(teacher, torch.Tensor):
         if teacher.shape != student_logits.shape:
             raise ValueError(f"teacher logits {tuple(teacher.shape)} do not match student logits "
                              f"{tuple(student_logits.shape)}")
+        s_logp = F.log_softmax(student_logits.float() / temperature, dim=-1)
         t_logp = F.log_softmax(teacher.float() / temperature, dim=-1)
         return s_logp.clamp_min(LOG_FLOOR), t_logp.clamp_min(LOG_FLOOR)
     ids, t_top, t_tail = teacher
@@ -59,20 +62,9 @@ def log_distributions(student_logits: torch.Tensor, teacher: Teacher, temperatur
     ids = ids.long()
     t_logp = torch.cat([t_top.float(), t_tail.float().unsqueeze(-1)], dim=-1)
     t_logp = F.log_softmax(t_logp / temperature, dim=-1)
-    s_top = s_logp.gather(-1, ids)
-    s_tail = logsumexp_excluding(s_logp, ids)
+    s_top, s_tail, _ = sparse_logprobs(student_logits, ids, temperature)  # chunked; see sparse.py
     s_sparse = torch.cat([s_top, s_tail.unsqueeze(-1)], dim=-1)
     return s_sparse.clamp_min(LOG_FLOOR), t_logp.clamp_min(LOG_FLOOR)
-
-
-def logsumexp_excluding(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``logsumexp`` over the last dim leaving out ``ids``; finite (about log of the smallest
-    float) with zero gradient when nothing is left."""
-    rest = logp.scatter(-1, ids, float("-inf"))
-    peak = rest.amax(dim=-1, keepdim=True).detach()
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    total = (rest - peak).exp().sum(dim=-1).clamp_min(torch.finfo(logp.dtype).tiny)
-    return peak.squeeze(-1) + total.log()
 
 
 def kl(p_logp: torch.Tensor, q_logp: torch.Tensor) -> torch.Tensor:
