@@ -30,7 +30,7 @@ from ..records import TrainExample
 from ..teachers.logprob_store import LogprobReader
 from . import common
 from . import sft
-from .preflight import preflight
+from .preflight import FirstBatchLossCheck, preflight
 from .kd_config import KDConfig
 from .losses import get_loss, options_for
 
@@ -148,9 +148,10 @@ def _trainer_class():
 
         loss_is_scaled_for_ga = False  # per-batch means: the Trainer divides by grad_accum
 
-        def __init__(self, *args: Any, kd_cfg: KDConfig, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, kd_cfg: KDConfig, loss_check: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.kd_cfg = kd_cfg
+            self.loss_check = loss_check  # preflight of the KD-vs-CE scales, when both are weighted
             self.loss_fn = get_loss(kd_cfg.loss)
             self.loss_options = options_for(self.loss_fn, beta=kd_cfg.beta, alpha=kd_cfg.alpha)
             self._parts: dict[str, list[float]] = {"kd_loss": [], "ce_loss": []}
@@ -175,6 +176,8 @@ def _trainer_class():
                 target_logp = sparse_logprobs(logits, targets.clamp_min(0)[:, None])[0][:, 0]
                 ce = -(target_logp * trained).sum() / trained.sum().clamp_min(1)
             loss = kd if w == 0 else ce if w == 1 else (1 - w) * kd + w * ce
+            if model.training and 0 < w < 1 and self.loss_check is not None:
+                self.loss_check({"kd": float(kd.detach()), "ce": float(ce.detach())})
             if model.training:
                 self._parts["kd_loss"].append(float(kd.detach()))
                 self._parts["ce_loss"].append(float(ce.detach()))
@@ -245,7 +248,7 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
         model = get_peft_model(model, common.lora_config(cfg))
     trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
                                train_dataset=features, data_collator=Collator(tok.pad_token_id),
-                               processing_class=tok, kd_cfg=kd_cfg)
+                               processing_class=tok, kd_cfg=kd_cfg, loss_check=FirstBatchLossCheck(report))
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)

@@ -42,7 +42,7 @@ from ..records import TrainExample
 from ..teachers.prompts import format_answer, with_task_prefix
 from ..verify.answers import extract_answer
 from . import common, sft
-from .preflight import preflight
+from .preflight import FirstBatchLossCheck, preflight
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,10 @@ def _trainer_cls():
 
         loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides by the accumulation steps
 
-        def __init__(self, *args, rationale_weight: float, **kwargs) -> None:
+        def __init__(self, *args, rationale_weight: float, loss_check=None, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.rationale_weight = rationale_weight
+            self.loss_check = loss_check  # preflight of the label-vs-rationale scales
             self._task_losses: dict[str, list] = {name: [] for name in TASKS}  # detached tensors
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -211,6 +212,8 @@ def _trainer_cls():
             task, labels = inputs.pop("task"), inputs.pop("labels")
             outputs = model(**inputs)
             loss, parts = multitask_loss(outputs.logits, labels, task, self.rationale_weight)
+            if model.training and self.loss_check is not None and len(parts) == len(TASKS):
+                self.loss_check({name: float(value.detach()) for name, value in parts.items()})
             if model.training:
                 for name, value in parts.items():
                     self._task_losses[name].append(value.detach())
@@ -256,7 +259,8 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
         model = get_peft_model(model, common.lora_config(cfg))
     trainer = _trainer_cls()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
                              train_dataset=_ListDataset(encoded), data_collator=TaskCollator(tok.pad_token_id),
-                             processing_class=tok, rationale_weight=mt_cfg.rationale_weight)
+                             processing_class=tok, rationale_weight=mt_cfg.rationale_weight,
+                             loss_check=FirstBatchLossCheck(report))
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)

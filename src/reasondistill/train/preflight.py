@@ -24,12 +24,15 @@ Hard failures raise; everything else lands in the :class:`PreflightReport`, whic
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EXAMPLE = {
     "prompt": [{"role": "user", "content": "What is 2 + 3?"}],
@@ -283,3 +286,22 @@ def check_losses(losses: Mapping[str, float], report: PreflightReport, *, max_ra
             f"{1 / report.suggested_weights[lo_name]:.3g}) to balance them")
     else:
         report.notes.append(f"loss terms within {ratio:.1f}x of each other ({listing})")
+
+
+class FirstBatchLossCheck:
+    """:func:`check_losses` on the first training batch a trainer computes, once; its findings
+    go into ``report`` (and so into the train manifest) and to the log."""
+
+    def __init__(self, report: PreflightReport, *, max_ratio: float = 100.0) -> None:
+        self.report = report
+        self.max_ratio = max_ratio
+        self.done = False
+
+    def __call__(self, losses: Mapping[str, Any]) -> None:
+        if self.done:
+            return
+        self.done = True
+        seen = len(self.report.warnings)
+        check_losses(losses, self.report, max_ratio=self.max_ratio)
+        for warning in self.report.warnings[seen:]:
+            log.warning("preflight: %s", warning)

@@ -100,6 +100,9 @@ def test_lora_with_another_loss_mixed_with_ce(tmp_path, teacher_data, tiny_model
     row = json.loads((tmp_path / "o" / "loss.jsonl").read_text().splitlines()[0])
     assert row["loss"] == pytest.approx(0.7 * row["kd_loss"] + 0.3 * row["ce_loss"], rel=1e-3)
     assert m["outputs"]["steps"] == 2
+    # both terms weighted: their first-batch magnitudes were compared and the finding recorded
+    pre = m["outputs"]["preflight"]
+    assert any("loss terms" in line and "kd=" in line and "ce=" in line for line in pre["notes"] + pre["warnings"])
 
 
 def no_model_load(monkeypatch):

@@ -95,6 +95,8 @@ def test_multitask_lowers_both_losses_and_saves(tmp_path):
     out = m["outputs"]
     assert out["method"] == "multitask" and out["n_label"] == 12 and out["n_rationale"] == 12
     assert out["label_prefix"] == "[label] "
+    pre = out["preflight"]  # both tasks weighted: their first-batch losses were compared
+    assert any("loss terms" in line and "label=" in line for line in pre["notes"] + pre["warnings"])
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
 
 

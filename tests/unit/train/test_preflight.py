@@ -124,3 +124,16 @@ def test_report_format_lists_warnings_and_notes():
     r = PreflightReport(warnings=["w1"], notes=["n1"])
     assert r.format() == "preflight: 1 warning(s)\n  WARNING: w1\n  note: n1"
     assert r.to_dict()["ok"] is False
+
+
+def test_first_batch_loss_check_runs_once_and_logs_its_warning(caplog):
+    from reasondistill.train.preflight import FirstBatchLossCheck, PreflightReport
+
+    report = PreflightReport()
+    check = FirstBatchLossCheck(report)
+    with caplog.at_level("WARNING"):
+        check({"kd": 0.002, "ce": 2.5})
+        check({"kd": 1.0, "ce": 1.0})  # later batches are not checked
+    assert len(report.warnings) == 1 and "1250x" in report.warnings[0]
+    assert report.suggested_weights["kd"] == pytest.approx(1250)
+    assert "preflight: loss terms differ" in caplog.text
