@@ -136,6 +136,8 @@ def paired_vs(eval_dir: Path, baseline_dir: Path) -> dict[str, Any]:
 
     diff = paired_difference(io.read_records(eval_dir / "samples.jsonl", EvalSample),
                              io.read_records(baseline_dir / "samples.jsonl", EvalSample))
+    if diff["n"] == 0:
+        return diff  # no problem in common: nothing to compare
     return {"delta": round(diff["delta"], 4), "ci95": [round(x, 4) for x in diff["ci95"]], "n": diff["n"],
             "wins": diff["wins"], "losses": diff["losses"]}
 
@@ -169,7 +171,7 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
     for r in rows:
         lo, hi = r["ci95"]
         vs = r.get("vs_untrained")
-        paired = f"{vs['delta']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]" if vs else "-"
+        paired = f"{vs['delta']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]" if vs and vs["n"] else "-"
         lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {paired:>30} "
                      f"{r['tokens_per_answer']:>10.1f} {r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
     return "\n".join(lines)
