@@ -98,7 +98,9 @@ def completion_logits(model, input_ids, attention_mask, positions):
     """
     try:
         out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions, use_cache=False)
-    except TypeError:  # no logits_to_keep on this architecture
+    except TypeError as e:  # no logits_to_keep on this architecture; any other TypeError is real
+        if "logits_to_keep" not in str(e):
+            raise
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     logits = out.logits
     if logits.dim() == 3 and logits.shape[:2] == positions.shape:

@@ -6,8 +6,8 @@ about ten full ``[N, V]`` passes (log-softmax, a scattered copy, max, exp, sum, 
 backward), each through main memory: 0.30 s of a ~3 s SmolLM2-135M step on 2 CPU cores
 (440 positions, 49k vocabulary). :class:`SparseLogProbs` does the same arithmetic in chunks
 of rows that stay in cache and keeps only ``[N]``-sized statistics for the backward pass,
-which it derives in closed form: 0.12 s for the same rows. The tail is summed over the ids it actually holds (no ``1 - sum(top)``
-cancellation), so tiny tails stay exact.
+which it derives in closed form: 0.12 s for the same rows. The tail is summed over the ids
+it actually holds (no ``1 - sum(top)`` cancellation), so tiny tails stay exact.
 
 For logits ``z`` (already divided by the temperature), ``L = logsumexp(z)`` and
 ``R = logsumexp(z[v not in ids])``, the outputs are ``top = z[ids] - L``, ``tail = R - L``
