@@ -74,7 +74,7 @@ def build_store(teacher, tok, examples, k: int, path: Path, max_length: int) -> 
     """Teacher-forced top-k logprobs at every completion token; returns the tokens per epoch."""
     import torch
 
-    from reasondistill.teachers.logprob_store import LogprobWriter
+    from reasondistill.logprobs import LogprobWriter
 
     n_tokens = 0
     with LogprobWriter(path, k, vocab_size=teacher.config.vocab_size) as w, torch.inference_mode():
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"repeat {r}: offline KD {offline_runs[-1]:.2f} s, TRL GKD {gkd_runs[-1]:.2f} s", flush=True)
     offline, gkd = statistics.median(offline_runs), statistics.median(gkd_runs)
 
-    from reasondistill.teachers.logprob_store import LogprobReader
+    from reasondistill.logprobs import LogprobReader
     bpt = LogprobReader(work / "logprobs").bytes_per_token()
     print(f"\ndevice={device} dtype={args.dtype} student={student} teacher={teacher_path} "
           f"({n_params / 1e6:.0f}M parameters)")
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_offline(args, student: str, examples, work: Path, steps: int) -> float:
     from reasondistill.config import TrainConfig
-    from reasondistill.teachers.logprob_store import LogprobReader
+    from reasondistill.logprobs import LogprobReader
     from reasondistill.train import kd
 
     cfg = TrainConfig(student=student, max_steps=steps, batch_size=args.batch_size, max_length=args.max_length,

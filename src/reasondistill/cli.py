@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
 from .errors import ReasondistillError
+from .layout import Layout
+from .pipeline import STAGE_NAMES
 
 log = logging.getLogger("reasondistill")
 
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", nargs="?", default=None,
                    help=f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--from", dest="first", choices=STAGE_NAMES, default=None, metavar="STAGE",
+                   help=f"re-run from this stage on (earlier ones must have finished): {', '.join(STAGE_NAMES)}")
+    p.add_argument("--until", dest="last", choices=STAGE_NAMES, default=None, metavar="STAGE",
+                   help="stop after this stage")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
     p = sub.add_parser("compare", help="train several objectives on the same data and step budget, compare them",
@@ -93,12 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pairs-per-problem", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
 
-    from .train import OBJECTIVES
-    data_help = {"curated": "curated train.jsonl", "pairs": "pairs.jsonl from `reasondistill pairs`",
-                 "problems": "problems train.jsonl (the student samples its own answers)"}
+    from .train import DATA_KINDS, OBJECTIVES
     p = sub.add_parser("train", help="train the student with one objective",
                        description="Objectives and their --data: " + "; ".join(
-                           f"{n}: {data_help[o.data]}" for n, o in OBJECTIVES.items())
+                           f"{n}: {DATA_KINDS[o.data]}" for n, o in OBJECTIVES.items())
                        + ". Objective options: train.objective.KEY=VALUE.")
     p.add_argument("method", choices=list(OBJECTIVES), help="training objective")
     p.add_argument("--data", type=Path, required=True, help="the objective's input (see above)")
@@ -121,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _stage_layout(out: Path, stage: str, **inputs: Path) -> Layout:
+    """The layout of a stage run on its own: the user's input files, and ``--out`` as its folder."""
+    return Layout(out).override(dirs={stage: out}, files=inputs)
+
+
 def run_recipe(args: argparse.Namespace) -> Recipe:
     """The recipe for `run`; in `run key=value` the first override lands in the RECIPE slot."""
     if args.recipe and "=" in args.recipe and not Path(args.recipe).exists():
@@ -132,8 +141,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
     recipe = run_recipe(args)
     out = args.out or Path("runs") / recipe.name
-    report = pipeline.run(recipe, out)
-    _print_summary(report, out)
+    result = pipeline.run(recipe, out, first=args.first, last=args.last)
+    if pipeline.select(args.first, args.last)[-1].name == "report":
+        _print_summary(result, out)
+    else:
+        print(f"\nrun folder: {out} (stopped after {args.last})")
     return 0
 
 
@@ -159,7 +171,7 @@ def _print_summary(report: dict, out: Path) -> None:
             print(f"  {name:15s} accuracy {r['accuracy']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]  "
                   f"format {r.get('format_rate', 0):.2f}  tokens/answer {r.get('mean_tokens', 0):.1f}")
     print(f"  teacher calls {report['teacher_calls']} (cached {report['cached_teacher_calls']}), "
-          f"wall {report['wall_seconds']:.0f}s; report: {out / 'report.html'}")
+          f"wall {report['wall_seconds']:.0f}s; report: {Layout(out).report_html}")
 
 
 def _cmd_problems(args: argparse.Namespace) -> int:
@@ -176,30 +188,32 @@ def _cmd_problems(args: argparse.Namespace) -> int:
         if val is not None:
             extra.append(f"problems.{key}={val}")
     recipe = _recipe(args, extra)
-    m = problems.run(recipe.problems, args.out)
+    m = problems.run(recipe, Layout(args.out).override(dirs={"problems": args.out}))
     print(json.dumps({"out": str(args.out), **{k: m["outputs"][k] for k in ("n_train", "n_eval", "skipped")}}))
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from . import teachers
-    r = _recipe(args)
-    m = teachers.run(r.teacher, r.generate, r.verify, args.problems, args.out)
-    print(json.dumps({"out": str(args.out), **m["this_run"], "n_traces": m["outputs"]["n_traces"]}))
+    from . import generate
+    m = generate.run(_recipe(args), _stage_layout(args.out, "generate", train_problems=args.problems))
+    out, skipped = m["outputs"], m["this_run"]["skipped"]
+    print(json.dumps({"out": str(args.out), "teacher_calls": 0 if skipped else out["teacher_calls"],
+                      "cached_teacher_calls": out["n_traces"] if skipped else out["cached_teacher_calls"],
+                      "skipped": skipped, "n_traces": out["n_traces"]}))
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
-    m = verify.run(_recipe(args).verify, args.problems, args.traces, args.out)
+    m = verify.run(_recipe(args), _stage_layout(args.out, "verify", train_problems=args.problems, traces=args.traces))
     print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
     return 0
 
 
 def _cmd_curate(args: argparse.Namespace) -> int:
     from .curate import run as curate_run
-    r = _recipe(args)
-    m = curate_run(r.curate, args.problems, args.traces, args.verdicts, args.out, prompt_cfg=r.generate.prompt)
+    m = curate_run(_recipe(args), _stage_layout(args.out, "curate", train_problems=args.problems, traces=args.traces,
+                                                verdicts=args.verdicts))
     print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
     return 0
 
@@ -224,22 +238,18 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate.runner import run as eval_run
+    from . import evaluate
+    from .backends import BackendPool
     r = _recipe(args)
+    name = "teacher" if args.model == "teacher" else (Path(args.model).name or args.model)
+    # a teacher's few-shot demos come from the training problems beside the held-out file
+    layout = Layout(args.out).override(dirs={f"eval/{name}": args.out}, files={
+        "eval_problems": args.problems, "train_problems": Path(args.problems).with_name("train.jsonl")})
     if args.model == "teacher":
-        from .teachers import build_teacher
-        model = build_teacher(r.teacher)
-        name = "teacher"
+        with BackendPool() as pool:
+            m = evaluate.evaluate_teacher(r, layout, pool)
     else:
-        from .teachers.transformers import TransformersTeacher
-        model = TransformersTeacher(args.model, dtype=r.eval.dtype, device=r.eval.device,
-                                    batch_size=r.eval.batch_size, trust_remote_code=r.train.trust_remote_code)
-        name = Path(args.model).name or args.model
-    try:
-        m = eval_run(r.eval, r.verify, model, args.problems, args.out, model_name=name,
-                     prompt_cfg=r.generate.prompt)
-    finally:
-        model.close()
+        m = evaluate.evaluate_model(r, args.model, name, layout)
     print(json.dumps({"model": name, "n": m["outputs"]["n"], "accuracy": m["outputs"]["accuracy"],
                       "ci95": m["outputs"]["ci95"]}))
     return 0
@@ -247,13 +257,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from . import report
-    from .pipeline import task_name
-    r = _recipe(args)
-    gen = args.run_dir / "generate" / "manifest.json"
-    calls = json.loads(gen.read_text())["outputs"] if gen.exists() else {}
-    rep = report.run(r.report, args.run_dir, task=task_name(r), teacher_calls=0,
-                     cached_teacher_calls=int(calls.get("n_traces", 0)), wall_seconds=0.0, recipe_name=r.name)
-    print(json.dumps({"report": str(args.run_dir / "report.json"), "n_eval": rep["n_eval"]}))
+    layout = Layout(args.run_dir)
+    if args.recipe is None and layout.recipe_file.is_file():  # the recipe the run was made with
+        args.recipe = str(layout.recipe_file)
+    rep = report.run(_recipe(args), layout)
+    print(json.dumps({"report": str(layout.report_json), "n_eval": rep["n_eval"]}))
     return 0
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from . import io
 from .config import Recipe, TrainConfig, build
 from .errors import ConfigError
+from .layout import EVAL_FILES, Layout
+from .train import objective_config
 
 log = logging.getLogger(__name__)
 
@@ -48,115 +50,116 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): init '{entry.init}' must name an earlier entry")
         if entry.name in {e.name for e in out}:
             raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
-        train_cfg(recipe, entry, Path("."))  # builds and validates the objective's own config
+        train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
         out.append(entry)
     return out
 
 
-def train_cfg(recipe: Recipe, entry: CompareEntry, root: Path) -> TrainConfig:
+def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout) -> TrainConfig:
     data = {**dataclasses.asdict(recipe.train), **entry.train, "method": entry.method, "objective": entry.objective}
     if recipe.compare.max_steps > 0:
         data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
     if entry.init is not None:
-        data["student"] = str(root / entry.init / "train" / "model")
-    return build(TrainConfig, data, f"compare.{entry.name}.train")
+        data["student"] = str(layout.compare_entry(entry.init, entry.init).checkpoint)
+    cfg = build(TrainConfig, data, f"compare.{entry.name}.train")
+    objective_config(cfg.method, cfg.objective)  # the objective's own options, before anything loads
+    return cfg
 
 
-def _train_in_child(recipe: Recipe, entry: CompareEntry, root: Path, queue) -> None:
-    from .pipeline import RunPaths, evaluate_model, student_task_prefix, train_student
+def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) -> None:
+    from .evaluate import evaluate_model
+    from .pipeline import select
+    from .registry import load
 
     started = time.time()
-    run_paths = RunPaths(root.parent.parent)  # the run folder: shared problems/generate/verify/curate
-    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, root))
-    train_dir = root / entry.name / "train"
-    trained = train_student(sub, run_paths, out=train_dir)
+    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout))
+    own = layout.compare_entry(entry.name, entry.name)  # shared data stages, its own train and eval folders
+    trained: dict[str, Any] = {}
+    for stage in select("pairs", "train"):
+        if stage.applies(sub):
+            trained = load(stage.run)(sub, own)
     train_wall = time.time() - started
-    evaluated = evaluate_model(sub, str(train_dir / "model"), entry.name, run_paths.problems / "eval.jsonl",
-                               root / entry.name / "eval", task_prefix=student_task_prefix(sub))
+    evaluated = evaluate_model(sub, str(own.checkpoint), entry.name, own)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
              "steps": trained["outputs"].get("steps")}
-    stats_path = root / entry.name / "stats.json"
-    if _finished_before(trained, started) and _finished_before(evaluated, started) and stats_path.exists():
+    stats_path = layout.compare_stats(entry.name)
+    reused = trained["this_run"]["skipped"] and evaluated["this_run"]["skipped"]
+    if reused and stats_path.exists():
         stats = io.read_json(stats_path)  # both reused: keep the figures measured when they ran
     else:
         io.write_json(stats_path, stats)
     queue.put(stats)
 
 
-def _finished_before(manifest: dict[str, Any], t: float) -> bool:
-    """Whether a stage manifest was reused from an earlier run (it started before ``t``)."""
-    from datetime import datetime
-
-    stamp = manifest.get("started_at")
-    return bool(stamp) and datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp() < t - 1
-
-
 def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     """Prepare the data once, then train and evaluate every entry; writes ``compare.json``."""
-    from .pipeline import RunPaths, prepare_data
+    from . import pipeline
 
     todo = entries(recipe)
-    paths = RunPaths(Path(out_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    teacher, _ = prepare_data(recipe, paths)
-    teacher.close()
+    layout = Layout(Path(out_dir))
+    pipeline.run(recipe, layout.root, last="curate")
     baseline_dir = None
     if recipe.compare.baseline:
-        evaluate_baseline(recipe, paths)
-        baseline_dir = paths.root / "compare" / "student_before"
-    root = paths.root / "compare" / "entries"
+        evaluate_baseline(recipe, layout)
+        baseline_dir = baseline_layout(layout).eval_dir("student_before")
     rows = []
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
     for entry in todo:
         log.info("compare: %s (%s)", entry.name, entry.method)
         queue = ctx.Queue()
-        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, root, queue))
+        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue))
         proc.start()
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"compare entry '{entry.name}' failed (exit code {proc.exitcode}); see the log above")
         stats = queue.get()
-        summary = io.read_json(root / entry.name / "eval" / "summary.json")
+        entry_eval = layout.compare_entry(entry.name, entry.name).eval_dir(entry.name)
+        summary = io.read_json(entry_eval / EVAL_FILES["summary"])
         rows.append({"objective": entry.name, "method": entry.method, "accuracy": summary["accuracy"],
                      "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"],
                      "wall_seconds": round(stats["wall_seconds"], 1),
                      "train_wall_seconds": round(stats["train_wall_seconds"], 1),
                      "peak_rss_mb": round(stats["peak_rss_mb"], 1), "steps": stats["steps"]})
         if baseline_dir is not None:
-            rows[-1]["vs_untrained"] = paired_vs(root / entry.name / "eval", baseline_dir)
-    io.write_json(paths.root / "compare.json", rows)
+            rows[-1]["vs_untrained"] = paired_vs(entry_eval, baseline_dir)
+    io.write_json(layout.compare_json, rows)
     return rows
 
 
 def paired_vs(eval_dir: Path, baseline_dir: Path) -> dict[str, Any]:
     """Accuracy gain over the untrained student, problem by problem (``metrics.paired_difference``)."""
-    from .evaluate.metrics import paired_difference
+    from .metrics import paired_difference
     from .records import EvalSample
 
-    diff = paired_difference(io.read_records(eval_dir / "samples.jsonl", EvalSample),
-                             io.read_records(baseline_dir / "samples.jsonl", EvalSample))
+    diff = paired_difference(io.read_records(eval_dir / EVAL_FILES["samples"], EvalSample),
+                             io.read_records(baseline_dir / EVAL_FILES["samples"], EvalSample))
     if diff["n"] == 0:
         return diff  # no problem in common: nothing to compare
     return {"delta": round(diff["delta"], 4), "ci95": [round(x, 4) for x in diff["ci95"]], "n": diff["n"],
             "wins": diff["wins"], "losses": diff["losses"]}
 
 
-def evaluate_baseline(recipe: Recipe, paths: Any) -> dict[str, Any]:
-    """The untrained student on the same held-out problems; ``compare/baseline.json``."""
-    from .pipeline import evaluate_model
+def baseline_layout(layout: Layout) -> Layout:
+    """Where the untrained student's evaluation goes: ``compare/student_before/``."""
+    return layout.override(dirs={"eval/student_before": layout.compare_dir() / "student_before"})
 
-    out = paths.root / "compare" / "student_before"
-    evaluate_model(recipe, recipe.train.student, "student_before", paths.problems / "eval.jsonl", out)
-    summary = io.read_json(out / "summary.json")
+
+def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:
+    """The untrained student on the same held-out problems; ``compare/baseline.json``."""
+    from .evaluate import evaluate_model
+
+    base = baseline_layout(layout)
+    evaluate_model(recipe, recipe.train.student, "student_before", base)
+    summary = io.read_json(base.eval_file("student_before", "summary"))
     row = {"model": recipe.train.student, "accuracy": summary["accuracy"], "ci95": summary["ci95"],
            "tokens_per_answer": summary["mean_tokens"]}
-    io.write_json(paths.root / "compare" / "baseline.json", row)
+    io.write_json(layout.compare_baseline(), row)
     return row
 
 
 def load_baseline(out_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(out_dir) / "compare" / "baseline.json"
+    path = Layout(Path(out_dir)).compare_baseline()
     return io.read_json(path) if path.exists() else None
 
 

@@ -50,18 +50,22 @@ class ProblemsConfig:
             raise ConfigError(f"problems.fields: unknown record field(s) {', '.join(unknown)}; "
                               "map prompt, answer and optionally id")
 
+    def task_name(self) -> str:
+        """A short name for the task: the reasoning-gym task, else the source file's stem."""
+        return self.task if self.source == "reasoning_gym" else Path(self.source).stem
+
 
 @dataclass
 class TeacherConfig:
     """Which teacher writes the rationales: an LLM backend or a program solver."""
 
-    backend: str = "program"  # program | transformers | dummy
+    backend: str = "program"  # a row of reasondistill.backends.BACKENDS: program | transformers | dummy
     model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
     device: str = "auto"
     batch_size: int = 32
     trust_remote_code: bool = False  # never on unless the user asks
-    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for the backend
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's own options (its Options dataclass)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -114,12 +118,11 @@ class GenerateConfig:
 class VerifyConfig:
     """Answer extraction and checking."""
 
-    verifier: str = "auto"  # auto | math | reasoning_gym | exact
+    verifier: str = "auto"  # auto, or a row of reasondistill.verifiers.VERIFIERS: math | reasoning_gym | exact
     timeout_s: float = 5.0  # wall-clock limit per check
     fallback_last_number: bool = True  # no "Answer:" line: take the last number in the text
 
     def __post_init__(self) -> None:
-        _choice("verify.verifier", self.verifier, ("auto", "math", "reasoning_gym", "exact"))
         if self.timeout_s <= 0:
             raise ConfigError("verify.timeout_s must be > 0")
 
@@ -145,11 +148,12 @@ class TrainConfig:
 
     Objective-specific options go in ``objective`` and are validated by that objective's
     own config dataclass (see ``reasondistill.train.OBJECTIVES``), e.g. ``method: redi``
-    with ``objective: {alpha: 0.8}``.
+    with ``objective: {alpha: 0.8}``; names and options are checked against the tables by
+    ``pipeline.check_recipe`` before anything loads, so this module imports no stage.
     """
 
     student: str = "smollm2-135m-instruct"
-    method: str = "sft"  # sft | kd | gkd | multitask | redi | dpo | simpo | grpo | kdrl
+    method: str = "sft"  # a row of reasondistill.train.OBJECTIVES: sft | kd | gkd | multitask | redi | dpo | simpo | grpo | kdrl
     objective: dict[str, Any] = field(default_factory=dict)
     lora: bool = False
     lora_r: int = 16
@@ -170,8 +174,6 @@ class TrainConfig:
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        from .train import objective_config  # light: trainer modules import torch lazily
-        objective_config(self.method, self.objective)
         if self.learning_rate <= 0:
             raise ConfigError("train.learning_rate must be > 0")
         if self.batch_size < 1 or self.grad_accum < 1:

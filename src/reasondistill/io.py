@@ -10,22 +10,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import InputError
+from .layout import MANIFEST
 from .records import from_dict, to_dict
 
 T = TypeVar("T")
 
-MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 def _as_dict(record: Any) -> dict[str, Any]:
@@ -190,3 +192,59 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
         if not p.exists() or sha256_file(p) != digest:
             return None
     return m
+
+
+def cached_stage(out_dir: str | Path, *, stage: str, config: Any, inputs: Iterable[str | Path],
+                 body: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:
+    """The skip-if-finished / run / write-manifest step every stage shares.
+
+    When ``out_dir`` holds a manifest for the same ``config`` and input hashes whose outputs
+    are intact, that manifest is returned with ``this_run = {"skipped": True}`` and ``body``
+    never runs (no model is loaded). Otherwise ``body()`` writes the outputs and returns the
+    manifest's ``outputs`` (``files`` lists the ones to hash); the manifest is written last, so
+    an interrupted stage is never taken for a finished one.
+    """
+    hashes = hash_inputs(inputs)
+    done = completed_manifest(out_dir, config, hashes)
+    if done is not None:
+        log.info("%s: %s is up to date, reusing it", stage, out_dir)
+        return {**done, "this_run": {"skipped": True}}
+    started = time.time()
+    outputs = body()
+    manifest = write_manifest(out_dir, stage=stage, config=config, inputs=hashes, outputs=outputs,
+                              started=started, extra=extra)
+    return {**manifest, "this_run": {"skipped": False}}
+
+
+def line_of(path: str | Path, index: int) -> int:
+    """Line number of the ``index``-th record of a JSONL file (blank lines are skipped by readers)."""
+    for i, (lineno, _) in enumerate(iter_jsonl(path, allow_empty=True)):
+        if i == index:
+            return lineno
+    return index + 1
+
+
+def index_by_id(records: list[Any], path: str | Path, attr: str = "id") -> dict[str, Any]:
+    """``{record.<attr>: record}``; a repeated id is an :class:`InputError` naming its line."""
+    out: dict[str, Any] = {}
+    for i, rec in enumerate(records):
+        key = getattr(rec, attr)
+        if key in out:
+            raise InputError(f"duplicate {attr} {key!r}", file=path, line=line_of(path, i), field=attr)
+        out[key] = rec
+    return out
+
+
+def check_problem_ids(traces: list[Any], problems: dict[str, Any], traces_path: str | Path,
+                      problems_path: str | Path) -> None:
+    """Every trace names a problem of ``problems``; else an :class:`InputError` at its line."""
+    for i, trace in enumerate(traces):
+        if trace.problem_id not in problems:
+            raise InputError(f"trace {trace.id!r} refers to problem {trace.problem_id!r}, which is not in "
+                             f"{problems_path}", file=traces_path, line=line_of(traces_path, i), field="problem_id")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write a text file."""
+    with atomic_open(path) as fh:
+        fh.write(text)

@@ -154,3 +154,31 @@ def load_model(path: str, *, dtype: str = "auto", device: str = "auto", trust_re
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     return model.to(pick_device(device)).eval()
+
+
+CHECKPOINT_NOTE = "reasondistill.json"  # written beside a trained checkpoint's weights
+
+
+def task_prefixes(path: str | Path) -> dict[str, str]:
+    """``{task: prefix}`` a checkpoint was trained to answer under (a multi-task student), read
+    from its ``reasondistill.json``; empty for any other model, so evaluating a folder always
+    asks it the way it was trained."""
+    note = Path(path) / CHECKPOINT_NOTE
+    if not note.is_file():
+        return {}
+    try:
+        data = json.loads(note.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    prefixes = data.get("task_prefixes") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in prefixes.items()} if isinstance(prefixes, dict) else {}
+
+
+def record_task_prefixes(path: str | Path, prefixes: dict[str, str]) -> None:
+    """Add ``prefixes`` to a checkpoint's ``reasondistill.json`` (atomically)."""
+    note = Path(path) / CHECKPOINT_NOTE
+    data = json.loads(note.read_text(encoding="utf-8")) if note.is_file() else {}
+    data["task_prefixes"] = dict(prefixes)
+    tmp = note.with_name(note.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, note)

@@ -1,10 +1,11 @@
 """Stage 3b, curate: turn verified traces into training data.
 
-``POLICIES`` maps a policy name to ``module:Class``, applied in this order to every trace; the
-first one that says no records its reason. Each class has ``from_config(cfg)`` (None when the
-recipe turns it off) and ``keep(problem, trace, verdict) -> (bool, reason)``. The
-``incorrect`` reason is special: such traces go to ``negatives.jsonl`` (for preference training)
-instead of ``rejected.jsonl``. Per-problem steps follow: ``dedup.py`` then ``cap.py``.
+``POLICIES`` maps a policy name to ``module:Class``. Each class has ``from_config(cfg)`` (None
+when the recipe turns it off) and either ``keep(problem, trace, verdict) -> (bool, reason)``
+(per trace; the first refusal records its reason) or ``select(problem, traces, verdicts)``
+(per problem group, e.g. dedup and the per-problem cap); see ``base.py``. The ``incorrect``
+reason is special: such traces go to the negatives (for preference training) instead of the
+rejected rows.
 
 Adding a policy: one file plus one row here.
 """
@@ -15,9 +16,11 @@ POLICIES = {
     "hinted": "reasondistill.curate.hinted:DropHinted",
     "correct": "reasondistill.curate.correct:KeepCorrect",
     "formatted": "reasondistill.curate.formatted:RequireFormat",
+    "dedup": "reasondistill.curate.dedup:Dedup",
+    "cap": "reasondistill.curate.cap:Cap",
 }
 
-from .base import INCORRECT, Policy, build_policies, judge  # noqa: E402
+from .base import INCORRECT, GroupPolicy, Policy, build_policies, judge  # noqa: E402
 from .run import run  # noqa: E402  (binds the function over the submodule attribute)
 
-__all__ = ["INCORRECT", "POLICIES", "Policy", "build_policies", "judge", "run"]
+__all__ = ["INCORRECT", "POLICIES", "GroupPolicy", "Policy", "build_policies", "judge", "run"]

@@ -1,21 +1,31 @@
-"""The curation policy contract: per-trace keep/drop decisions with a reason.
+"""The curation policy contract: keep/drop decisions with a reason, per trace or per problem.
 
 A policy is a small class with a ``name``, a ``from_config(cfg)`` classmethod that returns an
-instance or None (the recipe switched it off), and ``keep(problem, trace, verdict)`` returning
-``(True, "")`` or ``(False, reason)``; a bare bool is accepted too (the reason is then the
-policy's name). Policies run in ``POLICIES`` order and the first refusal wins, like datatrove's
-filters writing exclusions with their reason.
+instance or None (the recipe switched it off), and one of:
+
+- ``keep(problem, trace, verdict)`` (a per-trace policy) returning ``(True, "")`` or
+  ``(False, reason)``; a bare bool is accepted too (the reason is then the policy's name);
+- ``select(problem, traces, verdicts)`` (a per-problem-group policy) returning
+  ``(kept, dropped)``: the traces it keeps, in order, and ``[(trace, reason), ...]``. Group
+  policies see a problem's surviving traces best first (unhinted, then shorter, then file
+  order); their ``scope`` says whether they act on the correct traces (``"train"``), the
+  negatives, or both.
+
+Per-trace policies run first in ``POLICIES`` order, and the first refusal wins, like
+datatrove's filters writing exclusions with their reason; group policies then run in table
+order on what is left of each problem.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
 
 INCORRECT = "incorrect"  # the reason that routes a trace to negatives.jsonl rather than rejected.jsonl
+TRAIN, NEGATIVES = "train", "negatives"  # group-policy scopes
 
 
 @runtime_checkable
@@ -25,24 +35,52 @@ class Policy(Protocol):
     def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str] | bool: ...
 
 
-def build_policies(cfg: CurateConfig) -> list[Policy]:
+@runtime_checkable
+class GroupPolicy(Protocol):
+    name: str
+    scope: tuple[str, ...]
+
+    def select(self, problem: Problem, traces: Sequence[Trace], verdicts: dict[str, Verdict]
+               ) -> tuple[list[Trace], list[tuple[Trace, str]]]: ...
+
+
+def build_policies(cfg: CurateConfig) -> list[Any]:
     """Instances of every ``POLICIES`` entry that ``cfg`` switches on, in table order."""
+    from ..registry import load
     from . import POLICIES
 
-    out = []
-    for target in POLICIES.values():
-        module, _, cls = target.partition(":")
-        policy = getattr(importlib.import_module(module), cls).from_config(cfg)
-        if policy is not None:
-            out.append(policy)
-    return out
+    return [p for p in (load(target).from_config(cfg) for target in POLICIES.values()) if p is not None]
+
+
+def split(policies: list[Any]) -> tuple[list[Policy], list[GroupPolicy]]:
+    """``(per-trace, per-group)`` policies; anything else is a programming error named here."""
+    per_trace, per_group = [], []
+    for p in policies:
+        if hasattr(p, "select"):
+            per_group.append(p)
+        elif hasattr(p, "keep"):
+            per_trace.append(p)
+        else:
+            raise TypeError(f"curation policy {type(p).__name__} has neither keep() nor select()")
+    return per_trace, per_group
 
 
 def judge(policies: list[Policy], problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
-    """``(True, "")`` when every policy keeps the trace, else ``(False, first refusal's reason)``."""
+    """``(True, "")`` when every per-trace policy keeps the trace, else ``(False, first refusal's reason)``."""
     for policy in policies:
         result = policy.keep(problem, trace, verdict)
         ok, reason = (result, "") if isinstance(result, bool) else result
         if not ok:
             return False, reason or policy.name
     return True, ""
+
+
+def select_group(policies: list[GroupPolicy], scope: str, problem: Problem, traces: list[Trace],
+                 verdicts: dict[str, Verdict]) -> tuple[list[Trace], list[tuple[Trace, str]]]:
+    """Run the group policies that act on ``scope`` in order; ``(kept, dropped with reasons)``."""
+    dropped: list[tuple[Trace, str]] = []
+    for policy in policies:
+        if scope in policy.scope and traces:
+            traces, out = policy.select(problem, traces, verdicts)
+            dropped += [(t, reason or policy.name) for t, reason in out]
+    return traces, dropped

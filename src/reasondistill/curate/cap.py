@@ -1,11 +1,15 @@
-"""Per-problem step: keep at most ``curate.max_per_problem`` correct traces (reason ``over_cap``),
-preferring unhinted over hinted traces, then shorter completions, then file order."""
+"""Per-problem policy: keep at most ``curate.max_per_problem`` correct traces (reason
+``over_cap``), the first ones of the best-first order (unhinted, then shorter, then file order)."""
 
 from __future__ import annotations
 
-from ..records import Trace
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
-REASON = "over_cap"
+from ..config import CurateConfig
+from ..records import Problem, Trace, Verdict
+from .base import TRAIN
 
 
 def preference_key(trace: Trace, position: int) -> tuple[bool, int, int]:
@@ -13,6 +17,16 @@ def preference_key(trace: Trace, position: int) -> tuple[bool, int, int]:
     return trace.hinted, len(trace.raw.strip()), position
 
 
-def cap(traces: list[Trace], limit: int) -> tuple[list[Trace], list[Trace]]:
-    """``(kept, over)`` of traces already sorted by :func:`preference_key`."""
-    return traces[:limit], traces[limit:]
+@dataclass(frozen=True)
+class Cap:
+    limit: int
+    name: ClassVar[str] = "over_cap"
+    scope: ClassVar[tuple[str, ...]] = (TRAIN,)
+
+    @classmethod
+    def from_config(cls, cfg: CurateConfig) -> Cap:
+        return cls(cfg.max_per_problem)
+
+    def select(self, problem: Problem, traces: Sequence[Trace], verdicts: dict[str, Verdict]
+               ) -> tuple[list[Trace], list[tuple[Trace, str]]]:
+        return list(traces[: self.limit]), [(t, self.name) for t in traces[self.limit:]]

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
-from ..verify.answers import extract_answer
+from ..verifiers.answers import extract_answer
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from ..io import iter_jsonl, write_jsonl
+from typing import Any
+
+from ..io import cached_stage, iter_jsonl, write_jsonl
+from ..layout import Layout
 from ..records import PreferenceExample, TrainExample, from_dict
 
+
+DEFAULT_PAIRS_PER_PROBLEM = 2
 
 def _by_problem(path: str | Path) -> dict[str, list[tuple[int, TrainExample]]]:
     """``{problem_id: [(line, example), ...]}`` in file order; bad rows are InputErrors naming the line."""
@@ -57,7 +62,7 @@ def _pick(chosen: list[TrainExample], rejected: list[TrainExample], k: int,
 
 
 def build_pairs(train_path: str | Path, negatives_path: str | Path, out_path: str | Path, *,
-                max_pairs_per_problem: int = 2, seed: int = 0) -> dict[str, int]:
+                max_pairs_per_problem: int = DEFAULT_PAIRS_PER_PROBLEM, seed: int = 0) -> dict[str, int]:
     """Write ``out_path`` (JSONL of :class:`PreferenceExample`) atomically; return counts."""
     if max_pairs_per_problem < 1:
         raise ConfigError("max_pairs_per_problem must be >= 1")
@@ -102,3 +107,16 @@ def build_pairs(train_path: str | Path, negatives_path: str | Path, out_path: st
             "need both; generate more samples per problem or train with SFT instead")
     write_jsonl(out_path, pairs)
     return counts
+
+
+def run(recipe: Any, layout: Layout) -> dict:
+    """The pairs step over a run folder (run only for objectives that train on pairs): curated
+    correct traces against the negatives, seeded by ``train.seed``."""
+    out = layout.pairs
+    config = {"max_pairs_per_problem": DEFAULT_PAIRS_PER_PROBLEM, "seed": recipe.train.seed}
+
+    def body() -> dict:
+        counts = build_pairs(layout.curated, layout.negatives, out, seed=recipe.train.seed)
+        return {"files": [out.name], "counts": counts}
+
+    return cached_stage(out.parent, stage="pairs", config=config, inputs=[layout.curated, layout.negatives], body=body)

@@ -1,8 +1,8 @@
 """Curate stage runner: problems + traces + verdicts -> train / negatives / rejected / pass rates.
 
-Every trace ends up in exactly one of ``train.jsonl`` (kept: correct, after policies, dedup and
-the per-problem cap), ``negatives.jsonl`` (verified incorrect, not truncated) or
-``rejected.jsonl`` (``{trace_id, problem_id, reason}``). ``pass_rates.jsonl`` has one row per
+Every trace ends up in exactly one of ``train.jsonl`` (kept: correct, after the per-trace and
+per-problem policies), ``negatives.jsonl`` (verified incorrect, not truncated) or
+``rejected.jsonl`` (``{trace_id, problem_id, reason, trace}``). ``pass_rates.jsonl`` has one row per
 problem with the teacher's pass rate over its UNHINTED samples (hinted STaR traces saw the
 answer); problems without unhinted samples get ``pass_rate: null``.
 """
@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from ..config import CurateConfig, PromptConfig
 from ..errors import InputError
-from ..io import completed_manifest, hash_inputs, read_records, write_jsonl, write_manifest
-from ..records import Problem, Trace, TrainExample, Verdict
-from ..teachers.prompts import student_messages
-from ..verify.run import check_problem_ids, index_by_id, line_of
-from . import cap as cap_step
-from . import dedup as dedup_step
-from .base import INCORRECT, build_policies, judge
+from ..io import cached_stage, check_problem_ids, index_by_id, line_of, read_records, write_jsonl
+from ..layout import Layout
+from ..prompts import student_messages
+from ..records import Problem, Trace, TrainExample, Verdict, to_dict
+from .base import INCORRECT, NEGATIVES as NEGATIVES_SCOPE, TRAIN as TRAIN_SCOPE, build_policies, judge, select_group, split
+from .cap import preference_key
 
 log = logging.getLogger(__name__)
 
-TRAIN, NEGATIVES, REJECTED, PASS_RATES = "train.jsonl", "negatives.jsonl", "rejected.jsonl", "pass_rates.jsonl"
+STAGE = "curate"
 
 
 def match_verdicts(traces: dict[str, Trace], verdicts: list[Verdict], traces_path: str | Path,
@@ -71,88 +69,82 @@ def pass_rate_row(problem_id: str, traces: list[Trace], verdicts: dict[str, Verd
             "difficulty": None if rate is None else 1.0 - rate}
 
 
-def run(cfg: CurateConfig, problems_path: str | Path, traces_path: str | Path, verdicts_path: str | Path,
-        out_dir: str | Path, prompt_cfg: PromptConfig | None = None) -> dict:
+def rejected_row(trace: Trace, reason: str) -> dict[str, Any]:
+    """A ``rejected.jsonl`` row: the ids and reason, and the whole trace, so a dropped trace can be
+    inspected (or re-admitted) without joining files."""
+    return {"trace_id": trace.id, "problem_id": trace.problem_id, "reason": reason, "trace": to_dict(trace)}
+
+
+def run(recipe: Any, layout: Layout) -> dict:
     """Write the curated files and the manifest; return the manifest (reused when up to date)."""
-    started = time.time()
-    out_dir = Path(out_dir)
-    prompt_cfg = prompt_cfg or PromptConfig()
+    cfg: CurateConfig = recipe.curate
+    prompt_cfg: PromptConfig = recipe.generate.prompt
+    problems_path, traces_path, verdicts_path = layout.train_problems, layout.traces, layout.verdicts
     config = {"curate": dataclasses.asdict(cfg), "prompt": dataclasses.asdict(prompt_cfg)}
     templates = [p for p in (prompt_cfg.template, prompt_cfg.rationalize_template) if p]
-    inputs = hash_inputs([problems_path, traces_path, verdicts_path, *templates])
-    if (done := completed_manifest(out_dir, config, inputs)) is not None:
-        log.info("curate: %s is up to date, reusing it", out_dir)
-        return done
+    outs = {name: layout.path(name) for name in ("curated", "negatives", "rejected", "pass_rates")}
 
-    problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
-    trace_list = read_records(traces_path, Trace)
-    traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
-    check_problem_ids(trace_list, problems, traces_path, problems_path)
-    verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
+    def body() -> dict:
+        problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
+        trace_list = read_records(traces_path, Trace)
+        traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
+        check_problem_ids(trace_list, problems, traces_path, problems_path)
+        verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
+        per_trace, per_group = split(build_policies(cfg))
+        position = {trace_id: i for i, trace_id in enumerate(traces)}
+        by_problem: dict[str, list[Trace]] = defaultdict(list)
+        candidates: dict[str, list[Trace]] = defaultdict(list)
+        negative_candidates: dict[str, list[Trace]] = defaultdict(list)
+        rejected: list[dict[str, Any]] = []
 
-    policies = build_policies(cfg)
-    position = {trace_id: i for i, trace_id in enumerate(traces)}
-    by_problem: dict[str, list[Trace]] = defaultdict(list)
-    candidates: dict[str, list[Trace]] = defaultdict(list)
-    negative_candidates: dict[str, list[Trace]] = defaultdict(list)
-    rejected: list[dict[str, str]] = []
+        for trace in trace_list:
+            by_problem[trace.problem_id].append(trace)
+            ok, reason = judge(per_trace, problems[trace.problem_id], trace, verdicts[trace.id])
+            if ok:
+                candidates[trace.problem_id].append(trace)
+            elif reason == INCORRECT:
+                negative_candidates[trace.problem_id].append(trace)
+            else:
+                rejected.append(rejected_row(trace, reason))
 
-    def reject(trace: Trace, reason: str) -> None:
-        rejected.append({"trace_id": trace.id, "problem_id": trace.problem_id, "reason": reason})
+        train: list[TrainExample] = []
+        negatives: list[TrainExample] = []
+        pass_rates: list[dict[str, Any]] = []
+        problems_with_kept = kept_hinted = 0
+        for pid, problem in problems.items():
+            ranked = sorted(candidates.get(pid, []), key=lambda t: preference_key(t, position[t.id]))
+            kept, dropped = select_group(per_group, TRAIN_SCOPE, problem, ranked, verdicts)
+            negs, neg_dropped = select_group(per_group, NEGATIVES_SCOPE, problem, negative_candidates.get(pid, []),
+                                             verdicts)
+            rejected.extend(rejected_row(t, reason) for t, reason in dropped + neg_dropped)
+            train.extend(example(problem, t, prompt_cfg) for t in kept)
+            negatives.extend(example(problem, t, prompt_cfg) for t in negs)
+            problems_with_kept += bool(kept)
+            kept_hinted += sum(t.hinted for t in kept)
+            pass_rates.append(pass_rate_row(pid, by_problem.get(pid, []), verdicts))
 
-    for trace in trace_list:
-        by_problem[trace.problem_id].append(trace)
-        ok, reason = judge(policies, problems[trace.problem_id], trace, verdicts[trace.id])
-        if ok:
-            candidates[trace.problem_id].append(trace)
-        elif reason == INCORRECT:
-            negative_candidates[trace.problem_id].append(trace)
-        else:
-            reject(trace, reason)
+        for name, rows in (("curated", train), ("negatives", negatives), ("rejected", rejected),
+                           ("pass_rates", pass_rates)):
+            write_jsonl(outs[name], rows)
+        rates = [r["pass_rate"] for r in pass_rates if r["pass_rate"] is not None]
+        counts = {
+            "traces": len(trace_list),
+            "kept": len(train),
+            "kept_hinted": kept_hinted,
+            "negatives": len(negatives),
+            "rejected": len(rejected),
+            "dropped": dict(Counter(r["reason"] for r in rejected).most_common()),
+            "problems": len(problems),
+            "problems_with_kept": problems_with_kept,
+            "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
+            "policies": [p.name for p in per_trace + per_group],
+        }
+        if not train:
+            log.warning("curate: no trace was kept (%s); training would have nothing to learn from",
+                        counts["dropped"])
+        log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
+                 problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
+        return {"files": [p.name for p in outs.values()], "counts": counts}
 
-    train: list[TrainExample] = []
-    negatives: list[TrainExample] = []
-    pass_rates: list[dict[str, Any]] = []
-    problems_with_kept = 0
-    kept_hinted = 0
-    for pid, problem in problems.items():
-        ranked = sorted(candidates.get(pid, []), key=lambda t: cap_step.preference_key(t, position[t.id]))
-        negs = negative_candidates.get(pid, [])
-        if cfg.dedup:
-            ranked, dupes = dedup_step.dedup(ranked)
-            negs, neg_dupes = dedup_step.dedup(negs)
-            for trace in dupes + neg_dupes:
-                reject(trace, dedup_step.REASON)
-        kept, over = cap_step.cap(ranked, cfg.max_per_problem)
-        for trace in over:
-            reject(trace, cap_step.REASON)
-        train.extend(example(problem, t, prompt_cfg) for t in kept)
-        negatives.extend(example(problem, t, prompt_cfg) for t in negs)
-        problems_with_kept += bool(kept)
-        kept_hinted += sum(t.hinted for t in kept)
-        pass_rates.append(pass_rate_row(pid, by_problem.get(pid, []), verdicts))
-
-    write_jsonl(out_dir / TRAIN, train)
-    write_jsonl(out_dir / NEGATIVES, negatives)
-    write_jsonl(out_dir / REJECTED, rejected)
-    write_jsonl(out_dir / PASS_RATES, pass_rates)
-
-    rates = [r["pass_rate"] for r in pass_rates if r["pass_rate"] is not None]
-    counts = {
-        "traces": len(trace_list),
-        "kept": len(train),
-        "kept_hinted": kept_hinted,
-        "negatives": len(negatives),
-        "rejected": len(rejected),
-        "dropped": dict(Counter(r["reason"] for r in rejected).most_common()),
-        "problems": len(problems),
-        "problems_with_kept": problems_with_kept,
-        "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
-    }
-    if not train:
-        log.warning("curate: no trace was kept (%s); training would have nothing to learn from", counts["dropped"])
-    log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
-             problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
-    return write_manifest(out_dir, stage="curate", config=config, inputs=inputs,
-                          outputs={"files": [TRAIN, NEGATIVES, REJECTED, PASS_RATES], "counts": counts},
-                          started=started)
+    return cached_stage(outs["curated"].parent, stage=STAGE, config=config,
+                        inputs=[problems_path, traces_path, verdicts_path, *templates], body=body)

@@ -1,7 +1,77 @@
-"""Stage 5, evaluate: ``runner.run`` scores a model on held-out problems; ``metrics``
-aggregates per-sample results (accuracy + Wilson CI, unbiased pass@k, maj@k)."""
+"""Stage 5, evaluate: greedy (and optionally sampled) answers of each model the recipe names
+(``eval.models``: the teacher, the student before and after training) on the held-out problems.
+
+``runner.evaluate`` scores one backend; this module decides what each model is (a backend
+from the recipe's teacher section, or a model folder/packaged name through the transformers
+backend) and how it is asked: a teacher with its few-shot turns, a student under the task
+prefix its checkpoint was trained with (``models.task_prefixes``). Aggregates live in
+``reasondistill.metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import io, models
+from ..backends import BackendPool, backend_class
+from ..backends.cache import SampleCache
+from ..layout import Layout
+from ..prompts import teacher_prefix
+from ..records import Problem
+from .runner import eval_config, evaluate
+
+__all__ = ["run", "evaluate", "evaluate_model", "evaluate_teacher"]
 
 
-def run(*args, **kwargs):
-    from .runner import run as _run
-    return _run(*args, **kwargs)
+def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict[str, dict]:
+    """Evaluate every model of ``recipe.eval.models``; ``{model: manifest}``. Finished
+    evaluations are recognised before any model loads."""
+    out: dict[str, dict] = {}
+    owned = pool or BackendPool()
+    try:
+        for name in recipe.eval.models:
+            if name == "teacher":
+                out[name] = evaluate_teacher(recipe, layout, owned)
+            else:
+                spec = recipe.train.student if name == "student_before" else str(layout.checkpoint)
+                out[name] = evaluate_model(recipe, spec, name, layout)
+    finally:
+        if pool is None:
+            owned.close()
+    return out
+
+
+def evaluate_teacher(recipe: Any, layout: Layout, pool: BackendPool) -> dict:
+    """The recipe's teacher, asked exactly as in generation (few-shot turns included), with its
+    samples going through the same content-hash cache."""
+    problems = io.read_records(layout.train_problems, Problem) if recipe.generate.prompt.few_shot else []
+    prefix = teacher_prefix(recipe.generate.prompt, recipe.teacher.backend, problems)
+    identity = pool.identity(recipe.teacher)
+    out = layout.eval_dir("teacher")
+    config = eval_config(recipe.eval, recipe.verify, "teacher", identity, prefix)
+    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems]))) is not None:
+        return {**done, "this_run": {"skipped": True}}
+    backend = pool.get(recipe.teacher)
+    cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples", backend.identity)
+    return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name="teacher",
+                    prompt_cfg=recipe.generate.prompt, cache=cache, prefix=prefix, identity=identity)
+
+
+def evaluate_model(recipe: Any, spec: str, name: str, layout: Layout) -> dict:
+    """A model folder, ``.gguf`` or packaged name, evaluated greedily through the transformers
+    backend into ``layout.eval_dir(name)``; skipped (no load) when already done."""
+    ref = models.resolve(spec)
+    prefixes = models.task_prefixes(ref.path)
+    task_prefix = prefixes.get(recipe.eval.task) if prefixes else None
+    out = layout.eval_dir(name)
+    config = eval_config(recipe.eval, recipe.verify, name, ref.identity, task_prefix=task_prefix)
+    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems]))) is not None:
+        return {**done, "this_run": {"skipped": True}}
+    backend = backend_class("transformers")(spec, dtype=recipe.eval.dtype, device=recipe.eval.device,
+                                            batch_size=recipe.eval.batch_size,
+                                            trust_remote_code=recipe.train.trust_remote_code, name=name)
+    try:
+        return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name=name,
+                        prompt_cfg=recipe.generate.prompt, identity=ref.identity, task_prefix=task_prefix)
+    finally:
+        backend.close()

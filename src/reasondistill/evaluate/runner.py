@@ -1,74 +1,72 @@
 """Stage 5, evaluate: greedy (and optionally sampled) answers on held-out problems.
 
-Any :class:`~reasondistill.teachers.base.Teacher` can be evaluated: the teacher
+Any :class:`~reasondistill.backends.base.Backend` can be evaluated: the teacher
 itself, the student before training, the student after. Per-sample scores go to
 ``samples.jsonl``; aggregation (accuracy with a Wilson CI, pass@k, maj@k) happens in
-:mod:`reasondistill.evaluate.metrics`.
+:mod:`reasondistill.metrics`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 from .. import io
 from ..config import EvalConfig, PromptConfig, VerifyConfig
+from ..layout import EVAL_FILES
 from ..records import EvalSample, Problem
-from ..teachers.base import Request, SamplingParams, Teacher
-from ..teachers.cache import SampleCache
-from ..teachers.prompts import student_messages, with_task_prefix
-from ..teachers.sampling import CallCounts, draw
-from . import metrics
+from ..backends.base import Request, SamplingParams, Backend
+from ..backends.cache import SampleCache
+from ..prompts import student_messages, with_task_prefix
+from ..backends.sampling import CallCounts, draw
+from .. import metrics
 
 
-def run(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Teacher, problems_path: str | Path,
-        out_dir: str | Path, *, model_name: str, prompt_cfg: PromptConfig | None = None,
+def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, problems_path: str | Path,
+             out_dir: str | Path, *, model_name: str, prompt_cfg: PromptConfig | None = None,
         cache: SampleCache | None = None, identity: str | None = None,
         prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None) -> dict:
-    """Evaluate ``teacher`` on ``problems_path``; writes samples.jsonl, summary.json, manifest.json.
+    """Evaluate the backend ``teacher`` on ``problems_path``; writes samples, summary and manifest.
 
     ``identity`` (the model's content identity) makes a finished evaluation resumable;
     ``prefix`` holds earlier turns (a teacher's few-shot examples) put before each prompt;
     ``task_prefix`` goes before the question itself (a multi-task student's ``[rationale] ``).
     """
-    from ..verify import score_text
+    from ..verifiers import score_text
 
     out_dir = Path(out_dir)
     config = eval_config(cfg, verify_cfg, model_name, identity or teacher.identity, prefix, task_prefix)
-    inputs = io.hash_inputs([problems_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return {**done, "this_run": {"calls": 0, "cached": 0, "skipped": True}}
-    started = time.time()
-    problems = io.read_records(problems_path, Problem)[: cfg.n] if cfg.n else io.read_records(problems_path, Problem)
-    counts = CallCounts()
-    plans = [(0, SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed))]
-    if cfg.samples > 0:
-        sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        plans += [(i, sampled) for i in range(1, cfg.samples + 1)]
-    samples: list[EvalSample] = []
-    for idx, sampling in _group(plans):
-        reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)), i)
-                for p in problems for i in idx]
-        comps, c = draw(teacher, reqs, sampling, cache, desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
-        counts.add(c)
-        for req, comp in zip(reqs, comps):
-            s = score_text(req.problem, comp.text, verify_cfg)
-            samples.append(EvalSample(problem_id=req.problem.id, model=model_name, sample_idx=req.sample_idx,
-                                      score=s.score, passed=s.passed, extracted=s.extracted,
-                                      formatted=s.formatted, completion_tokens=comp.completion_tokens,
-                                      text=comp.text, finish_reason=comp.finish_reason))
-    summary = metrics.summarize(samples, model_name)
-    io.write_jsonl(out_dir / "samples.jsonl", samples)
-    io.write_json(out_dir / "summary.json", summary)
-    manifest = io.write_manifest(out_dir, stage="evaluate", config=config, inputs=inputs,
-                                 outputs={"files": ["samples.jsonl", "summary.json"], "n": len(problems),
-                                          "accuracy": summary["accuracy"], "ci95": summary["ci95"],
-                                          "calls": counts.made, "cached": counts.cached},
-                                 started=started)
-    return {**manifest, "this_run": {"calls": counts.made, "cached": counts.cached, "skipped": False}}
+
+    def body() -> dict:
+        problems = io.read_records(problems_path, Problem)
+        problems = problems[: cfg.n] if cfg.n else problems
+        counts = CallCounts()
+        plans = [(0, SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed))]
+        if cfg.samples > 0:
+            sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            plans += [(i, sampled) for i in range(1, cfg.samples + 1)]
+        samples: list[EvalSample] = []
+        for idx, sampling in _group(plans):
+            reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)),
+                            i) for p in problems for i in idx]
+            comps, c = draw(teacher, reqs, sampling, cache,
+                            desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
+            counts.add(c)
+            for req, comp in zip(reqs, comps):
+                s = score_text(req.problem, comp.text, verify_cfg)
+                samples.append(EvalSample(problem_id=req.problem.id, model=model_name, sample_idx=req.sample_idx,
+                                          score=s.score, passed=s.passed, extracted=s.extracted,
+                                          formatted=s.formatted, completion_tokens=comp.completion_tokens,
+                                          text=comp.text, finish_reason=comp.finish_reason))
+        summary = metrics.summarize(samples, model_name)
+        io.write_jsonl(out_dir / EVAL_FILES["samples"], samples)
+        io.write_json(out_dir / EVAL_FILES["summary"], summary)
+        return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"]], "n": len(problems),
+                "accuracy": summary["accuracy"], "ci95": summary["ci95"], "calls": counts.made,
+                "cached": counts.cached}
+
+    return io.cached_stage(out_dir, stage="evaluate", config=config, inputs=[problems_path], body=body)
 
 
 def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, identity: str,

@@ -8,8 +8,6 @@ prompt overlap, skip bookkeeping, and the resumable write with its manifest.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,10 +17,10 @@ from typing import Any
 from .. import io
 from ..config import ProblemsConfig
 from ..errors import InputError
+from ..layout import Layout
 from ..records import Problem
 
 STAGE = "problems"
-TRAIN, EVAL = "train.jsonl", "eval.jsonl"
 
 
 @dataclass
@@ -124,10 +122,10 @@ def input_paths(cfg: ProblemsConfig) -> list[Path]:
 
 def load(cfg: ProblemsConfig) -> Loaded:
     """Dispatch to the source named in the ``SOURCES`` table."""
+    from ..registry import lookup
     from . import SOURCES
 
-    module, _, attr = SOURCES[source_kind(cfg)].partition(":")
-    return getattr(importlib.import_module(module), attr)(cfg)
+    return lookup(SOURCES, source_kind(cfg), "problem source")(cfg)
 
 
 def _check_unique_ids(loaded: Loaded) -> None:
@@ -139,22 +137,21 @@ def _check_unique_ids(loaded: Loaded) -> None:
         seen.add(p.id)
 
 
-def run(cfg: ProblemsConfig, out_dir: str | Path) -> dict:
-    """Write ``train.jsonl``, ``eval.jsonl`` and ``manifest.json``; return the manifest.
+def run(recipe: Any, layout: Layout) -> dict:
+    """Write the train and eval problem files and the manifest; return the manifest.
 
     A finished run with the same config and input hashes is returned as is (resume).
     """
-    started = time.time()
-    out_dir = Path(out_dir)
-    config = dataclasses.asdict(cfg)
-    inputs = io.hash_inputs(input_paths(cfg))
-    if (done := io.completed_manifest(out_dir, config, inputs)) is not None:
-        return done
-    loaded = load(cfg)
-    _check_unique_ids(loaded)
-    io.write_jsonl(out_dir / TRAIN, loaded.train)
-    io.write_jsonl(out_dir / EVAL, loaded.eval)
-    outputs = {"files": [TRAIN, EVAL], "n_train": len(loaded.train), "n_eval": len(loaded.eval),
-               "skipped": dict(sorted(loaded.skipped.items()))}
-    return io.write_manifest(out_dir, stage=STAGE, config=config, inputs=inputs, outputs=outputs,
-                             started=started)
+    cfg: ProblemsConfig = recipe.problems
+    train_path, eval_path = layout.train_problems, layout.eval_problems
+    out_dir = layout.stage_dir(STAGE)
+
+    def body() -> dict:
+        loaded = load(cfg)
+        _check_unique_ids(loaded)
+        io.write_jsonl(train_path, loaded.train)
+        io.write_jsonl(eval_path, loaded.eval)
+        return {"files": [train_path.name, eval_path.name], "n_train": len(loaded.train),
+                "n_eval": len(loaded.eval), "skipped": dict(sorted(loaded.skipped.items()))}
+
+    return io.cached_stage(out_dir, stage=STAGE, config=dataclasses.asdict(cfg), inputs=input_paths(cfg), body=body)

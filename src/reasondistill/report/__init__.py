@@ -9,10 +9,10 @@ from typing import Any
 from ..config import ReportConfig
 from .build import build_report, write_report
 
-__all__ = ["build_report", "write_report", "run"]
+__all__ = ["build_report", "write_report", "run", "run_dir_report"]
 
 
-def run(cfg: ReportConfig | None, run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+def run_dir_report(cfg: ReportConfig | None, run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
     """Build the report (``kwargs`` go to :func:`build_report`: ``task``, ``teacher_calls``,
     ``cached_teacher_calls``, ``wall_seconds``, ``recipe_name``), write it in ``cfg.formats``
     plus ``report.json``, and return the dict."""
@@ -20,4 +20,18 @@ def run(cfg: ReportConfig | None, run_dir: str | Path, **kwargs: Any) -> dict[st
     run_dir = Path(run_dir)
     report = build_report(run_dir, **kwargs)
     write_report(run_dir, report, list(cfg.formats))
+    return report
+
+
+def run(recipe: Any, layout: Any, *, this_run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report stage over a run folder. ``this_run`` holds what the invocation that calls it
+    spent (``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``, ``peak_rss_mb``); a
+    report written on its own spent nothing."""
+    spent = {"teacher_calls": 0, "cached_teacher_calls": 0, "wall_seconds": 0.0, **(this_run or {})}
+    report = build_report(layout.root, task=recipe.problems.task_name(), recipe_name=recipe.name,
+                          teacher_calls=spent["teacher_calls"], cached_teacher_calls=spent["cached_teacher_calls"],
+                          wall_seconds=spent["wall_seconds"])
+    if "peak_rss_mb" in spent:
+        report["peak_rss_mb"] = spent["peak_rss_mb"]
+    write_report(layout.root, report, list(recipe.report.formats))
     return report

@@ -14,21 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..evaluate.metrics import gap_recovered
-from ..io import MANIFEST, read_json, write_json
+from ..metrics import gap_recovered
+from ..io import read_json, write_json
+from ..layout import MANIFEST, Layout
+from . import html, markdown
+from .format import MODELS
 
-MODELS = ("teacher", "student_before", "student_after")
-MODEL_LABELS = {"teacher": "teacher", "student_before": "student (before)", "student_after": "student (after)"}
 STAGES = ("problems", "generate", "verify", "curate", "train", "eval")
 FORMATS = ("json", "md", "html")
-
-
-def summary_path(run_dir: Path, model: str) -> Path:
-    return Path(run_dir) / "eval" / model / "summary.json"
-
-
-def samples_path(run_dir: Path, model: str) -> Path:
-    return Path(run_dir) / "eval" / model / "samples.jsonl"
 
 
 def _accuracy(entry: dict[str, Any] | None) -> float | None:
@@ -57,20 +50,21 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
     """Read ``eval/<model>/summary.json`` and ``<stage>/manifest.json`` (whichever exist) into
     the ``report.json`` dict. Missing files are tolerated; malformed ones raise ``InputError``."""
     run_dir = Path(run_dir)
+    layout = Layout(run_dir)
     summaries: dict[str, dict[str, Any] | None] = {}
     for model in MODELS:
-        path = summary_path(run_dir, model)
+        path = layout.eval_file(model, "summary")
         summaries[model] = read_json(path) if path.is_file() else None
 
     manifests: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
-        path = run_dir / stage / MANIFEST
+        path = layout.manifest(stage)
         if path.is_file():
             m = read_json(path)
             if isinstance(m, dict):
                 manifests[stage] = m
     for model in MODELS:  # each evaluated model has its own manifest under eval/<model>/
-        path = run_dir / "eval" / model / MANIFEST
+        path = layout.eval_dir(model) / MANIFEST
         if path.is_file() and isinstance(m := read_json(path), dict):
             manifests[f"eval {model}"] = m
 
@@ -108,6 +102,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
             for stage, m in manifests.items()
         },
         "curation": _curation_counts(curate_outputs) if isinstance(curate_outputs, dict) else {},
+        "run_cost": run_cost(manifests),
         "versions": versions,
     }
     return report
@@ -122,104 +117,24 @@ def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> l
         raise ValueError(f"unknown report format(s) {unknown}; choose from {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    out = run_dir / "report.json"
+    layout = Layout(run_dir)
+    out = layout.report_json
     write_json(out, report)
     written = [out]
     if "md" in formats:
-        from . import markdown
-        written.append(markdown.write(run_dir / "report.md", report))
+        written.append(markdown.write(layout.report_md, report))
     if "html" in formats:
-        from . import html
-        written.append(html.write(run_dir / "report.html", report, run_dir))
+        written.append(html.write(layout.report_html, report, run_dir))
     return written
 
 
-# ---------------------------------------------------------------------------
-# formatting shared by the Markdown and HTML renderers
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def signed_pts(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f} pts"
-
-
-def fmt_seconds(value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return "n/a"
-    if value >= 3600:
-        return f"{value / 3600:.1f} h"
-    if value >= 60:
-        return f"{value / 60:.1f} min"
-    return f"{value:.1f} s"
-
-
-TABLE_HEADER = ["model", "accuracy", "95% CI", "format rate", "tokens/answer", "n"]
-
-
-def model_rows(report: dict[str, Any]) -> list[list[str]]:
-    """One row per evaluated model, cells formatted for display (see ``TABLE_HEADER``)."""
-    rows = []
-    for model in MODELS:
-        s = report.get(model)
-        if not s:
-            continue
-        ci = s.get("ci95") or [None, None]
-        tokens = s.get("mean_tokens")
-        rows.append([
-            MODEL_LABELS[model],
-            pct(s.get("accuracy")),
-            f"[{pct(ci[0])}, {pct(ci[1])}]",
-            pct(s.get("format_rate")),
-            "n/a" if tokens is None else f"{tokens:.1f}",
-            str(s.get("n", "")),
-        ])
-    return rows
-
-
-def sampled_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """pass@k / maj@k table (header, rows) over the models that have sampled generations."""
-    ks: list[str] = []
-    for model in MODELS:
-        for k in (report.get(model) or {}).get("pass_at_k", {}):
-            if k not in ks:
-                ks.append(k)
-    ks.sort(key=int)
-    header = ["model"] + [f"pass@{k}" for k in ks] + [f"maj@{k}" for k in ks]
-    rows = []
-    for model in MODELS:
-        s = report.get(model) or {}
-        if "pass_at_k" not in s:
-            continue
-        cells = [pct(s["pass_at_k"].get(k)) if k in s["pass_at_k"] else "" for k in ks]
-        cells += [pct(s.get("maj_at_k", {}).get(k)) if k in s.get("maj_at_k", {}) else "" for k in ks]
-        rows.append([MODEL_LABELS[model]] + cells)
-    return header, rows
-
-
-def headline(report: dict[str, Any]) -> list[str]:
-    """Short sentences on improvement, gap recovered and CI overlap."""
-    lines = []
-    if report.get("improvement") is not None:
-        lines.append(f"Improvement (student after - before): {signed_pts(report['improvement'])}")
-    if report.get("gap_recovered") is not None:
-        lines.append(f"Teacher-student gap recovered: {pct(report['gap_recovered'])}")
-    elif report.get("teacher") and report.get("student_before"):
-        lines.append("Teacher-student gap recovered: n/a (teacher not better than the student before training)")
-    if report.get("ci_overlap") is not None:
-        lines.append("Before/after 95% CIs overlap: the change may be noise" if report["ci_overlap"]
-                     else "Before/after 95% CIs do not overlap")
-    return lines
-
-
-def curation_rows(report: dict[str, Any]) -> list[list[str]]:
-    """``[name, value]`` rows from ``report["curation"]``; nested counts become ``key: reason``."""
-    rows = []
-    for key, value in (report.get("curation") or {}).items():
-        if isinstance(value, dict):
-            rows += [[f"{key}: {k}", str(v)] for k, v in value.items()]
-        else:
-            rows.append([key, str(value)])
-    return rows
+def run_cost(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What producing the run folder cost, summed over the stage manifests as recorded when each
+    stage actually ran (a re-run that reuses stages does not reset it): wall time, teacher
+    samples drawn, and samples served from the cache."""
+    wall = sum(float(m.get("wall_seconds") or 0) for m in manifests.values())
+    gen = manifests.get("generate", {}).get("outputs", {})
+    teacher_eval = manifests.get("eval teacher", {}).get("outputs", {})
+    return {"wall_seconds": round(wall, 1),
+            "teacher_calls": int(gen.get("teacher_calls", 0)) + int(teacher_eval.get("calls", 0)),
+            "cached_teacher_calls": int(gen.get("cached_teacher_calls", 0)) + int(teacher_eval.get("cached", 0))}

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..layout import Layout
 from ..io import atomic_open, iter_jsonl, read_records
 from ..records import EvalSample
 from . import plots
-from .build import (MODEL_LABELS, MODELS, TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows,
-                    samples_path)
+from .format import (MODEL_LABELS, MODELS, TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows,
+                    )
 
 MAX_PROBLEMS = 50
 MAX_TRAIN_EXAMPLES = 5
@@ -69,7 +70,7 @@ def _greedy_samples(run_dir: Path, notes: list[str]) -> dict[str, dict[str, Eval
     """``{model: {problem_id: greedy sample}}`` for the models whose samples.jsonl exists."""
     out: dict[str, dict[str, EvalSample]] = {}
     for model in MODELS:
-        path = samples_path(run_dir, model)
+        path = Layout(run_dir).eval_file(model, "samples")
         if not path.is_file():
             continue
         try:
@@ -104,12 +105,12 @@ def _pick_problems(samples: dict[str, dict[str, EvalSample]]) -> list[str]:
 
 
 def _problem_texts(run_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
-    """Prompt and gold answer for ``ids`` from any Problem JSONL under ``run_dir/problems``."""
+    """Prompt and gold answer for ``ids`` from the run's problem files."""
     found: dict[str, dict[str, Any]] = {}
-    folder = run_dir / "problems"
-    if not ids or not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.jsonl")):
+    layout = Layout(run_dir)
+    for path in (layout.eval_problems, layout.train_problems):
+        if not ids or not path.is_file():
+            continue
         try:
             for _, obj in iter_jsonl(path, allow_empty=True):
                 pid = obj.get("id")
@@ -121,7 +122,7 @@ def _problem_texts(run_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def _train_examples(run_dir: Path, notes: list[str]) -> list[dict[str, Any]]:
-    path = run_dir / "curate" / "train.jsonl"
+    path = Layout(run_dir).curated
     if not path.is_file():
         return []
     out = []

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open
-from .build import TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows
+from .format import TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows
 
 
 def _cell(text: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .build import MODEL_LABELS, MODELS
+from .format import MODEL_LABELS, MODELS
 
 _COLORS = {"teacher": "#6c757d", "student_before": "#f0ad4e", "student_after": "#2b8a3e"}
 

@@ -1,26 +1,50 @@
 """Stage 4, train: one objective per file, each with its config dataclass beside it.
 
-``OBJECTIVES`` is the name table: objective -> (config class, run function, what its
-``--data`` input is). Entries are lazy ``module:attr`` strings, so naming an objective
-in a recipe imports nothing heavy, and a bad objective config fails before any model
-is loaded.
+``OBJECTIVES`` is the name table: objective -> (config class, run function, the run-folder
+artifact it trains on, and optional hooks). Entries are lazy ``module:attr`` strings, so
+naming an objective in a recipe imports nothing heavy, and a bad objective config fails
+before any model is loaded. Adding an objective is one file plus one row: the train stage,
+the pipeline and the CLI read everything they need from the row.
+
+Every objective's run function has the signature
+``run(train_cfg, objective_cfg, data_path, out_dir, *, context) -> manifest``, where
+``context`` (:class:`TrainContext`) carries the logprob store, the verifier and prompt
+configs of the recipe (RL objectives score and prompt like evaluation does).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+
+# what an objective trains on: a run-folder artifact (``layout.FILES``) and how to describe it
+DATA_KINDS = {
+    "curated": "curated train.jsonl",
+    "pairs": "pairs.jsonl from `reasondistill pairs`",
+    "train_problems": "problems train.jsonl (the student samples its own answers)",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Objective:
     config: str | None  # "module:Class" of the objective's own options; None: TrainConfig alone
     run: str  # "module:function"
-    data: str  # what --data is: "curated" train.jsonl, preference "pairs", or "problems"
-    needs_logprobs: bool = False
+    data: str  # the artifact --data is, a key of DATA_KINDS
+    needs_logprobs: bool = False  # reads the teacher's top-k logprob store (generate.top_logprobs > 0)
+    prompts: str | None = None  # "module:function(objective_cfg) -> {task: prefix}" for students asked per task
+
+
+@dataclass(frozen=True, slots=True)
+class TrainContext:
+    """What an objective may need besides its data: the teacher's logprob store and the recipe's
+    verifier and prompt configs."""
+
+    logprobs: Path | None = None
+    verify_cfg: Any = None
+    prompt_cfg: Any = None
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -28,52 +52,57 @@ OBJECTIVES: dict[str, Objective] = {
     "kd": Objective("reasondistill.train.kd_config:KDConfig", "reasondistill.train.kd:run", "curated",
                     needs_logprobs=True),
     "multitask": Objective("reasondistill.train.multitask:MultiTaskConfig", "reasondistill.train.multitask:run",
-                           "curated"),
+                           "curated", prompts="reasondistill.train.multitask:task_prefixes"),
     "redi": Objective("reasondistill.train.redi:REDIConfig", "reasondistill.train.redi:run", "pairs"),
     "dpo": Objective("reasondistill.train.dpo:DPOObjectiveConfig", "reasondistill.train.dpo:run", "pairs"),
     "simpo": Objective("reasondistill.train.simpo:SimPOConfig", "reasondistill.train.simpo:run", "pairs"),
-    "grpo": Objective("reasondistill.train.grpo:GRPOObjectiveConfig", "reasondistill.train.grpo:run", "problems"),
-    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "problems"),
+    "grpo": Objective("reasondistill.train.grpo:GRPOObjectiveConfig", "reasondistill.train.grpo:run",
+                      "train_problems"),
+    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "train_problems"),
     "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated"),
 }
 
 
-def _load(target: str) -> Any:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def objective(name: str) -> Objective:
-    if name not in OBJECTIVES:
-        raise ConfigError(f"unknown training objective '{name}' (available: {', '.join(OBJECTIVES)})")
-    return OBJECTIVES[name]
+    from ..registry import check
+    return OBJECTIVES[check(OBJECTIVES, name, "training objective (train.method)")]
 
 
 def objective_config(name: str, options: dict[str, Any] | None) -> Any:
     """Build and validate the objective's own config from ``train.objective`` options."""
     from ..config import build
+    from ..registry import load
 
     obj = objective(name)
     if obj.config is None:
         if options:
             raise ConfigError(f"objective '{name}' takes no train.objective options (got {sorted(options)})")
         return None
-    return build(_load(obj.config), options or {}, "train.objective")
+    return build(load(obj.config), options or {}, "train.objective")
 
 
 def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = None, verify_cfg: Any = None,
                   prompt_cfg: Any = None) -> dict:
-    """Dispatch ``train_cfg.method`` to its trainer. RL objectives score their own samples
-    with ``verify_cfg`` and prompt with ``prompt_cfg`` (the recipe's, so both match evaluation)."""
+    """Train ``train_cfg.method`` on ``data`` into ``out_dir`` (files to files, usable alone)."""
+    from ..registry import load
+
     obj = objective(train_cfg.method)
-    fn = _load(obj.run)
-    if obj.config is None:
-        return fn(train_cfg, data, out_dir)
+    if obj.needs_logprobs and logprobs is None:
+        raise ConfigError(f"objective '{train_cfg.method}' needs the teacher's cached logprobs (--logprobs; "
+                          "generate with generate.top_logprobs > 0)")
+    context = TrainContext(logprobs=Path(logprobs) if logprobs is not None else None, verify_cfg=verify_cfg,
+                           prompt_cfg=prompt_cfg)
     cfg = objective_config(train_cfg.method, train_cfg.objective)
-    if obj.needs_logprobs:
-        if logprobs is None:
-            raise ConfigError(f"objective '{train_cfg.method}' needs the teacher's cached logprobs (--logprobs)")
-        return fn(train_cfg, cfg, data, logprobs, out_dir)
-    if obj.data == "problems":
-        return fn(train_cfg, cfg, data, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg)
-    return fn(train_cfg, cfg, data, out_dir)
+    manifest = load(obj.run)(train_cfg, cfg, data, out_dir, context=context)
+    if obj.prompts:  # the checkpoint carries how it is to be asked; evaluation reads it back
+        from ..models import record_task_prefixes
+        record_task_prefixes(manifest["outputs"]["model_dir"], dict(load(obj.prompts)(cfg)))
+    return manifest
+
+
+def run(recipe: Any, layout: Any) -> dict:
+    """The train stage over a run folder: the objective's declared input, into ``layout``'s train folder."""
+    obj = objective(recipe.train.method)
+    return run_objective(recipe.train, layout.path(obj.data), layout.stage_dir("train"),
+                         logprobs=layout.logprobs if obj.needs_logprobs else None, verify_cfg=recipe.verify,
+                         prompt_cfg=recipe.generate.prompt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .. import models
 from ..config import TrainConfig
@@ -57,7 +58,8 @@ def build_trainer(dpo_cfg: DPOObjectiveConfig, train_cfg: TrainConfig, model, to
                       peft_config=peft_config)
 
 
-def run(train_cfg: TrainConfig, dpo_cfg: DPOObjectiveConfig, pairs_path: str | Path, out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, dpo_cfg: DPOObjectiveConfig, pairs_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """Train ``train_cfg.student`` with DPO on ``pairs_path``; save ``out_dir/model``, loss log, manifest."""
     dpo_cfg.validate()
     return preference.run("dpo", train_cfg, dpo_cfg, pairs_path, out_dir, partial(build_trainer, dpo_cfg, train_cfg))

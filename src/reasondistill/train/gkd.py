@@ -296,7 +296,8 @@ def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExa
     return trained.eval(), tok, result, history, info
 
 
-def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """Distil ``train_cfg.student`` on-policy toward ``gkd_cfg.teacher``, with the curated traces in
     ``train_path`` as the cached share; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and
     the manifest. A finished run with the same config and inputs is skipped."""

@@ -1,7 +1,7 @@
 """GRPO on rule rewards from the pipeline's verifier, on top of TRL's GRPOTrainer.
 
 The student samples ``num_generations`` completions per problem, under exactly the chat
-messages it is evaluated on (:func:`reasondistill.teachers.prompts.student_messages`); the
+messages it is evaluated on (:func:`reasondistill.prompts.student_messages`); the
 rewards of :mod:`.rewards` score them (correctness by the verifier, answer format, an optional
 token budget) and TRL turns group-normalised rewards into a clipped policy-gradient loss.
 
@@ -31,7 +31,7 @@ from .. import io, models
 from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
-from ..teachers.prompts import format_answer, student_messages
+from ..prompts import format_answer, student_messages
 from . import common, sft
 from .preflight import PreflightReport, preflight
 from .rewards import RewardConfig, build_rewards, problem_columns, reward_name
@@ -198,14 +198,14 @@ def save_run(out_dir: Path, *, method: str, config: dict, inputs: dict[str, str]
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs, started=started)
 
 
-def run(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems_path: str | Path, out_dir: str | Path,
-        *, verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None) -> dict:
+def run(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """GRPO-train ``train_cfg.student`` on the problems in ``problems_path`` (Problem JSONL) and save
     ``out_dir/model``. A finished run with the same config and inputs is skipped."""
     check_batch(train_cfg, grpo_cfg)  # before anything is read or loaded
     out_dir = Path(out_dir)
-    verify_cfg = verify_cfg or VerifyConfig()
-    prompt_cfg = prompt_cfg or PromptConfig()
+    verify_cfg = getattr(context, "verify_cfg", None) or VerifyConfig()
+    prompt_cfg = getattr(context, "prompt_cfg", None) or PromptConfig()
     config = {"train": dataclasses.asdict(train_cfg), "grpo": dataclasses.asdict(grpo_cfg),
               "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
     inputs = io.hash_inputs([problems_path])

@@ -1,7 +1,7 @@
 """Offline token-level knowledge distillation from cached teacher top-k logprobs.
 
 The teacher ran once, at generation time, and its top-k logprobs for every token it
-wrote sit in a logprob store (``teachers/logprob_store.py``). Training then needs no
+wrote sit in a logprob store (``logprobs.py``). Training then needs no
 teacher in memory: each curated example (``TrainExample``, whose ``meta.trace_id`` names
 its trace) is tokenized with the student's chat template, its completion tokens are
 checked against the ids the teacher generated, and at each of those positions the
@@ -27,7 +27,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
-from ..teachers.logprob_store import LogprobReader
+from ..logprobs import LogprobReader
 from . import common
 from . import sft
 from .preflight import FirstBatchLossCheck, preflight
@@ -257,12 +257,13 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     return trained.eval(), tok, result, history, info
 
 
-def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, logprobs_path: str | Path,
-        out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, out_dir: str | Path, *,
+        context: Any) -> dict:
     """Distil ``train_cfg.student`` on ``train_path`` toward the teacher logprobs in
-    ``logprobs_path``; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and the manifest."""
+    ``context.logprobs``; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and the manifest."""
     out_dir = Path(out_dir)
     config = {"train": dataclasses.asdict(train_cfg), "kd": dataclasses.asdict(kd_cfg)}
+    logprobs_path = context.logprobs
     inputs = io.hash_inputs([train_path, logprobs_path])
     done = io.completed_manifest(out_dir, config, inputs)
     if done:

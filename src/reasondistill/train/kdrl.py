@@ -38,12 +38,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import io, models
 from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
-from ..teachers.prompts import format_answer, student_messages
+from ..prompts import format_answer, student_messages
 from . import grpo
 from .grpo import GRPOObjectiveConfig
 from .preflight import preflight
@@ -176,7 +177,7 @@ def train(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems: list[Problem],
 
 
 def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path, out_dir: str | Path, *,
-        verify_cfg: VerifyConfig | None = None, prompt_cfg: PromptConfig | None = None) -> dict:
+        context: Any = None) -> dict:
     """KD+RL-train ``train_cfg.student`` on the problems in ``problems_path`` and save ``out_dir/model``.
 
     Config arithmetic and the vocabulary preflight (tokenizers and configs only) run before any
@@ -184,8 +185,8 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
     """
     check(train_cfg, kdrl_cfg)
     out_dir = Path(out_dir)
-    verify_cfg = verify_cfg or VerifyConfig()
-    prompt_cfg = prompt_cfg or PromptConfig()
+    verify_cfg = getattr(context, "verify_cfg", None) or VerifyConfig()
+    prompt_cfg = getattr(context, "prompt_cfg", None) or PromptConfig()
     config = {"train": dataclasses.asdict(train_cfg), "kdrl": dataclasses.asdict(kdrl_cfg),
               "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
     inputs = io.hash_inputs([problems_path])

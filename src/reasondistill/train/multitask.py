@@ -39,8 +39,8 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..records import TrainExample
-from ..teachers.prompts import format_answer, with_task_prefix
-from ..verify.answers import extract_answer
+from ..prompts import format_answer, with_task_prefix
+from ..verifiers.answers import extract_answer
 from . import common, sft
 from .preflight import FirstBatchLossCheck, preflight
 
@@ -77,7 +77,12 @@ def task_messages(messages: list[dict[str, str]], prefix: str) -> list[dict[str,
 
 def eval_prefix(cfg: MultiTaskConfig, task: str) -> str:
     """The prefix that asks a trained multi-task student for ``task`` ("rationale" or "label")."""
-    return cfg.rationale_prefix if task == "rationale" else cfg.label_prefix
+    return task_prefixes(cfg)[task]
+
+
+def task_prefixes(cfg: MultiTaskConfig) -> dict[str, str]:
+    """The objective's prompt hook (``OBJECTIVES['multitask'].prompts``): how to ask for each task."""
+    return {"rationale": cfg.rationale_prefix, "label": cfg.label_prefix}
 
 
 def build_tasks(examples: list[TrainExample], cfg: MultiTaskConfig) -> list[dict[str, Any]]:
@@ -274,7 +279,8 @@ def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample
     return trained.eval(), tok, result, history, info
 
 
-def run(train_cfg: TrainConfig, mt_cfg: MultiTaskConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, mt_cfg: MultiTaskConfig, train_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """Train ``train_cfg.student`` on both tasks built from ``train_path`` (curated TrainExamples)
     and save ``out_dir/model``. A finished run with the same config and inputs is skipped."""
     out_dir = Path(out_dir)

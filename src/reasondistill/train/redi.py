@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..config import TrainConfig
 from ..errors import ConfigError
@@ -86,7 +87,8 @@ def build_trainer(redi_cfg: REDIConfig, max_length: int, model, tok, pairs, peft
         data_collator=partial(preference.collate, pad_id=tok.pad_token_id, max_length=max_length))
 
 
-def run(train_cfg: TrainConfig, redi_cfg: REDIConfig, pairs_path: str | Path, out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, redi_cfg: REDIConfig, pairs_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """Train ``train_cfg.student`` with REDI on ``pairs_path``; save ``out_dir/model``, loss log, manifest."""
     redi_cfg.validate()  # before anything is loaded, also when the field was set after construction
     return preference.run("redi", train_cfg, redi_cfg, pairs_path, out_dir,

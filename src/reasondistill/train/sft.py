@@ -139,7 +139,7 @@ def train(cfg: TrainConfig, examples: list[TrainExample], out_dir: Path, train_p
     return trained.eval(), tok, result, history, info
 
 
-def run(cfg: TrainConfig, train_path: str | Path, out_dir: str | Path) -> dict:
+def run(cfg: TrainConfig, options: None, train_path: str | Path, out_dir: str | Path, *, context: Any = None) -> dict:
     """Fine-tune ``cfg.student`` on ``train_path`` and save ``out_dir/model`` (safetensors)."""
     out_dir = Path(out_dir)
     config = dataclasses.asdict(cfg)

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..config import TrainConfig
 from ..errors import ConfigError
@@ -62,7 +63,8 @@ def build_trainer(simpo_cfg: SimPOConfig, train_cfg: TrainConfig, model, tok, pa
     return CPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
 
 
-def run(train_cfg: TrainConfig, simpo_cfg: SimPOConfig, pairs_path: str | Path, out_dir: str | Path) -> dict:
+def run(train_cfg: TrainConfig, simpo_cfg: SimPOConfig, pairs_path: str | Path, out_dir: str | Path, *,
+        context: Any = None) -> dict:
     """Train ``train_cfg.student`` with SimPO on ``pairs_path``; save ``out_dir/model``, loss log, manifest."""
     simpo_cfg.validate()
     _cpo()  # fail on a trl without it before anything is loaded

@@ -10,7 +10,7 @@ from reasondistill.curate import run
 from reasondistill.errors import InputError
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
 from reasondistill.records import Problem, Trace, TrainExample, Verdict
-from reasondistill.teachers.prompts import student_messages
+from reasondistill.prompts import student_messages
 
 run_module = importlib.import_module("reasondistill.curate.run")
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reasondistill.evaluate.metrics import (gap_recovered, k_values, maj_at_k, normalize_answer, pass_at_k,
+from reasondistill.metrics import (gap_recovered, k_values, maj_at_k, normalize_answer, pass_at_k,
                                             summaries_to_records, summarize, wilson_ci)
 from reasondistill.records import EvalSample, EvalSummary
 
@@ -209,7 +209,7 @@ def test_gap_recovered():
 
 
 def test_paired_difference_counts_discordant_problems_and_brackets_the_mean():
-    from reasondistill.evaluate.metrics import paired_difference
+    from reasondistill.metrics import paired_difference
 
     def samples(passed, model):
         return [EvalSample(f"p{i}", model, 0, float(x), bool(x), None, True, 3, "") for i, x in enumerate(passed)]

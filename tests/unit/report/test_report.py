@@ -6,7 +6,7 @@ import pytest
 
 from reasondistill.config import ReportConfig
 from reasondistill.errors import InputError
-from reasondistill.evaluate.metrics import summarize
+from reasondistill.metrics import summarize
 from reasondistill.io import write_json, write_jsonl
 from reasondistill.records import EvalSample, TrainExample
 from reasondistill.report import build_report, run, write_report

@@ -8,9 +8,9 @@ from reasondistill import io, models
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError, InputError
 from reasondistill.records import Problem, TrainExample
-from reasondistill.teachers.base import Request, SamplingParams
-from reasondistill.teachers.logprob_store import LogprobReader, LogprobWriter
-from reasondistill.teachers.transformers import TransformersTeacher
+from reasondistill.backends.base import Request, SamplingParams
+from reasondistill.logprobs import LogprobReader, LogprobWriter
+from reasondistill.backends.transformers import TransformersBackend
 from reasondistill.train import kd
 from reasondistill.train.kd import KDConfig
 
@@ -35,7 +35,7 @@ def teacher_data(tiny_model_dir, tmp_path_factory):
         teacher.get_output_embeddings().weight.mul_(30.0)  # a peaked, not near-uniform, teacher
     digits = set(tok.convert_tokens_to_ids(list("0123456789")))
     teacher.generation_config.suppress_tokens = [i for i in range(len(tok)) if i not in digits]
-    backend = TransformersTeacher.from_model(teacher, tok, name="tiny-teacher")
+    backend = TransformersBackend.from_model(teacher, tok, name="tiny-teacher")
     problems = [Problem(f"p{i}", "t", f"What is {i} + {i % 3}?", str(i + i % 3)) for i in range(8)]
     reqs = [Request(p, ({"role": "user", "content": p.prompt},), 0) for p in problems]
     comps = backend.complete(reqs, SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=10, top_logprobs=K))

@@ -118,7 +118,7 @@ def test_multitask_student_is_evaluated_under_its_task_prefix(tmp_path):
     from reasondistill.evaluate.runner import run as eval_run
     from reasondistill.pipeline import student_task_prefix
     from reasondistill.records import Problem
-    from reasondistill.teachers.dummy import DummyTeacher
+    from reasondistill.backends.dummy import DummyBackend
 
     assert student_task_prefix(load_recipe("default", [])) is None
     recipe = load_recipe("default", ["train.method=multitask", "train.objective.label_prefix=<L>"])
@@ -128,7 +128,7 @@ def test_multitask_student_is_evaluated_under_its_task_prefix(tmp_path):
 
     seen = []
 
-    class Recording(DummyTeacher):
+    class Recording(DummyBackend):
         def complete(self, requests, sampling):
             seen.extend(r.messages for r in requests)
             return super().complete(requests, sampling)

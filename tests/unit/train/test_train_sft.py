@@ -7,8 +7,8 @@ from reasondistill import io
 from reasondistill.config import TrainConfig
 from reasondistill.errors import InputError
 from reasondistill.records import TrainExample
-from reasondistill.teachers.base import Request, SamplingParams
-from reasondistill.teachers.transformers import TransformersTeacher
+from reasondistill.backends.base import Request, SamplingParams
+from reasondistill.backends.transformers import TransformersBackend
 from reasondistill.records import Problem
 from reasondistill.train import sft
 
@@ -32,9 +32,9 @@ def data(tmp_path):
 def greedy(model_or_dir, tok=None, n=4):
     probs = [Problem(f"p{i}", "t", f"{i} + 1 =", str(i + 1)) for i in range(n)]
     if tok is None:
-        t = TransformersTeacher(str(model_or_dir), dtype="float32", device="cpu")
+        t = TransformersBackend(str(model_or_dir), dtype="float32", device="cpu")
     else:
-        t = TransformersTeacher.from_model(model_or_dir, tok, name="m")
+        t = TransformersBackend.from_model(model_or_dir, tok, name="m")
     reqs = [Request(p, ({"role": "user", "content": p.prompt},), 0) for p in probs]
     return [c.text for c in t.complete(reqs, SamplingParams(temperature=0, max_new_tokens=12))]
 

@@ -1,19 +1,18 @@
 """The teacher contract: anything that turns prompts into rationales.
 
 An LLM behind a generation backend, a program that solves procedural tasks, or the
-student itself prompted with hints all implement :class:`Teacher`. The contract is
+student itself prompted with hints all implement :class:`Backend`. The contract is
 one batch call plus ``close``; an async variant exists so network backends (vLLM
 servers, OpenAI-compatible APIs) can overlap requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..records import Problem
 
@@ -59,28 +58,56 @@ class Completion:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Teacher(ABC):
-    """Backend contract. Implementations live one per file; see ``teachers/__init__.py``."""
+@dataclass(frozen=True, slots=True)
+class NoOptions:
+    """For backends that take no ``teacher.options``."""
 
+
+class Backend(ABC):
+    """Backend contract. Implementations live one per file; see ``backends/__init__.py``."""
+
+    #: the backend's own ``teacher.options``, validated before anything loads
+    Options: ClassVar[type] = NoOptions
     #: short name written into traces
     name: str = "teacher"
-    #: stable identity of the model/program behind this teacher (cache key part)
+    #: stable identity of the model/program behind this backend (cache key part)
     identity: str = "teacher"
     #: preferred number of requests per ``complete`` call
     batch_size: int = 8
+    #: batches the sampling loop keeps in flight (in-process engines: 1)
+    max_concurrency: int = 1
+
+    @classmethod
+    def identity_of(cls, cfg: Any, options: Any) -> str:
+        """The ``identity`` an instance built from this config will have, found without loading
+        anything, so a finished evaluation or generation is recognised before a model loads."""
+        return cls.identity
+
+    @classmethod
+    def from_config(cls, cfg: Any, options: Any) -> Backend:
+        """Build from a ``TeacherConfig`` and this backend's ``Options``; backends that need the
+        model, dtype or device override this."""
+        return cls(**dataclasses.asdict(options))
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Size of the token id space of returned logprobs (``None``: not known or no logprobs)."""
+        return None
 
     @abstractmethod
     def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
         """Return one completion per request, in order."""
 
     async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
-        """Async variant; backends with real concurrency override it."""
-        return await asyncio.to_thread(self.complete, requests, sampling)
+        """What the sampling loop awaits. In-process engines block anyway, so the default runs
+        ``complete`` on the loop's own thread (Ctrl-C then stops it at once, where a worker
+        thread would finish its batch first); network backends override it with real I/O."""
+        return self.complete(requests, sampling)
 
     def close(self) -> None:
         """Release models, processes or connections."""
 
-    def __enter__(self) -> Teacher:
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -53,7 +53,7 @@ def entry_of(problem: Problem) -> dict[str, Any]:
         if key in _entries:
             return _entries[key]
     try:
-        from ..problems.reasoning_gym import original_entry
+        from ..tasks import original_entry
 
         entry = original_entry(meta)
     except Exception:  # noqa: BLE001 - an old or foreign meta layout: the stored copy still scores

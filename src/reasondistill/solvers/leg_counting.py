@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...records import Problem
+from ..records import Problem
 
 
 def legs_table() -> dict[str, int]:

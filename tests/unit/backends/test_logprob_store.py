@@ -3,7 +3,7 @@ import pytest
 
 from reasondistill.errors import InputError
 from reasondistill.records import Trace
-from reasondistill.teachers.logprob_store import (LogprobReader, LogprobWriter, from_completion_logprobs,
+from reasondistill.logprobs import (LogprobReader, LogprobWriter, from_completion_logprobs,
                                                   store_traces)
 
 

@@ -12,9 +12,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ..config import PromptConfig
-from ..errors import ConfigError
-from ..records import Problem
+from .config import PromptConfig
+from .errors import ConfigError
+from .records import Problem
 
 ANSWER_PREFIX = "Answer:"
 
@@ -70,3 +70,32 @@ def with_task_prefix(messages: list[dict[str, str]], prefix: str | None) -> list
 def format_answer(answer: str) -> str:
     """The final-answer line; a multi-line answer (a grid) starts on the next line."""
     return f"{ANSWER_PREFIX}\n{answer}" if "\n" in answer else f"{ANSWER_PREFIX} {answer}"
+
+
+def few_shot_messages(demos: list[Problem], cfg: PromptConfig) -> list[dict[str, str]]:
+    """Worked examples as earlier turns: a program solver's rationale where one exists,
+    else the dataset's own solution text (e.g. GSM8K), else an error."""
+    from .solvers import SOLVERS, get_solver
+
+    messages: list[dict[str, str]] = []
+    for p in demos:
+        task = p.meta.get("task", "")
+        if task in SOLVERS:
+            reasoning, answer = get_solver(task)(p)
+        elif p.meta.get("solution"):
+            reasoning, answer = p.meta["solution"].split("####")[0].strip(), p.answer
+        else:
+            raise ConfigError(f"few-shot prompting needs worked solutions; problem {p.id} has none "
+                              f"(set generate.prompt.few_shot=0)")
+        messages += [{"role": "user", "content": cot_prompt(p, cfg)},
+                     {"role": "assistant", "content": f"{reasoning}\n{format_answer(answer)}"}]
+    return messages
+
+
+def teacher_prefix(prompt_cfg: PromptConfig, backend: str, train_problems: list[Problem]) -> list[dict[str, str]]:
+    """The few-shot turns an LLM teacher sees before each question, in generation and in its own
+    evaluation alike: worked examples of the first ``few_shot`` training problems. A program
+    teacher needs none."""
+    if not prompt_cfg.few_shot or backend == "program":
+        return []
+    return few_shot_messages(train_problems[: prompt_cfg.few_shot], prompt_cfg)

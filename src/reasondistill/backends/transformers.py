@@ -1,4 +1,4 @@
-"""Teacher backend on Hugging Face transformers: batched ``generate`` with chat templates.
+"""Backend backend on Hugging Face transformers: batched ``generate`` with chat templates.
 
 Runs anywhere torch runs (CPU here, bf16 on GPU). Prompts are left-padded and
 batched; stop strings are applied both inside ``generate`` and on the decoded text.
@@ -10,10 +10,10 @@ import hashlib
 from collections.abc import Sequence
 
 from .. import models
-from .base import Completion, Request, SamplingParams, Teacher
+from .base import Completion, Request, SamplingParams, Backend
 
 
-class TransformersTeacher(Teacher):
+class TransformersBackend(Backend):
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
                  trust_remote_code: bool = False, name: str | None = None) -> None:
         ref = models.resolve(model)
@@ -26,7 +26,20 @@ class TransformersTeacher(Teacher):
                                        trust_remote_code=trust_remote_code)
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, name: str, batch_size: int = 32) -> TransformersTeacher:
+    def identity_of(cls, cfg, options) -> str:
+        return f"transformers:{models.resolve(cfg.model).identity}"
+
+    @classmethod
+    def from_config(cls, cfg, options) -> TransformersBackend:
+        return cls(cfg.model, dtype=cfg.dtype, device=cfg.device, batch_size=cfg.batch_size,
+                   trust_remote_code=cfg.trust_remote_code)
+
+    @property
+    def vocab_size(self) -> int | None:
+        return len(self.tokenizer)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, name: str, batch_size: int = 32) -> TransformersBackend:
         """Wrap an already loaded model (evaluation of a freshly trained student)."""
         self = cls.__new__(cls)
         self.name, self.batch_size = name, batch_size

@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from ...errors import ConfigError
-from ...records import Problem
+from ..errors import ConfigError
+from ..records import Problem
 
 SOLVERS: dict[str, str] = {
-    "chain_sum": "reasondistill.teachers.solvers.arithmetic:solve",
-    "basic_arithmetic": "reasondistill.teachers.solvers.arithmetic:solve",
-    "leg_counting": "reasondistill.teachers.solvers.leg_counting:solve",
+    "chain_sum": "reasondistill.solvers.arithmetic:solve",
+    "basic_arithmetic": "reasondistill.solvers.arithmetic:solve",
+    "leg_counting": "reasondistill.solvers.leg_counting:solve",
 }
 
 

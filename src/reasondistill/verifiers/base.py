@@ -17,7 +17,6 @@ sympy evaluating ``9^{9^{9}}``); :mod:`.math` screens such expressions before ca
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import re
 import threading
@@ -105,8 +104,8 @@ def pick_verifier(problem: Problem) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _instance(target: str, fallback_last_number: bool) -> Verifier:
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)(fallback_last_number=fallback_last_number)
+    from ..registry import load
+    return load(target)(fallback_last_number=fallback_last_number)
 
 
 def get_verifier(name: str, problem: Problem | None = None, *, fallback_last_number: bool = True) -> Verifier:
@@ -120,9 +119,8 @@ def get_verifier(name: str, problem: Problem | None = None, *, fallback_last_num
         if problem is None:
             raise ConfigError("verify.verifier = 'auto' needs a problem to choose a verifier for")
         name = pick_verifier(problem)
-    if name not in VERIFIERS:
-        raise ConfigError(f"verify.verifier = {name!r} is not one of: auto, {', '.join(VERIFIERS)}")
-    return _instance(VERIFIERS[name], fallback_last_number)
+    from ..registry import check
+    return _instance(VERIFIERS[check(VERIFIERS, name, "verifier (verify.verifier)")], fallback_last_number)
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from ...records import Problem
+from ..records import Problem
 
 _TOKEN = re.compile(r"\s*(\d+\.\d+|\d+|[-+*/()])")
 

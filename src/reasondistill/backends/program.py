@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import Completion, Request, SamplingParams, Teacher
-from .prompts import format_answer
-from .solvers import SOLVERS, get_solver
+from .base import Completion, Request, SamplingParams, Backend
+from ..prompts import format_answer
+from ..solvers import SOLVERS, get_solver
 
 VERSION = "1"  # bump when a solver's wording changes: it is part of the cache identity
 
 
-class ProgramTeacher(Teacher):
+class ProgramBackend(Backend):
     name = "program"
     identity = f"program:v{VERSION}"
     batch_size = 256

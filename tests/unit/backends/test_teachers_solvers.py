@@ -5,10 +5,10 @@ import reasoning_gym as rg
 
 from reasondistill.config import VerifyConfig
 from reasondistill.records import Problem
-from reasondistill.teachers.base import Request, SamplingParams
-from reasondistill.teachers.program import ProgramTeacher
-from reasondistill.teachers.solvers.arithmetic import steps
-from reasondistill.verify import score_text
+from reasondistill.backends.base import Request, SamplingParams
+from reasondistill.backends.program import ProgramBackend
+from reasondistill.solvers.arithmetic import steps
+from reasondistill.verifiers import score_text
 
 
 @pytest.mark.parametrize("expr,expected", [
@@ -35,7 +35,7 @@ def rg_problems(task, n, **cfg):
 ])
 def test_program_teacher_is_verified_correct_on_real_tasks(task, cfg):
     probs = rg_problems(task, 40, **cfg)
-    outs = ProgramTeacher().complete([Request(p, (), 0) for p in probs], SamplingParams())
+    outs = ProgramBackend().complete([Request(p, (), 0) for p in probs], SamplingParams())
     scores = [score_text(p, o.text, VerifyConfig()) for p, o in zip(probs, outs)]
     assert all(o.finish_reason == "stop" for o in outs)
     assert all(s.passed and s.formatted for s in scores), [(p.answer, o.text) for p, o, s in
@@ -44,5 +44,5 @@ def test_program_teacher_is_verified_correct_on_real_tasks(task, cfg):
 
 def test_unknown_task_is_an_error_trace_not_a_crash():
     p = Problem("x", "s", "q", "1", {"task": "nope"})
-    [out] = ProgramTeacher().complete([Request(p, (), 0)], SamplingParams())
+    [out] = ProgramBackend().complete([Request(p, (), 0)], SamplingParams())
     assert out.finish_reason == "error" and "no solver" in out.meta["error"]

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import EvalSample, EvalSummary
+from .records import EvalSample, EvalSummary
 
 
 def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -56,7 +56,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def normalize_answer(answer: str) -> str:
     """Canonical form for voting; the one normalisation lives in :mod:`reasondistill.verify.answers`."""
-    from ..verify.answers import normalize
+    from .verifiers.answers import normalize
     return normalize(answer)
 
 

@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .base import Completion, Request, SamplingParams, Teacher
-from .prompts import format_answer
+from .base import Completion, Request, SamplingParams, Backend
+from ..prompts import format_answer
 
 
-class DummyTeacher(Teacher):
+@dataclass(frozen=True, slots=True)
+class DummyOptions:
+    accuracy: float = 0.5  # share of unhinted samples answered correctly
+    delay_s: float = 0.0  # sleep per sample (tests of interruption and resume)
+
+
+class DummyBackend(Backend):
+    Options = DummyOptions
     name = "dummy"
     batch_size = 16
 
     def __init__(self, accuracy: float = 0.5, delay_s: float = 0.0) -> None:
         self.accuracy = accuracy
         self.delay_s = delay_s
-        self.identity = f"dummy:acc={accuracy}"
+        self.identity = self.identity_of(None, DummyOptions(accuracy, delay_s))
         self.calls = 0
+
+    @classmethod
+    def identity_of(cls, cfg, options) -> str:
+        return f"dummy:acc={options.accuracy}"
 
     def _correct(self, req: Request) -> bool:
         if req.hinted:

@@ -1,6 +1,6 @@
 from reasondistill.records import Problem
-from reasondistill.teachers.base import Completion, Request, SamplingParams
-from reasondistill.teachers.cache import SampleCache, sample_key
+from reasondistill.backends.base import Completion, Request, SamplingParams
+from reasondistill.backends.cache import SampleCache, sample_key
 
 P = Problem("p1", "t", "1 + 1 =", "2")
 

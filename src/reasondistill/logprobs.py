@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import io
-from ..errors import InputError
+from . import io
+from .errors import InputError
 
 FORMAT = "reasondistill-logprobs"
 VERSION = 1

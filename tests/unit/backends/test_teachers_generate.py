@@ -3,8 +3,8 @@ import json
 from reasondistill import io
 from reasondistill.config import GenerateConfig, TeacherConfig, VerifyConfig
 from reasondistill.records import Problem, Trace
-from reasondistill.teachers import run
-from reasondistill.teachers.dummy import DummyTeacher
+from reasondistill.backends import run
+from reasondistill.backends.dummy import DummyBackend
 
 
 def write_problems(path, n=12):
@@ -16,7 +16,7 @@ def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
     probs = write_problems(tmp_path / "problems.jsonl")
     gen = GenerateConfig(samples=2, rationalize=True, cache_dir=str(tmp_path / "cache"))
     tcfg = TeacherConfig(backend="dummy")
-    teacher = DummyTeacher(accuracy=0.3)
+    teacher = DummyBackend(accuracy=0.3)
     m = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=teacher)
     traces = io.read_records(tmp_path / "gen" / "traces.jsonl", Trace)
     hinted = [t for t in traces if t.hinted]
@@ -28,12 +28,12 @@ def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
     assert m["this_run"]["teacher_calls"] == teacher.calls == len(traces)
 
     # unchanged re-run: the stage is skipped, no teacher call
-    again = DummyTeacher(accuracy=0.3)
+    again = DummyBackend(accuracy=0.3)
     m2 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=again)
     assert again.calls == 0 and m2["this_run"]["teacher_calls"] == 0
 
     # same samples into a new folder: all served from the sample cache
-    third = DummyTeacher(accuracy=0.3)
+    third = DummyBackend(accuracy=0.3)
     m3 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen2", teacher=third)
     assert third.calls == 0 and m3["this_run"]["cached_teacher_calls"] == len(traces)
     assert (tmp_path / "gen2" / "traces.jsonl").read_text() == (tmp_path / "gen" / "traces.jsonl").read_text()
@@ -42,10 +42,10 @@ def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
 def test_more_samples_only_pays_for_new_ones(tmp_path):
     probs = write_problems(tmp_path / "problems.jsonl", n=16)
     cache = str(tmp_path / "cache")
-    t1 = DummyTeacher(accuracy=1.0)
+    t1 = DummyBackend(accuracy=1.0)
     run(TeacherConfig(backend="dummy"), GenerateConfig(samples=1, rationalize=False, cache_dir=cache),
         VerifyConfig(), probs, tmp_path / "a", teacher=t1)
-    t2 = DummyTeacher(accuracy=1.0)
+    t2 = DummyBackend(accuracy=1.0)
     t2.batch_size = 16
     m = run(TeacherConfig(backend="dummy"), GenerateConfig(samples=2, rationalize=False, cache_dir=cache),
             VerifyConfig(), probs, tmp_path / "b", teacher=t2)
@@ -56,7 +56,7 @@ def test_more_samples_only_pays_for_new_ones(tmp_path):
 
 
 def test_top_logprobs_go_to_the_compact_store(tmp_path, tiny_model_dir):
-    from reasondistill.teachers.logprob_store import LogprobReader
+    from reasondistill.logprobs import LogprobReader
 
     probs = write_problems(tmp_path / "problems.jsonl", n=3)
     gen = GenerateConfig(samples=1, rationalize=False, max_new_tokens=6, top_logprobs=5,

@@ -1,0 +1,62 @@
+"""Generator backends: anything that turns conversations into text and logprobs.
+
+Used by the generate stage, by evaluation (students and teachers alike) and by live
+teachers in training. ``BACKENDS`` is the lazy name table: a backend is one file with a
+:class:`~reasondistill.backends.base.Backend` subclass plus one row here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKENDS: dict[str, str] = {
+    "transformers": "reasondistill.backends.transformers:TransformersBackend",
+    "program": "reasondistill.backends.program:ProgramBackend",
+    "dummy": "reasondistill.backends.dummy:DummyBackend",
+}
+
+
+def backend_class(name: str) -> Any:
+    from ..registry import lookup
+    return lookup(BACKENDS, name, "teacher backend")
+
+
+def backend_options(cfg: Any) -> Any:
+    """The backend's own ``Options`` built from ``teacher.options`` (checked before any load)."""
+    from ..config import build
+    return build(backend_class(cfg.backend).Options, cfg.options, "teacher.options")
+
+
+def build_teacher(cfg: Any):
+    """Instantiate the backend a :class:`~reasondistill.config.TeacherConfig` describes."""
+    return backend_class(cfg.backend).from_config(cfg, backend_options(cfg))
+
+
+class BackendPool:
+    """Backends built on first use and shared until :meth:`close`: the pipeline's teacher is
+    loaded once for generation and its own evaluation, and not at all when both are reused."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Any] = {}
+
+    def identity(self, cfg: Any) -> str:
+        return backend_class(cfg.backend).identity_of(cfg, backend_options(cfg))
+
+    def get(self, cfg: Any) -> Any:
+        import dataclasses
+        import json
+
+        key = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+        if key not in self._open:
+            self._open[key] = build_teacher(cfg)
+        return self._open[key]
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __enter__(self) -> BackendPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,106 @@
+"""Stage 2, generate: N rationales per problem from a teacher, plus STaR rationalization.
+
+Chain-of-thought samples come first; problems with no correct sample are asked again
+with the gold answer as a hint and those traces are marked ``hinted``. Every sample
+goes through the content-hash cache, so re-running costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from typing import Any
+
+from .. import io
+from ..backends import BackendPool
+from ..backends.base import Backend, Completion, Request, SamplingParams
+from ..backends.cache import SampleCache
+from ..backends.sampling import CallCounts, draw
+from ..config import GenerateConfig
+from ..layout import Layout
+from ..logprobs import INDEX, store_traces
+from ..models import cache_root
+from ..prompts import ANSWER_PREFIX, cot_prompt, rationalize_prompt, teacher_prefix
+from ..records import Trace, Problem
+
+STAGE = "generate"
+
+
+def sampling_params(cfg: GenerateConfig) -> SamplingParams:
+    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                          stop=tuple(cfg.stop), seed=cfg.seed, top_logprobs=cfg.top_logprobs)
+
+
+def to_trace(req: Request, comp: Completion, teacher: Backend) -> Trace:
+    from ..verifiers.answers import extract_answer
+
+    answer, _ = extract_answer(comp.text, fallback_last_number=False)
+    reasoning = comp.text
+    cut = comp.text.rfind(ANSWER_PREFIX)
+    if cut >= 0:
+        reasoning = comp.text[:cut].rstrip()
+    kind = "h" if req.hinted else "s"
+    return Trace(id=f"{req.problem.id}/{teacher.name}/{kind}{req.sample_idx}", problem_id=req.problem.id,
+                 teacher=teacher.name, sample_idx=req.sample_idx, reasoning=reasoning,
+                 answer_text=answer or "", raw=comp.text, finish_reason=comp.finish_reason,
+                 usage={"prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens},
+                 logprobs=comp.logprobs, hinted=req.hinted, style=req.style, meta=dict(comp.meta))
+
+
+def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:
+    """Write the traces (and the top-k logprob store when ``generate.top_logprobs > 0``) for the
+    training problems. ``pool`` shares the teacher with later stages (the caller closes it);
+    without one the teacher is built here and closed at the end.
+    The manifest's ``outputs`` count the samples drawn and served from the cache this time."""
+    from ..verifiers import score_text
+
+    teacher_cfg, gen_cfg, verify_cfg = recipe.teacher, recipe.generate, recipe.verify
+    problems_path, traces_path = layout.train_problems, layout.traces
+    out_dir = traces_path.parent
+    config = {"teacher": dataclasses.asdict(teacher_cfg), "generate": dataclasses.asdict(gen_cfg),
+              "verify": dataclasses.asdict(verify_cfg)}
+
+    def body() -> dict:
+        problems = io.read_records(problems_path, Problem)
+        owned = pool or BackendPool()
+        backend = owned.get(teacher_cfg)
+        try:
+            cache = SampleCache(gen_cfg.cache_dir or cache_root() / "samples", backend.identity)
+            sampling = sampling_params(gen_cfg)
+            prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, problems)
+            reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i)
+                    for p in problems for i in range(gen_cfg.samples)]
+            comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({backend.name})")
+            traces = [to_trace(r, c, backend) for r, c in zip(reqs, comps)]
+            by_problem = {p.id: p for p in problems}
+            solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+            n_hinted = 0
+            if gen_cfg.rationalize:
+                failed = [p for p in problems if p.id not in solved]
+                hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
+                                 gen_cfg.samples + j, hinted=True) for p in failed
+                         for j in range(gen_cfg.rationalize_samples)]
+                hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc="rationalize (STaR)")
+                counts.add(hcounts)
+                traces += [to_trace(r, c, backend) for r, c in zip(hreqs, hcomps)]
+                n_hinted = len(hreqs)
+            vocab = backend.vocab_size
+        finally:
+            if pool is None:
+                owned.close()
+        files = [traces_path.name]
+        if gen_cfg.top_logprobs > 0:  # compact binary store for KD; the JSON traces stay small
+            store_traces(traces, layout.logprobs, gen_cfg.top_logprobs, vocab_size=vocab)
+            traces = [dataclasses.replace(t, logprobs=None) for t in traces]
+            files.append(str((layout.logprobs / INDEX).relative_to(out_dir)))
+        io.write_jsonl(traces_path, traces)
+        return {"files": files, "n_problems": len(problems), "n_traces": len(traces),
+                "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
+                "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
+                "teacher": backend.name, "teacher_identity": backend.identity,
+                "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
+
+    return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=[problems_path], body=body)
+
+
+__all__ = ["run", "sampling_params", "to_trace", "CallCounts"]

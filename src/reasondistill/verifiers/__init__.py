@@ -1,0 +1,20 @@
+"""Answer checkers, shared by verification, generation (STaR), evaluation and RL rewards.
+
+``VERIFIERS`` maps a verifier name to ``module:Class``; classes are imported only when used,
+so ``import reasondistill.verifiers`` pulls in neither math-verify (sympy) nor reasoning-gym.
+``answers.py`` holds the shared answer extraction/normalisation; ``base.py`` the contract,
+verifier selection ("auto") and the wall-clock-timed :func:`score_text`.
+
+Adding a verifier: one file with a class that has ``name`` and ``check(problem, text) -> Score``,
+plus one row here.
+"""
+
+VERIFIERS = {
+    "math": "reasondistill.verifiers.math:MathVerifier",
+    "reasoning_gym": "reasondistill.verifiers.reasoning_gym:ReasoningGymVerifier",
+    "exact": "reasondistill.verifiers.exact:ExactVerifier",
+}
+
+from .base import Score, Verifier, get_verifier, pick_verifier, run_check, score_text  # noqa: E402
+
+__all__ = ["VERIFIERS", "Score", "Verifier", "get_verifier", "pick_verifier", "run_check", "score_text"]
