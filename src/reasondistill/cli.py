@@ -31,7 +31,11 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
 
 
 def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
-    return load_recipe(args.recipe, (extra or []) + list(args.overrides))
+    """The recipe with the command's overrides, its names checked against the tables."""
+    from .pipeline import check_recipe
+    recipe = load_recipe(args.recipe, (extra or []) + list(args.overrides))
+    check_recipe(recipe)
+    return recipe
 
 
 def build_parser() -> argparse.ArgumentParser:

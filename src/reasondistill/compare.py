@@ -84,7 +84,7 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) 
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
              "steps": trained["outputs"].get("steps")}
     stats_path = layout.compare_stats(entry.name)
-    reused = trained["this_run"]["skipped"] and evaluated["this_run"]["skipped"]
+    reused = all(m.get("this_run", {}).get("skipped") for m in (trained, evaluated))
     if reused and stats_path.exists():
         stats = io.read_json(stats_path)  # both reused: keep the figures measured when they ran
     else:

@@ -1,6 +1,7 @@
 """`compare`: objectives on the same data and step budget, each in its own process."""
 
 import json
+import re
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
 
 @pytest.mark.parametrize("entries,msg", [
     ([], "compare.entries is empty"),
-    ([{"name": "a", "method": "nope"}], "unknown training objective 'nope'"),
+    ([{"name": "a", "method": "nope"}], "unknown training objective (train.method) 'nope'"),
     ([{"name": "a", "method": "redi", "objective": {"alpha": 2}}], "redi.alpha = 2"),
     ([{"name": "a", "init": "b"}], "init 'b' must name an earlier entry"),
     ([{"name": "a"}, {"name": "a"}], "duplicate name 'a'"),
@@ -60,6 +61,6 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
 ])
 def test_bad_compare_entries_fail_before_any_work(entries, msg, tmp_path):
     recipe = build(Recipe, {"compare": {"entries": entries}})
-    with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(msg)):
         compare.run(recipe, tmp_path / "never")
     assert not (tmp_path / "never").exists()

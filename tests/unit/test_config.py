@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from reasondistill.config import BUILTIN_RECIPES, Recipe, build, load_recipe
@@ -28,12 +30,27 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
 @pytest.mark.parametrize("data,msg", [
     ({"train": {"batch_size": "big"}}, "train.batch_size' must be int"),
     ({"generate": {"temperature": -1}}, "temperature must be in"),
-    ({"verify": {"verifier": "magic"}}, "verify.verifier = 'magic' is not one of"),
     ({"teacher": []}, "teacher: expected a mapping"),
 ])
 def test_bad_values_are_named(data, msg):
     with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace("[", r"\[")):
         build(Recipe, data)
+
+
+@pytest.mark.parametrize("data,msg", [
+    ({"verify": {"verifier": "magic"}}, "unknown verifier (verify.verifier) 'magic' (available: auto, math"),
+    ({"teacher": {"backend": "vlm"}}, "unknown teacher backend 'vlm' (available: transformers, program, dummy)"),
+    ({"teacher": {"backend": "dummy", "options": {"acuracy": 1}}}, "unknown recipe key 'teacher.options.acuracy'; "
+                                                                    "did you mean 'accuracy'?"),
+    ({"train": {"method": "sfft"}}, "unknown training objective (train.method) 'sfft'"),
+    ({"train": {"method": "redi", "objective": {"alpha": 2}}}, "redi.alpha"),
+])
+def test_names_are_checked_against_the_tables(data, msg):
+    from reasondistill.pipeline import check_recipe
+
+    recipe = build(Recipe, data)  # structure only: config.py imports no table
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        check_recipe(recipe)
 
 
 def test_invalid_yaml_names_line(tmp_path):

@@ -39,14 +39,26 @@ class BackendPool:
     def __init__(self) -> None:
         self._open: dict[str, Any] = {}
 
-    def identity(self, cfg: Any) -> str:
-        return backend_class(cfg.backend).identity_of(cfg, backend_options(cfg))
-
-    def get(self, cfg: Any) -> Any:
+    @staticmethod
+    def _key(cfg: Any) -> str:
         import dataclasses
         import json
 
-        key = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+        return json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+
+    def add(self, cfg: Any, backend: Any) -> None:
+        """Serve an already built backend for ``cfg`` (a model held in memory, a test double);
+        the pool closes it with the others."""
+        self._open[self._key(cfg)] = backend
+
+    def identity(self, cfg: Any) -> str:
+        for_cfg = self._open.get(self._key(cfg))
+        if for_cfg is not None:
+            return for_cfg.identity
+        return backend_class(cfg.backend).identity_of(cfg, backend_options(cfg))
+
+    def get(self, cfg: Any) -> Any:
+        key = self._key(cfg)
         if key not in self._open:
             self._open[key] = build_teacher(cfg)
         return self._open[key]

@@ -137,14 +137,14 @@ def run(recipe: Any, layout: Layout) -> dict:
             "problems": len(problems),
             "problems_with_kept": problems_with_kept,
             "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
-            "policies": [p.name for p in per_trace + per_group],
         }
         if not train:
             log.warning("curate: no trace was kept (%s); training would have nothing to learn from",
                         counts["dropped"])
         log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
                  problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
-        return {"files": [p.name for p in outs.values()], "counts": counts}
+        return {"files": [p.name for p in outs.values()], "counts": counts,
+                "policies": [p.name for p in per_trace + per_group]}
 
     return cached_stage(outs["curated"].parent, stage=STAGE, config=config,
                         inputs=[problems_path, traces_path, verdicts_path, *templates], body=body)

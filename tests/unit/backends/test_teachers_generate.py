@@ -1,10 +1,22 @@
 import json
 
 from reasondistill import io
+from reasondistill import generate
+from reasondistill.backends import BackendPool
+from reasondistill.backends.dummy import DummyBackend
 from reasondistill.config import GenerateConfig, TeacherConfig, VerifyConfig
 from reasondistill.records import Problem, Trace
-from reasondistill.backends import run
-from reasondistill.backends.dummy import DummyBackend
+from tests.helpers import recipe, stage_layout
+
+
+def run(tcfg, gen, verify, problems, out, teacher=None):
+    """The generate stage alone, with ``teacher`` (when given) served for ``tcfg``."""
+    pool = BackendPool()
+    if teacher is not None:
+        pool.add(tcfg, teacher)
+    with pool:
+        return generate.run(recipe(teacher=tcfg, generate=gen, verify=verify),
+                            stage_layout(out, "generate", train_problems=problems), pool=pool)
 
 
 def write_problems(path, n=12):
@@ -25,17 +37,17 @@ def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
     assert {t.problem_id for t in hinted} == unsolved and unsolved  # STaR only for failed problems
     assert len(traces) == 12 * 2 + len(hinted)
     assert len({t.id for t in traces}) == len(traces)
-    assert m["this_run"]["teacher_calls"] == teacher.calls == len(traces)
+    assert m["outputs"]["teacher_calls"] == teacher.calls == len(traces) and not m["this_run"]["skipped"]
 
     # unchanged re-run: the stage is skipped, no teacher call
     again = DummyBackend(accuracy=0.3)
     m2 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=again)
-    assert again.calls == 0 and m2["this_run"]["teacher_calls"] == 0
+    assert again.calls == 0 and m2["this_run"]["skipped"]
 
     # same samples into a new folder: all served from the sample cache
     third = DummyBackend(accuracy=0.3)
     m3 = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen2", teacher=third)
-    assert third.calls == 0 and m3["this_run"]["cached_teacher_calls"] == len(traces)
+    assert third.calls == 0 and m3["outputs"]["cached_teacher_calls"] == len(traces)
     assert (tmp_path / "gen2" / "traces.jsonl").read_text() == (tmp_path / "gen" / "traces.jsonl").read_text()
 
 
@@ -50,7 +62,7 @@ def test_more_samples_only_pays_for_new_ones(tmp_path):
     m = run(TeacherConfig(backend="dummy"), GenerateConfig(samples=2, rationalize=False, cache_dir=cache),
             VerifyConfig(), probs, tmp_path / "b", teacher=t2)
     assert m["outputs"]["n_traces"] == 32
-    assert m["this_run"]["teacher_calls"] == t2.calls == 16 and m["this_run"]["cached_teacher_calls"] == 16
+    assert m["outputs"]["teacher_calls"] == t2.calls == 16 and m["outputs"]["cached_teacher_calls"] == 16
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["stage"] == "generate" and manifest["inputs"]
 

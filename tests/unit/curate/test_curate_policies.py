@@ -3,9 +3,10 @@ import importlib
 import pytest
 
 from reasondistill.config import CurateConfig
-from reasondistill.curate import INCORRECT, POLICIES, Policy, build_policies, judge
-from reasondistill.curate.cap import cap, preference_key
-from reasondistill.curate.dedup import dedup
+from reasondistill.curate import INCORRECT, POLICIES, GroupPolicy, Policy, build_policies, judge
+from reasondistill.curate.base import split
+from reasondistill.curate.cap import Cap, preference_key
+from reasondistill.curate.dedup import Dedup
 from reasondistill.errors import ConfigError
 from reasondistill.records import Problem, Trace, Verdict
 
@@ -29,16 +30,19 @@ def test_table_entries_load_and_follow_the_contract():
     for name, target in POLICIES.items():
         module, _, cls = target.partition(":")
         klass = getattr(importlib.import_module(module), cls)
-        assert klass.name == name
         policy = klass.from_config(CurateConfig(drop_truncated=True, include_hinted=False, require_format=True))
-        assert isinstance(policy, Policy)
-        assert policy.keep(PROBLEM, T(), V()) == (True, "")
+        if isinstance(policy, GroupPolicy):  # per problem: keeps a lone good trace
+            assert policy.select(PROBLEM, [T()], {"t": V()}) == ([T()], [])
+        else:
+            assert klass.name == name
+            assert isinstance(policy, Policy)
+            assert policy.keep(PROBLEM, T(), V()) == (True, "")
 
 
 def test_config_switches_policies():
-    assert names(CurateConfig()) == ["errored", "truncated", "correct", "formatted"]
-    assert names(CurateConfig(include_hinted=False, drop_truncated=False, require_format=False)) == [
-        "errored", "hinted", "correct"]
+    assert names(CurateConfig()) == ["errored", "truncated", "correct", "formatted", "duplicate", "over_cap"]
+    assert names(CurateConfig(include_hinted=False, drop_truncated=False, require_format=False, dedup=False)) == [
+        "errored", "hinted", "correct", "over_cap"]
 
 
 @pytest.mark.parametrize("trace,verdict,cfg,expected", [
@@ -58,7 +62,8 @@ def test_config_switches_policies():
     (T(raw="so it is 3"), V(False), {}, (False, INCORRECT)),  # wrong beats unformatted: it is a negative
 ])
 def test_judge(trace, verdict, cfg, expected):
-    assert judge(build_policies(CurateConfig(**cfg)), PROBLEM, trace, verdict) == expected
+    per_trace, _ = split(build_policies(CurateConfig(**cfg)))
+    assert judge(per_trace, PROBLEM, trace, verdict) == expected
 
 
 def test_judge_accepts_bare_bool_policies():
@@ -73,8 +78,8 @@ def test_judge_accepts_bare_bool_policies():
 
 def test_dedup_keeps_first_of_each_text():
     a, b, c = T("x  y", tid="a"), T("X y\n", tid="b"), T("x z", tid="c")
-    kept, dupes = dedup([a, b, c])
-    assert [t.id for t in kept] == ["a", "c"] and [t.id for t in dupes] == ["b"]
+    kept, dupes = Dedup().select(PROBLEM, [a, b, c], {})
+    assert [t.id for t in kept] == ["a", "c"] and [(t.id, why) for t, why in dupes] == [("b", "duplicate")]
 
 
 def test_cap_prefers_unhinted_then_short_then_early():
@@ -82,8 +87,8 @@ def test_cap_prefers_unhinted_then_short_then_early():
               T("short", tid="u_short2")]
     ranked = sorted(traces, key=lambda t: preference_key(t, traces.index(t)))
     assert [t.id for t in ranked] == ["u_short", "u_short2", "u_long", "h"]
-    kept, over = cap(ranked, 2)
-    assert [t.id for t in kept] == ["u_short", "u_short2"] and len(over) == 2
+    kept, over = Cap(2).select(PROBLEM, ranked, {})
+    assert [t.id for t in kept] == ["u_short", "u_short2"] and [why for _, why in over] == ["over_cap"] * 2
 
 
 def test_curate_config_validation():

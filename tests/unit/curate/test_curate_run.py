@@ -5,14 +5,22 @@ import json
 
 import pytest
 
-from reasondistill.config import CurateConfig, PromptConfig, VerifyConfig
-from reasondistill.curate import run
+from reasondistill import curate as curate_stage
+from reasondistill.config import CurateConfig, GenerateConfig, PromptConfig, VerifyConfig
 from reasondistill.errors import InputError
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
 from reasondistill.records import Problem, Trace, TrainExample, Verdict
 from reasondistill.prompts import student_messages
 
+from tests.helpers import recipe, stage_layout
+
 run_module = importlib.import_module("reasondistill.curate.run")
+
+
+def run(cfg, problems, traces, verdicts, out, prompt_cfg=None):
+    """The curate stage alone on these files (as ``reasondistill curate`` runs it)."""
+    r = recipe(curate=cfg, generate=GenerateConfig(prompt=prompt_cfg or PromptConfig()))
+    return curate_stage.run(r, stage_layout(out, "curate", train_problems=problems, traces=traces, verdicts=verdicts))
 
 PAD = " Let me think about it carefully, step by step."
 
@@ -206,7 +214,10 @@ def test_trace_for_unknown_problem(files):
 
 def test_verify_then_curate(tmp_path):
     """The two stages chained on real verifier output."""
-    from reasondistill.verify import run as verify
+    from reasondistill import verify as verify_stage
+
+    def verify(cfg, problems, traces, out):
+        return verify_stage.run(recipe(verify=cfg), stage_layout(out, "verify", train_problems=problems, traces=traces))
 
     problems = [Problem("q1", "t", "1+2?", "3"), Problem("q2", "t", "half of 1?", "\\frac{1}{2}")]
     traces = [T("x1", "q1", "1+2=3\nAnswer: 3"), T("x2", "q1", "Answer: 4", idx=1),

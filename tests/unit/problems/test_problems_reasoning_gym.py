@@ -8,6 +8,7 @@ import reasoning_gym
 from reasondistill.config import ProblemsConfig
 from reasondistill.errors import ConfigError
 from reasondistill.problems import reasoning_gym as rg
+from reasondistill.tasks import original_entry
 from reasondistill.problems.base import normalize_prompt
 
 
@@ -63,7 +64,7 @@ def test_original_entry_restores_tuples():
     meta = json.loads(json.dumps(p.meta))
     score = reasoning_gym.get_score_answer_fn("rearc")
     assert score(p.answer, meta["rg_entry"]) < 1.0  # JSON lists != tuples in rearc's scorer
-    assert score(p.answer, rg.original_entry(meta)) == 1.0
+    assert score(p.answer, original_entry(meta)) == 1.0
 
 
 def test_task_knobs_are_applied():

@@ -6,10 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from reasondistill import io, problems
+from reasondistill import io
+from reasondistill import problems as problems_stage
 from reasondistill.config import ProblemsConfig
 from reasondistill.errors import InputError
 from reasondistill.records import Problem
+from tests.helpers import recipe, stage_layout
+
+
+class problems:  # noqa: N801 - the stage as ``reasondistill problems --out DIR`` runs it
+    SOURCES = problems_stage.SOURCES
+
+    @staticmethod
+    def run(cfg, out):
+        return problems_stage.run(recipe(problems=cfg), stage_layout(out, "problems"))
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "problems"
 
@@ -45,6 +55,7 @@ def test_resume_returns_manifest_without_rewriting(tmp_path):
     first = problems.run(cfg, tmp_path)
     mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in ("train.jsonl", "eval.jsonl", "manifest.json")}
     again = problems.run(cfg, tmp_path)
+    assert again.pop("this_run") == {"skipped": True} and first.pop("this_run") == {"skipped": False}
     assert again == first
     assert {f: (tmp_path / f).stat().st_mtime_ns for f in mtimes} == mtimes
     # a changed config redoes the work

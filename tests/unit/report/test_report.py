@@ -9,7 +9,7 @@ from reasondistill.errors import InputError
 from reasondistill.metrics import summarize
 from reasondistill.io import write_json, write_jsonl
 from reasondistill.records import EvalSample, TrainExample
-from reasondistill.report import build_report, run, write_report
+from reasondistill.report import build_report, run_dir_report, write_report
 from reasondistill.report import plots
 
 KW = dict(task="chain_sum", teacher_calls=120, cached_teacher_calls=40, wall_seconds=93.5)
@@ -189,9 +189,9 @@ def test_unknown_format_rejected(tmp_path):
 
 def test_run_writes_configured_formats(tmp_path):
     run_dir = make_run(tmp_path)
-    r = run(ReportConfig(formats=["md"]), run_dir, recipe_name="x", **KW)
+    r = run_dir_report(ReportConfig(formats=["md"]), run_dir, recipe_name="x", **KW)
     assert r["recipe"] == "x"
     assert (run_dir / "report.json").exists() and (run_dir / "report.md").exists()
     assert not (run_dir / "report.html").exists()
-    run(ReportConfig(), run_dir, **KW)
+    run_dir_report(ReportConfig(), run_dir, **KW)
     assert (run_dir / "report.html").exists()

@@ -9,10 +9,16 @@ from reasondistill.config import VerifyConfig
 from reasondistill.errors import InputError
 from reasondistill.io import read_json, read_records, write_jsonl
 from reasondistill.records import Problem, Trace, Verdict
-from reasondistill.verify import run
+from reasondistill import verify as verify_stage
+from tests.helpers import recipe, stage_layout
 
 # the package attribute ``run`` is the function; the module is reached through importlib
 run_module = importlib.import_module("reasondistill.verify.run")
+
+
+def run(cfg, problems, traces, out):
+    """The verify stage alone on these files (as ``reasondistill verify`` runs it)."""
+    return verify_stage.run(recipe(verify=cfg), stage_layout(out, "verify", train_problems=problems, traces=traces))
 
 
 def T(tid, pid, raw, **kw):
@@ -32,7 +38,7 @@ def files(tmp_path):
 
 
 def test_package_exports_run_function():
-    assert callable(run) and run is run_module.run
+    assert callable(verify_stage.run) and verify_stage.run is run_module.run
 
 
 def test_run_writes_verdicts_and_manifest(files):

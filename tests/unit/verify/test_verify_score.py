@@ -115,7 +115,7 @@ def test_get_verifier_contract_and_errors():
         v = get_verifier(name)
         assert isinstance(v, Verifier) and v.name == name
         assert get_verifier(name) is v  # shared, stateless
-    with pytest.raises(ConfigError, match="not one of"):
+    with pytest.raises(ConfigError, match="unknown verifier .* 'nope' .*available: math"):
         get_verifier("nope")
     with pytest.raises(ConfigError, match="needs a problem"):
         get_verifier("auto")
@@ -129,8 +129,11 @@ def test_fallback_last_number_can_be_switched_off():
 def test_verify_config_validation():
     with pytest.raises(ConfigError):
         VerifyConfig(timeout_s=0)
-    with pytest.raises(ConfigError):
-        VerifyConfig(verifier="fuzzy")
+    from reasondistill.config import Recipe
+    from reasondistill.pipeline import check_recipe
+
+    with pytest.raises(ConfigError, match="unknown verifier .*'fuzzy'.*available: auto, math"):  # the table's names
+        check_recipe(Recipe(verify=VerifyConfig(verifier="fuzzy")))
 
 
 def _rg_problem(task, seed, size, index, *, full_meta):
