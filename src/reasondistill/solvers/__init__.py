@@ -6,7 +6,6 @@ final ``Answer:`` line). One file per task family; add a row here to register on
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from ..errors import ConfigError
@@ -20,8 +19,9 @@ SOLVERS: dict[str, str] = {
 
 
 def get_solver(task: str) -> Callable[[Problem], tuple[str, str]]:
+    from ..registry import load
+
     if task not in SOLVERS:
         raise ConfigError(f"the program teacher has no solver for task '{task}' "
                           f"(available: {', '.join(sorted(SOLVERS))}); use an LLM teacher instead")
-    module, fn = SOLVERS[task].split(":")
-    return getattr(importlib.import_module(module), fn)
+    return load(SOLVERS[task])

@@ -1,0 +1,170 @@
+"""One generic check per kind of table entry. ``test_tables.py`` runs them over every row of
+every name table, ``test_toys.py`` over toy entries added as one file plus one row, so an
+entry is held to its contract the moment it is added."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from pathlib import Path
+
+import torch
+
+from reasondistill.backends import backend_class, backend_options, build_teacher
+from reasondistill.backends.base import Backend, Completion, Request, SamplingParams
+from reasondistill.config import CurateConfig, TeacherConfig
+from reasondistill.curate.base import GroupPolicy, Policy, judge, select_group, split
+from reasondistill.records import Problem, Trace, Verdict
+from reasondistill.registry import load
+
+PROBLEM = Problem("p1", "contract", "What is 2 + 3?", "5", meta={"task": "chain_sum", "rg_entry": {
+    "question": "What is 2 + 3?", "answer": "5", "metadata": {"expression": "2 + 3",
+                                                              "source_dataset": "chain_sum"}}})
+
+
+def check_backend(name: str, tiny_model_dir: Path | None = None) -> None:
+    """Options validate before a load; ``identity_of`` matches the built instance; ``complete`` and
+    ``acomplete`` return one well-formed completion per request, in order; ``close`` is safe."""
+    cls = backend_class(name)
+    assert issubclass(cls, Backend), f"{name}: not a Backend"
+    assert dataclasses.is_dataclass(cls.Options), f"{name}: Options must be a dataclass"
+    cfg = TeacherConfig(backend=name, model=str(tiny_model_dir) if tiny_model_dir else "unused",
+                        dtype="float32", device="cpu", batch_size=2)
+    opts = backend_options(cfg)
+    backend = build_teacher(cfg)
+    try:
+        assert backend.identity == cls.identity_of(cfg, opts), f"{name}: identity_of disagrees with the instance"
+        assert isinstance(backend.name, str) and backend.name
+        assert backend.batch_size >= 1 and backend.max_concurrency >= 1
+        reqs = [Request(PROBLEM, ({"role": "user", "content": PROBLEM.prompt},), i) for i in range(3)]
+        greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
+        out = backend.complete(reqs, greedy)
+        assert len(out) == 3 and all(isinstance(c, Completion) for c in out)
+        for c in out:
+            assert c.finish_reason in ("stop", "length", "error") and isinstance(c.text, str)
+            assert c.completion_tokens >= 0 and c.prompt_tokens >= 0
+        import asyncio
+        again = asyncio.run(backend.acomplete(reqs[:1], greedy))
+        assert len(again) == 1 and again[0].text == out[0].text, f"{name}: greedy acomplete differs from complete"
+        vocab = backend.vocab_size
+        assert vocab is None or vocab > 0
+    finally:
+        backend.close()
+        backend.close()  # twice: idempotent
+
+
+def check_verifier(name: str) -> None:
+    """A right answer passes with score 1, a wrong one fails with score 0, a missing one fails."""
+    from reasondistill.verifiers import Verifier, get_verifier
+
+    v = get_verifier(name)
+    assert isinstance(v, Verifier) and v.name == name
+    right, wrong, none = (v.check(PROBLEM, text) for text in ("2 + 3 = 5\nAnswer: 5", "Answer: 6", ""))
+    assert right.passed and right.score == 1.0, right
+    assert not wrong.passed and wrong.score == 0.0, wrong
+    assert not none.passed and 0.0 <= none.score <= 1.0
+
+
+def _trace(tid: str, raw: str, **kw) -> Trace:
+    return Trace(id=tid, problem_id=PROBLEM.id, teacher="t", sample_idx=0, reasoning=raw, answer_text="5", raw=raw,
+                 finish_reason=kw.pop("finish_reason", "stop"), **kw)
+
+
+def check_policy(target: str, cfg: CurateConfig | None = None) -> None:
+    """``from_config`` gives an instance or None; a per-trace policy keeps a clean correct trace and
+    answers (bool, reason); a group policy keeps a subset of its input, in order, and gives a
+    reason for every trace it drops."""
+    cls = load(target)
+    policy = cls.from_config(cfg or CurateConfig())
+    if policy is None:
+        return
+    assert isinstance(policy.name, str) and policy.name
+    good = _trace("good", "2 + 3 = 5\nAnswer: 5")
+    verdict = Verdict("good", PROBLEM.id, "math", 1.0, True, "correct")
+    per_trace, per_group = split([policy])
+    if per_trace:
+        assert isinstance(policy, Policy)
+        assert judge(per_trace, PROBLEM, good, verdict) == (True, "")
+        return
+    assert isinstance(policy, GroupPolicy) and set(policy.scope) <= {"train", "negatives"} and policy.scope
+    traces = [good, _trace("dup", "2 + 3 = 5\nAnswer: 5"), _trace("long", "2 plus 3 makes 5, so\nAnswer: 5")]
+    verdicts = {t.id: dataclasses.replace(verdict, trace_id=t.id) for t in traces}
+    for scope in policy.scope:
+        kept, dropped = select_group([policy], scope, PROBLEM, list(traces), verdicts)
+        assert [t.id for t in kept] == [t.id for t in traces if t in kept], "kept traces must keep their order"
+        assert sorted(t.id for t in kept + [t for t, _ in dropped]) == sorted(t.id for t in traces)
+        assert all(isinstance(reason, str) and reason for _, reason in dropped)
+
+
+def check_loss(target: str) -> None:
+    """A pure tensor function (student logits, teacher, mask, temperature, **options) -> a finite,
+    differentiable scalar; zero when the student is the teacher; the same on a full-vocabulary
+    teacher and on that teacher's exact top-k (k = V) sparse form, so offline KD and GKD agree."""
+    from reasondistill.train.losses.base import SparseTeacher
+
+    fn = load(target)
+    params = inspect.signature(fn).parameters
+    assert list(params)[:3] == ["student_logits", "teacher", "mask"], f"{target}: signature {list(params)}"
+    torch.manual_seed(0)
+    student = torch.randn(2, 5, 11, requires_grad=True)
+    teacher = torch.randn(2, 5, 11)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    loss = fn(student, teacher, mask)
+    assert loss.dim() == 0 and math.isfinite(loss.item()) and loss.item() > 0
+    loss.backward()
+    assert student.grad is not None and torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
+    assert abs(fn(teacher.clone(), teacher, mask).item()) < 1e-5
+    logp = torch.log_softmax(teacher, dim=-1)
+    top, ids = logp.topk(11, dim=-1)
+    sparse = SparseTeacher(ids, top, torch.full(ids.shape[:-1], -1e4))
+    assert abs(fn(student.detach(), sparse, mask).item() - fn(student.detach(), teacher, mask).item()) < 1e-3
+
+
+def check_objective(name: str) -> None:
+    """The row names a config dataclass (or none), a run function with the shared signature, an
+    input kind the pipeline knows, and (optionally) a prompt hook giving ``{task: prefix}``."""
+    from reasondistill.errors import ConfigError
+    from reasondistill.layout import FILES
+    from reasondistill.train import DATA_KINDS, OBJECTIVES, objective_config
+
+    row = OBJECTIVES[name]
+    assert row.data in DATA_KINDS and row.data in FILES, f"{name}: unknown input kind {row.data!r}"
+    params = inspect.signature(load(row.run)).parameters
+    positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert len(positional) == 4, f"{name}: run(train_cfg, objective_cfg, data_path, out_dir, *, context)"
+    assert "context" in params and params["context"].kind is inspect.Parameter.KEYWORD_ONLY
+    try:
+        cfg = objective_config(name, {})
+    except ConfigError as e:  # a required option (e.g. gkd's teacher) is named in the error
+        assert name in str(e) or "required" in str(e), e
+        return
+    if row.config is None:
+        assert cfg is None
+    else:
+        assert dataclasses.is_dataclass(cfg)
+    if row.prompts:
+        prefixes = load(row.prompts)(cfg)
+        assert prefixes and all(isinstance(k, str) and isinstance(v, str) and v for k, v in prefixes.items())
+
+
+def check_solver(task: str) -> None:
+    """The program teacher's solver for ``task`` writes a rationale whose answer the task's own
+    scorer accepts, on generated problems."""
+    from reasondistill.config import ProblemsConfig, VerifyConfig
+    from reasondistill.problems.reasoning_gym import load as generate
+    from reasondistill.prompts import format_answer
+    from reasondistill.solvers import get_solver
+    from reasondistill.verifiers import score_text
+
+    loaded = generate(ProblemsConfig(task=task, n_train=3, n_eval=0))
+    for problem in loaded.train:
+        reasoning, answer = get_solver(task)(problem)
+        assert reasoning.strip()
+        assert score_text(problem, f"{reasoning}\n{format_answer(answer)}", VerifyConfig()).passed, problem.id
+
+
+def check_source(target: str) -> None:
+    """A problem source is a callable taking a ProblemsConfig."""
+    fn = load(target)
+    assert callable(fn) and len(inspect.signature(fn).parameters) == 1

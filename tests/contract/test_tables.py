@@ -1,0 +1,51 @@
+"""Every row of every name table meets its kind's contract (``checks.py``)."""
+
+import pytest
+
+from reasondistill.backends import BACKENDS
+from reasondistill.curate import POLICIES
+from reasondistill.problems import SOURCES
+from reasondistill.solvers import SOLVERS
+from reasondistill.train import OBJECTIVES
+from reasondistill.train.losses import LOSSES
+from reasondistill.verifiers import VERIFIERS
+
+from . import checks
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend(name, tiny_model_dir):
+    checks.check_backend(name, tiny_model_dir)
+
+
+@pytest.mark.parametrize("name", list(VERIFIERS))
+def test_verifier(name):
+    checks.check_verifier(name)
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_policy(name):
+    from reasondistill.config import CurateConfig
+
+    for cfg in (CurateConfig(), CurateConfig(include_hinted=False, drop_truncated=False, require_format=False)):
+        checks.check_policy(POLICIES[name], cfg)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss(name):
+    checks.check_loss(LOSSES[name])
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_objective(name):
+    checks.check_objective(name)
+
+
+@pytest.mark.parametrize("task", list(SOLVERS))
+def test_solver(task):
+    checks.check_solver(task)
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_source(name):
+    checks.check_source(SOURCES[name])
