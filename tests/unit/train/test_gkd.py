@@ -13,7 +13,7 @@ from reasondistill import io, models
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError
 from reasondistill.records import TrainExample
-from reasondistill.train import OBJECTIVES, Objective, gkd, run_objective
+from reasondistill.train import OBJECTIVES, Objective, gkd, objective_config, run_objective
 from reasondistill.train.gkd_config import GKDObjectiveConfig
 
 GKD_ROW = Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated")
@@ -310,7 +310,7 @@ def test_bad_lambda_in_a_recipe_fails_before_any_model_is_resolved_or_loaded(tin
     no_model_load(monkeypatch)
     monkeypatch.setattr(models, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
     with pytest.raises(ConfigError, match=r"gkd.lmbda must be in \[0, 1\]"):
-        TrainConfig(student=str(tiny_model_dir), method="gkd", objective={"teacher": str(teacher_dir), "lmbda": 2})
+        objective_config("gkd", {"teacher": str(teacher_dir), "lmbda": 2})
     cfg = TrainConfig(student=str(tiny_model_dir), method="gkd", objective={"teacher": str(teacher_dir), "lmbda": 1})
     assert cfg.objective["lmbda"] == 1
 

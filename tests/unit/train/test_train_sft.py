@@ -42,7 +42,7 @@ def greedy(model_or_dir, tok=None, n=4):
 def test_sft_lowers_loss_and_skips_finished_run(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=12, batch_size=4, learning_rate=3e-3,
                       logging_steps=4, dtype="float32", device="cpu")
-    m = sft.run(cfg, data, tmp_path / "out")
+    m = sft.run(cfg, None, data, tmp_path / "out")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
     assert len(losses) == 3 and losses[-1] < losses[0]
     model_dir = tmp_path / "out" / "model"
@@ -50,7 +50,7 @@ def test_sft_lowers_loss_and_skips_finished_run(tmp_path, data, tiny_model_dir):
     assert m["outputs"]["steps"] == 12
     # re-run with the same config and data: skipped, checkpoint untouched
     mtime = (model_dir / "model.safetensors").stat().st_mtime_ns
-    sft.run(cfg, data, tmp_path / "out")
+    sft.run(cfg, None, data, tmp_path / "out")
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == mtime
 
 
@@ -73,7 +73,7 @@ def test_checkpoint_reloaded_gives_same_greedy_outputs_as_saved_model(tmp_path, 
 def test_lora_merges_into_plain_checkpoint(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), lora=True, lora_r=4, max_steps=3, batch_size=4,
                       learning_rate=1e-2, dtype="float32", device="cpu")
-    sft.run(cfg, data, tmp_path / "lora")
+    sft.run(cfg, None, data, tmp_path / "lora")
     model_dir = tmp_path / "lora" / "model"
     assert (model_dir / "model.safetensors").exists()
     assert not (model_dir / "adapter_config.json").exists()
@@ -135,6 +135,6 @@ def test_prompt_only_examples_are_dropped_and_counted(tiny_model_dir, tmp_path):
 
 def test_preflight_report_lands_in_the_manifest(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=4, dtype="float32", device="cpu")
-    m = sft.run(cfg, data, tmp_path / "out")
+    m = sft.run(cfg, None, data, tmp_path / "out")
     pre = m["outputs"]["preflight"]
     assert pre["ok"] and pre["stop_ids"]  # the rendered example ends on a stop token
