@@ -13,7 +13,7 @@ from reasondistill import io, models
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError
 from reasondistill.records import TrainExample
-from reasondistill.train import OBJECTIVES, Objective, gkd, objective_config, run_objective
+from reasondistill.train import OBJECTIVES, Objective, base, gkd, objective_config, run_objective
 from reasondistill.train.gkd_config import GKDObjectiveConfig
 
 GKD_ROW = Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated")
@@ -230,8 +230,8 @@ def test_loss_is_the_tempered_jsd_over_completion_positions_and_shared_rows(tmp_
 
     student, teacher = (LlamaForCausalLM.from_pretrained(d) for d in (tiny_model_dir, teacher_dir))
     g = gkd_cfg(teacher_dir, beta=0.3, temperature=2.0)
-    trainer = gkd._trainer_class()(model=student, args=gkd.training_args(train_cfg(tiny_model_dir), tmp_path, False,
-                                                                        "cpu"),
+    trainer = gkd._trainer_class()(model=student, args=base.training_args(train_cfg(tiny_model_dir), tmp_path, False,
+                                                                         "cpu"),
                                    data_collator=gkd.Collator(tok.pad_token_id), processing_class=tok,
                                    teacher=teacher, gkd_cfg=g, stop_ids=[tok.eos_token_id], shared_vocab=49152,
                                    max_length=128)

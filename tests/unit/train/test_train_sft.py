@@ -10,7 +10,7 @@ from reasondistill.records import TrainExample
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.backends.transformers import TransformersBackend
 from reasondistill.records import Problem
-from reasondistill.train import sft
+from reasondistill.train import base, sft
 
 
 def examples(n=16):
@@ -61,7 +61,7 @@ def test_checkpoint_reloaded_gives_same_greedy_outputs_as_saved_model(tmp_path, 
     before = greedy(tiny_model_dir)
     in_memory = greedy(model, tok)
     assert in_memory != before  # training changed what the model says
-    path = sft.save_checkpoint(model, tok, tmp_path / "ckpt")
+    path = base.save_checkpoint(model, tok, tmp_path / "ckpt")
     assert greedy(path) == in_memory
     from transformers import AutoModelForCausalLM
     reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
@@ -91,7 +91,7 @@ def test_empty_completion_names_line(tmp_path):
                     json.dumps({"prompt": [{"role": "user", "content": "q"}],
                                 "completion": [{"role": "assistant", "content": "  "}]}) + "\n")
     with pytest.raises(InputError, match=r"bad.jsonl:2: field 'completion'"):
-        sft.load_examples(path)
+        base.load_examples(path)
 
 
 def test_completion_only_loss_equals_full_logits_cross_entropy(tiny_model_dir, tmp_path):
@@ -109,7 +109,7 @@ def test_completion_only_loss_equals_full_logits_cross_entropy(tiny_model_dir, t
     assert batch["input_ids"].shape[0] == 6 and (batch["attention_mask"] == 0).any()  # padded rows
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=6, dtype="float32", device="cpu")
-    trainer = sft._trainer_class()(model=model, args=sft.training_args(cfg, tmp_path, False, "cpu"),
+    trainer = sft._trainer_class()(model=model, args=base.training_args(cfg, tmp_path, False, "cpu"),
                                    train_dataset=feats, data_collator=sft.Collator(tok.pad_token_id))
     ours = trainer.compute_loss(model, dict(batch))
     with torch.no_grad():
