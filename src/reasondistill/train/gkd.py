@@ -4,9 +4,10 @@ Each training sequence is, with probability ``lmbda``, replaced by a completion 
 samples from its own current distribution (at ``temperature``) for the same prompt; otherwise
 it is the curated teacher trace from ``train.jsonl``. A live teacher then scores every
 sequence, and at each completion position the student's next-token distribution is pulled
-toward the teacher's by the generalised JSD of ``train/losses/jsd.py`` (``beta``: 0 forward
-KL, 1 reverse KL), both softened by ``temperature``. Training on its own samples teaches the
-student what to do after its own mistakes, which cached traces never show it.
+toward the teacher's by ``loss``, a name of the loss table (``train/losses``; by default the
+generalised JSD of ``jsd.py``, ``beta``: 0 forward KL, 1 reverse KL), both softened by
+``temperature``. Training on its own samples teaches the student what to do after its own
+mistakes, which cached traces never show it.
 
 Why not TRL's ``trl.experimental.gkd.GKDTrainer``: in trl 1.16 it (1) applies ``temperature``
 to sampling only, never to the loss; (2) refuses any ``vocab_size`` difference, so a teacher
@@ -39,6 +40,7 @@ from ..errors import InputError
 from ..records import TrainExample
 from . import base
 from .gkd_config import GKDObjectiveConfig
+from .losses import configured_loss
 from .preflight import output_rows, stop_token_ids
 
 log = logging.getLogger(__name__)
@@ -101,11 +103,9 @@ def _trainer_class():
     import torch
     from transformers import GenerationConfig, Trainer
 
-    from .losses.jsd import jsd
-
     class GKDTrainer(Trainer):
         """``Trainer`` that swaps a share ``lmbda`` of each batch's sequences for student samples,
-        then trains every completion token on the generalised JSD to a live teacher."""
+        then trains every completion token on ``gkd_cfg.loss`` to a live teacher."""
 
         loss_is_scaled_for_ga = False  # per-batch token means: the Trainer divides by grad_accum
 
@@ -115,6 +115,7 @@ def _trainer_class():
             super().__init__(*args, **kwargs)
             self.teacher = teacher.eval().requires_grad_(False)
             self.gkd_cfg = gkd_cfg
+            self.loss_fn = configured_loss(gkd_cfg)
             self.stop_ids = list(stop_ids)
             self.shared_vocab = shared_vocab
             self.max_length = max_length
@@ -200,8 +201,7 @@ def _trainer_class():
                 teacher = self.teacher(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
                 teacher = teacher[sel][:, :self.shared_vocab]
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
-            loss = jsd(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature,
-                       beta=self.gkd_cfg.beta)
+            loss = self.loss_fn(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature)
             return (loss, out) if return_outputs else loss
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
