@@ -27,16 +27,14 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def curated_examples(n: int, work: Path):
     """The default recipe's data stages (program teacher, verifier, curation) on ``n`` problems."""
-    from reasondistill import io
+    from reasondistill import io, pipeline
     from reasondistill.config import load_recipe
-    from reasondistill.pipeline import RunPaths, prepare_data
+    from reasondistill.layout import Layout
     from reasondistill.records import TrainExample
 
     recipe = load_recipe("default", [f"problems.n_train={n}", "problems.n_eval=10"])
-    paths = RunPaths(work / "run")
-    teacher, _ = prepare_data(recipe, paths)
-    teacher.close()
-    return io.read_records(paths.curate / "train.jsonl", TrainExample)
+    pipeline.run(recipe, work / "run", last="curate")
+    return io.read_records(Layout(work / "run").path("curated"), TrainExample)
 
 
 def run_ours(cfg, examples, out: Path) -> float:
