@@ -27,16 +27,14 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def curated_examples(n: int, work: Path):
     """The default recipe's data stages (program teacher, verifier, curation) on ``n`` problems."""
-    from reasondistill import io
+    from reasondistill import io, pipeline
     from reasondistill.config import load_recipe
-    from reasondistill.pipeline import RunPaths, prepare_data
+    from reasondistill.layout import Layout
     from reasondistill.records import TrainExample
 
     recipe = load_recipe("default", [f"problems.n_train={n}", "problems.n_eval=10"])
-    paths = RunPaths(work / "run")
-    teacher, _ = prepare_data(recipe, paths)
-    teacher.close()
-    return io.read_records(paths.curate / "train.jsonl", TrainExample)
+    pipeline.run(recipe, work / "run", last="curate")
+    return io.read_records(Layout(work / "run").path("curated"), TrainExample)
 
 
 def run_ours(cfg, examples, out: Path) -> float:
@@ -51,25 +49,25 @@ def run_trl(cfg, examples, out: Path) -> float:
     from trl import SFTConfig, SFTTrainer
 
     from reasondistill import models
-    from reasondistill.train import common
+    from reasondistill.train import base
 
     ref = models.resolve(cfg.student)
     tok = models.load_tokenizer(ref.path)
-    device, use_bf16 = common.precision(cfg)
+    device, use_bf16 = base.precision(cfg)
     model = models.load_model(ref.path, dtype="float32", device=device)
     model.train()
-    args = SFTConfig(**common.training_kwargs(cfg, out, use_bf16, device), max_length=cfg.max_length,
-                     completion_only_loss=True, disable_tqdm=True)
+    args = base.training_args(cfg, out, use_bf16, device, cls=SFTConfig, max_length=cfg.max_length,
+                              completion_only_loss=True, disable_tqdm=True)
     ds = Dataset.from_list([{"prompt": e.prompt, "completion": e.completion} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                         peft_config=common.lora_config(cfg))
+                         peft_config=base.lora_config(cfg))
     return float(trainer.train().metrics["train_runtime"])
 
 
 def main(argv: list[str] | None = None) -> None:
     from reasondistill import models
     from reasondistill.config import TrainConfig
-    from reasondistill.train import common
+    from reasondistill.train import base
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--student", default="smollm2-135m-instruct")
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                       learning_rate=1e-5, warmup_ratio=0.0, logging_steps=steps, dtype=args.dtype,
                       device=args.device, lora=args.lora)
     tok = models.load_tokenizer(models.resolve(args.student).path)
-    lengths = [len(common.encode_pair(tok, e.prompt, e.completion, path="bench", line=i)[1][:args.max_length])
+    lengths = [len(base.encode_pair(tok, e.prompt, e.completion, path="bench", line=i)[1][:args.max_length])
                for i, e in enumerate(examples, 1)]
     tokens = sum(lengths[: steps * args.batch_size])
 
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         trl.append(run_trl(cfg, examples, work / f"trl{r}"))
         print(f"repeat {r}: ours {ours[-1]:.2f} s, TRL {trl[-1]:.2f} s", flush=True)
     o, t = statistics.median(ours), statistics.median(trl)
-    print(f"\nstudent={args.student} device={common.precision(cfg)[0]} dtype={args.dtype} lora={args.lora}")
+    print(f"\nstudent={args.student} device={base.precision(cfg)[0]} dtype={args.dtype} lora={args.lora}")
     print(f"examples={len(examples)} batch={args.batch_size} max_length={args.max_length} steps={steps} "
           f"tokens/run={tokens} (mean {tokens / (steps * args.batch_size):.1f} per example)")
     print(f"ours (train/sft.py):  {o:8.2f} s  {tokens / o:8.1f} tokens/s")

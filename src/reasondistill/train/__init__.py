@@ -87,12 +87,12 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
     from ..registry import load
 
     obj = objective(train_cfg.method)
+    cfg = objective_config(train_cfg.method, train_cfg.objective)  # the recipe's own mistakes first
     if obj.needs_logprobs and logprobs is None:
         raise ConfigError(f"objective '{train_cfg.method}' needs the teacher's cached logprobs (--logprobs; "
                           "generate with generate.top_logprobs > 0)")
     context = TrainContext(logprobs=Path(logprobs) if logprobs is not None else None, verify_cfg=verify_cfg,
                            prompt_cfg=prompt_cfg)
-    cfg = objective_config(train_cfg.method, train_cfg.objective)
     manifest = load(obj.run)(train_cfg, cfg, data, out_dir, context=context)
     if obj.prompts:  # the checkpoint carries how it is to be asked; evaluation reads it back
         from ..models import record_task_prefixes

@@ -16,7 +16,7 @@ from typing import Any
 from .. import models
 from ..config import TrainConfig
 from ..errors import ConfigError
-from . import preference
+from . import base, preference
 
 # DPOTrainer's loss types in trl 1.16 (DPOConfig.loss_type)
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -41,21 +41,18 @@ class DPOObjectiveConfig:
             raise ConfigError(f"dpo.loss_type = {self.loss_type!r} is not one of: {', '.join(LOSS_TYPES)}")
 
 
-def build_trainer(dpo_cfg: DPOObjectiveConfig, train_cfg: TrainConfig, model, tok, pairs, peft_config,
-                  args_kwargs):
-    from datasets import Dataset
+def build_trainer(dpo_cfg: DPOObjectiveConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str,
+                  use_bf16: bool, out_dir: Path, path: Any = None):
     from trl import DPOConfig, DPOTrainer
 
     ref_model = None
-    if peft_config is None:
-        ref_path = models.resolve(train_cfg.student).path
-        ref_model = models.load_model(ref_path, dtype="float32", device=str(model.device),
+    if not train_cfg.lora:
+        ref_model = models.load_model(models.resolve(train_cfg.student).path, dtype="float32", device=device,
                                       trust_remote_code=train_cfg.trust_remote_code)
-    args = DPOConfig(**args_kwargs, beta=dpo_cfg.beta, loss_type=[dpo_cfg.loss_type],
-                     max_length=train_cfg.max_length)
-    ds = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
-                      peft_config=peft_config)
+    args = base.training_args(train_cfg, out_dir, use_bf16, device, cls=DPOConfig, beta=dpo_cfg.beta,
+                              loss_type=[dpo_cfg.loss_type], max_length=train_cfg.max_length)
+    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=preference.pairs_dataset(pairs),
+                      processing_class=tok, peft_config=base.lora_config(train_cfg))
 
 
 def run(train_cfg: TrainConfig, dpo_cfg: DPOObjectiveConfig, pairs_path: str | Path, out_dir: str | Path, *,

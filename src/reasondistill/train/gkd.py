@@ -4,9 +4,10 @@ Each training sequence is, with probability ``lmbda``, replaced by a completion 
 samples from its own current distribution (at ``temperature``) for the same prompt; otherwise
 it is the curated teacher trace from ``train.jsonl``. A live teacher then scores every
 sequence, and at each completion position the student's next-token distribution is pulled
-toward the teacher's by the generalised JSD of ``train/losses/jsd.py`` (``beta``: 0 forward
-KL, 1 reverse KL), both softened by ``temperature``. Training on its own samples teaches the
-student what to do after its own mistakes, which cached traces never show it.
+toward the teacher's by ``loss``, a name of the loss table (``train/losses``; by default the
+generalised JSD of ``jsd.py``, ``beta``: 0 forward KL, 1 reverse KL), both softened by
+``temperature``. Training on its own samples teaches the student what to do after its own
+mistakes, which cached traces never show it.
 
 Why not TRL's ``trl.experimental.gkd.GKDTrainer``: in trl 1.16 it (1) applies ``temperature``
 to sampling only, never to the loss; (2) refuses any ``vocab_size`` difference, so a teacher
@@ -20,8 +21,8 @@ Vocabularies: :func:`reasondistill.train.preflight.preflight` runs on tokenizers
 before any weights load; a teacher with another vocabulary is a :class:`ConfigError` that
 suggests sequence-level distillation (SFT on teacher traces). Padded output rows are handled
 by comparing logits over the shared rows only; if the student has the extra rows, it is kept
-from sampling ids the teacher has no logit for. Checkpoint, loss log and manifest follow
-``sft.run``.
+from sampling ids the teacher has no logit for. Loading, LoRA, the checkpoint, loss log and
+manifest are :mod:`.base`'s.
 """
 
 from __future__ import annotations
@@ -30,22 +31,20 @@ import copy
 import dataclasses
 import logging
 import random
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from .. import io, models
+from .. import models
 from ..config import TrainConfig
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..records import TrainExample
-from . import common, sft
+from . import base
 from .gkd_config import GKDObjectiveConfig
-from .preflight import PreflightReport, output_rows, preflight, stop_token_ids
+from .losses import configured_loss
+from .preflight import output_rows, stop_token_ids
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = sft.MODEL_DIR
 COUNTS = ("on_policy_seqs", "cached_seqs", "on_policy_tokens", "cached_tokens")
 
 
@@ -65,7 +64,7 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, max_length: int,
 
     features, n_truncated = [], 0
     for line, ex in enumerate(examples, 1):
-        prompt_ids, full_ids = common.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line)
+        prompt_ids, full_ids = base.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line)
         n_prompt = len(prompt_ids)
         if n_prompt >= max_length:
             raise InputError(f"the prompt alone is {n_prompt} tokens, >= train.max_length={max_length}; no "
@@ -91,17 +90,9 @@ class Collator:
 
 
 def pad(rows: list[Any], value: int, *, left: bool = False) -> tuple[Any, Any]:
-    """``(ids [B, W], mask [B, W])`` from 1-d id tensors of varied length."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long, device=rows[0].device)
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device=rows[0].device)
-    for i, r in enumerate(rows):
-        span = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, span] = r
-        mask[i, span] = 1
-    return ids, mask
+    """``(ids [B, W], mask [B, W])`` from 1-d id tensors of varied length (:func:`.base.pad_batch`)."""
+    batch = base.pad_batch([{"input_ids": r} for r in rows], {"input_ids": value}, left=left)
+    return batch["input_ids"], batch["attention_mask"]
 
 
 # ---------------------------------------------------------------------------
@@ -112,11 +103,9 @@ def _trainer_class():
     import torch
     from transformers import GenerationConfig, Trainer
 
-    from .losses.jsd import jsd
-
     class GKDTrainer(Trainer):
         """``Trainer`` that swaps a share ``lmbda`` of each batch's sequences for student samples,
-        then trains every completion token on the generalised JSD to a live teacher."""
+        then trains every completion token on ``gkd_cfg.loss`` to a live teacher."""
 
         loss_is_scaled_for_ga = False  # per-batch token means: the Trainer divides by grad_accum
 
@@ -126,6 +115,7 @@ def _trainer_class():
             super().__init__(*args, **kwargs)
             self.teacher = teacher.eval().requires_grad_(False)
             self.gkd_cfg = gkd_cfg
+            self.loss_fn = configured_loss(gkd_cfg)
             self.stop_ids = list(stop_ids)
             self.shared_vocab = shared_vocab
             self.max_length = max_length
@@ -211,8 +201,7 @@ def _trainer_class():
                 teacher = self.teacher(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
                 teacher = teacher[sel][:, :self.shared_vocab]
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
-            loss = jsd(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature,
-                       beta=self.gkd_cfg.beta)
+            loss = self.loss_fn(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature)
             return (loss, out) if return_outputs else loss
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -229,33 +218,11 @@ def _trainer_class():
     return GKDTrainer
 
 
-def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
-    from transformers import TrainingArguments
-
-    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device),
-                             remove_unused_columns=False, disable_tqdm=False)
-
-
-def check_vocabulary(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, example: Any = None
-                     ) -> tuple[Any, Any, Any, PreflightReport]:
+def check_vocabulary(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, example: Any = None):
     """Resolve both models and run the preflight on tokenizers and configs (no weights).
     Returns ``(student_ref, teacher_ref, student_tokenizer, report)``; a vocabulary mismatch
     is a :class:`ConfigError` suggesting sequence-level distillation."""
-    from transformers import AutoConfig
-
-    remote = cfg.trust_remote_code
-    s_ref, t_ref = models.resolve(cfg.student), models.resolve(gkd_cfg.teacher)
-    s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
-    t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
-    s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
-    t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
-    try:
-        report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf, example=example)
-    except ConfigError as e:
-        raise ConfigError(f"gkd.teacher = {gkd_cfg.teacher!r} cannot teach student {cfg.student!r} token by "
-                          f"token: {e}") from None
-    log.info("%s", report.format())
-    return s_ref, t_ref, s_tok, report
+    return base.teacher_preflight(cfg, gkd_cfg.teacher, section="gkd.teacher", example=example)
 
 
 def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExample], out_dir: Path,
@@ -265,35 +232,27 @@ def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExa
     run before any weights load."""
     s_ref, t_ref, tok, report = check_vocabulary(cfg, gkd_cfg, examples[0] if examples else None)
     features, counts = tokenize(examples, tok, cfg.max_length, train_path)
-    device, use_bf16 = common.precision(cfg)
-    remote = cfg.trust_remote_code
-    model = models.load_model(s_ref.path, dtype="float32", device=device, trust_remote_code=remote)
-    teacher = models.load_model(t_ref.path, dtype=gkd_cfg.teacher_dtype, device=device, trust_remote_code=remote)
+    model, device, use_bf16 = base.load_student(cfg, s_ref.path)
+    teacher = models.load_model(t_ref.path, dtype=gkd_cfg.teacher_dtype, device=device,
+                                trust_remote_code=cfg.trust_remote_code)
     # the loaded heads are authoritative: compare logits over the rows both models have
     s_rows, t_rows = output_rows(model), output_rows(teacher)
     shared = min(s_rows, t_rows)
     suppress = list(range(shared, s_rows))  # student-only padded rows: the teacher has no logit for them
     stop_ids = stop_token_ids(tok, model)
-    model.train()
-    if cfg.lora:
-        from peft import get_peft_model
-        model = get_peft_model(model, common.lora_config(cfg))
-    trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
-                               train_dataset=features, data_collator=Collator(tok.pad_token_id),
-                               processing_class=tok, teacher=teacher, gkd_cfg=gkd_cfg, stop_ids=stop_ids,
-                               shared_vocab=shared, max_length=cfg.max_length, suppress_ids=suppress,
-                               seed=cfg.seed)
-    result = trainer.train()
-    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
+    trainer = base.trainer(_trainer_class(), cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
+                           train_dataset=features, data_collator=Collator(tok.pad_token_id), teacher=teacher,
+                           gkd_cfg=gkd_cfg, stop_ids=stop_ids, shared_vocab=shared, max_length=cfg.max_length,
+                           suppress_ids=suppress, seed=cfg.seed)
+    model, result, history = base.fit(trainer, cfg, out_dir)
     seen = trainer.counts
-    info = {"student": s_ref.identity, "teacher": t_ref.identity, "bf16": use_bf16, **counts, **seen,
+    info = {"n_examples": len(examples), "student": s_ref.identity, "teacher": t_ref.identity, "bf16": use_bf16,
+            **counts, **seen,
             "mean_sampled_len": round(seen["on_policy_tokens"] / seen["on_policy_seqs"], 2)
             if seen["on_policy_seqs"] else None,
             "student_rows": s_rows, "teacher_rows": t_rows, "shared_vocab": shared, "stop_ids": stop_ids,
             "preflight": report.to_dict()}
-    return trained.eval(), tok, result, history, info
+    return model, tok, result, history, info
 
 
 def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | Path, out_dir: str | Path, *,
@@ -301,17 +260,9 @@ def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | P
     """Distil ``train_cfg.student`` on-policy toward ``gkd_cfg.teacher``, with the curated traces in
     ``train_path`` as the cached share; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and
     the manifest. A finished run with the same config and inputs is skipped."""
-    out_dir = Path(out_dir)
     config = {"train": dataclasses.asdict(train_cfg), "gkd": dataclasses.asdict(gkd_cfg)}
-    inputs = io.hash_inputs([train_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    examples = sft.load_examples(train_path)
-    model, tok, result, history, info = train(train_cfg, gkd_cfg, examples, out_dir, train_path)
-    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
-                         inputs=inputs, started=started, method="gkd", outputs=info)
+    return base.cached_run(out_dir, "gkd", config, [train_path],
+                           lambda: train(train_cfg, gkd_cfg, base.load_examples(train_path), Path(out_dir), train_path))
 
 
 __all__ = ["GKDObjectiveConfig", "run", "train", "tokenize", "check_vocabulary", "Collator"]

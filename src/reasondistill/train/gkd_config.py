@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .losses import check_options
 
 TEACHER_DTYPES = ("auto", "bfloat16", "float32", "float16")
 
@@ -24,11 +25,14 @@ def _number(name: str, value: object) -> float:
 class GKDObjectiveConfig:
     """Generalised KD: a share ``lmbda`` of the sequences is sampled from the student as it trains
     and scored by a live teacher; the rest are the curated (cached) teacher completions. Both
-    are trained with the generalised JSD between the two models' token distributions."""
+    are trained with a loss of the table (``train/losses``, as offline KD), by default the
+    generalised JSD between the two models' token distributions."""
 
     teacher: str = ""  # required: packaged name, .gguf, model folder or hub id; shares the student's vocabulary
     lmbda: float = 0.5  # chance a sequence is replaced by a student sample: 0 = cached traces only, 1 = on-policy
-    beta: float = 0.5  # generalised JSD interpolation: 0 = forward KL(teacher || student), 1 = reverse KL, 0.5 = JSD
+    loss: str = "jsd"  # a name in train/losses LOSSES: jsd, forward_kl, reverse_kl, skew_*_kl, tv
+    beta: float = 0.5  # jsd only: 0 = forward KL(teacher || student), 1 = reverse KL, 0.5 = symmetric JSD
+    alpha: float = 0.1  # skew_* only: share of the first distribution mixed into the second, in [0, 1)
     temperature: float = 1.0  # student sampling temperature, and both distributions in the loss are softmax(logits / T)
     max_new_tokens: int = 128  # tokens sampled per on-policy sequence (also capped by train.max_length)
     teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
@@ -41,9 +45,8 @@ class GKDObjectiveConfig:
         if not 0.0 <= lmbda <= 1.0:
             raise ConfigError(f"gkd.lmbda must be in [0, 1] (the share of sequences sampled from the student), "
                               f"got {self.lmbda}")
-        beta = _number("beta", self.beta)
-        if not 0.0 <= beta <= 1.0:
-            raise ConfigError(f"gkd.beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.beta}")
+        beta, alpha = _number("beta", self.beta), _number("alpha", self.alpha)
+        check_options("gkd", self.loss, beta, alpha)
         temperature = _number("temperature", self.temperature)
         if not (temperature > 0 and math.isfinite(temperature)):
             raise ConfigError(f"gkd.temperature must be a finite number > 0, got {self.temperature}")
@@ -53,4 +56,4 @@ class GKDObjectiveConfig:
         if self.teacher_dtype not in TEACHER_DTYPES:
             raise ConfigError(f"gkd.teacher_dtype = {self.teacher_dtype!r} is not one of: "
                               f"{', '.join(TEACHER_DTYPES)}")
-        self.lmbda, self.beta, self.temperature = lmbda, beta, temperature
+        self.lmbda, self.beta, self.alpha, self.temperature = lmbda, beta, alpha, temperature

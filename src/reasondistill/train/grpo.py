@@ -7,9 +7,9 @@ token budget) and TRL turns group-normalised rewards into a clipped policy-gradi
 
 TRL does the sampling, the advantages and the loss. This file adds what a pipeline stage needs
 around it: problems as a conversational dataset with the columns the rewards read, the
-batch/group arithmetic checked (with a :class:`ConfigError`) before any model is loaded, a
-merged safetensors checkpoint (:func:`.sft.save_checkpoint`), ``loss.jsonl`` with the mean
-reward of every logging step, and a manifest.
+batch/group arithmetic checked (with a :class:`ConfigError`) before any model is loaded, and,
+through :mod:`.base`, a merged safetensors checkpoint, ``loss.jsonl`` with the mean reward of
+every logging step, and a manifest.
 
 Batch sizes count completions, as in TRL: ``train.batch_size * train.grad_accum`` completions
 are sampled per optimizer step, so it must be a multiple of ``num_generations``; each step sees
@@ -21,24 +21,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import io, models
+from .. import io
 from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
 from ..prompts import format_answer, student_messages
-from . import common, sft
+from . import base
 from .preflight import PreflightReport, preflight
 from .rewards import RewardConfig, build_rewards, problem_columns, reward_name
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = sft.MODEL_DIR
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 
@@ -106,23 +104,12 @@ def grpo_args(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, out_dir: Pa
               device: str, reward_weights: list[float], **overrides: Any):
     from trl import GRPOConfig
 
-    kwargs: dict[str, Any] = dict(
-        common.training_kwargs(train_cfg, out_dir, use_bf16, device),
-        num_generations=grpo_cfg.num_generations,
-        max_completion_length=grpo_cfg.max_completion_length,
-        temperature=grpo_cfg.temperature,
-        top_p=grpo_cfg.top_p,
-        beta=grpo_cfg.beta,
-        epsilon=grpo_cfg.epsilon,
-        num_iterations=grpo_cfg.num_iterations,
-        loss_type=grpo_cfg.loss_type,
-        scale_rewards=grpo_cfg.scale_rewards,
-        mask_truncated_completions=grpo_cfg.mask_truncated_completions,
-        reward_weights=reward_weights,
-        log_completions=False,
-    )
-    kwargs.update(overrides)
-    return GRPOConfig(**kwargs)
+    own = dict(num_generations=grpo_cfg.num_generations, max_completion_length=grpo_cfg.max_completion_length,
+               temperature=grpo_cfg.temperature, top_p=grpo_cfg.top_p, beta=grpo_cfg.beta, epsilon=grpo_cfg.epsilon,
+               num_iterations=grpo_cfg.num_iterations, loss_type=grpo_cfg.loss_type,
+               scale_rewards=grpo_cfg.scale_rewards, mask_truncated_completions=grpo_cfg.mask_truncated_completions,
+               reward_weights=reward_weights, log_completions=False)
+    return base.training_args(train_cfg, out_dir, use_bf16, device, cls=GRPOConfig, **{**own, **overrides})
 
 
 def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[Problem], out_dir: Path, *,
@@ -149,53 +136,37 @@ def train(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems: list[
         raise ConfigError(f"{len(reward_funcs)} reward functions but {len(reward_weights)} weights")
     dataset = problems_dataset(problems, prompt_cfg)
 
-    ref = models.resolve(train_cfg.student)
-    tok = models.load_tokenizer(ref.path, trust_remote_code=train_cfg.trust_remote_code)
+    ref, tok = base.student_tokenizer(train_cfg)
     if preflight_report is None:
-        preflight_report = preflight(tok, example={"prompt": dataset[0]["prompt"], "completion": [
-            {"role": "assistant", "content": format_answer(problems[0].answer)}]})
-        for warning in preflight_report.warnings:
-            log.warning("preflight: %s", warning)
-    device, use_bf16 = common.precision(train_cfg)
-    model = models.load_model(ref.path, dtype="float32", device=device,
-                              trust_remote_code=train_cfg.trust_remote_code)
-    model.train()
+        preflight_report = base.log_report(preflight(tok, example={"prompt": dataset[0]["prompt"], "completion": [
+            {"role": "assistant", "content": format_answer(problems[0].answer)}]}))
+    model, device, use_bf16 = base.load_student(train_cfg, ref.path)
     args = grpo_args(train_cfg, grpo_cfg, out_dir, use_bf16=use_bf16, device=device,
                      reward_weights=reward_weights, **(args_overrides or {}))
     trainer = (trainer_cls or GRPOTrainer)(model=model, reward_funcs=list(reward_funcs), args=args,
                                            train_dataset=dataset, processing_class=tok,
-                                           peft_config=common.lora_config(train_cfg),
-                                           **(trainer_kwargs or {}))
-    result = trainer.train()
-    trained = trainer.model.merge_and_unload() if train_cfg.lora else trainer.model
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    info = {"student": ref.identity, "bf16": use_bf16, "rewards": [reward_name(f) for f in reward_funcs],
+                                           peft_config=base.lora_config(train_cfg), **(trainer_kwargs or {}))
+    model, result, history = base.fit(trainer, train_cfg, out_dir)
+    info = {"n_problems": len(problems), **base.first_last(history, "reward"), "student": ref.identity,
+            "bf16": use_bf16, "rewards": [reward_name(f) for f in reward_funcs],
             "reward_weights": list(reward_weights), "preflight": preflight_report.to_dict()}
-    return trained.eval(), tok, result, history, info
+    return model, tok, result, history, info
 
 
-def save_run(out_dir: Path, *, method: str, config: dict, inputs: dict[str, str], started: float, model, tok,
-             result, history: list[dict], info: dict, n_problems: int) -> dict:
-    """Write ``model/``, ``loss.jsonl`` and the manifest of an RL run (shared with :mod:`.kdrl`)."""
-    path = sft.save_checkpoint(model, tok, out_dir / MODEL_DIR)
-    io.write_jsonl(out_dir / "loss.jsonl", history)
-    losses = [h["loss"] for h in history]
-    rewards = [h["reward"] for h in history if h.get("reward") is not None]
-    outputs = {
-        "files": ["loss.jsonl"],
-        "model_dir": str(path),
-        "method": method,
-        "n_problems": n_problems,
-        "steps": result.global_step,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        "first_reward": rewards[0] if rewards else None,
-        "last_reward": rewards[-1] if rewards else None,
-        **info,
-    }
-    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs, started=started)
+def run_rl(method: str, train: Callable[..., base.TrainResult], train_cfg: TrainConfig, method_cfg: Any,
+           problems_path: str | Path, out_dir: str | Path, context: Any = None) -> dict:
+    """The ``run`` of an RL objective (GRPO, :mod:`.kdrl`): ``train(train_cfg, method_cfg, problems,
+    out_dir, verify_cfg=, prompt_cfg=)`` on the problems, scored and prompted as the recipe's
+    verifier and prompt say (``context``; defaults otherwise), behind the stage cache."""
+    verify_cfg = getattr(context, "verify_cfg", None) or VerifyConfig()
+    prompt_cfg = getattr(context, "prompt_cfg", None) or PromptConfig()
+    config = {"train": dataclasses.asdict(train_cfg), method: dataclasses.asdict(method_cfg),
+              "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
+    def train_() -> base.TrainResult:
+        problems = io.read_records(problems_path, Problem)
+        return train(train_cfg, method_cfg, problems, Path(out_dir), verify_cfg=verify_cfg, prompt_cfg=prompt_cfg)
+
+    return base.cached_run(out_dir, method, config, [problems_path], train_)
 
 
 def run(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems_path: str | Path, out_dir: str | Path, *,
@@ -203,18 +174,4 @@ def run(train_cfg: TrainConfig, grpo_cfg: GRPOObjectiveConfig, problems_path: st
     """GRPO-train ``train_cfg.student`` on the problems in ``problems_path`` (Problem JSONL) and save
     ``out_dir/model``. A finished run with the same config and inputs is skipped."""
     check_batch(train_cfg, grpo_cfg)  # before anything is read or loaded
-    out_dir = Path(out_dir)
-    verify_cfg = getattr(context, "verify_cfg", None) or VerifyConfig()
-    prompt_cfg = getattr(context, "prompt_cfg", None) or PromptConfig()
-    config = {"train": dataclasses.asdict(train_cfg), "grpo": dataclasses.asdict(grpo_cfg),
-              "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
-    inputs = io.hash_inputs([problems_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    problems = io.read_records(problems_path, Problem)
-    model, tok, result, history, info = train(train_cfg, grpo_cfg, problems, out_dir, verify_cfg=verify_cfg,
-                                              prompt_cfg=prompt_cfg)
-    return save_run(out_dir, method="grpo", config=config, inputs=inputs, started=started, model=model, tok=tok,
-                    result=result, history=history, info=info, n_problems=len(problems))
+    return run_rl("grpo", train, train_cfg, grpo_cfg, problems_path, out_dir, context)

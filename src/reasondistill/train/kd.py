@@ -11,34 +11,28 @@ cross-entropy on the completion.
 
 TRL's ``GKDTrainer`` does the same with a live teacher and full-vocabulary logits;
 there is no offline sparse variant in TRL, so this file wraps ``transformers.Trainer``
-and overrides ``compute_loss``. Checkpoint, loss log and manifest follow ``sft.run``.
+and overrides ``compute_loss``; the rest is :mod:`.base`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
 from ..logprobs import LogprobReader
-from . import common
-from . import sft
+from . import base
+from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight
 from .kd_config import KDConfig
-from .losses import get_loss, options_for
+from .losses import configured_loss
 
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR = sft.MODEL_DIR
-IGNORE = -100
 
 
 # ---------------------------------------------------------------------------
@@ -47,7 +41,7 @@ IGNORE = -100
 
 def load_examples(path: str | Path, reader: LogprobReader) -> list[TrainExample]:
     """Curated examples; each must name a trace (``meta.trace_id``) present in the store."""
-    examples = sft.load_examples(path)
+    examples = base.load_examples(path)
     for i, ex in enumerate(examples, 1):
         trace_id = ex.meta.get("trace_id")
         if not trace_id:
@@ -74,8 +68,8 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, reader: LogprobReader
     features, n_truncated, n_kd = [], 0, 0
     for line, ex in enumerate(examples, 1):
         trace_id = ex.meta["trace_id"]
-        prompt_ids, full_ids = common.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line,
-                                                  what=f"trace {trace_id!r}: ")
+        prompt_ids, full_ids = base.encode_pair(tokenizer, ex.prompt, ex.completion, path=path, line=line,
+                                                what=f"trace {trace_id!r}: ")
         n_prompt = len(prompt_ids)
         completion = full_ids[n_prompt:]
         tokens, ids, lps, tail = reader.get(trace_id, k=top_k)
@@ -90,18 +84,16 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, reader: LogprobReader
                 f"completion token {at} (student {got!r} = {_piece(tokenizer, got)!r}, teacher {want!r} = "
                 f"{_piece(tokenizer, want)!r}; {len(completion)} vs {n_teacher} tokens). Offline KD needs the "
                 f"teacher's tokenizer and its completion text unchanged", file=path, line=line, field="completion")
-        if n_prompt >= max_length:
+        feature = base.supervised(prompt_ids, full_ids, max_length)
+        if feature is None:
             raise InputError(f"trace {trace_id!r}: the prompt alone is {n_prompt} tokens, >= train.max_length="
                              f"{max_length}; no completion token would be trained", file=path, line=line,
                              field="prompt")
-        seq = full_ids[:max_length]
         n_truncated += len(full_ids) > max_length
-        length = len(seq)
+        length = len(feature["input_ids"])
         # the teacher's step j predicts completion token j, i.e. the logits at position n_prompt - 1 + j
         n_steps = min(n_teacher, length - n_prompt + 1)
         pos = slice(n_prompt - 1, n_prompt - 1 + n_steps)
-        labels = torch.full((length,), IGNORE, dtype=torch.long)
-        labels[n_prompt:] = torch.tensor(seq[n_prompt:], dtype=torch.long)
         t_ids = torch.zeros((length, top_k), dtype=torch.long)
         t_lp = torch.zeros((length, top_k), dtype=torch.float32)
         t_tail = torch.zeros(length, dtype=torch.float32)
@@ -111,8 +103,7 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, reader: LogprobReader
         t_tail[pos] = torch.from_numpy(tail[:n_steps])
         kd_mask[pos] = True
         n_kd += n_steps
-        features.append({"input_ids": torch.tensor(seq, dtype=torch.long), "labels": labels,
-                         "teacher_ids": t_ids, "teacher_logprobs": t_lp, "teacher_tail": t_tail,
+        features.append({**feature, "teacher_ids": t_ids, "teacher_logprobs": t_lp, "teacher_tail": t_tail,
                          "kd_mask": kd_mask})
     return features, {"n_truncated": n_truncated, "n_kd_tokens": n_kd}
 
@@ -129,7 +120,7 @@ class Collator:
                     "teacher_tail": 0.0, "kd_mask": False}
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        return common.pad_batch(features, self.pad)
+        return base.pad_batch(features, self.pad)
 
 
 # ---------------------------------------------------------------------------
@@ -143,7 +134,7 @@ def _trainer_class():
     from .losses.base import SparseTeacher
     from .losses.sparse import sparse_logprobs
 
-    class KDTrainer(Trainer):
+    class KDTrainer(base.LoggedParts, Trainer):
         """``Trainer`` whose loss is ``(1 - ce_weight) * KD + ce_weight * CE``, per-batch means."""
 
         loss_is_scaled_for_ga = False  # per-batch means: the Trainer divides by grad_accum
@@ -152,23 +143,20 @@ def _trainer_class():
             super().__init__(*args, **kwargs)
             self.kd_cfg = kd_cfg
             self.loss_check = loss_check  # preflight of the KD-vs-CE scales, when both are weighted
-            self.loss_fn = get_loss(kd_cfg.loss)
-            self.loss_options = options_for(self.loss_fn, beta=kd_cfg.beta, alpha=kd_cfg.alpha)
-            self._parts: dict[str, list[float]] = {"kd_loss": [], "ce_loss": []}
+            self.loss_fn = configured_loss(kd_cfg)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels, sel = inputs["labels"], inputs["kd_mask"]
-            targets = torch.full_like(labels, IGNORE)  # targets[p]: the token logits at p predict
-            targets[:, :-1] = labels[:, 1:]
+            sel = inputs["kd_mask"]
+            targets = base.next_token_targets(inputs["labels"])
             need = sel | (targets != IGNORE)
-            logits = common.completion_logits(model, inputs["input_ids"], inputs["attention_mask"], need)
+            logits = base.completion_logits(model, inputs["input_ids"], inputs["attention_mask"], need)
             kd_rows, targets = sel[need], targets[need]  # row order of `logits`
             student = logits[kd_rows].unsqueeze(0)  # [1, N, V]: only the positions with a teacher target
             teacher = SparseTeacher(inputs["teacher_ids"][sel].unsqueeze(0),
                                     inputs["teacher_logprobs"][sel].unsqueeze(0),
                                     inputs["teacher_tail"][sel].unsqueeze(0))
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
-            kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature, **self.loss_options)
+            kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature)
             kd = with_uncovered_targets(kd, logits, targets, kd_rows)
             w = self.kd_cfg.ce_weight
             with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):  # logged even when unweighted
@@ -179,17 +167,8 @@ def _trainer_class():
             if model.training and 0 < w < 1 and self.loss_check is not None:
                 self.loss_check({"kd": float(kd.detach()), "ce": float(ce.detach())})
             if model.training:
-                self._parts["kd_loss"].append(float(kd.detach()))
-                self._parts["ce_loss"].append(float(ce.detach()))
+                self.record(kd_loss=kd, ce_loss=ce)
             return (loss, logits) if return_outputs else loss
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            if "loss" in logs:
-                for name, values in self._parts.items():
-                    if values:
-                        logs[name] = round(sum(values) / len(values), 6)
-                    values.clear()
-            super().log(logs, start_time)
 
     return KDTrainer
 
@@ -210,13 +189,6 @@ def with_uncovered_targets(kd, logits, targets, kd_rows):
     return (kd * n_kd + ce * n_unc) / (n_kd + n_unc)
 
 
-def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
-    from transformers import TrainingArguments
-
-    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device),
-                             remove_unused_columns=False, disable_tqdm=False)
-
-
 def open_store(kd_cfg: KDConfig, logprobs_path: str | Path) -> LogprobReader:
     reader = LogprobReader(logprobs_path)
     if kd_cfg.top_k > reader.k:
@@ -230,53 +202,39 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     """Distil in memory. Returns ``(model, tokenizer, train_output, log_history, info)``;
     a LoRA model comes back merged into plain weights. Every data check runs before the
     student is loaded."""
-    ref = models.resolve(cfg.student)
-    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    ref, tok = base.student_tokenizer(cfg)
     features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
-    report = preflight(tok, example=examples[0])  # vocabulary: tokenize() matched every teacher token id
-    for warning in report.warnings:
-        log.warning("preflight: %s", warning)
-    device, use_bf16 = common.precision(cfg)
-    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
-    if model.get_output_embeddings().weight.shape[0] <= int(max(f["teacher_ids"].max() for f in features)):
-        raise ConfigError(f"the logprob store has token ids beyond the student's vocabulary "
-                          f"({model.get_output_embeddings().weight.shape[0]}); teacher and student must share a "
-                          f"tokenizer")
-    model.train()
-    if cfg.lora:
-        from peft import get_peft_model
-        model = get_peft_model(model, common.lora_config(cfg))
-    trainer = _trainer_class()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
-                               train_dataset=features, data_collator=Collator(tok.pad_token_id),
-                               processing_class=tok, kd_cfg=kd_cfg, loss_check=FirstBatchLossCheck(report))
-    result = trainer.train()
-    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    info = {"student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict(), **counts}
-    return trained.eval(), tok, result, history, info
+    report = base.log_report(preflight(tok, example=examples[0]))  # vocabulary: tokenize() matched every teacher id
+    model, device, use_bf16 = base.load_student(cfg, ref.path)
+    rows = model.get_output_embeddings().weight.shape[0]
+    if rows <= int(max(f["teacher_ids"].max() for f in features)):
+        raise ConfigError(f"the logprob store has token ids beyond the student's vocabulary ({rows}); teacher and "
+                          f"student must share a tokenizer")
+    trainer = base.trainer(_trainer_class(), cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
+                           train_dataset=features, data_collator=Collator(tok.pad_token_id), kd_cfg=kd_cfg,
+                           loss_check=FirstBatchLossCheck(report))
+    model, result, history = base.fit(trainer, cfg, out_dir)
+    info = {"n_examples": len(examples), **base.first_last(history, "kd_loss"), "store_k": reader.k,
+            "store_bytes_per_token": round(reader.bytes_per_token(), 2), "student": ref.identity, "bf16": use_bf16,
+            "preflight": report.to_dict(), **counts}
+    return model, tok, result, history, info
 
 
 def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, out_dir: str | Path, *,
         context: Any) -> dict:
     """Distil ``train_cfg.student`` on ``train_path`` toward the teacher logprobs in
     ``context.logprobs``; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and the manifest."""
-    out_dir = Path(out_dir)
+    if context is None or context.logprobs is None:
+        raise ConfigError("offline KD needs the teacher's logprob store (context.logprobs; generate with "
+                          "generate.top_logprobs > 0)")
+    logprobs = context.logprobs
     config = {"train": dataclasses.asdict(train_cfg), "kd": dataclasses.asdict(kd_cfg)}
-    logprobs_path = context.logprobs
-    inputs = io.hash_inputs([train_path, logprobs_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    reader = open_store(kd_cfg, logprobs_path)
-    examples = load_examples(train_path, reader)
-    model, tok, result, history, info = train(train_cfg, kd_cfg, examples, reader, out_dir, train_path)
-    kd_losses = [h["kd_loss"] for h in history if "kd_loss" in h]
-    extra = {"first_kd_loss": kd_losses[0] if kd_losses else None, "last_kd_loss": kd_losses[-1] if kd_losses else None,
-             "store_k": reader.k, "store_bytes_per_token": round(reader.bytes_per_token(), 2), **info}
-    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
-                         inputs=inputs, started=started, method="kd", outputs=extra)
+
+    def train_() -> base.TrainResult:
+        reader = open_store(kd_cfg, logprobs)
+        return train(train_cfg, kd_cfg, load_examples(train_path, reader), reader, Path(out_dir), train_path)
+
+    return base.cached_run(out_dir, "kd", config, [train_path, logprobs], train_)
 
 
 __all__ = ["KDConfig", "run", "train", "tokenize", "load_examples", "open_store", "Collator"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .losses import LOSSES
+from .losses import check_options
 
 
 @dataclass
@@ -21,15 +21,9 @@ class KDConfig:
     top_k: int = 20  # teacher ids used per token (<= the store's k; the rest joins the tail bucket)
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"kd.loss = {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        check_options("kd", self.loss, self.beta, self.alpha)
         if not self.temperature > 0:
             raise ConfigError(f"kd.temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise ConfigError(f"kd.beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.beta}")
-        if not 0.0 <= self.alpha < 1.0:
-            raise ConfigError(f"kd.alpha must be in [0, 1) (alpha = 1 makes the skew KL identically 0), "
-                              f"got {self.alpha}")
         if not 0.0 <= self.ce_weight <= 1.0:
             raise ConfigError(f"kd.ce_weight must be in [0, 1], got {self.ce_weight}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:

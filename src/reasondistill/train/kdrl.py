@@ -33,25 +33,21 @@ than the teacher, the student is kept from sampling ids the teacher has no logit
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import io, models
+from .. import models
 from ..config import PromptConfig, TrainConfig, VerifyConfig
 from ..errors import ConfigError
 from ..records import Problem
 from ..prompts import format_answer, student_messages
-from . import grpo
+from . import base, grpo
+from .gkd_config import TEACHER_DTYPES
 from .grpo import GRPOObjectiveConfig
-from .preflight import preflight
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR = grpo.MODEL_DIR
 
 
 @dataclass
@@ -71,9 +67,8 @@ class KDRLConfig:
         if self.grpo.beta != 0:
             raise ConfigError("kdrl.grpo.beta must be 0: the KL slot of GRPO holds the teacher (kdrl.kl_weight); "
                               "a KL to the initial student cannot be added as well")
-        if self.teacher_dtype not in ("auto", "bfloat16", "float32", "float16"):
-            raise ConfigError(f"kdrl.teacher_dtype = {self.teacher_dtype!r} is not one of: auto, bfloat16, "
-                              f"float32, float16")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            raise ConfigError(f"kdrl.teacher_dtype = {self.teacher_dtype!r} is not one of: {', '.join(TEACHER_DTYPES)}")
 
 
 def fit_output_rows(model, rows: int) -> None:
@@ -146,33 +141,22 @@ def train(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems: list[Problem],
     if kdrl_cfg.kl_weight == 0:  # plain GRPO
         return grpo.train(train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
                           reward_funcs=reward_funcs, args_overrides=args_overrides)
-    from transformers import AutoConfig
-
-    remote = train_cfg.trust_remote_code
-    s_ref, t_ref = models.resolve(train_cfg.student), models.resolve(kdrl_cfg.teacher)
-    s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
-    t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
     # configs, not models: the row counts are known before any weights load
-    s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
-    t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
-    report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf,
-                       example=_preflight_example(problems, prompt_cfg))
-    log.info("%s", report.format())
+    _, t_ref, _, report = base.teacher_preflight(train_cfg, kdrl_cfg.teacher, section="kdrl.teacher",
+                                                 example=_preflight_example(problems, prompt_cfg))
     overrides: dict = {"beta": 0.0, "use_bias_correction_kl": True, "importance_sampling_level": "token"}
     if report.student_rows and report.shared_vocab and report.student_rows > report.shared_vocab:
         # the teacher has no logit for these ids: never sample them
         overrides["generation_kwargs"] = {"suppress_tokens": list(range(report.shared_vocab, report.student_rows))}
     overrides.update(args_overrides or {})
     teacher = models.load_model(t_ref.path, dtype=kdrl_cfg.teacher_dtype, device=models.pick_device(train_cfg.device),
-                                trust_remote_code=remote)
+                                trust_remote_code=train_cfg.trust_remote_code)
     model, tok, result, history, info = grpo.train(
         train_cfg, kdrl_cfg.grpo, problems, out_dir, verify_cfg=verify_cfg, prompt_cfg=prompt_cfg,
         reward_funcs=reward_funcs, trainer_cls=_trainer_cls(),
         trainer_kwargs={"teacher": teacher, "kl_weight": kdrl_cfg.kl_weight, "shared_vocab": report.shared_vocab},
         args_overrides=overrides, preflight_report=report)
-    kls = [h["kl"] for h in history if h.get("kl") is not None]
-    info.update(teacher=t_ref.identity, kl_weight=kdrl_cfg.kl_weight, first_kl=kls[0] if kls else None,
-                last_kl=kls[-1] if kls else None)
+    info.update(teacher=t_ref.identity, kl_weight=kdrl_cfg.kl_weight, **base.first_last(history, "kl"))
     return model, tok, result, history, info
 
 
@@ -184,18 +168,4 @@ def run(train_cfg: TrainConfig, kdrl_cfg: KDRLConfig, problems_path: str | Path,
     weights are loaded. A finished run with the same config and inputs is skipped.
     """
     check(train_cfg, kdrl_cfg)
-    out_dir = Path(out_dir)
-    verify_cfg = getattr(context, "verify_cfg", None) or VerifyConfig()
-    prompt_cfg = getattr(context, "prompt_cfg", None) or PromptConfig()
-    config = {"train": dataclasses.asdict(train_cfg), "kdrl": dataclasses.asdict(kdrl_cfg),
-              "verify": dataclasses.asdict(verify_cfg), "prompt": dataclasses.asdict(prompt_cfg)}
-    inputs = io.hash_inputs([problems_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    problems = io.read_records(problems_path, Problem)
-    model, tok, result, history, info = train(train_cfg, kdrl_cfg, problems, out_dir, verify_cfg=verify_cfg,
-                                              prompt_cfg=prompt_cfg)
-    return grpo.save_run(out_dir, method="kdrl", config=config, inputs=inputs, started=started, model=model,
-                         tok=tok, result=result, history=history, info=info, n_problems=len(problems))
+    return grpo.run_rl("kdrl", train, train_cfg, kdrl_cfg, problems_path, out_dir, context)

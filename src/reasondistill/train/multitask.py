@@ -21,32 +21,29 @@ prompt (see :func:`task_messages`). Examples whose completion has no final-answe
 (``Answer:`` / ``\\boxed{}``) get no label sequence; the manifest counts them.
 
 A plain ``transformers.Trainer`` runs the optimisation: TRL's SFTTrainer has no notion of a
-per-example task, and the tokenisation here is the same completion-only masking it does
-(prompt rendered with the chat template's generation prompt, loss on the rest).
+per-example task. Tokenisation is SFT's (:func:`.base.encode_pair`: prompt rendered with the chat
+template's generation prompt, loss on the rest).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..records import TrainExample
 from ..prompts import format_answer, with_task_prefix
 from ..verifiers.answers import extract_answer
-from . import common, sft
+from . import base
+from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = sft.MODEL_DIR
 TASKS = ("label", "rationale")  # task index 0, 1 in batches
 
 
@@ -104,73 +101,39 @@ def build_tasks(examples: list[TrainExample], cfg: MultiTaskConfig) -> list[dict
 # tokenisation and batching
 
 
-def _chat_ids(tok, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
-    out = tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
-                                  return_dict=True)
-    return list(out["input_ids"])
-
-
-def encode_pair(tok, prompt: list[dict], completion: list[dict], max_length: int) -> tuple[list[int], list[int]]:
-    """``(input_ids, labels)`` with the prompt masked (-100), right-truncated to ``max_length``."""
-    prompt_ids = _chat_ids(tok, prompt, add_generation_prompt=True)
-    full = _chat_ids(tok, prompt + completion, add_generation_prompt=False)
-    n = len(prompt_ids)
-    if full[:n] != prompt_ids:  # template renders the prompt differently inside a conversation
-        n = 0
-        while n < min(len(prompt_ids), len(full)) and prompt_ids[n] == full[n]:
-            n += 1
-    labels = [-100] * n + full[n:]
-    return full[:max_length], labels[:max_length]
-
-
-def encode_tasks(tok, rows: list[dict[str, Any]], max_length: int,
-                 tasks: tuple[str, ...] = TASKS) -> list[dict[str, Any]]:
-    """Tokenised ``(input_ids, labels)`` per task and example; tasks not in ``tasks`` (weight 0) are skipped."""
+def encode_tasks(tok, rows: list[dict[str, Any]], max_length: int, tasks: tuple[str, ...] = TASKS,
+                 path: str | Path = "<train>") -> list[dict[str, Any]]:
+    """Per example and task, SFT's ``{"input_ids", "labels"}`` (:func:`.base.supervised`), or ``None``
+    for a task not in ``tasks`` (weight 0) or whose prompt alone fills ``max_length``; examples with
+    neither task left are dropped."""
     out = []
-    for row in rows:
+    for line, row in enumerate(rows, 1):
         enc = {}
         for task in TASKS:
             pair = row[task] if task in tasks else None
-            enc[task] = None if pair is None else encode_pair(tok, pair[0], pair[1], max_length)
-            if enc[task] is not None and all(x == -100 for x in enc[task][1]):
-                enc[task] = None  # the prompt alone fills max_length: nothing to learn
+            if pair is not None:
+                prompt_ids, full_ids = base.encode_pair(tok, pair[0], pair[1], path=path, line=line,
+                                                        what=f"{task} task: ")
+                pair = base.supervised(prompt_ids, full_ids, max_length)
+            enc[task] = pair
         if enc["rationale"] is not None or enc["label"] is not None:
             out.append(enc)
     return out
-
-
-class _ListDataset:
-    def __init__(self, rows: list) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):
-        return self.rows[i]
 
 
 class TaskCollator:
     """Expands each example into its label and rationale sequences, right-padded, with a ``task`` index."""
 
     def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
+        self.pad = {"input_ids": pad_id, "labels": IGNORE}
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        seqs = [(enc[task][0], enc[task][1], t) for enc in rows for t, task in enumerate(TASKS)
-                if enc[task] is not None]
-        width = max(len(ids) for ids, _, _ in seqs)
-        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (ids, lab, _) in enumerate(seqs):
-            input_ids[i, :len(ids)] = torch.tensor(ids)
-            labels[i, :len(lab)] = torch.tensor(lab)
-            attention[i, :len(ids)] = 1
-        task = torch.tensor([t for _, _, t in seqs], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "task": task}
+        seqs = [(enc[task], t) for enc in rows for t, task in enumerate(TASKS) if enc[task] is not None]
+        batch = base.pad_batch([f for f, _ in seqs], self.pad)
+        batch["task"] = torch.tensor([t for _, t in seqs], dtype=torch.long)
+        return batch
 
 
 def multitask_loss(logits, labels, task, rationale_weight: float):
@@ -184,8 +147,8 @@ def multitask_loss(logits, labels, task, rationale_weight: float):
 
     shift_logits = logits[:, :-1].float()
     targets = labels[:, 1:]
-    per_token = F.cross_entropy(shift_logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")
-    mask = targets != -100
+    per_token = F.cross_entropy(shift_logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+    mask = targets != IGNORE
     weights = {"label": 1.0 - rationale_weight, "rationale": rationale_weight}
     parts: dict[str, torch.Tensor] = {}
     for t, name in enumerate(TASKS):
@@ -201,7 +164,7 @@ def multitask_loss(logits, labels, task, rationale_weight: float):
 def _trainer_cls():
     from transformers import Trainer
 
-    class MultiTaskTrainer(Trainer):
+    class MultiTaskTrainer(base.LoggedParts, Trainer):
         """Trainer whose loss weights each sequence's tokens by its task (see :func:`multitask_loss`)."""
 
         loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides by the accumulation steps
@@ -210,7 +173,6 @@ def _trainer_cls():
             super().__init__(*args, **kwargs)
             self.rationale_weight = rationale_weight
             self.loss_check = loss_check  # preflight of the label-vs-rationale scales
-            self._task_losses: dict[str, list] = {name: [] for name in TASKS}  # detached tensors
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs = dict(inputs)
@@ -220,77 +182,43 @@ def _trainer_cls():
             if model.training and self.loss_check is not None and len(parts) == len(TASKS):
                 self.loss_check({name: float(value.detach()) for name, value in parts.items()})
             if model.training:
-                for name, value in parts.items():
-                    self._task_losses[name].append(value.detach())
+                self.record(**{f"{name}_loss": value for name, value in parts.items()})
             return (loss, outputs) if return_outputs else loss
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            if "loss" in logs:
-                for name, values in self._task_losses.items():
-                    if values:
-                        logs[f"{name}_loss"] = float(sum(values)) / len(values)
-                    values.clear()
-            super().log(logs, start_time)
 
     return MultiTaskTrainer
 
 
-def training_args(cfg: TrainConfig, out_dir: Path, use_bf16: bool, device: str):
-    from transformers import TrainingArguments
-
-    # batch_size counts examples; each brings a label and a rationale sequence
-    return TrainingArguments(**common.training_kwargs(cfg, out_dir, use_bf16, device), remove_unused_columns=False)
-
-
-def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample], out_dir: Path):
+def train(cfg: TrainConfig, mt_cfg: MultiTaskConfig, examples: list[TrainExample], out_dir: Path,
+          train_path: str | Path = "<train>"):
     """Train in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
-    model comes back merged into plain weights."""
-    ref = models.resolve(cfg.student)
-    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+    model comes back merged into plain weights. ``train.batch_size`` counts examples; each brings
+    a label and a rationale sequence."""
+    ref, tok = base.student_tokenizer(cfg)
     rows = build_tasks(examples, mt_cfg)
     weights = {"label": 1.0 - mt_cfg.rationale_weight, "rationale": mt_cfg.rationale_weight}
-    encoded = encode_tasks(tok, rows, cfg.max_length, tuple(t for t in TASKS if weights[t] > 0))
+    encoded = encode_tasks(tok, rows, cfg.max_length, tuple(t for t in TASKS if weights[t] > 0), train_path)
     if not encoded:
         raise ConfigError(f"no trainable sequence: every prompt fills train.max_length = {cfg.max_length}")
     prompt, completion = rows[0]["rationale"]
-    report = preflight(tok, example={"prompt": prompt, "completion": completion})
-    for warning in report.warnings:
-        log.warning("preflight: %s", warning)
-    device, use_bf16 = common.precision(cfg)
-    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
-    model.train()
-    if cfg.lora:
-        from peft import get_peft_model
-        model = get_peft_model(model, common.lora_config(cfg))
-    trainer = _trainer_cls()(model=model, args=training_args(cfg, out_dir, use_bf16, device),
-                             train_dataset=_ListDataset(encoded), data_collator=TaskCollator(tok.pad_token_id),
-                             processing_class=tok, rationale_weight=mt_cfg.rationale_weight,
-                             loss_check=FirstBatchLossCheck(report))
-    result = trainer.train()
-    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    info = {"student": ref.identity, "bf16": use_bf16,
+    report = base.log_report(preflight(tok, example={"prompt": prompt, "completion": completion}))
+    model, device, use_bf16 = base.load_student(cfg, ref.path)
+    trainer = base.trainer(_trainer_cls(), cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
+                           train_dataset=encoded, data_collator=TaskCollator(tok.pad_token_id),
+                           rationale_weight=mt_cfg.rationale_weight, loss_check=FirstBatchLossCheck(report))
+    model, result, history = base.fit(trainer, cfg, out_dir)
+    info = {"n_examples": len(examples), "student": ref.identity, "bf16": use_bf16,
             "n_label": sum(e["label"] is not None for e in encoded),
             "n_rationale": sum(e["rationale"] is not None for e in encoded),
             "n_without_answer_line": sum(r["label"] is None for r in rows),
             "label_prefix": mt_cfg.label_prefix, "rationale_prefix": mt_cfg.rationale_prefix,
             "preflight": report.to_dict()}
-    return trained.eval(), tok, result, history, info
+    return model, tok, result, history, info
 
 
 def run(train_cfg: TrainConfig, mt_cfg: MultiTaskConfig, train_path: str | Path, out_dir: str | Path, *,
         context: Any = None) -> dict:
     """Train ``train_cfg.student`` on both tasks built from ``train_path`` (curated TrainExamples)
     and save ``out_dir/model``. A finished run with the same config and inputs is skipped."""
-    out_dir = Path(out_dir)
     config = {"train": dataclasses.asdict(train_cfg), "multitask": dataclasses.asdict(mt_cfg)}
-    inputs = io.hash_inputs([train_path])
-    done = io.completed_manifest(out_dir, config, inputs)
-    if done:
-        return done
-    started = time.time()
-    examples = sft.load_examples(train_path)
-    model, tok, result, history, info = train(train_cfg, mt_cfg, examples, out_dir)
-    return common.finish(out_dir, model, tok, result, history, n_examples=len(examples), config=config,
-                         inputs=inputs, started=started, method="multitask", outputs=info)
+    return base.cached_run(out_dir, "multitask", config, [train_path],
+                           lambda: train(train_cfg, mt_cfg, base.load_examples(train_path), Path(out_dir), train_path))

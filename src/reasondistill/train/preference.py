@@ -1,7 +1,7 @@
 """What the preference objectives (``redi.py``, ``dpo.py``, ``simpo.py``) share: reading
 pairs, tokenising them, completion log-probabilities, the chosen-rejected margin, and one
-``run`` skeleton (load the student, train, merge LoRA, save, loss log, manifest) that each
-objective calls with a function building its trainer.
+``run`` (load the student, train, merge LoRA, save, loss log, manifest, through :mod:`.base`)
+that each objective calls with a function building its trainer.
 
 Pairs come from ``curate/pairs.py``. The student is normally an SFT checkpoint folder.
 """
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import io, models
 from ..config import TrainConfig
-from ..records import PreferenceExample
-from . import common
 from ..errors import InputError
-from . import sft
+from ..records import PreferenceExample
+from . import base
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -41,25 +38,21 @@ def load_pairs(path: str | Path) -> list[PreferenceExample]:
 # tokens and log-probabilities
 
 
-def _chat_ids(tok, messages: list[dict[str, str]], **kwargs) -> list[int]:
-    return list(tok.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+def tokenize_pair(tok, pair: PreferenceExample, path: Any = "<pairs>", line: int | None = None
+                  ) -> dict[str, list[int]]:
+    """Prompt, chosen and rejected token ids, split as every objective splits a conversation
+    (:func:`.base.encode_pair`; a template that cannot be split is an :class:`InputError`)."""
+    prompt, chosen = base.encode_pair(tok, pair.prompt, pair.chosen, path=path, line=line, what="chosen: ")
+    _, rejected = base.encode_pair(tok, pair.prompt, pair.rejected, path=path, line=line, what="rejected: ")
+    n = len(prompt)
+    return {"prompt_ids": prompt, "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]}
 
 
-def tokenize_pair(tok, pair: PreferenceExample) -> dict[str, list[int]]:
-    """Prompt, chosen and rejected token ids. The completion starts where the templated prompt
-    (with the generation prompt) and the templated conversation diverge, as in TRL's DPO."""
-    prompt = _chat_ids(tok, pair.prompt, add_generation_prompt=True)
-    chosen = _chat_ids(tok, pair.prompt + pair.chosen)
-    rejected = _chat_ids(tok, pair.prompt + pair.rejected)
-    n = 0
-    while n < len(prompt) and n < min(len(chosen), len(rejected)) and prompt[n] == chosen[n] == rejected[n]:
-        n += 1
-    return {"prompt_ids": prompt[:n], "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]}
-
-
-def tokenize_pairs(tok, pairs: list[PreferenceExample], max_length: int) -> list[dict[str, list[int]]]:
+def tokenize_pairs(tok, pairs: list[PreferenceExample], max_length: int, path: Any = "<pairs>"
+                   ) -> list[dict[str, list[int]]]:
     """Tokenised pairs, leaving out those whose prompt alone fills ``max_length``."""
-    out = [f for f in (tokenize_pair(tok, p) for p in pairs) if len(f["prompt_ids"]) < max_length]
+    feats = [tokenize_pair(tok, p, path, i) for i, p in enumerate(pairs, 1)]
+    out = [f for f in feats if len(f["prompt_ids"]) < max_length]
     if len(out) < len(pairs):
         log.warning("%d of %d pairs have a prompt of >= %d tokens and are left out", len(pairs) - len(out),
                     len(pairs), max_length)
@@ -71,17 +64,13 @@ def collate(features: list[dict[str, list[int]]], pad_id: int, max_length: int) 
     to ``max_length`` (the end of a long completion is dropped). ``completion_mask`` marks completion tokens."""
     import torch
 
-    rows = [(f["prompt_ids"], f[key]) for key in ("chosen_ids", "rejected_ids") for f in features]
-    width = min(max_length, max(len(p) + len(c) for p, c in rows))
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    completion_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (prompt, completion) in enumerate(rows):
-        ids = (prompt + completion)[:width]
-        input_ids[i, :len(ids)] = torch.tensor(ids)
-        attention_mask[i, :len(ids)] = 1
-        completion_mask[i, len(prompt):len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
+    rows = []
+    for key in ("chosen_ids", "rejected_ids"):
+        for f in features:
+            prompt, completion = f["prompt_ids"], f[key]
+            rows.append({"input_ids": torch.tensor(prompt + completion, dtype=torch.long)[:max_length],
+                         "completion_mask": torch.tensor([0] * len(prompt) + [1] * len(completion))[:max_length]})
+    return base.pad_batch(rows, {"input_ids": pad_id, "completion_mask": 0})
 
 
 def completion_logps(model, batch: dict[str, Any]):
@@ -120,7 +109,15 @@ def pair_logps(model, tok, pairs: list[PreferenceExample], *, max_length: int = 
 # the run skeleton
 
 
-# build(model, tokenizer, pairs, peft_config, args_kwargs) -> a transformers.Trainer
+def pairs_dataset(pairs: list[PreferenceExample]):
+    """TRL's conversational preference format (``prompt``/``chosen``/``rejected`` messages)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
+
+
+# build(model, tokenizer, pairs, *, device, use_bf16, out_dir, path) -> a transformers.Trainer;
+# ``path`` (the pairs file) is for error messages
 BuildTrainer = Callable[..., Any]
 
 
@@ -128,43 +125,17 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
         build: BuildTrainer) -> dict:
     """Train ``cfg.student`` on the pairs with the trainer ``build`` returns; save ``out_dir/model``,
     ``loss.jsonl`` and the manifest. A finished run with the same config and inputs is reused."""
-    out_dir = Path(out_dir)
     ref = models.resolve(cfg.student)
     config = {"train": dataclasses.asdict(cfg), method: dataclasses.asdict(method_cfg), "student": ref.identity}
-    inputs = io.hash_inputs([pairs_path])
-    if (done := io.completed_manifest(out_dir, config, inputs)) is not None:
-        log.info("%s: %s is up to date, reusing it", method, out_dir)
-        return done
-    started = time.time()
-    pairs = load_pairs(pairs_path)
 
-    tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
-    report = preflight(tok, example={"prompt": pairs[0].prompt, "completion": pairs[0].chosen})
-    for warning in report.warnings:
-        log.warning("preflight: %s", warning)
-    device, use_bf16 = common.precision(cfg)
-    model = models.load_model(ref.path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
-    model.train()
-    trainer = build(model, tok, pairs, common.lora_config(cfg), common.training_kwargs(cfg, out_dir, use_bf16, device))
-    result = trainer.train()
-    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    path = sft.save_checkpoint(trained.eval(), tok, out_dir / sft.MODEL_DIR)
-    io.write_jsonl(out_dir / "loss.jsonl", history)
-    losses = [h["loss"] for h in history]
-    outputs = {
-        "files": ["loss.jsonl"],
-        "model_dir": str(path),
-        "method": method,
-        "n_pairs": len(pairs),
-        "steps": result.global_step,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        "student": ref.identity,
-        "bf16": use_bf16,
-        "preflight": report.to_dict(),
-    }
-    return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
-                             started=started)
+    def train() -> base.TrainResult:
+        pairs = load_pairs(pairs_path)
+        tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+        report = base.log_report(preflight(tok, example={"prompt": pairs[0].prompt, "completion": pairs[0].chosen}))
+        model, device, use_bf16 = base.load_student(cfg, ref.path)
+        trainer = build(model, tok, pairs, device=device, use_bf16=use_bf16, out_dir=Path(out_dir), path=pairs_path)
+        model, result, history = base.fit(trainer, cfg, out_dir)
+        info = {"n_pairs": len(pairs), "student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict()}
+        return model, tok, result, history, info
+
+    return base.cached_run(out_dir, method, config, [pairs_path], train)

@@ -5,12 +5,11 @@ to that stage's checkpoint folder.
 Each step scores the chosen (correct) and rejected (incorrect) completions of a batch of pairs
 in one forward pass, loss on completion tokens only, and applies ``losses/redi.py``:
 ``-(1/|y+|) log p(y+) + alpha (1/|y-|) log p(y-)``. TRL has no REDI, so this subclasses
-``transformers.Trainer`` directly; the rest (loading, LoRA, saving) is ``preference.run``.
+``transformers.Trainer`` directly; the rest (loading, LoRA, saving) is ``preference.run`` and :mod:`.base`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-from . import preference
+from . import base, preference
 from .losses.redi import redi_loss
 
 
@@ -42,54 +41,37 @@ class REDIConfig:
 def _trainer_class():
     from transformers import Trainer
 
-    class REDITrainer(Trainer):
+    class REDITrainer(base.LoggedParts, Trainer):
         """``transformers.Trainer`` with the REDI loss over collated chosen/rejected rows."""
 
         def __init__(self, *args, alpha: float, **kwargs):
             super().__init__(*args, **kwargs)
             self.alpha = alpha
-            self._stats: dict[str, list[float]] = defaultdict(list)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             sums, lengths = preference.completion_logps(model, inputs)
             chosen, rejected = sums.chunk(2)
             chosen_len, rejected_len = lengths.chunk(2)
             loss = redi_loss(chosen, chosen_len, rejected, rejected_len, alpha=self.alpha)
-            per_token = (sums / lengths.clamp(min=1)).detach().float()
-            c, r = per_token.chunk(2)
-            self._stats["logps/chosen"].append(c.mean().item())
-            self._stats["logps/rejected"].append(r.mean().item())
-            self._stats["logps/margin"].append((c - r).mean().item())
+            c, r = (sums / lengths.clamp(min=1)).detach().float().chunk(2)
+            self.record(**{"logps/chosen": c.mean(), "logps/rejected": r.mean(), "logps/margin": (c - r).mean()})
             return (loss, {}) if return_outputs else loss
-
-        def log(self, logs, start_time=None):
-            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._stats.items() if v}}
-            self._stats.clear()
-            super().log(logs, start_time)
 
     return REDITrainer
 
 
-def build_trainer(redi_cfg: REDIConfig, max_length: int, model, tok, pairs, peft_config, args_kwargs):
-    from transformers import TrainingArguments
-
-    if peft_config is not None:
-        from peft import get_peft_model
-        if args_kwargs["gradient_checkpointing"]:
-            model.enable_input_require_grads()  # else checkpointed LoRA layers get no gradient
-        model = get_peft_model(model, peft_config)
-    features = preference.tokenize_pairs(tok, pairs, max_length)
+def build_trainer(redi_cfg: REDIConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str, use_bf16: bool,
+                  out_dir: Path, path: Any = None):
+    features = preference.tokenize_pairs(tok, pairs, train_cfg.max_length, path)
     if not features:
-        raise ConfigError(f"every pair's prompt is >= train.max_length = {max_length} tokens; raise it")
-    args = TrainingArguments(**args_kwargs, remove_unused_columns=False)
-    return _trainer_class()(
-        model=model, args=args, train_dataset=features, processing_class=tok, alpha=redi_cfg.alpha,
-        data_collator=partial(preference.collate, pad_id=tok.pad_token_id, max_length=max_length))
+        raise ConfigError(f"every pair's prompt is >= train.max_length = {train_cfg.max_length} tokens; raise it")
+    collator = partial(preference.collate, pad_id=tok.pad_token_id, max_length=train_cfg.max_length)
+    return base.trainer(_trainer_class(), train_cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
+                        train_dataset=features, data_collator=collator, alpha=redi_cfg.alpha)
 
 
 def run(train_cfg: TrainConfig, redi_cfg: REDIConfig, pairs_path: str | Path, out_dir: str | Path, *,
         context: Any = None) -> dict:
     """Train ``train_cfg.student`` with REDI on ``pairs_path``; save ``out_dir/model``, loss log, manifest."""
     redi_cfg.validate()  # before anything is loaded, also when the field was set after construction
-    return preference.run("redi", train_cfg, redi_cfg, pairs_path, out_dir,
-                          partial(build_trainer, redi_cfg, train_cfg.max_length))
+    return preference.run("redi", train_cfg, redi_cfg, pairs_path, out_dir, partial(build_trainer, redi_cfg, train_cfg))

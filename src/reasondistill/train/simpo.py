@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-from . import preference
+from . import base, preference
 
 
 @dataclass
@@ -53,14 +53,14 @@ def _cpo():
     return CPOConfig, CPOTrainer
 
 
-def build_trainer(simpo_cfg: SimPOConfig, train_cfg: TrainConfig, model, tok, pairs, peft_config, args_kwargs):
-    from datasets import Dataset
-
+def build_trainer(simpo_cfg: SimPOConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str,
+                  use_bf16: bool, out_dir: Path, path: Any = None):
     CPOConfig, CPOTrainer = _cpo()
-    args = CPOConfig(**args_kwargs, loss_type="simpo", cpo_alpha=0.0, beta=simpo_cfg.beta,
-                     simpo_gamma=simpo_cfg.gamma, max_length=train_cfg.max_length, remove_unused_columns=False)
-    ds = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    return CPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+    args = base.training_args(train_cfg, out_dir, use_bf16, device, cls=CPOConfig, loss_type="simpo",
+                              cpo_alpha=0.0, beta=simpo_cfg.beta, simpo_gamma=simpo_cfg.gamma,
+                              max_length=train_cfg.max_length, remove_unused_columns=False)
+    return CPOTrainer(model=model, args=args, train_dataset=preference.pairs_dataset(pairs), processing_class=tok,
+                      peft_config=base.lora_config(train_cfg))
 
 
 def run(train_cfg: TrainConfig, simpo_cfg: SimPOConfig, pairs_path: str | Path, out_dir: str | Path, *,

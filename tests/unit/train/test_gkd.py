@@ -13,7 +13,7 @@ from reasondistill import io, models
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError
 from reasondistill.records import TrainExample
-from reasondistill.train import OBJECTIVES, Objective, gkd, run_objective
+from reasondistill.train import OBJECTIVES, Objective, base, gkd, objective_config, run_objective
 from reasondistill.train.gkd_config import GKDObjectiveConfig
 
 GKD_ROW = Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated")
@@ -230,8 +230,8 @@ def test_loss_is_the_tempered_jsd_over_completion_positions_and_shared_rows(tmp_
 
     student, teacher = (LlamaForCausalLM.from_pretrained(d) for d in (tiny_model_dir, teacher_dir))
     g = gkd_cfg(teacher_dir, beta=0.3, temperature=2.0)
-    trainer = gkd._trainer_class()(model=student, args=gkd.training_args(train_cfg(tiny_model_dir), tmp_path, False,
-                                                                        "cpu"),
+    trainer = gkd._trainer_class()(model=student, args=base.training_args(train_cfg(tiny_model_dir), tmp_path, False,
+                                                                         "cpu"),
                                    data_collator=gkd.Collator(tok.pad_token_id), processing_class=tok,
                                    teacher=teacher, gkd_cfg=g, stop_ids=[tok.eos_token_id], shared_vocab=49152,
                                    max_length=128)
@@ -310,7 +310,7 @@ def test_bad_lambda_in_a_recipe_fails_before_any_model_is_resolved_or_loaded(tin
     no_model_load(monkeypatch)
     monkeypatch.setattr(models, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
     with pytest.raises(ConfigError, match=r"gkd.lmbda must be in \[0, 1\]"):
-        TrainConfig(student=str(tiny_model_dir), method="gkd", objective={"teacher": str(teacher_dir), "lmbda": 2})
+        objective_config("gkd", {"teacher": str(teacher_dir), "lmbda": 2})
     cfg = TrainConfig(student=str(tiny_model_dir), method="gkd", objective={"teacher": str(teacher_dir), "lmbda": 1})
     assert cfg.objective["lmbda"] == 1
 
@@ -322,5 +322,6 @@ def test_config_module_is_light():
 
 def test_defaults_are_documented_and_round_trip():
     cfg = GKDObjectiveConfig(teacher="smollm2-135m-instruct")
-    assert dataclasses.asdict(cfg) == {"teacher": "smollm2-135m-instruct", "lmbda": 0.5, "beta": 0.5,
-                                       "temperature": 1.0, "max_new_tokens": 128, "teacher_dtype": "auto"}
+    assert dataclasses.asdict(cfg) == {"teacher": "smollm2-135m-instruct", "lmbda": 0.5, "loss": "jsd", "beta": 0.5,
+                                       "alpha": 0.1, "temperature": 1.0, "max_new_tokens": 128,
+                                       "teacher_dtype": "auto"}

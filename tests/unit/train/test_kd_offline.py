@@ -11,7 +11,7 @@ from reasondistill.records import Problem, TrainExample
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.logprobs import LogprobReader, LogprobWriter
 from reasondistill.backends.transformers import TransformersBackend
-from reasondistill.train import kd
+from reasondistill.train import TrainContext, kd
 from reasondistill.train.kd import KDConfig
 
 K = 8
@@ -60,7 +60,8 @@ def train_cfg(tiny_model_dir, **kw):
 
 def test_kd_lowers_loss_saves_checkpoint_and_manifest(tmp_path, teacher_data, tiny_model_dir):
     train_path, store, _ = teacher_data
-    m = kd.run(train_cfg(tiny_model_dir), KDConfig(loss="forward_kl", top_k=K), train_path, store, tmp_path / "out")
+    m = kd.run(train_cfg(tiny_model_dir), KDConfig(loss="forward_kl", top_k=K), train_path, tmp_path / "out",
+           context=TrainContext(logprobs=store))
     rows = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
     kd_losses = [r["kd_loss"] for r in rows]
     assert len(kd_losses) == 2 and kd_losses[-1] < kd_losses[0]
@@ -70,7 +71,8 @@ def test_kd_lowers_loss_saves_checkpoint_and_manifest(tmp_path, teacher_data, ti
     assert out["store_bytes_per_token"] <= 150 and m["config"]["kd"]["loss"] == "forward_kl"
     # same config and inputs: skipped
     mtime = (tmp_path / "out" / "model" / "model.safetensors").stat().st_mtime_ns
-    kd.run(train_cfg(tiny_model_dir), KDConfig(loss="forward_kl", top_k=K), train_path, store, tmp_path / "out")
+    kd.run(train_cfg(tiny_model_dir), KDConfig(loss="forward_kl", top_k=K), train_path, tmp_path / "out",
+           context=TrainContext(logprobs=store))
     assert (tmp_path / "out" / "model" / "model.safetensors").stat().st_mtime_ns == mtime
 
 
@@ -95,7 +97,8 @@ def test_teacher_targets_sit_at_the_logits_that_predict_each_completion_token(te
 def test_lora_with_another_loss_mixed_with_ce(tmp_path, teacher_data, tiny_model_dir):
     train_path, store, _ = teacher_data
     m = kd.run(train_cfg(tiny_model_dir, max_steps=2, logging_steps=1, lora=True, lora_r=4),
-               KDConfig(loss="jsd", beta=0.3, ce_weight=0.3, top_k=4), train_path, store, tmp_path / "o")
+               KDConfig(loss="jsd", beta=0.3, ce_weight=0.3, top_k=4), train_path, tmp_path / "o",
+           context=TrainContext(logprobs=store))
     assert not (tmp_path / "o" / "model" / "adapter_config.json").exists()
     row = json.loads((tmp_path / "o" / "loss.jsonl").read_text().splitlines()[0])
     assert row["loss"] == pytest.approx(0.7 * row["kd_loss"] + 0.3 * row["ce_loss"], rel=1e-3)
@@ -128,17 +131,20 @@ def test_store_too_small_and_mismatched_tokens_fail_before_model_load(tmp_path, 
     train_path, store, examples = teacher_data
     no_model_load(monkeypatch)
     with pytest.raises(ConfigError, match=f"kd.top_k = 20 but the logprob store .* only the top {K}"):
-        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=20), train_path, store, tmp_path / "a")
+        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=20), train_path, tmp_path / "a",
+               context=TrainContext(logprobs=store))
     edited = [dataclasses.replace(examples[0], completion=[{"role": "assistant", "content": "x" +
                                                             examples[0].completion[0]["content"]}])]
     io.write_jsonl(tmp_path / "edited.jsonl", edited + examples[1:])
     with pytest.raises(InputError, match=r"edited.jsonl:1: field 'completion': trace 'p0/tiny-teacher/s0': "
                                          r"the student's tokenized completion differs .* at completion token 0"):
-        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=K), tmp_path / "edited.jsonl", store, tmp_path / "b")
+        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=K), tmp_path / "edited.jsonl", tmp_path / "b",
+               context=TrainContext(logprobs=store))
     orphan = [dataclasses.replace(examples[0], meta={"trace_id": "p9/other/s0"})]
     io.write_jsonl(tmp_path / "orphan.jsonl", orphan)
     with pytest.raises(InputError, match="trace 'p9/other/s0' has no teacher logprobs"):
-        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=K), tmp_path / "orphan.jsonl", store, tmp_path / "c")
+        kd.run(train_cfg(tiny_model_dir), KDConfig(top_k=K), tmp_path / "orphan.jsonl", tmp_path / "c",
+               context=TrainContext(logprobs=store))
 
 
 def test_end_of_turn_after_the_teachers_tokens_keeps_its_label_as_target():

@@ -115,10 +115,18 @@ def test_multitask_student_is_evaluated_under_its_task_prefix(tmp_path):
     evaluation, as in training; other students see the plain prompt."""
     from reasondistill import io
     from reasondistill.config import load_recipe
-    from reasondistill.evaluate.runner import run as eval_run
-    from reasondistill.pipeline import student_task_prefix
+    from reasondistill.evaluate.runner import evaluate as eval_run
     from reasondistill.records import Problem
     from reasondistill.backends.dummy import DummyBackend
+    from reasondistill.registry import load
+    from reasondistill.train import objective, objective_config
+
+    def student_task_prefix(recipe):
+        """What evaluation puts before the question: the objective's prompt hook, for eval.task."""
+        hook = objective(recipe.train.method).prompts
+        if hook is None:
+            return None
+        return load(hook)(objective_config(recipe.train.method, recipe.train.objective))[recipe.eval.task]
 
     assert student_task_prefix(load_recipe("default", [])) is None
     recipe = load_recipe("default", ["train.method=multitask", "train.objective.label_prefix=<L>"])

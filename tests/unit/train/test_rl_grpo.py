@@ -103,6 +103,6 @@ def test_objective_options_build_from_the_recipe_table():
     k = objective_config(cfg.method, cfg.objective)
     assert k.grpo.num_generations == 4 and k.grpo.rewards.length_weight == 0.3 and k.kl_weight == 0.2
     with pytest.raises(ConfigError, match="num_generations must be >= 2"):
-        TrainConfig(method="grpo", objective={"num_generations": 1})
+        objective_config("grpo", {"num_generations": 1})
     with pytest.raises(ConfigError, match="unknown recipe key 'train.objective.rewards.budget'"):
-        TrainConfig(method="grpo", objective={"rewards": {"budget": 10}})
+        objective_config("grpo", {"rewards": {"budget": 10}})

@@ -10,7 +10,7 @@ from reasondistill.records import TrainExample
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.backends.transformers import TransformersBackend
 from reasondistill.records import Problem
-from reasondistill.train import sft
+from reasondistill.train import base, sft
 
 
 def examples(n=16):
@@ -42,7 +42,7 @@ def greedy(model_or_dir, tok=None, n=4):
 def test_sft_lowers_loss_and_skips_finished_run(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=12, batch_size=4, learning_rate=3e-3,
                       logging_steps=4, dtype="float32", device="cpu")
-    m = sft.run(cfg, data, tmp_path / "out")
+    m = sft.run(cfg, None, data, tmp_path / "out")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
     assert len(losses) == 3 and losses[-1] < losses[0]
     model_dir = tmp_path / "out" / "model"
@@ -50,7 +50,7 @@ def test_sft_lowers_loss_and_skips_finished_run(tmp_path, data, tiny_model_dir):
     assert m["outputs"]["steps"] == 12
     # re-run with the same config and data: skipped, checkpoint untouched
     mtime = (model_dir / "model.safetensors").stat().st_mtime_ns
-    sft.run(cfg, data, tmp_path / "out")
+    sft.run(cfg, None, data, tmp_path / "out")
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == mtime
 
 
@@ -61,7 +61,7 @@ def test_checkpoint_reloaded_gives_same_greedy_outputs_as_saved_model(tmp_path, 
     before = greedy(tiny_model_dir)
     in_memory = greedy(model, tok)
     assert in_memory != before  # training changed what the model says
-    path = sft.save_checkpoint(model, tok, tmp_path / "ckpt")
+    path = base.save_checkpoint(model, tok, tmp_path / "ckpt")
     assert greedy(path) == in_memory
     from transformers import AutoModelForCausalLM
     reloaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
@@ -73,7 +73,7 @@ def test_checkpoint_reloaded_gives_same_greedy_outputs_as_saved_model(tmp_path, 
 def test_lora_merges_into_plain_checkpoint(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), lora=True, lora_r=4, max_steps=3, batch_size=4,
                       learning_rate=1e-2, dtype="float32", device="cpu")
-    sft.run(cfg, data, tmp_path / "lora")
+    sft.run(cfg, None, data, tmp_path / "lora")
     model_dir = tmp_path / "lora" / "model"
     assert (model_dir / "model.safetensors").exists()
     assert not (model_dir / "adapter_config.json").exists()
@@ -91,7 +91,7 @@ def test_empty_completion_names_line(tmp_path):
                     json.dumps({"prompt": [{"role": "user", "content": "q"}],
                                 "completion": [{"role": "assistant", "content": "  "}]}) + "\n")
     with pytest.raises(InputError, match=r"bad.jsonl:2: field 'completion'"):
-        sft.load_examples(path)
+        base.load_examples(path)
 
 
 def test_completion_only_loss_equals_full_logits_cross_entropy(tiny_model_dir, tmp_path):
@@ -109,7 +109,7 @@ def test_completion_only_loss_equals_full_logits_cross_entropy(tiny_model_dir, t
     assert batch["input_ids"].shape[0] == 6 and (batch["attention_mask"] == 0).any()  # padded rows
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=6, dtype="float32", device="cpu")
-    trainer = sft._trainer_class()(model=model, args=sft.training_args(cfg, tmp_path, False, "cpu"),
+    trainer = sft._trainer_class()(model=model, args=base.training_args(cfg, tmp_path, False, "cpu"),
                                    train_dataset=feats, data_collator=sft.Collator(tok.pad_token_id))
     ours = trainer.compute_loss(model, dict(batch))
     with torch.no_grad():
@@ -135,6 +135,6 @@ def test_prompt_only_examples_are_dropped_and_counted(tiny_model_dir, tmp_path):
 
 def test_preflight_report_lands_in_the_manifest(tmp_path, data, tiny_model_dir):
     cfg = TrainConfig(student=str(tiny_model_dir), max_steps=1, batch_size=4, dtype="float32", device="cpu")
-    m = sft.run(cfg, data, tmp_path / "out")
+    m = sft.run(cfg, None, data, tmp_path / "out")
     pre = m["outputs"]["preflight"]
     assert pre["ok"] and pre["stop_ids"]  # the rendered example ends on a stop token

@@ -1,0 +1,349 @@
+"""The trainer base every objective builds on, so an objective file holds only what is its own
+(its data shaping, its loss, its trainer subclass) and a new objective is one file plus one row
+of ``OBJECTIVES``.
+
+Shared here, each once: the label ``IGNORE`` value, reading curated examples, the one
+prompt/completion encoder (the chat template must render the prompt as a token prefix of the
+whole conversation, else completion positions are ambiguous and the run stops), the one padder,
+``TrainingArguments`` construction, precision and LoRA, the student/teacher loading and the
+vocabulary preflight against a live teacher, the train-merge-clean step, and the save-run step
+(checkpoint, loss log, manifest outputs) behind ``io.cached_stage``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import io, models
+from ..config import TrainConfig
+from ..errors import ConfigError, InputError
+from ..records import TrainExample
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # label of a position that is not trained (the prompt, padding); torch's cross-entropy default
+MODEL_DIR = "model"  # the checkpoint folder inside a train stage's out_dir
+LOSS_LOG = "loss.jsonl"
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def load_examples(path: str | Path) -> list[TrainExample]:
+    """Curated ``TrainExample`` JSONL; an empty completion is an :class:`InputError` at its line
+    (it would train the student to stop at once)."""
+    examples = io.read_records(path, TrainExample)
+    for i, ex in enumerate(examples, 1):
+        if not ex.completion or not ex.completion[-1].get("content", "").strip():
+            raise InputError("empty completion", file=path, line=i, field="completion")
+    return examples
+
+
+def encode_pair(tokenizer, prompt: list[dict[str, str]], completion: list[dict[str, str]], *, path: Any,
+                line: int | None, what: str = "") -> tuple[list[int], list[int]]:
+    """``(prompt_ids, full_ids)``: the rendered prompt (with the generation prompt) and prompt +
+    completion, under the chat template.
+
+    Every objective trains and scores ``full_ids[len(prompt_ids):]`` as the completion, so the
+    prompt must be a token prefix of the whole. A template that renders the prompt differently
+    once an answer follows (one that drops earlier reasoning, say) cannot be split that way: an
+    :class:`InputError` names the file, the line and, via ``what``, the record."""
+    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise InputError(f"{what}the chat template cannot be split into prompt and completion: its prompt tokens "
+                         f"(with the generation prompt) are not a prefix of prompt + completion", file=path,
+                         line=line, field="prompt")
+    return prompt_ids, full_ids
+
+
+def supervised(prompt_ids: list[int], full_ids: list[int], max_length: int) -> dict[str, Any] | None:
+    """``{"input_ids", "labels"}`` tensors cut to ``max_length``, prompt positions ``IGNORE``; ``None``
+    when the prompt alone fills ``max_length`` (nothing would be trained)."""
+    import torch
+
+    n_prompt = len(prompt_ids)
+    if n_prompt >= max_length:
+        return None
+    seq = torch.tensor(full_ids[:max_length], dtype=torch.long)
+    labels = seq.clone()
+    labels[:n_prompt] = IGNORE
+    return {"input_ids": seq, "labels": labels}
+
+
+def pad_batch(features: list[dict[str, Any]], pad: dict[str, float | int], *, left: bool = False) -> dict[str, Any]:
+    """Pad each field named in ``pad`` (with its fill value) to the longest ``input_ids`` of the
+    batch, stack, and add the ``attention_mask``. Right padding for training; ``left=True`` puts
+    the padding first, as ``generate`` wants its prompts. Fields may have trailing dimensions."""
+    import torch
+
+    lengths = [len(f["input_ids"]) for f in features]
+    width = max(lengths)
+    batch = {}
+    for name, value in pad.items():
+        rows = []
+        for f in features:
+            x = f[name]
+            fill = x.new_full((width - len(x), *x.shape[1:]), value)
+            rows.append(torch.cat([fill, x] if left else [x, fill]))
+        batch[name] = torch.stack(rows)
+    device = features[0]["input_ids"].device
+    pos = torch.arange(width, device=device)[None, :]
+    n = torch.tensor(lengths, device=device)[:, None]
+    batch["attention_mask"] = (pos >= width - n if left else pos < n).long()
+    return batch
+
+
+# ---------------------------------------------------------------------------
+# loss helpers
+
+
+def completion_logits(model, input_ids, attention_mask, positions):
+    """Logits ``[N, V]`` at the ``positions`` (``[B, T]`` bool) whose next token is trained, and nowhere else.
+
+    The LM head is the costliest layer of a small student (SmolLM2-135M: 49k-row vocabulary, a
+    fifth of the weights) and chat prompts are most of each sequence, so projecting only the
+    completion positions roughly halves a training step on CPU. The selection goes through the
+    model's own ``forward`` (``logits_to_keep`` as a boolean mask), so DDP, PEFT and logit
+    soft-capping behave as usual; a model whose forward lacks it gets full logits, then indexed.
+    """
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions, use_cache=False)
+    except TypeError as e:  # no logits_to_keep on this architecture; any other TypeError is real
+        if "logits_to_keep" not in str(e):
+            raise
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    logits = out.logits
+    if logits.dim() == 3 and logits.shape[:2] == positions.shape:
+        return logits[positions]
+    return logits.reshape(-1, logits.shape[-1])
+
+
+def next_token_targets(labels):
+    """``targets[b, p]``: the label of the token the logits at ``p`` predict (``IGNORE`` past the end)."""
+    targets = labels.new_full(labels.shape, IGNORE)
+    targets[:, :-1] = labels[:, 1:]
+    return targets
+
+
+def sum_to_mean(loss_sum, n_local, num_items_in_batch, trainer):
+    """Token-mean of a summed loss over the whole optimizer step (every micro-batch of gradient
+    accumulation, and every rank when ``average_tokens_across_devices``), as ``Trainer`` expects
+    when it passes ``num_items_in_batch``; the local token count otherwise."""
+    import torch
+
+    if num_items_in_batch is None:
+        return loss_sum / max(int(n_local), 1)
+    loss = loss_sum / torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+    if trainer.args.average_tokens_across_devices:
+        loss = loss * trainer.accelerator.num_processes  # DDP averages gradients across ranks
+    return loss
+
+
+class LoggedParts:
+    """Mixin (before ``Trainer``) for a loss with named parts: ``record`` them in ``compute_loss``
+    and each training log row gets their mean since the previous row (``kd_loss``, ``label_loss``...)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parts: dict[str, list[Any]] = {}
+
+    def record(self, **parts: Any) -> None:
+        """Keep each part (tensors detached, read only when logged: no device sync per step)."""
+        for name, value in parts.items():
+            self._parts.setdefault(name, []).append(value.detach() if hasattr(value, "detach") else value)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            for name, values in self._parts.items():
+                if values:
+                    logs[name] = float(sum(values)) / len(values)
+                values.clear()
+        super().log(logs, start_time)
+
+
+# ---------------------------------------------------------------------------
+# models and trainer arguments
+
+
+def precision(cfg: TrainConfig) -> tuple[str, bool]:
+    """``(device, use_bf16)``. Weights stay fp32; bf16 runs as autocast (mixed precision),
+    which trains stably: on GPU by default, on CPU when the recipe asks for it."""
+    import torch
+
+    device = models.pick_device(cfg.device)
+    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
+    return device, want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+
+
+def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device: str, cls: type | None = None,
+                  **extra: Any):
+    """``cls`` (``TrainingArguments``, or a TRL config subclass such as ``GRPOConfig``) with the
+    keywords every objective shares, then the objective's own ``extra`` (which win)."""
+    if cls is None:
+        from transformers import TrainingArguments as cls
+    common = dict(
+        output_dir=str(Path(out_dir) / "trainer"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        logging_steps=cfg.logging_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="no",
+        report_to=[],
+        bf16=use_bf16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+    )
+    return cls(**{**common, **extra})
+
+
+def lora_config(cfg: TrainConfig):
+    """PEFT LoRA config for ``cfg.lora``, else ``None``."""
+    if not cfg.lora:
+        return None
+    from peft import LoraConfig
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def with_lora(model, cfg: TrainConfig):
+    """``model`` with LoRA adapters when ``cfg.lora`` (for our own ``Trainer`` subclasses; TRL
+    trainers take ``lora_config`` instead)."""
+    if not cfg.lora:
+        return model
+    from peft import get_peft_model
+
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()  # else checkpointed LoRA layers get no gradient
+    return get_peft_model(model, lora_config(cfg))
+
+
+def student_tokenizer(cfg: TrainConfig):
+    """``(ModelRef, tokenizer)`` of ``cfg.student``; no weights load."""
+    ref = models.resolve(cfg.student)
+    return ref, models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
+
+
+def load_student(cfg: TrainConfig, path: str) -> tuple[Any, str, bool]:
+    """``(model, device, use_bf16)``: the student's fp32 weights in training mode on ``cfg``'s device."""
+    device, use_bf16 = precision(cfg)
+    model = models.load_model(path, dtype="float32", device=device, trust_remote_code=cfg.trust_remote_code)
+    return model.train(), device, use_bf16
+
+
+def log_report(report):
+    """Log a preflight report's warnings (the run goes on; they also land in the manifest)."""
+    for warning in report.warnings:
+        log.warning("preflight: %s", warning)
+    return report
+
+
+def teacher_preflight(cfg: TrainConfig, teacher: str, *, section: str, example: Any = None):
+    """Resolve student and ``teacher`` and run the vocabulary preflight on their tokenizers and
+    configs, before any weights load. Returns ``(student_ref, teacher_ref, student_tokenizer,
+    report)``; a teacher that cannot teach token by token is a :class:`ConfigError` naming
+    ``section`` (``gkd.teacher``) and suggesting sequence-level distillation."""
+    from transformers import AutoConfig
+
+    from .preflight import preflight
+
+    remote = cfg.trust_remote_code
+    s_ref, t_ref = models.resolve(cfg.student), models.resolve(teacher)
+    s_tok = models.load_tokenizer(s_ref.path, trust_remote_code=remote)
+    t_tok = models.load_tokenizer(t_ref.path, trust_remote_code=remote)
+    s_conf = AutoConfig.from_pretrained(s_ref.path, trust_remote_code=remote)
+    t_conf = AutoConfig.from_pretrained(t_ref.path, trust_remote_code=remote)
+    try:
+        report = preflight(s_tok, t_tok, student_model=s_conf, teacher_model=t_conf, example=example)
+    except ConfigError as e:
+        raise ConfigError(f"{section} = {teacher!r} cannot teach student {cfg.student!r} token by token: {e}") \
+            from None
+    log.info("%s", report.format())
+    return s_ref, t_ref, s_tok, report
+
+
+def trainer(cls: type, cfg: TrainConfig, model, tokenizer, out_dir: str | Path, *, device: str, use_bf16: bool,
+            **kwargs: Any):
+    """One of our own ``Trainer`` subclasses around ``model`` (LoRA-wrapped when ``cfg.lora``),
+    with the shared arguments; ``kwargs`` are the dataset, collator and the subclass's own."""
+    args = training_args(cfg, out_dir, use_bf16, device, remove_unused_columns=False, disable_tqdm=False)
+    return cls(model=with_lora(model, cfg), args=args, processing_class=tokenizer, **kwargs)
+
+
+def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Train. Returns ``(model, train_output, log_history)``: the model in eval mode with any LoRA
+    merged into plain weights, and only the training log rows; the trainer's scratch folder is removed."""
+    result = trainer.train()
+    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return trained.eval(), result, history
+
+
+# ---------------------------------------------------------------------------
+# saving a run
+
+
+def save_checkpoint(model, tokenizer, path: str | Path) -> Path:
+    """Save as an HF folder with safetensors, atomically (temp folder, then rename): an interrupted
+    save never leaves a half-written checkpoint where evaluation looks."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / models.CHECKPOINT_NOTE).write_text(json.dumps({"saved_at": time.time()}))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def first_last(history: list[dict[str, Any]], key: str, name: str | None = None) -> dict[str, Any]:
+    """``{"first_<name>": ..., "last_<name>": ...}`` of a logged ``key`` (``None`` when never logged)."""
+    values = [h[key] for h in history if h.get(key) is not None]
+    name = name or key
+    return {f"first_{name}": values[0] if values else None, f"last_{name}": values[-1] if values else None}
+
+
+def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str, Any]], *, method: str,
+           outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The save-run step: ``out_dir/model`` (safetensors, atomically) and ``loss.jsonl``; returns the
+    manifest's ``outputs`` (the objective's own ``outputs`` after the shared keys)."""
+    out_dir = Path(out_dir)
+    path = save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
+    io.write_jsonl(out_dir / LOSS_LOG, history)
+    return {"files": [LOSS_LOG], "model_dir": str(path), "method": method, "steps": result.global_step,
+            "train_loss": result.training_loss, **first_last(history, "loss"), **(outputs or {})}
+
+
+TrainResult = tuple[Any, Any, Any, list[dict[str, Any]], dict[str, Any]]  # (model, tokenizer, result, history, info)
+
+
+def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any], train: Callable[[], TrainResult]
+               ) -> dict:
+    """An objective's whole ``run``: skipped when ``out_dir`` holds a finished run of the same config
+    and inputs; else ``train()`` (which returns ``(model, tokenizer, train_output, history, info)``),
+    :func:`finish` with ``info`` as the objective's outputs, and the manifest."""
+    def body() -> dict[str, Any]:
+        model, tok, result, history, info = train()
+        return finish(out_dir, model, tok, result, history, method=method, outputs=info)
+
+    return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})
