@@ -19,7 +19,7 @@ order on what is left of each problem.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
@@ -42,6 +42,18 @@ class GroupPolicy(Protocol):
 
     def select(self, problem: Problem, traces: Sequence[Trace], verdicts: dict[str, Verdict]
                ) -> tuple[list[Trace], list[tuple[Trace, str]]]: ...
+
+
+class TracePolicy:
+    """Base for per-trace policies: ``switch`` names the ``CurateConfig`` flag that turns the policy
+    on (None: always on), so a policy file holds its name, its switch and its ``keep``."""
+
+    name: ClassVar[str] = ""
+    switch: ClassVar[str | None] = None
+
+    @classmethod
+    def from_config(cls, cfg: CurateConfig) -> TracePolicy | None:
+        return cls() if cls.switch is None or getattr(cfg, cls.switch) else None
 
 
 def build_policies(cfg: CurateConfig) -> list[Any]:

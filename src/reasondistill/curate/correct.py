@@ -7,18 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
-from .base import INCORRECT
+from .base import INCORRECT, TracePolicy
 
 
 @dataclass(frozen=True)
-class KeepCorrect:
+class KeepCorrect(TracePolicy):
     name: ClassVar[str] = "correct"
-
-    @classmethod
-    def from_config(cls, cfg: CurateConfig) -> KeepCorrect:
-        return cls()
 
     def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
         if verdict.passed:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
+from .base import TracePolicy
 
 
 @dataclass(frozen=True)
-class DropErrored:
+class DropErrored(TracePolicy):
     name: ClassVar[str] = "errored"
-
-    @classmethod
-    def from_config(cls, cfg: CurateConfig) -> DropErrored:
-        return cls()
 
     def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
         if trace.finish_reason == "error":

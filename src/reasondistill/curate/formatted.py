@@ -7,18 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
+from .base import TracePolicy
 from ..verifiers.answers import extract_answer
 
 
 @dataclass(frozen=True)
-class RequireFormat:
+class RequireFormat(TracePolicy):
     name: ClassVar[str] = "formatted"
-
-    @classmethod
-    def from_config(cls, cfg: CurateConfig) -> RequireFormat | None:
-        return cls() if cfg.require_format else None
+    switch: ClassVar[str] = "require_format"
 
     def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
         _, formatted = extract_answer(trace.raw, fallback_last_number=False)

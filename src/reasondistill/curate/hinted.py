@@ -8,10 +8,11 @@ from typing import ClassVar
 
 from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
+from .base import TracePolicy
 
 
 @dataclass(frozen=True)
-class DropHinted:
+class DropHinted(TracePolicy):
     name: ClassVar[str] = "hinted"
 
     @classmethod

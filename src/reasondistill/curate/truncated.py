@@ -5,17 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..config import CurateConfig
 from ..records import Problem, Trace, Verdict
+from .base import TracePolicy
 
 
 @dataclass(frozen=True)
-class DropTruncated:
+class DropTruncated(TracePolicy):
     name: ClassVar[str] = "truncated"
-
-    @classmethod
-    def from_config(cls, cfg: CurateConfig) -> DropTruncated | None:
-        return cls() if cfg.drop_truncated else None
+    switch: ClassVar[str] = "drop_truncated"
 
     def keep(self, problem: Problem, trace: Trace, verdict: Verdict) -> tuple[bool, str]:
         return (False, "truncated") if trace.finish_reason == "length" else (True, "")

@@ -20,9 +20,10 @@ import functools
 import logging
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from ..config import VerifyConfig
 from ..errors import ConfigError
@@ -63,6 +64,33 @@ def graded(score: float, extracted: str | None, formatted: bool) -> Score:
 
 def no_answer(formatted: bool = False) -> Score:
     return Score(0.0, False, None, formatted, "no_answer")
+
+
+class TooComplex(Exception):
+    """The answer (or gold) is too large to grade safely (e.g. for sympy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerVerifier(ABC):
+    """The usual verifier shape: extract the final answer (``Answer:`` line, ``\\boxed{}``, or the
+    last number when ``fallback_last_number``), then :meth:`grade` it against the gold answer.
+    A verifier file then holds only what makes it different: its grade."""
+
+    name: ClassVar[str] = ""
+    fallback_last_number: bool = True
+
+    def check(self, problem: Problem, text: str) -> Score:
+        extracted, formatted = extract_answer(text, fallback_last_number=self.fallback_last_number)
+        if extracted is None:
+            return no_answer(formatted)
+        try:
+            return graded(self.grade(problem, extracted), extracted, formatted)
+        except TooComplex:
+            return Score(0.0, False, extracted, formatted, "too_complex")
+
+    @abstractmethod
+    def grade(self, problem: Problem, extracted: str) -> float:
+        """A grade in [0, 1] for ``extracted`` against ``problem.answer``."""
 
 
 # ---------------------------------------------------------------------------

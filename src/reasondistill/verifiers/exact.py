@@ -6,18 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..records import Problem
-from .answers import clean_answer, extract_answer, normalize
-from .base import Score, graded, no_answer
+from .answers import clean_answer, normalize
+from .base import AnswerVerifier
 
 
 @dataclass(frozen=True, slots=True)
-class ExactVerifier:
+class ExactVerifier(AnswerVerifier):
     name: ClassVar[str] = "exact"
-    fallback_last_number: bool = True
 
-    def check(self, problem: Problem, text: str) -> Score:
-        extracted, formatted = extract_answer(text, fallback_last_number=self.fallback_last_number)
-        if extracted is None:
-            return no_answer(formatted)
-        same = normalize(extracted) == normalize(clean_answer(problem.answer))
-        return graded(1.0 if same else 0.0, extracted, formatted)
+    def grade(self, problem: Problem, extracted: str) -> float:
+        return float(normalize(extracted) == normalize(clean_answer(problem.answer)))

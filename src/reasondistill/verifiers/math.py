@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..records import Problem
-from .answers import as_number, clean_answer, extract_answer, is_integer_literal, last_boxed, normalize
-from .base import Score, graded, no_answer
+from .answers import as_number, clean_answer, is_integer_literal, last_boxed, normalize
+from .base import AnswerVerifier, TooComplex
 
 MAX_ANSWER_CHARS = 500  # longer "answers" are not handed to sympy
 MAX_EXPONENT = 1e6  # |exponent| above this (with |base| > 1) is too big to evaluate safely
@@ -75,25 +75,14 @@ def too_big(parsed: list[Any]) -> bool:
     return False
 
 
-class TooComplex(Exception):
-    """The answer (or gold) is too large for sympy to evaluate safely."""
-
-
 @dataclass(frozen=True, slots=True)
-class MathVerifier:
+class MathVerifier(AnswerVerifier):
     """Numeric/LaTeX answers: ``3/4`` == ``\\frac{3}{4}`` == ``0.75``; ``1,234`` == ``1234``."""
 
     name: ClassVar[str] = "math"
-    fallback_last_number: bool = True
 
-    def check(self, problem: Problem, text: str) -> Score:
-        extracted, formatted = extract_answer(text, fallback_last_number=self.fallback_last_number)
-        if extracted is None:
-            return no_answer(formatted)
-        try:
-            return graded(grade(problem.answer, extracted), extracted, formatted)
-        except TooComplex:
-            return Score(0.0, False, extracted, formatted, "too_complex")
+    def grade(self, problem: Problem, extracted: str) -> float:
+        return grade(problem.answer, extracted)
 
 
 def grade(gold: str, answer: str) -> float:

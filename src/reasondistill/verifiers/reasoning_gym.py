@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..records import Problem
-from .answers import as_number, extract_answer, normalize
-from .base import Score, graded, no_answer
+from .answers import as_number, normalize
+from .base import AnswerVerifier
 
 _ENTRY_CACHE_SIZE = 4096
 _entries: dict[tuple, dict[str, Any]] = {}
@@ -66,18 +66,14 @@ def entry_of(problem: Problem) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ReasoningGymVerifier:
+class ReasoningGymVerifier(AnswerVerifier):
     """Scores with the reasoning-gym task named in ``problem.meta['task']``."""
 
     name: ClassVar[str] = "reasoning_gym"
-    fallback_last_number: bool = True
 
-    def check(self, problem: Problem, text: str) -> Score:
-        extracted, formatted = extract_answer(text, fallback_last_number=self.fallback_last_number)
-        if extracted is None:
-            return no_answer(formatted)
+    def grade(self, problem: Problem, extracted: str) -> float:
         fn, entry = score_fn(task_of(problem)), entry_of(problem)
         score = float(fn(extracted, entry) or 0.0)
         if score < 1.0 and as_number(extracted) is not None and (plain := normalize(extracted)) != extracted:
             score = max(score, float(fn(plain, entry) or 0.0))  # "1,234" / "+5" / "3.0" for a numeric oracle
-        return graded(score, extracted, formatted)
+        return score

@@ -11,7 +11,6 @@ the same options (:func:`check_options`, :func:`configured_loss`).
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -28,11 +27,8 @@ LOSSES: dict[str, str] = {
 
 def get_loss(name: str) -> Callable[..., Any]:
     """The loss function registered as ``name``."""
-    if name not in LOSSES:
-        from ...errors import ConfigError
-        raise ConfigError(f"unknown loss '{name}' (available: {', '.join(LOSSES)})")
-    module, fn = LOSSES[name].split(":")
-    return getattr(importlib.import_module(module), fn)
+    from ...registry import lookup
+    return lookup(LOSSES, name, "loss")
 
 
 def options_for(fn: Callable[..., Any], **candidates: Any) -> dict[str, Any]:
