@@ -70,3 +70,44 @@ def test_pipeline_dispatches_preference_objective_on_pairs(tmp_path, tiny_model_
     manifest = json.loads((out / "train" / "manifest.json").read_text())
     assert manifest["inputs"] == {str(out / "pairs" / "pairs.jsonl"): sha256_file(out / "pairs" / "pairs.jsonl")}
     assert report["student_after"]["n"] == 8
+
+
+def test_unchanged_rerun_loads_no_model_and_from_until_slice(tmp_path, tiny_model_dir):
+    """A finished run re-runs in a fresh interpreter without importing the training stack or any
+    model, with zero teacher calls; --until stops early and --from re-runs a tail of the stages."""
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from reasondistill.config import to_dict
+
+    recipe = tiny_recipe(tiny_model_dir, tmp_path / "cache")
+    recipe.eval.models = ["teacher", "student_after"]
+    recipe.eval.samples = 0
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(to_dict(recipe)))
+    out = tmp_path / "run"
+    until = pipeline.run(recipe, out, last="curate")
+    assert set(until) == {"problems", "generate", "verify", "curate"} and not (out / "train").exists()
+    first = pipeline.run(recipe, out)
+    assert first["teacher_calls"] == 8  # generation was done by the --until run; only the teacher's evaluation
+    code = ("import sys, json; from reasondistill.cli import main; rc = main(['run', sys.argv[1], '--out', sys.argv[2]]);"
+            "print(json.dumps([rc, sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'accelerate') "
+            "if m in sys.modules)]))")
+    started = time.time()
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(out)], capture_output=True, text=True,
+                          timeout=120)
+    wall = time.time() - started
+    rc, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rc == 0 and heavy == [], done.stderr[-2000:]
+    assert "teacher calls 0 (cached" in done.stdout and wall < 30
+    report = json.loads((out / "report.json").read_text())
+    assert report["teacher_calls"] == 0 and report["run_cost"]["teacher_calls"] == first["teacher_calls"] + 12 * 2 + \
+        json.loads((out / "generate" / "manifest.json").read_text())["outputs"]["n_hinted"]
+
+    trained = (out / "train" / "manifest.json").stat().st_mtime_ns
+    again = pipeline.run(recipe, out, first="evaluate")  # re-evaluates; training is kept
+    assert (out / "train" / "manifest.json").stat().st_mtime_ns == trained
+    assert again["student_after"]["accuracy"] == first["student_after"]["accuracy"]
