@@ -67,3 +67,16 @@ def test_toy_backend_policy_and_objective_in_a_pipeline(toy_rows, tiny_model_dir
     trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
     assert trained["outputs"]["n_examples"] == 4  # the toy objective's option: half of the 8 examples
     assert report["student_after"]["n"] == 4
+
+
+def test_toy_loss_in_on_policy_distillation_in_a_pipeline(toy_rows, tiny_model_dir, tmp_path):
+    """The loss row is used by GKD (and offline KD) by name: a pipeline trains with it."""
+    recipe = tiny(tiny_model_dir, tmp_path, teacher={"backend": "echo"},
+                  train={"student": str(tiny_model_dir), "method": "gkd",
+                         "objective": {"teacher": str(tiny_model_dir), "loss": "squared", "lmbda": 0.5,
+                                       "max_new_tokens": 4},
+                         "max_steps": 1, "batch_size": 4, "max_length": 128, "dtype": "float32", "device": "cpu"})
+    report = pipeline.run(recipe, tmp_path / "run")
+    trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
+    assert trained["config"]["gkd"]["loss"] == "squared" and trained["outputs"]["steps"] == 1
+    assert report["student_after"]["n"] == 4
