@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
 from .errors import ReasondistillError
-from .layout import Layout
+from .layout import FILES, Layout
 from .pipeline import STAGE_NAMES
 
 log = logging.getLogger("reasondistill")
@@ -235,9 +235,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
     from .curate.pairs import build_pairs
-    counts = build_pairs(args.train, args.negatives, args.out / "pairs.jsonl",
+    out = Layout(args.out).override(dirs={"pairs": args.out}).pairs
+    counts = build_pairs(args.train, args.negatives, out,
                          max_pairs_per_problem=args.max_pairs_per_problem, seed=args.seed)
-    print(json.dumps({"out": str(args.out / "pairs.jsonl"), **counts}))
+    print(json.dumps({"out": str(out), **counts}))
     return 0
 
 
@@ -248,7 +249,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     name = "teacher" if args.model == "teacher" else (Path(args.model).name or args.model)
     # a teacher's few-shot demos come from the training problems beside the held-out file
     layout = Layout(args.out).override(dirs={f"eval/{name}": args.out}, files={
-        "eval_problems": args.problems, "train_problems": Path(args.problems).with_name("train.jsonl")})
+        "eval_problems": args.problems, "train_problems": Path(args.problems).with_name(FILES["train_problems"][1])})
     if args.model == "teacher":
         with BackendPool() as pool:
             m = evaluate.evaluate_teacher(r, layout, pool)

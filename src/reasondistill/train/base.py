@@ -24,13 +24,14 @@ from typing import Any
 from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError, InputError
+from ..layout import FILES
 from ..records import TrainExample
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # label of a position that is not trained (the prompt, padding); torch's cross-entropy default
-MODEL_DIR = "model"  # the checkpoint folder inside a train stage's out_dir
-LOSS_LOG = "loss.jsonl"
+MODEL_DIR = FILES["checkpoint"][1]  # the checkpoint folder inside a train stage's out_dir
+LOSS_LOG = FILES["loss_log"][1]
 
 
 # ---------------------------------------------------------------------------
