@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from .. import io
 from ..config import ProblemsConfig
 from ..errors import InputError
 from ..records import Problem
+
+log = logging.getLogger(__name__)
 
 STAGE = "problems"
 TRAIN, EVAL = "train.jsonl", "eval.jsonl"
@@ -139,6 +142,17 @@ def _check_unique_ids(loaded: Loaded) -> None:
         seen.add(p.id)
 
 
+def _warn_shortfall(cfg: ProblemsConfig, shortfall: dict[str, dict[str, int]], skipped: dict[str, int]) -> None:
+    """Fewer problems than asked for is allowed (a small file is a fine start) but never silent."""
+    if not shortfall:
+        return
+    asked = ", ".join(f"{k}={v['wanted']} but got {v['got']}" for k, v in shortfall.items())
+    why = f"; rows skipped: {', '.join(f'{r} {n}' for r, n in skipped.items())}" if skipped else ""
+    src = cfg.source if source_kind(cfg) == "file" else f"task {cfg.task}"
+    log.warning("problems: asked for %s: %s has no more usable rows%s (lower --n-train/--n-eval, or add rows)",
+                asked, src, why)
+
+
 def run(cfg: ProblemsConfig, out_dir: str | Path) -> dict:
     """Write ``train.jsonl``, ``eval.jsonl`` and ``manifest.json``; return the manifest.
 
@@ -149,6 +163,7 @@ def run(cfg: ProblemsConfig, out_dir: str | Path) -> dict:
     config = dataclasses.asdict(cfg)
     inputs = io.hash_inputs(input_paths(cfg))
     if (done := io.completed_manifest(out_dir, config, inputs)) is not None:
+        _warn_shortfall(cfg, done["outputs"].get("shortfall", {}), done["outputs"].get("skipped", {}))
         return done
     loaded = load(cfg)
     _check_unique_ids(loaded)
@@ -156,5 +171,10 @@ def run(cfg: ProblemsConfig, out_dir: str | Path) -> dict:
     io.write_jsonl(out_dir / EVAL, loaded.eval)
     outputs = {"files": [TRAIN, EVAL], "n_train": len(loaded.train), "n_eval": len(loaded.eval),
                "skipped": dict(sorted(loaded.skipped.items()))}
+    wanted = {"n_train": cfg.n_train, "n_eval": cfg.n_eval}
+    if shortfall := {k: {"wanted": wanted[k], "got": outputs[k]} for k in wanted
+                     if wanted[k] is not None and outputs[k] < wanted[k]}:
+        outputs["shortfall"] = shortfall
+        _warn_shortfall(cfg, shortfall, outputs["skipped"])
     return io.write_manifest(out_dir, stage=STAGE, config=config, inputs=inputs, outputs=outputs,
                              started=started)
