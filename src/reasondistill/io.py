@@ -93,8 +93,8 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[Any]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and not isinstance(e, OutputError):
-            raise write_error(path, e) from e
+        if isinstance(e, OSError) and (wrapped := write_error(path, e)) is not e:
+            raise wrapped from e
         raise
 
 
@@ -118,8 +118,9 @@ def check_file(path: str | Path) -> Path:
     """``path`` as a readable file, else an :class:`InputError` saying what is there instead."""
     path = Path(path)
     if path.is_dir():
-        raise InputError("is a folder, expected a file (give the file inside it, e.g. "
-                         f"{path / 'train.jsonl'})", file=path)
+        inside = sorted(f.name for f in path.iterdir() if f.suffix in (".jsonl", ".json") and f.is_file())
+        hint = f"; it holds {', '.join(inside[:6])}" if inside else ""
+        raise InputError(f"is a folder, expected a file{hint}", file=path)
     if not path.exists():
         raise InputError("file not found", file=path)
     return path

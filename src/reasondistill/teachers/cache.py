@@ -115,4 +115,6 @@ class SampleCache:
                 os.fsync(fh.fileno())
                 self._offset = fh.tell()
         except OSError as e:
-            raise write_error(self.path, e) from e
+            if (wrapped := write_error(self.path, e)) is e:
+                raise
+            raise wrapped from e
