@@ -8,14 +8,18 @@ both the whole pipeline and single stages.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
-from .errors import ReasondistillError
+from .errors import OutputError, ReasondistillError
 from .layout import FILES, Layout
 from .pipeline import STAGE_NAMES
 
@@ -296,21 +300,91 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised as an exception, so it unwinds like Ctrl-C: temp files are removed,
+    finished records stay on disk, and the same resume hint is printed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _flag_for(args: argparse.Namespace, override: str) -> str | None:
+    """The option the user typed (``--n-train -3``) when a command turned it into ``override``."""
+    if override in getattr(args, "overrides", []):
+        return None  # typed as key=value: the override itself is what the user typed
+    key, value = override.split("=", 1)
+    sub = next((a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None or args.command not in sub.choices:
+        return None
+    for action in sub.choices[args.command]._actions:
+        typed = getattr(args, action.dest, None)
+        if action.dest == key.rsplit(".", 1)[-1] and typed is not None and str(typed) == value:
+            return f"{action.option_strings[-1]} {value}" if action.option_strings else f"{action.dest} {value!r}"
+    return None
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an OS failure, naming the path and what to do."""
+    from .io import write_error
+
+    where = e.filename if e.filename is not None else "output"
+    if isinstance(wrapped := write_error(where, e), ReasondistillError):
+        return str(wrapped)
+    what = {errno.ENOENT: "file or folder not found", errno.EISDIR: "is a folder, expected a file",
+            errno.ENOTDIR: "a file is in the way where a folder is needed",
+            errno.EEXIST: "already exists and is in the way; choose another --out"}.get(e.errno, e.strerror or str(e))
+    return f"{where}: {what}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """The one error boundary of every command.
+
+    Exit codes: 0 done; 2 bad input, recipe or option (one line naming the file:line/field,
+    config key or flag); 1 the environment failed (disk full, permissions) or an unexpected
+    error (a short message; ``-v`` prints the traceback); 130 Ctrl-C and 143 SIGTERM, both
+    with the resume hint.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    verbose = False
     try:
+        args = parse_args(argv)
+        verbose = args.verbose
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         return COMMANDS[args.command](args)
-    except ReasondistillError as e:
-        print(f"reasondistill: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("reasondistill: interrupted; finished records are on disk; run the same command to resume",
+    except KeyboardInterrupt as e:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        print(f"reasondistill: {how}; finished records are on disk; run the same command to resume",
               file=sys.stderr)
-        return 130
+        return code
+    except ReasondistillError as e:
+        if verbose:
+            traceback.print_exc()
+        override = getattr(e, "override", None)
+        flag = _flag_for(args, override) if override else None
+        message = f"{flag}: {e.detail}" if flag and getattr(e, "detail", None) else str(e)
+        print(f"reasondistill: error: {message}", file=sys.stderr)
+        return 1 if isinstance(e, OutputError) else 2
+    except OSError as e:
+        if verbose:
+            traceback.print_exc()
+        print(f"reasondistill: error: {_os_error(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 (the boundary: anything else is a bug or an unhandled case)
+        if verbose:
+            traceback.print_exc()
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        print(f"reasondistill: error: unexpected {type(e).__name__}: {first[:300]}\n"
+              "reasondistill: this is a bug or an unhandled case; re-run with -v (reasondistill -v COMMAND ...) "
+              "for the traceback", file=sys.stderr)
+        return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

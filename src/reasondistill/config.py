@@ -6,8 +6,10 @@ errors that name the offending key, so a typo never silently falls back to a def
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -284,16 +286,21 @@ def build(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         raise ConfigError(f"{where or 'recipe'}: {e}") from None
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
+
+
 def _coerce(value: Any, tp: Any, dotted: str) -> Any:
     if value is None:
         return None
     origin = typing.get_origin(tp) or tp
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value.strip().replace("_", ""))  # "1e-4" (quoted, or from another YAML reader)
     if origin in (int, float, str, bool) and not isinstance(value, origin):
-        raise ConfigError(f"recipe key '{dotted}' must be {origin.__name__}, got {value!r}")
-    if origin is int and isinstance(value, bool):
-        raise ConfigError(f"recipe key '{dotted}' must be int, got {value!r}")
+        raise ConfigError(f"recipe key '{dotted}' must be {_KIND[origin]}, got {value!r}")
+    if origin in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"recipe key '{dotted}' must be {_KIND[origin]}, got {value!r}")
     if origin is list and not isinstance(value, list):
         raise ConfigError(f"recipe key '{dotted}' must be a list, got {value!r}")
     if origin is dict and not isinstance(value, dict):
@@ -301,19 +308,90 @@ def _coerce(value: Any, tp: Any, dotted: str) -> Any:
     return value
 
 
+_KIND = {int: "int", float: "float (a number such as 0.5 or 1e-4)", str: "str", bool: "bool (true or false)"}
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with ``1e-4`` read as a float: PyYAML follows YAML 1.1, where a float needs a dot
+    and a signed exponent, so ``learning_rate: 1e-4`` would otherwise be the string '1e-4'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _field_type(parts: list[str], method: str) -> Any:
+    """The annotation of the recipe field at dotted ``parts`` (``None``: not a known field).
+    ``train.objective.*`` is looked up in the objective's own config class."""
+    tp: Any = Recipe
+    for i, part in enumerate(parts):
+        tp = _strip_optional(tp) if i else tp
+        if tp is TrainConfig and part == "objective" and i + 1 < len(parts):
+            try:
+                from .train import OBJECTIVES, _load
+                target = OBJECTIVES[method].config
+                tp = _load(target) if target else None
+            except (KeyError, ImportError):
+                return None
+            continue
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part not in hints:
+                return None
+            tp = hints[part]
+        elif typing.get_origin(tp) is dict and len(typing.get_args(tp)) == 2:
+            tp = typing.get_args(tp)[1]
+        else:
+            return None
+    return tp
+
+
+def _override_value(raw: str, tp: Any) -> Any:
+    """A string field (a path, a model name) takes the text as typed: YAML would turn
+    ``set #2.jsonl`` into ``set`` (a comment) and ``run: v2.jsonl`` into a mapping. Quoting
+    (``'...'``) and, where the field allows it, ``null`` keep their YAML meaning. Every other
+    field parses as YAML (numbers, booleans, lists, mappings)."""
+    if _strip_optional(tp) is not str:
+        return _yaml(raw) if raw != "" else ""
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        try:
+            quoted = _yaml(raw)
+        except yaml.YAMLError:
+            quoted = None
+        if isinstance(quoted, str):
+            return quoted
+    if tp is not str and raw in ("null", "Null", "NULL", "~"):
+        return None
+    return raw
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` strings to a nested dict; values parse as YAML scalars/lists."""
+    """Apply ``a.b=c`` strings to a nested dict. Values parse as YAML scalars/lists/mappings,
+    except where the field is a string (see :func:`_override_value`)."""
+    method = (data.get("train") or {}).get("method", "sft") if isinstance(data.get("train"), dict) else "sft"
+    for item in overrides:
+        if item.split("=", 1)[0].strip() == "train.method":
+            method = item.split("=", 1)[1].strip()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
-        node = data
         parts = key.strip().split(".")
+        try:
+            value = _override_value(raw, _field_type(parts, method))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': cannot read the value as YAML "
+                              f"({getattr(e, 'problem', None) or e}); quote it") from None
+        node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -345,19 +423,61 @@ def load_recipe(source: str | Path | None = None, overrides: list[str] | None = 
         if not path.exists():
             raise ConfigError(f"recipe '{source}' is neither a file nor a built-in recipe "
                               f"({', '.join(BUILTIN_RECIPES)})")
+    from . import io
+    from .errors import InputError
+
+    if path.is_dir():
+        raise ConfigError(f"recipe '{source}' is a folder; give a recipe YAML file or a built-in name "
+                          f"({', '.join(BUILTIN_RECIPES)})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml(io.read_text(path)) or {}
+    except InputError as e:  # not UTF-8
+        raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping of sections")
-    data = apply_overrides(data, overrides or [])
+    overrides = list(overrides or [])
+    base = copy.deepcopy(data)
+    data = apply_overrides(data, overrides)
     try:
         return build(Recipe, data)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise _attributed(e, path, base, overrides,
+                          builtin=str(source) if str(source) in BUILTIN_RECIPES else None) from None
+
+
+def _attributed(e: ConfigError, path: Path, base: dict[str, Any], overrides: list[str], *,
+                builtin: str | None) -> ConfigError:
+    """Name what the user typed: the override whose key the error names, else the recipe file
+    (a built-in recipe is named by its name, not by a path inside the installed package).
+    When the message names several overridden keys, the culprit is the one whose removal
+    changes the error."""
+    detail = str(e)
+    named = [item for item in overrides if (key := item.split("=", 1)[0].strip()) and
+             re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", detail)]
+    culprit = named[-1] if named else None
+    if len(named) > 1:
+        for item in reversed(named):
+            try:
+                build(Recipe, apply_overrides(copy.deepcopy(base), [o for o in overrides if o != item]))
+            except ConfigError as other:
+                if str(other) == detail:
+                    continue
+            culprit = item
+            break
+    if culprit is not None:
+        err = ConfigError(f"override '{culprit}': {detail}")
+        err.override = culprit
+    elif builtin:
+        err = ConfigError(f"built-in recipe '{builtin}' with overrides {' '.join(overrides) or '(none)'}: "
+                          f"{detail}")
+    else:
+        err = ConfigError(f"{path}: {detail}")
+    err.detail = detail
+    return err
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -10,7 +10,11 @@ class ReasondistillError(Exception):
 
 
 class ConfigError(ReasondistillError, ValueError):
-    """A recipe or option is invalid."""
+    """A recipe or option is invalid. ``override`` is the command-line ``key=value`` at fault,
+    when there is one, and ``detail`` the message without the place prefix."""
+
+    override: str | None = None
+    detail: str | None = None
 
 
 class InputError(ReasondistillError, ValueError):
@@ -27,3 +31,10 @@ class InputError(ReasondistillError, ValueError):
         if field is not None:
             where += f": field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+class OutputError(ReasondistillError):
+    """An output cannot be written (disk full, permissions, a file where a folder should be).
+    The message names the path; the output it would have replaced is left as it was."""
+
+    errno: int | None = None

@@ -8,6 +8,8 @@ place, so a crash never leaves a half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -16,12 +18,14 @@ import platform
 import sys
 import tempfile
 import time
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import InputError
+from .errors import InputError, OutputError
 from .layout import MANIFEST
 from .records import from_dict, to_dict
 
@@ -34,21 +38,65 @@ def _as_dict(record: Any) -> dict[str, Any]:
     return record if isinstance(record, dict) else to_dict(record)
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create folder ``path`` (and parents); a file in the way is an :class:`OutputError` naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise OutputError(f"{blocker} exists and is not a folder; choose another output folder "
+                          "(--out) or move that file away") from None
+    except OSError as e:
+        raise write_error(path, e) from None
+    return path
+
+
+def write_error(path: str | Path, e: OSError) -> OSError:
+    """An :class:`OutputError` naming ``path`` for the write failures a user can fix (disk full,
+    permissions, read-only file system); other ``OSError``s come back unchanged."""
+    hints = {errno.ENOSPC: "no space left on device; free some space and run the same command again "
+                           "(finished records are kept and resume)",
+             errno.EDQUOT: "disk quota exceeded; free some space and run the same command again",
+             errno.EACCES: "permission denied; choose a folder you can write to",
+             errno.EPERM: "permission denied; choose a folder you can write to",
+             errno.EROFS: "read-only file system; choose a writable output folder"}
+    if e.errno not in hints:
+        return e
+    err = OutputError(f"{path}: cannot write: {hints[e.errno]}")
+    err.errno = e.errno
+    return err
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temp file beside ``path``; on clean exit fsync and rename it into place."""
+    """Open a temp file beside ``path``; on clean exit fsync and rename it into place.
+
+    On any failure (disk full included) the temp file is removed and ``path`` keeps its old
+    content, so a finished output is never replaced by a partial one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    ensure_dir(path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; cannot write a file there (move it away or choose "
+                          "another output folder)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and (wrapped := write_error(path, e)) is not e:
+            raise wrapped from e
         raise
 
 
@@ -68,42 +116,121 @@ def write_json(path: str | Path, obj: Any) -> None:
         fh.write("\n")
 
 
+def check_file(path: str | Path) -> Path:
+    """``path`` as a readable file, else an :class:`InputError` saying what is there instead."""
+    path = Path(path)
+    if path.is_dir():
+        inside = sorted(f.name for f in path.iterdir() if f.suffix in (".jsonl", ".json") and f.is_file())
+        hint = f"; it holds {', '.join(inside[:6])}" if inside else ""
+        raise InputError(f"is a folder, expected a file{hint}", file=path)
+    if not path.exists():
+        raise InputError("file not found", file=path)
+    return path
+
+
+def _undecodable(path: Path, lineno: int, raw: bytes, e: UnicodeDecodeError) -> InputError:
+    return InputError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}: {e.reason}); "
+                      "save the file as UTF-8", file=path, line=lineno)
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 file (an optional BOM is dropped); a bad byte is reported at its line."""
+    path = check_file(path)
+    data = path.read_bytes()
+    start = len(BOM) if data.startswith(BOM) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        pos = start + e.start
+        line_start = data.rfind(b"\n", 0, pos) + 1
+        line_end = data.find(b"\n", pos)
+        raw = data[line_start: None if line_end < 0 else line_end]
+        e.start = pos - line_start
+        raise _undecodable(path, data.count(b"\n", 0, pos) + 1, raw, e) from None
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` for each line of a UTF-8 file, line endings kept.
+
+    Decoding line by line (rather than in the 8 KB chunks of a text-mode file) lets a bad byte
+    be reported at its own line, and a leading BOM (what spreadsheet tools write) is dropped."""
+    path = check_file(path)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _undecodable(path, lineno, raw, e) from None
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
+    text = read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON: {e.msg}", file=path, line=e.lineno) from None
 
 
 def iter_jsonl(path: str | Path, *, allow_empty: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)``; raise :class:`InputError` naming the bad line."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path)
+    path = check_file(path)
     seen = False
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", file=path, line=lineno) from None
-            if not isinstance(obj, dict):
-                raise InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=lineno)
-            seen = True
-            yield lineno, obj
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", file=path, line=lineno) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=lineno)
+        seen = True
+        yield lineno, obj
     if not seen and not allow_empty:
         raise InputError("file is empty: no records", file=path)
+
+
+_JSON_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               dict: "an object", list: "a list", tuple: "a list"}
+
+
+def _wrong_type(cls: type, obj: dict[str, Any]) -> tuple[str, str] | None:
+    """``(field, expected)`` for the first field of ``obj`` whose JSON type cannot be ``cls``'s
+    annotation (container and scalar kinds only), so a bad record fails here, at its line,
+    rather than deep inside a later stage."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in obj:
+            continue
+        value, tp = obj[f.name], hints[f.name]
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        kinds = [typing.get_origin(o) or o for o in options]
+        if value is None and type(None) in kinds:
+            continue
+        if isinstance(value, bool):
+            ok = bool in kinds
+        else:
+            ok = any(isinstance(value, k) or (k is float and isinstance(value, int)) or
+                     (k is tuple and isinstance(value, list)) for k in kinds if k in _JSON_TYPES)
+            ok = ok or not any(k in _JSON_TYPES for k in kinds)  # a type we do not check
+        if not ok:
+            expected = " or ".join(_JSON_TYPES.get(k, "null") for k in kinds)
+            return f.name, expected
+    return None
 
 
 def read_records(path: str | Path, cls: type[T], *, allow_empty: bool = False) -> list[T]:
     """Read a JSONL file of ``cls`` records, naming file/line/field on a bad row."""
     out: list[T] = []
     for lineno, obj in iter_jsonl(path, allow_empty=allow_empty):
+        if (bad := _wrong_type(cls, obj)) is not None:
+            name, expected = bad
+            raise InputError(f"not a valid {cls.__name__} record: expected {expected}, got "
+                             f"{json.dumps(obj[name], ensure_ascii=False)[:60]}", file=path, line=lineno,
+                             field=name)
         try:
             out.append(from_dict(cls, obj))
         except TypeError as e:
@@ -248,3 +375,27 @@ def write_text(path: str | Path, text: str) -> None:
     """Atomically write a text file."""
     with atomic_open(path) as fh:
         fh.write(text)
+
+
+def json_safe(obj: Any) -> Any:
+    """Turn tuples/sets/numpy scalars into JSON types so entries survive a JSONL round trip."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        items = [json_safe(v) for v in obj]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return json_safe(obj.item())
+        except (TypeError, ValueError):
+            pass
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # arrays
+        return json_safe(obj.tolist())
+    return str(obj)

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,16 +75,42 @@ def resolve(spec: str) -> ModelRef:
         return ModelRef(spec, str(ensure_safetensors(p, p.stem)), f"{p.stem}@{_file_identity(p)}")
     if p.is_dir():
         cfg = p / "config.json"
+        weights = sorted(p.glob("*.safetensors"))
+        if not weights:
+            pickles = sorted(f.name for ext in _PICKLE for f in p.glob(f"*{ext}"))
+            if pickles:
+                raise ConfigError(
+                    f"model folder {p} has no safetensors weights; pickle files are not loaded "
+                    f"({', '.join(pickles)}: unpickling can run arbitrary code). Where you trust the file, "
+                    f"convert it once: AutoModelForCausalLM.from_pretrained('{p}', use_safetensors=False)"
+                    f".save_pretrained('{p}')")
+            raise ConfigError(f"model folder {p} has no weights (*.safetensors); give a folder written by "
+                              "save_pretrained, a .gguf file or a packaged model name")
         if not cfg.exists():
             raise ConfigError(f"model folder {p} has no config.json")
-        weights = sorted(p.glob("*.safetensors"))
         ident = hashlib.sha256(cfg.read_bytes() + b"".join(
             f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}".encode() for w in weights)).hexdigest()[:16]
         return ModelRef(spec, str(p), f"{p.name}@{ident}")
-    if "/" in spec and not p.exists() and not spec.startswith((".", "/")):
+    if p.exists():
+        raise ConfigError(f"model '{spec}' is a file, not a model folder; give the folder that holds "
+                          "config.json and *.safetensors, a .gguf file, or a packaged model name")
+    if _HUB_ID.fullmatch(spec) and ".." not in spec:
         return ModelRef(spec, spec, spec)  # hub id; revision pinning is the user's call
-    raise ConfigError(f"model '{spec}' is neither a packaged model ({', '.join(PACKAGED)}), "
-                      f"a .gguf file, a local model folder, nor a hub id")
+    raise ConfigError(f"model '{spec}' not found: no such file or folder (a model is a packaged name "
+                      f"({', '.join(PACKAGED)}), a .gguf file, a local model folder, or a hub id org/name)")
+
+
+# what a hub id looks like (org/name); anything else that does not exist is a missing local path
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_PICKLE = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def _load_failed(path: str, what: str, e: Exception) -> ConfigError:
+    """One line naming the model and what could not be loaded, instead of a transformers traceback."""
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    where = (f"model folder {path}" if Path(path).is_dir() else
+             f"model '{path}' (not a local folder, so it was tried as a hub id)")
+    return ConfigError(f"{where}: cannot load its {what}: {first}")
 
 
 def ensure_safetensors(gguf: Path, name: str) -> Path:
@@ -142,7 +169,10 @@ def pick_device(name: str = "auto") -> str:
 
 def load_tokenizer(path: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise _load_failed(path, "tokenizer (tokenizer.json / tokenizer_config.json)", e) from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -151,8 +181,11 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False):
 def load_model(path: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False):
     """Load a causal LM. Only safetensors weights are accepted (no pickle)."""
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise _load_failed(path, "weights", e) from e
     return model.to(pick_device(device)).eval()
 
 

@@ -70,8 +70,11 @@ def evaluate_model(recipe: Any, spec: str, name: str, layout: Layout) -> dict:
     backend = backend_class("transformers")(spec, dtype=recipe.eval.dtype, device=recipe.eval.device,
                                             batch_size=recipe.eval.batch_size,
                                             trust_remote_code=recipe.train.trust_remote_code, name=name)
+    # answers go through the sample cache too, so a killed evaluation resumes where it stopped
+    cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples", backend.identity)
     try:
         return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name=name,
-                        prompt_cfg=recipe.generate.prompt, identity=ref.identity, task_prefix=task_prefix)
+                        prompt_cfg=recipe.generate.prompt, identity=ref.identity, task_prefix=task_prefix,
+                        cache=cache)
     finally:
         backend.close()

@@ -8,6 +8,7 @@ prompt overlap, skip bookkeeping, and the resumable write with its manifest.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from ..config import ProblemsConfig
 from ..errors import InputError
 from ..layout import Layout
 from ..records import Problem
+
+log = logging.getLogger(__name__)
 
 STAGE = "problems"
 
@@ -44,30 +47,6 @@ class RowError(InputError):
 def normalize_prompt(text: str) -> str:
     """Key for overlap checks: case and whitespace differences don't make a new problem."""
     return " ".join(text.split()).casefold()
-
-
-def json_safe(obj: Any) -> Any:
-    """Turn tuples/sets/numpy scalars into JSON types so entries survive a JSONL round trip."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        items = [json_safe(v) for v in obj]
-        try:
-            return sorted(items)
-        except TypeError:
-            return sorted(items, key=repr)
-    if obj is None or isinstance(obj, (str, bool, int, float)):
-        return obj
-    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        try:
-            return json_safe(obj.item())
-        except (TypeError, ValueError):
-            pass
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # arrays
-        return json_safe(obj.tolist())
-    return str(obj)
 
 
 def split_problems(train_pool: Iterable[Problem], n_train: int | None, n_eval: int, skipped: Counter,
@@ -137,10 +116,22 @@ def _check_unique_ids(loaded: Loaded) -> None:
         seen.add(p.id)
 
 
+def _warn_shortfall(cfg: ProblemsConfig, shortfall: dict[str, dict[str, int]], skipped: dict[str, int]) -> None:
+    """Fewer problems than asked for is allowed (a small file is a fine start) but never silent."""
+    if not shortfall:
+        return
+    asked = ", ".join(f"{k}={v['wanted']} but got {v['got']}" for k, v in shortfall.items())
+    why = f"; rows skipped: {', '.join(f'{r} {n}' for r, n in skipped.items())}" if skipped else ""
+    src = cfg.source if source_kind(cfg) == "file" else f"task {cfg.task}"
+    log.warning("problems: asked for %s: %s has no more usable rows%s (lower --n-train/--n-eval, or add rows)",
+                asked, src, why)
+
+
 def run(recipe: Any, layout: Layout) -> dict:
     """Write the train and eval problem files and the manifest; return the manifest.
 
-    A finished run with the same config and input hashes is returned as is (resume).
+    A finished run with the same config and input hashes is returned as is (resume); a shortfall
+    against ``n_train``/``n_eval`` is warned about either way.
     """
     cfg: ProblemsConfig = recipe.problems
     train_path, eval_path = layout.train_problems, layout.eval_problems
@@ -151,7 +142,15 @@ def run(recipe: Any, layout: Layout) -> dict:
         _check_unique_ids(loaded)
         io.write_jsonl(train_path, loaded.train)
         io.write_jsonl(eval_path, loaded.eval)
-        return {"files": [train_path.name, eval_path.name], "n_train": len(loaded.train),
-                "n_eval": len(loaded.eval), "skipped": dict(sorted(loaded.skipped.items()))}
+        outputs = {"files": [train_path.name, eval_path.name], "n_train": len(loaded.train),
+                   "n_eval": len(loaded.eval), "skipped": dict(sorted(loaded.skipped.items()))}
+        wanted = {"n_train": cfg.n_train, "n_eval": cfg.n_eval}
+        if shortfall := {k: {"wanted": wanted[k], "got": outputs[k]} for k in wanted
+                         if wanted[k] is not None and outputs[k] < wanted[k]}:
+            outputs["shortfall"] = shortfall
+        return outputs
 
-    return io.cached_stage(out_dir, stage=STAGE, config=dataclasses.asdict(cfg), inputs=input_paths(cfg), body=body)
+    manifest = io.cached_stage(out_dir, stage=STAGE, config=dataclasses.asdict(cfg), inputs=input_paths(cfg),
+                               body=body)
+    _warn_shortfall(cfg, manifest["outputs"].get("shortfall", {}), manifest["outputs"].get("skipped", {}))
+    return manifest

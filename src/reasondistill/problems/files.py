@@ -17,7 +17,8 @@ from typing import Any
 from ..config import ProblemsConfig
 from ..errors import ConfigError, InputError
 from ..records import Problem
-from .base import Loaded, RowError, json_safe, split_problems
+from ..io import json_safe
+from .base import Loaded, RowError, split_problems
 from .gold import parse_answer
 from .readers import Table, read_table
 

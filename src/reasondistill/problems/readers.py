@@ -3,7 +3,8 @@
 Every reader returns a :class:`Table`: its column names when the format declares them
 (CSV header, parquet/HF schema) and an iterator of ``(position, row)`` where ``row`` is a dict
 or a :class:`RowError` for a row that could not be read. Yielding errors instead of raising
-lets ``on_error=skip`` step over one bad JSON line and keep reading.
+lets ``on_error=skip`` step over one bad JSON line and keep reading. Text is UTF-8 with an
+optional BOM, decoded line by line so a bad byte is reported at its line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import io
 from ..errors import ConfigError, InputError
 from .base import RowError
 
@@ -51,28 +53,27 @@ def read_table(path: Path, split: str | None = None, default_split: tuple[str, .
 
 def _jsonl(path: Path) -> Table:
     def rows() -> Iterator[tuple[int, dict | RowError]]:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield lineno, RowError("invalid_json", f"invalid JSON ({e.msg} at column {e.colno})",
-                                           file=path, line=lineno)
-                    continue
-                if not isinstance(obj, dict):
-                    yield lineno, RowError("not_an_object", f"expected a JSON object, got "
-                                           f"{type(obj).__name__}", file=path, line=lineno)
-                    continue
-                yield lineno, obj
+        for lineno, line in io.iter_lines(path):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, RowError("invalid_json", f"invalid JSON ({e.msg} at column {e.colno})",
+                                       file=path, line=lineno)
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, RowError("not_an_object", f"expected a JSON object, got "
+                                       f"{type(obj).__name__}", file=path, line=lineno)
+                continue
+            yield lineno, obj
 
     return Table(path, "line", None, rows())
 
 
 def _json(path: Path) -> Table:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(io.read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", file=path, line=e.lineno) from None
     if not isinstance(data, list):
@@ -91,30 +92,42 @@ def _json(path: Path) -> Table:
 
 
 def _csv(path: Path) -> Table:
-    fh = path.open(encoding="utf-8", newline="")
-    reader = csv.DictReader(fh)
+    """Rows as dicts keyed by the header. A row with more or fewer cells than the header is a
+    ``cell_count`` error: an unquoted comma (``What is 1,000 + 3?``) would otherwise shift
+    every later cell into the wrong column without a word."""
+    lines = io.iter_lines(path)
+    reader = csv.reader(line for _, line in lines)
     try:
-        columns = list(reader.fieldnames or [])
+        header = next(reader, None)
     except csv.Error as e:
-        fh.close()
         raise InputError(f"invalid CSV header ({e})", file=path, line=1) from None
+    columns = [c.strip() for c in header or []]
+    if dupes := sorted({c for c in columns if columns.count(c) > 1}):
+        raise InputError(f"CSV header repeats column(s) {', '.join(map(repr, dupes))}; each column "
+                         "needs its own name", file=path, line=1)
 
     def rows() -> Iterator[tuple[int, dict | RowError]]:
-        with fh:
-            end = reader.line_num  # the header's last line
-            while True:
-                start = end + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as e:
-                    end = reader.line_num
-                    yield start, RowError("invalid_csv", f"invalid CSV row ({e})", file=path, line=start)
-                    continue
+        end = reader.line_num  # the header's last line
+        while True:
+            start = end + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
                 end = reader.line_num
-                # short rows come back with None for missing cells: treat those as absent
-                yield start, {k: v for k, v in row.items() if k is not None and v is not None}
+                yield start, RowError("invalid_csv", f"invalid CSV row ({e})", file=path, line=start)
+                continue
+            end = reader.line_num
+            if len(cells) <= 1 and not "".join(cells).strip():  # a blank line
+                continue
+            if len(cells) != len(columns):
+                hint = ("; quote cells that contain commas, e.g. \"What is 1,000 + 3?\""
+                        if len(cells) > len(columns) else "")
+                yield start, RowError("cell_count", f"row has {len(cells)} cells but the header has "
+                                      f"{len(columns)} ({', '.join(columns)}){hint}", file=path, line=start)
+                continue
+            yield start, dict(zip(columns, cells))
 
     return Table(path, "line", columns, rows())
 

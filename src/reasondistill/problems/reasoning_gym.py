@@ -5,8 +5,8 @@ One dataset is built with ``problems.seed``; items are read in index order, eval
 entry is kept in ``meta["rg_entry"]`` so the verifier can call the task's own
 ``score_answer(answer, entry)`` and a program teacher can read its metadata.
 
-JSON turns tuples into lists, and a few tasks (arc_agi, rearc) compare tuples in
-``score_answer``; :func:`original_entry` regenerates the exact entry from the stored index.
+Task checks and the regeneration of exact entries for scoring live in the shared
+``reasondistill.tasks``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 from ..config import ProblemsConfig
 from ..errors import ConfigError
 from ..records import Problem
-from ..tasks import check_task, make_dataset
-from .base import Loaded, json_safe, split_problems
+from ..tasks import check_task, invalid_config, make_dataset
+from ..io import json_safe
+from .base import Loaded, split_problems
 
 # read at most this many items per wanted problem before giving up on finding distinct prompts
 _OVERSAMPLE = 2
@@ -49,7 +50,11 @@ def load(cfg: ProblemsConfig) -> Loaded:
 
     def items() -> Iterator[Problem]:
         for i in range(size):
-            yield to_problem(cfg.task, i, dataset[i], cfg, size)
+            try:
+                entry = dataset[i]
+            except (AssertionError, TypeError, ValueError, KeyError, IndexError) as e:
+                raise invalid_config(cfg.task, cfg.task_config, e) from None
+            yield to_problem(cfg.task, i, entry, cfg, size)
 
     skipped: Counter = Counter()
     train, evals = split_problems(items(), cfg.n_train, cfg.n_eval, skipped, drain=False)

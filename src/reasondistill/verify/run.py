@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm

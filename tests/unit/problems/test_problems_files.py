@@ -12,7 +12,8 @@ from reasondistill.problems import files
 from reasondistill.problems.base import normalize_prompt
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "problems"
-DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "gsm8k"
+GSM8K = Path(__file__).parents[2] / "fixtures" / "gsm8k"  # 20 rows per split, carried by the repo
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "gsm8k"  # the whole dataset, beside a checkout
 
 ROWS = [{"q": f"What is {i} + {i}?", "a": f"{i} + {i} = {2 * i}\n#### {2 * i:,}"} for i in range(600, 606)]
 
@@ -47,13 +48,25 @@ def test_jsonl_fixture_gsm8k_answers_and_meta():
 
 
 def test_real_gsm8k_split_files_disjoint_and_named():
-    c = cfg(DATA / "train.jsonl", eval_source=str(DATA / "test.jsonl"), n_train=50, n_eval=20)
+    c = cfg(GSM8K / "train.jsonl", eval_source=str(GSM8K / "test.jsonl"), n_train=15, n_eval=10)
     loaded = files.load(c)
-    assert (len(loaded.train), len(loaded.eval)) == (50, 20)
+    assert (len(loaded.train), len(loaded.eval)) == (15, 10)
     assert {p.source for p in all_problems(loaded)} == {"gsm8k"}
     assert all(p.id.startswith("gsm8k-test-") for p in loaded.eval)
     assert all(p.id.startswith("gsm8k-train-") for p in loaded.train)
     assert all(p.answer and "####" not in p.answer and "," not in p.answer for p in all_problems(loaded))
+    train_keys = {normalize_prompt(p.prompt) for p in loaded.train}
+    assert not train_keys & {normalize_prompt(p.prompt) for p in loaded.eval}
+
+
+@pytest.mark.skipif(not (DATA / "train.jsonl").exists(),
+                    reason="../shared/data/gsm8k is absent (e.g. a fresh clone); the fixture test above covers the code")
+def test_whole_shared_gsm8k_loads_disjoint_with_every_answer_parsed():
+    loaded = files.load(cfg(DATA / "train.jsonl", eval_source=str(DATA / "test.jsonl"), n_eval=1319))
+    assert (len(loaded.train), len(loaded.eval)) == (7473 - loaded.skipped["duplicate_prompt"]
+                                                     - loaded.skipped["overlap_with_eval"], 1319)
+    assert set(loaded.skipped) <= {"duplicate_prompt", "overlap_with_eval"}  # no row failed to parse
+    assert all(p.answer and "####" not in p.answer for p in all_problems(loaded))
     train_keys = {normalize_prompt(p.prompt) for p in loaded.train}
     assert not train_keys & {normalize_prompt(p.prompt) for p in loaded.eval}
 

@@ -7,7 +7,7 @@ import pytest
 
 from reasondistill.problems.gold import detect_format, parse_answer, parse_boxed, parse_gsm8k
 
-DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "gsm8k"
+GSM8K = Path(__file__).parents[2] / "fixtures" / "gsm8k"  # the first rows of the real splits
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -25,7 +25,7 @@ def test_gsm8k(text, expected):
 
 
 def test_gsm8k_real_file_first_rows():
-    with (DATA / "train.jsonl").open() as fh:
+    with (GSM8K / "train.jsonl").open() as fh:
         rows = [json.loads(next(fh)) for _ in range(3)]
     assert [parse_gsm8k(r["answer"]) for r in rows] == ["72", "10", "5"]
 
