@@ -311,10 +311,21 @@ def test_malformed_manifest_in_a_run_folder_is_named(cli, earlier, tmp_path):
     fails(cli, ["report", bad], 2, "manifest.json:2", "invalid JSON")
 
 
-def test_unexpected_error_is_short_and_verbose_shows_the_traceback(cli, earlier, tmp_path):
+def test_bad_backend_option_is_a_named_config_error(cli, earlier, tmp_path):
     probs = earlier / "problems" / "train.jsonl"
-    argv = ["generate", "--problems", probs, "--out", earlier / "generate", f"generate.cache_dir={tmp_path}/c",
-            "teacher.backend=dummy", "teacher.options={accuracy: high}"]
+    fails(cli, ["generate", "--problems", probs, "--out", earlier / "generate", f"generate.cache_dir={tmp_path}/c",
+                "teacher.backend=dummy", "teacher.options={accuracy: high}"], 2, "teacher.options.accuracy", "'high'")
+
+
+def test_unexpected_error_is_short_and_verbose_shows_the_traceback(cli, earlier, tmp_path, monkeypatch):
+    from reasondistill.backends.dummy import DummyBackend
+
+    def broken(self, requests, sampling):  # a bug inside a backend, not bad input
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+    monkeypatch.setattr(DummyBackend, "complete", broken)
+    probs = earlier / "problems" / "train.jsonl"
+    argv = ["generate", "--problems", probs, "--out", tmp_path / "generate", f"generate.cache_dir={tmp_path}/c",
+            "teacher.backend=dummy"]
     line = fails(cli, argv, 1, "unexpected TypeError")
     rc, _, err = cli(*argv)
     assert "re-run with -v" in err and "Traceback" not in err

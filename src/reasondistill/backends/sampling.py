@@ -30,55 +30,88 @@ class CallCounts:
         self.cached += other.cached
 
 
+class _Draw:
+    """The bookkeeping of one draw: cache lookups per batch, and each batch's results written
+    back (and appended to the cache) as soon as it returns."""
+
+    def __init__(self, teacher: Backend, requests: Sequence[Request], sampling: SamplingParams,
+                 cache: SampleCache | None) -> None:
+        self.teacher, self.requests, self.sampling, self.cache = teacher, requests, sampling, cache
+        self.counts = CallCounts()
+        self.results: list[Completion | None] = [None] * len(requests)
+        self.keys = [sample_key(teacher.identity, r, sampling) for r in requests] if cache is not None else []
+        size = max(1, teacher.batch_size)
+        self.batches = [list(range(s, min(s + size, len(requests)))) for s in range(0, len(requests), size)]
+
+    def missing(self, idx: list[int]) -> list[int]:
+        """Fill ``idx``'s cached results; the indices the backend still has to answer."""
+        out = []
+        for i in idx:
+            hit = self.cache.get(self.keys[i]) if self.cache is not None else None
+            if hit is None:
+                out.append(i)
+            else:
+                self.results[i] = hit
+        self.counts.cached += len(idx) - len(out)
+        return out
+
+    def done(self, missing: list[int], batch: list[Completion]) -> None:
+        if len(batch) != len(missing):
+            raise RuntimeError(f"backend {self.teacher.name} returned {len(batch)} completions "
+                               f"for {len(missing)} requests")
+        self.counts.made += len(missing)
+        for i, comp in zip(missing, batch):
+            self.results[i] = comp
+        if self.cache is not None:  # errors are not cached: they are retried next run
+            self.cache.put_many([(self.keys[i], c) for i, c in zip(missing, batch) if c.finish_reason != "error"])
+
+    def outcome(self) -> tuple[list[Completion], CallCounts]:
+        return [r for r in self.results if r is not None], self.counts
+
+
+def in_process(teacher: Backend) -> bool:
+    """A backend that computes in this process, one batch at a time: nothing to overlap."""
+    return type(teacher).acomplete is Backend.acomplete and teacher.max_concurrency <= 1
+
+
 def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams,
          cache: SampleCache | None = None, *, desc: str = "generate") -> tuple[list[Completion], CallCounts]:
     """One completion per request, in order: cached ones from ``cache``, the rest from the
-    backend through ``acomplete``, up to ``teacher.max_concurrency`` batches in flight. Each
-    finished batch is appended to the cache at once, so an interruption loses at most the
-    batches in flight."""
-    coro = _draw(teacher, requests, sampling, cache, desc)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook): run beside it
-        return pool.submit(asyncio.run, coro).result()
+    backend. Backends with real concurrency are awaited through ``acomplete`` with up to
+    ``max_concurrency`` batches in flight; in-process engines run batch after batch on this
+    thread (Ctrl-C and SIGTERM then stop them at once). Each finished batch is appended to the
+    cache at once, so an interruption loses at most the batches in flight."""
+    state = _Draw(teacher, requests, sampling, cache)
+    with tqdm(total=len(requests), desc=desc, unit="sample", disable=None, dynamic_ncols=True) as bar:
+        if in_process(teacher):
+            for idx in state.batches:
+                if missing := state.missing(idx):
+                    state.done(missing, teacher.complete([requests[i] for i in missing], sampling))
+                bar.update(len(idx))
+            return state.outcome()
+        coro = _overlapped(state, bar)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook): run beside it
+            return pool.submit(asyncio.run, coro).result()
 
 
-async def _draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams,
-                cache: SampleCache | None, desc: str) -> tuple[list[Completion], CallCounts]:
-    counts = CallCounts()
-    results: list[Completion | None] = [None] * len(requests)
-    keys = [sample_key(teacher.identity, r, sampling) for r in requests] if cache is not None else []
-    size = max(1, teacher.batch_size)
-    gate = asyncio.Semaphore(max(1, teacher.max_concurrency))
+async def _overlapped(state: _Draw, bar: tqdm) -> tuple[list[Completion], CallCounts]:
+    gate = asyncio.Semaphore(max(1, state.teacher.max_concurrency))
 
-    async def one_batch(idx: list[int], bar: tqdm) -> None:
-        hits = {i: cache.get(keys[i]) for i in idx} if cache is not None else {}
-        missing = [i for i in idx if hits.get(i) is None]
-        for i in idx:
-            if hits.get(i) is not None:
-                results[i] = hits[i]
-        counts.cached += len(idx) - len(missing)
-        if missing:
+    async def one_batch(idx: list[int]) -> None:
+        if missing := state.missing(idx):
             async with gate:
-                batch = await teacher.acomplete([requests[i] for i in missing], sampling)
-            if len(batch) != len(missing):
-                raise RuntimeError(f"backend {teacher.name} returned {len(batch)} completions "
-                                   f"for {len(missing)} requests")
-            counts.made += len(missing)
-            for i, comp in zip(missing, batch):
-                results[i] = comp
-            if cache is not None:  # errors are not cached: they are retried next run
-                cache.put_many([(keys[i], c) for i, c in zip(missing, batch) if c.finish_reason != "error"])
+                batch = await state.teacher.acomplete([state.requests[i] for i in missing], state.sampling)
+            state.done(missing, batch)
         bar.update(len(idx))
 
-    batches = [list(range(start, min(start + size, len(requests)))) for start in range(0, len(requests), size)]
-    with tqdm(total=len(requests), desc=desc, unit="sample", disable=None, dynamic_ncols=True) as bar:
-        tasks = [asyncio.create_task(one_batch(idx, bar)) for idx in batches]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-    return [r for r in results if r is not None], counts
+    tasks = [asyncio.create_task(one_batch(idx)) for idx in state.batches]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+    return state.outcome()
