@@ -314,10 +314,12 @@ def _flag_for(args: argparse.Namespace, override: str) -> str | None:
     if override in getattr(args, "overrides", []):
         return None  # typed as key=value: the override itself is what the user typed
     key, value = override.split("=", 1)
-    sub = next((a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if sub is None or args.command not in sub.choices:
+    try:  # argparse keeps its actions private; naming the flag is a nicety, never a new failure
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        actions = sub.choices[args.command]._actions
+    except (AttributeError, KeyError, StopIteration):
         return None
-    for action in sub.choices[args.command]._actions:
+    for action in actions:
         typed = getattr(args, action.dest, None)
         if action.dest == key.rsplit(".", 1)[-1] and typed is not None and str(typed) == value:
             return f"{action.option_strings[-1]} {value}" if action.option_strings else f"{action.dest} {value!r}"

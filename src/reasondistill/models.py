@@ -76,16 +76,13 @@ def resolve(spec: str) -> ModelRef:
     if p.is_dir():
         cfg = p / "config.json"
         weights = sorted(p.glob("*.safetensors"))
-        if not weights:
-            pickles = sorted(f.name for ext in _PICKLE for f in p.glob(f"*{ext}"))
-            if pickles:
-                raise ConfigError(
-                    f"model folder {p} has no safetensors weights; pickle files are not loaded "
-                    f"({', '.join(pickles)}: unpickling can run arbitrary code). Where you trust the file, "
-                    f"convert it once: AutoModelForCausalLM.from_pretrained('{p}', use_safetensors=False)"
-                    f".save_pretrained('{p}')")
-            raise ConfigError(f"model folder {p} has no weights (*.safetensors); give a folder written by "
-                              "save_pretrained, a .gguf file or a packaged model name")
+        pickles = sorted(f.name for ext in _PICKLE for f in p.glob(f"*{ext}"))
+        if not weights and pickles:  # (a folder with no weights at all fails, named, in load_model)
+            raise ConfigError(
+                f"model folder {p} has no safetensors weights; pickle files are not loaded "
+                f"({', '.join(pickles)}: unpickling can run arbitrary code). Where you trust the file, "
+                f"convert it once: AutoModelForCausalLM.from_pretrained('{p}', use_safetensors=False)"
+                f".save_pretrained('{p}')")
         if not cfg.exists():
             raise ConfigError(f"model folder {p} has no config.json")
         ident = hashlib.sha256(cfg.read_bytes() + b"".join(

@@ -242,7 +242,13 @@ def test_pickle_only_model_folder_is_refused_with_the_reason(cli, earlier, tmp_p
               "pytorch_model.bin")
 
 
-def test_model_folder_without_tokenizer_or_config_is_named(cli, earlier, tmp_path, tiny_model_dir):
+def test_model_folder_without_weights_tokenizer_or_config_is_named(cli, earlier, tmp_path, tiny_model_dir):
+    no_weights = tmp_path / "no weights"
+    no_weights.mkdir()
+    for f in [tiny_model_dir / "config.json", *tiny_model_dir.glob("tokenizer*")]:
+        shutil.copy(f, no_weights)
+    fails(cli, ["evaluate", "--model", no_weights, "--problems", earlier / "problems" / "eval.jsonl",
+                "--out", earlier / "eval" / "teacher"], 2, str(no_weights), "cannot load its weights")
     folder = tmp_path / "weights only"
     folder.mkdir()
     shutil.copy(tiny_model_dir / "config.json", folder)

@@ -26,7 +26,7 @@ import pytest
 from .conftest import Child, error_line, problem_rows, run, snapshot, temp_leftovers, write_jsonl
 
 SEED = 8
-DELAY = 0.006  # seconds per dummy sample: a batch of 16 takes ~0.1 s
+DELAY = 0.008  # seconds per dummy sample: a batch of 16 takes ~0.13 s
 BATCH = 16  # the dummy teacher's batch size
 TEACHER = ["teacher.backend=dummy", f"teacher.options={{accuracy: 0.5, delay_s: {DELAY}}}"]
 GENERATE = [*TEACHER, "generate.samples=4", "generate.rationalize=true"]
@@ -48,7 +48,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                         "completion": [{"role": "assistant", "content": f"{i} + 2 = {i + 2}.\nAnswer: {i + 2}"}]}
                        for i in range(48)])
     return {"train": write_jsonl(root / "train.jsonl", problem_rows(32)),  # 4 samples each: ~8 batches
-            "eval": write_jsonl(root / "eval.jsonl", problem_rows(32, start=100)),  # greedy + 2 sampled: 6
+            "eval": write_jsonl(root / "eval.jsonl", problem_rows(40, start=100)),  # greedy + 2 sampled: 8
             "curated": data}
 
 
@@ -167,7 +167,7 @@ def interrupt_and_resume(stage, how, point, inputs, reference, tmp, figures, tes
     else:
         at, extra = point
         while child.alive() and cache_lines(cache) < at and time.time() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.002)
         time.sleep(extra)
     assert child.alive(), f"{stage} finished before the {how.name} at {point}: " + child.stderr[-1500:]
     struck = time.time()
@@ -217,10 +217,10 @@ def interrupt_and_resume(stage, how, point, inputs, reference, tmp, figures, tes
 def sample_points(seed: int, total: int, n: int) -> list[tuple[int, float]]:
     """``n`` seeded kill points spread over a run of ``total`` samples: a cache level to wait for
     (the first point: none, so it strikes before the first batch is cached; then one random level
-    in each of the other equal strata, up to the last few batches) and a delay that lands inside
-    the next batch."""
+    in each of the other equal strata, up to three batches before the end, so a loaded machine still
+    strikes before the run finishes) and a delay that lands inside the next batch."""
     rng = random.Random(seed)
-    width = (total - 2 * BATCH) / n
+    width = (total - 3 * BATCH) / n
     return [(0 if i == 0 else int(width * i + rng.random() * width), round(rng.uniform(0, BATCH * DELAY * 0.9), 3))
             for i in range(n)]
 
