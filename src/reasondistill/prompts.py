@@ -26,7 +26,7 @@ def _read_template(path: str | None, builtin: str) -> str:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"prompt template not found: {p}")
-    text = p.read_text(encoding="utf-8")
+    text = p.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not part of the prompt
     if "{question}" not in text:
         raise ConfigError(f"prompt template {p} has no {{question}} placeholder")
     return text
