@@ -32,6 +32,6 @@ def run(recipe: Any, layout: Any, *, this_run: dict[str, Any] | None = None) -> 
                           teacher_calls=spent["teacher_calls"], cached_teacher_calls=spent["cached_teacher_calls"],
                           wall_seconds=spent["wall_seconds"])
     if "peak_rss_mb" in spent:
-        report["peak_rss_mb"] = spent["peak_rss_mb"]
+        report["peak_rss_mb"] = report["this_run"]["peak_rss_mb"] = spent["peak_rss_mb"]
     write_report(layout.root, report, list(recipe.report.formats))
     return report
