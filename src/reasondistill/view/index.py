@@ -2,9 +2,12 @@
 
 One :class:`Row` per generation: every teacher trace (``generate/traces.jsonl``, with its
 verdict, its curation fate and its problem's difficulty) and every evaluated answer
-(``eval/<model>/samples.jsonl``). A row keeps what the filters and the list need, a lowercased
-copy of its text for search, and the byte offset of its record; the full record is read back
-from the file when a row is opened, so the page never holds more than one page of rows.
+(``eval/<model>/samples.jsonl``). A row keeps what the filters and the list need and the byte
+offset of its record; the full record is read back from the file when a row is opened, so the
+page never holds more than one page of rows. Search runs ``str.find`` over one lowercased corpus
+of every row's text (and one of every problem's), equality filters start from precomputed
+buckets of row numbers, and the last few filtered results are cached, so turning pages or
+re-sorting one result costs nothing.
 
 The run folder is only read: files are opened read-only, nothing is written or created. When a
 file changes (a run still writing), :meth:`Index.stale` says so and the server rebuilds.
@@ -15,8 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections import Counter
+from bisect import bisect_right
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,8 @@ EVAL_MODELS = ("teacher", "student_before", "student_after")  # eval/<model>/ fo
 PREVIEW = 140  # characters of a problem's prompt shown in the list
 MAX_LIMIT = 200  # rows per page at most
 SORTS = ("", "tokens", "-tokens", "difficulty", "-difficulty")
+CACHED_RESULTS = 16  # filtered results kept, so paging through one result does not filter again
+SEP = "\x00"  # between the rows' texts in the search corpus (never in a query)
 
 
 @dataclass(slots=True)
@@ -47,7 +54,6 @@ class Row:
     fate: str  # trace: kept | negative | rejected: <reason> | "" (not curated); eval: ""
     file: int  # index into Index.files
     offset: int  # byte offset of the record's line
-    hay: str  # lowercased text for search
     sample_idx: int = 0
     reason: str = ""  # the verifier's reason
     finish: str = "stop"
@@ -60,7 +66,6 @@ class ProblemEntry:
     file: int
     offset: int
     preview: str
-    hay: str
     answer: str
     pass_rate: float | None = None
     rows: list[int] = field(default_factory=list)
@@ -104,6 +109,12 @@ class Index:
         self.notes: list[str] = []
         self.build_seconds = 0.0
         self._by_id: dict[str, int] = {}
+        self._hays: list[str] = []  # while building; then joined into the corpus
+        self._corpus, self._starts = "", [0]
+        self._problem_corpus, self._problem_starts, self._problem_ids = "", [0], []
+        self._buckets: dict[tuple[str, Any], list[int]] = defaultdict(list)
+        self._results: OrderedDict[tuple, list[int]] = OrderedDict()
+        self._lock = threading.Lock()  # the server answers requests on several threads
         self._signature: dict[str, tuple[int, int]] = {}
 
     # -- building
@@ -150,6 +161,7 @@ class Index:
         started = time.perf_counter()
         index._signature = index.signature()
         index._build()
+        index._finish()
         index.build_seconds = time.perf_counter() - started
         log.info("view: indexed %d rows over %d problems in %.2f s", len(index.rows), len(index.problems),
                  index.build_seconds)
@@ -164,10 +176,13 @@ class Index:
                 if not isinstance(pid, str) or pid in self.problems:
                     continue
                 answer = str(obj.get("answer", ""))
-                self.problems[pid] = ProblemEntry(split, f, off, " ".join(prompt.split())[:4 * PREVIEW],
-                                                  f"{prompt}\n{answer}\n{pid}".lower(), answer)
+                self.problems[pid] = ProblemEntry(split, f, off, " ".join(prompt.split())[:4 * PREVIEW], answer)
+                self._problem_ids.append(pid)
+                self._hays.append(f"{prompt}\n{answer}\n{pid}")
 
         self._strip_common_prefix()
+        self._problem_corpus, self._problem_starts = _corpus(self._hays)
+        self._hays = []
         difficulty: dict[str, float] = {}
         for _, _, obj in self._read(lay.pass_rates, "pass rates"):
             rate, pid = obj.get("pass_rate"), obj.get("problem_id")
@@ -201,8 +216,8 @@ class Index:
             self._add(Row("trace", tid, pid, str(obj.get("teacher", "")), passed, bool(obj.get("hinted")),
                           _tokens(usage.get("completion_tokens")), len(text),
                           extracted if extracted is not None else obj.get("answer_text"), fates.get(tid, ""), f, off,
-                          f"{text}\n{tid}".lower(), int(obj.get("sample_idx") or 0), reason,
-                          str(obj.get("finish_reason", "")), difficulty.get(pid)))
+                          int(obj.get("sample_idx") or 0), reason, str(obj.get("finish_reason", "")),
+                          difficulty.get(pid)), f"{text}\n{tid}")
 
         for model in EVAL_MODELS:
             path = lay.eval_file(model, "samples")
@@ -217,8 +232,7 @@ class Index:
                 rid = f"{model}/{pid}/{idx}"
                 self._add(Row("eval", rid, pid, model, bool(obj["passed"]) if "passed" in obj else None, False,
                               _tokens(obj.get("completion_tokens")), len(text), obj.get("extracted"), "", f, off,
-                              f"{text}\n{rid}".lower(), idx, "", str(obj.get("finish_reason", "")),
-                              difficulty.get(pid)))
+                              idx, "", str(obj.get("finish_reason", "")), difficulty.get(pid)), f"{text}\n{rid}")
 
     def _strip_common_prefix(self) -> None:
         """Drop the instruction every prompt starts with from the list previews (whole words only),
@@ -229,11 +243,21 @@ class Index:
         for p in self.problems.values():
             p.preview = ("…" + p.preview[cut:] if cut >= 20 else p.preview)[:PREVIEW]
 
-    def _add(self, row: Row) -> None:
-        self.problems.setdefault(row.problem_id, ProblemEntry("?", -1, -1, "", row.problem_id.lower(), ""))
-        self.problems[row.problem_id].rows.append(len(self.rows))
-        self._by_id.setdefault(row.id, len(self.rows))
+    def _add(self, row: Row, text: str) -> None:
+        i = len(self.rows)
+        self.problems.setdefault(row.problem_id, ProblemEntry("?", -1, -1, "", ""))
+        self.problems[row.problem_id].rows.append(i)
+        self._by_id.setdefault(row.id, i)
+        for key in (("kind", row.kind), ("source", row.source), ("passed", row.passed), ("hinted", row.hinted),
+                    ("fate", row.fate)):
+            self._buckets[key].append(i)
+        self._hays.append(text)
         self.rows.append(row)
+
+    def _finish(self) -> None:
+        self._corpus, self._starts = _corpus(self._hays)
+        self._hays = []
+        self._buckets = dict(self._buckets)
 
     # -- reading
 
@@ -261,56 +285,91 @@ class Index:
         ``lmin``/``lmax`` (completion tokens), ``q`` (case-insensitive text search over the trace,
         its problem and ids), ``sort`` (one of :data:`SORTS`), ``offset``, ``limit``."""
         started = time.perf_counter()
-        rows = self._filter(params)
         sort = params.get("sort", "")
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(s or '(file order)' for s in SORTS)}")
-        if sort:
-            key = sort.lstrip("-")
-            present = [r for r in rows if getattr(r, key) is not None]
-            present.sort(key=lambda r: getattr(r, key), reverse=sort.startswith("-"))
-            rows = present + [r for r in rows if getattr(r, key) is None]
         offset = max(0, _int(params, "offset", 0))
         limit = min(MAX_LIMIT, max(1, _int(params, "limit", 50)))
-        page = rows[offset: offset + limit]
-        return {"total": len(self.rows), "matched": len(rows), "offset": offset, "limit": limit,
+        matched = self._matching(params, sort)
+        page = [self.rows[i] for i in matched[offset: offset + limit]]
+        return {"total": len(self.rows), "matched": len(matched), "offset": offset, "limit": limit,
                 "items": [self._summary(r) for r in page], "ms": round(1000 * (time.perf_counter() - started), 1)}
 
-    def _filter(self, params: dict[str, str]) -> list[Row]:
-        rows = self.rows
-        conds = []
+    def _matching(self, params: dict[str, str], sort: str) -> list[int]:
+        """Row numbers matching ``params``, in ``sort`` order (cached per filter and sort)."""
+        dmin, dmax = _float(params, "dmin"), _float(params, "dmax")
+        lmin, lmax = _float(params, "lmin"), _float(params, "lmax")
+        q = " ".join(params.get("q", "").replace(SEP, " ").split()).lower()
+        key = (params.get("kind", ""), params.get("result", ""), params.get("hinted", ""), params.get("source", ""),
+               params.get("fate", ""), dmin, dmax, lmin, lmax, q, sort)
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+
+        # candidates: the smallest of the equality buckets and the search hits, intersected with the rest
+        seeds: list[list[int]] = []
         if kind := params.get("kind"):
-            conds.append(lambda r: r.kind == kind)
+            seeds.append(self._bucket("kind", kind))
         result = params.get("result")
-        if result == "correct":
-            conds.append(lambda r: r.passed is True)
-        elif result == "incorrect":
-            conds.append(lambda r: r.passed is False)
-        elif result == "unverified":
-            conds.append(lambda r: r.passed is None)
-        hinted = params.get("hinted")
-        if hinted in ("yes", "no"):
-            want = hinted == "yes"
-            conds.append(lambda r: r.hinted is want)
+        if result:
+            if result not in ("correct", "incorrect", "unverified"):
+                raise ValueError("result must be correct, incorrect or unverified")
+            seeds.append(self._bucket("passed", {"correct": True, "incorrect": False, "unverified": None}[result]))
+        if params.get("hinted") in ("yes", "no"):
+            seeds.append(self._bucket("hinted", params["hinted"] == "yes"))
         if source := params.get("source"):
-            conds.append(lambda r: r.source == source)
+            seeds.append(self._bucket("source", source))
         if fate := params.get("fate"):
             prefix = fate + ": "
-            conds.append(lambda r: r.fate == fate or r.fate.startswith(prefix))
-        dmin, dmax = _float(params, "dmin"), _float(params, "dmax")
+            seeds.append(sorted(i for (name, value), rows in self._buckets.items()
+                                if name == "fate" and (value == fate or value.startswith(prefix)) for i in rows))
+        if q:
+            seeds.append(self._search(q))
+        if seeds:
+            seeds.sort(key=len)
+            matched = seeds[0]
+            for other in seeds[1:]:
+                if not matched:
+                    break
+                keep = set(other)
+                matched = [i for i in matched if i in keep]
+        else:
+            matched = list(range(len(self.rows)))
+
+        rows = self.rows
         if dmin is not None or dmax is not None:
             lo, hi = -1.0 if dmin is None else dmin, 2.0 if dmax is None else dmax
-            conds.append(lambda r: r.difficulty is not None and lo <= r.difficulty <= hi)
-        lmin, lmax = _float(params, "lmin"), _float(params, "lmax")
+            matched = [i for i in matched if (d := rows[i].difficulty) is not None and lo <= d <= hi]
         if lmin is not None or lmax is not None:
             tlo, thi = -1.0 if lmin is None else lmin, float("inf") if lmax is None else lmax
-            conds.append(lambda r: r.tokens is not None and tlo <= r.tokens <= thi)
-        if q := " ".join(params.get("q", "").split()).lower():
-            in_problem = {pid for pid, p in self.problems.items() if q in p.hay}
-            conds.append(lambda r: r.problem_id in in_problem or q in r.hay)
-        for cond in conds:
-            rows = [r for r in rows if cond(r)]
-        return rows
+            matched = [i for i in matched if (t := rows[i].tokens) is not None and tlo <= t <= thi]
+        if sort:
+            field_ = sort.lstrip("-")
+            present = [i for i in matched if getattr(rows[i], field_) is not None]
+            present.sort(key=lambda i: getattr(rows[i], field_), reverse=sort.startswith("-"))
+            matched = present + [i for i in matched if getattr(rows[i], field_) is None]
+
+        with self._lock:
+            self._results[key] = matched
+            while len(self._results) > CACHED_RESULTS:
+                self._results.popitem(last=False)
+        return matched
+
+    def forget_results(self) -> None:
+        """Drop the cached filtered results (the next query filters again)."""
+        with self._lock:
+            self._results.clear()
+
+    def _bucket(self, name: str, value: Any) -> list[int]:
+        return self._buckets.get((name, value), [])
+
+    def _search(self, q: str) -> list[int]:
+        """Rows whose text or id contains ``q`` (lowercase), or whose problem's prompt, answer or id does."""
+        hits = set(_find(self._corpus, self._starts, q))
+        for p in _find(self._problem_corpus, self._problem_starts, q):
+            hits.update(self.problems[self._problem_ids[p]].rows)
+        return sorted(hits)
 
     def _summary(self, r: Row) -> dict[str, Any]:
         p = self.problems.get(r.problem_id)
@@ -391,3 +450,22 @@ def _float(params: dict[str, str], key: str) -> float | None:
         return float(raw)
     except ValueError:
         raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _corpus(texts: list[str]) -> tuple[str, list[int]]:
+    """The texts lowercased and joined by :data:`SEP`, and where each starts."""
+    lowered = [t.replace(SEP, " ").lower() for t in texts]  # lowercasing may change a text's length
+    starts, at = [], 0
+    for t in lowered:
+        starts.append(at)
+        at += len(t) + 1
+    return SEP.join(lowered), starts
+
+
+def _find(corpus: str, starts: list[int], q: str) -> Iterator[int]:
+    """The numbers of the texts of ``corpus`` that contain ``q``, each once, in order."""
+    pos = corpus.find(q)
+    while pos >= 0:
+        i = bisect_right(starts, pos) - 1
+        yield i
+        pos = corpus.find(q, starts[i + 1]) if i + 1 < len(starts) else -1

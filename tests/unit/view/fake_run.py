@@ -41,7 +41,7 @@ def make_run(root: Path, *, n_train: int = 60, samples: int = 4, n_eval: int = 3
     traces, verdicts, kept, negatives, rejected, rates = [], [], [], [], [], []
     for p in problems:
         skill = rng.random()
-        n_ok = 0
+        n_ok = n_kept = 0
         for j in range(samples):
             hinted = j == samples - 1 and n_ok == 0
             ok = hinted or rng.random() < skill
@@ -66,8 +66,9 @@ def make_run(root: Path, *, n_train: int = 60, samples: int = 4, n_eval: int = 3
                                 "hinted": hinted}}
             if truncated:
                 rejected.append({"trace_id": tid, "problem_id": p["id"], "reason": "truncated", "trace": traces[-1]})
-            elif ok and sum(1 for e in kept if e["meta"]["problem_id"] == p["id"]) < 2:
+            elif ok and n_kept < 2:
                 kept.append(example)
+                n_kept += 1
             elif ok:
                 rejected.append({"trace_id": tid, "problem_id": p["id"], "reason": "over_cap", "trace": traces[-1]})
             else:

@@ -82,6 +82,25 @@ def test_search_finds_text_problem_and_ids_case_insensitively(run, index):
     assert q(index, q="no such text anywhere")["matched"] == 0
 
 
+def test_search_maps_hits_to_the_right_rows(tmp_path):
+    """Lowercasing can lengthen text ('İ' -> 'i̇'): a hit just after such a trace is still its own row."""
+    run = make_run(tmp_path / "r", n_train=3, samples=2, n_eval=2, plant={2: "İ" * 50, 3: "owl-needle"})
+    index = Index.build(run.root)
+    found = q(index, q="OWL-needle")
+    assert found["matched"] == 1 and found["items"][0]["id"] == rows_of(run, "traces")[3]["id"]
+    assert q(index, q="i̇i̇")["items"][0]["id"] == rows_of(run, "traces")[2]["id"]
+    assert q(index, q="\x00")["matched"] == q(index)["matched"]  # the corpus separator is no query
+
+
+def test_pages_of_one_filter_come_from_the_cache(index):
+    index.forget_results()
+    first = q(index, kind="trace", result="correct", sort="-tokens")
+    cached = index._results[next(reversed(index._results))]
+    again = q(index, kind="trace", result="correct", sort="-tokens", offset=50)
+    assert index._results[next(reversed(index._results))] is cached  # not filtered again
+    assert again["matched"] == first["matched"] and again["items"][0]["tokens"] <= first["items"][-1]["tokens"]
+
+
 def test_pages_and_sorting(index):
     first = q(index, offset=0, limit=50)
     second = q(index, offset=50, limit=50)
