@@ -44,6 +44,12 @@ def _first_row_of(page, problem_id: str) -> None:
                            arg=problem_id, timeout=15_000)
 
 
+def _opened(page, row_id: str) -> None:
+    """Wait until the detail pane shows row ``row_id``."""
+    page.wait_for_function("id => document.querySelector('#detail-pane code.rowid')?.textContent === id",
+                           arg=row_id, timeout=15_000)
+
+
 def test_trace_browser_in_headless_chromium(tmp_path):
     run = make_run(tmp_path / "run", n_train=120, samples=4, n_eval=40, plant={5: EVIL, 301: NEEDLE})
     before = _hashes(run.root)
@@ -82,9 +88,9 @@ def test_trace_browser_in_headless_chromium(tmp_path):
             assert set(page.locator("#list tbody tr td:nth-child(2)").all_inner_texts()) == {"llm-a"}
 
             # a trace opens: its problem, the trace, and the students' columns beside it
-            rows.first.click()
-            page.wait_for_selector("#detail-pane .side")
             first = expect.query({"result": "incorrect", "source": "llm-a", "limit": "1"})["items"][0]
+            rows.first.click()
+            _opened(page, first["id"])
             detail = page.inner_text("#detail-pane")
             assert f"Problem {first['problem_id']}" in detail and first["id"] in detail
             assert "teacher trace (llm-a)" in detail and "student (before)" in detail
@@ -96,7 +102,7 @@ def test_trace_browser_in_headless_chromium(tmp_path):
             _matched(page, 1)
             _first_row_of(page, expect.rows[301].problem_id)
             page.locator("#list tbody tr").first.click()
-            page.wait_for_selector("#detail-pane mark")
+            _opened(page, expect.rows[301].id)
             assert NEEDLE in page.inner_text("#detail-pane")
             assert page.inner_text("#detail-pane mark") == "purple-armadillo"
 
@@ -105,8 +111,7 @@ def test_trace_browser_in_headless_chromium(tmp_path):
             _first_row_of(page, expect.rows[5].problem_id)
             _matched(page, 1)
             page.locator("#list tbody tr").first.click()
-            page.wait_for_function("() => document.querySelector('#detail-pane pre.text') !== null && "
-                                   "document.querySelector('#detail-pane').innerText.includes('__pwned=1')")
+            _opened(page, expect.rows[5].id)
             page.wait_for_timeout(300)  # give an injected handler the chance to run
             assert page.evaluate("() => window.__pwned") is None
             assert page.evaluate("() => document.scripts.length") == 1  # only /app.js
@@ -120,10 +125,10 @@ def test_trace_browser_in_headless_chromium(tmp_path):
             page.select_option("#kind", "eval")
             page.select_option("#source", "student_after")
             page.select_option("#result", "correct")
-            n_after = expect.query({"kind": "eval", "source": "student_after", "result": "correct"})["matched"]
-            _matched(page, n_after)
+            after = expect.query({"kind": "eval", "source": "student_after", "result": "correct"})
+            _matched(page, after["matched"])
             page.locator("#list tbody tr").nth(1).click()
-            page.wait_for_selector("#detail-pane .side .col.current")
+            _opened(page, after["items"][1]["id"])
             cols = page.locator("#detail-pane .side .col pre").all_inner_texts()
             assert [c.split(" thinks:")[0] for c in cols] == ["teacher", "student_before", "student_after"]
             page.screenshot(path=str(shot))
