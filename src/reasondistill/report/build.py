@@ -11,7 +11,8 @@ not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. E
 ``versions``.
 
 ``teacher_calls``, ``cached_teacher_calls`` and ``wall_seconds`` are what the latest invocation
-spent (an unchanged re-run spends nearly nothing); ``run_cost`` is what the run itself cost.
+spent (an unchanged re-run spends nearly nothing), grouped again under ``this_run`` (with
+``peak_rss_mb`` when the pipeline wrote the report); ``run_cost`` is what the run itself cost.
 """
 
 from __future__ import annotations
