@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     _add_recipe_args(p)
 
+    p = sub.add_parser("view", help="browse a run's problems and traces in a local web page",
+                       description="Serves a page on 127.0.0.1 to filter, search and open every teacher trace and "
+                                   "evaluated answer of RUN_DIR (read-only). Ctrl-C stops it.")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port; default 8765)")
+
     sub.add_parser("recipes", help="list built-in recipes")
     return ap
 
@@ -274,6 +280,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from .view import serve
+    serve(args.run_dir, args.port)
+    return 0
+
+
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from .config import builtin_recipe_path
     for name in BUILTIN_RECIPES:
@@ -283,7 +295,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "report": _cmd_report, "recipes": _cmd_recipes}
+            "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

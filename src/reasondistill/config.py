@@ -169,6 +169,7 @@ class TrainConfig:
     max_length: int = 512
     warmup_ratio: float = 0.05
     logging_steps: int = 5
+    report_to: list[str] = field(default_factory=list)  # trackers for the Trainer's logs, e.g. [tensorboard] (event files in train/runs/); []: none
     gradient_checkpointing: bool = False  # trades compute for memory; off: small students fit anyway
     dtype: str = "auto"  # auto: bf16 mixed precision on GPU, fp32 on CPU
     device: str = "auto"

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -282,6 +283,13 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory so far of this process and its finished children, in MB (Linux: KiB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
+
+
 def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict[str, str],
                    outputs: dict[str, Any], started: float, extra: dict[str, Any] | None = None) -> dict:
     """Record what produced this stage's outputs. Written last: its presence marks the stage done."""
@@ -294,6 +302,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
         "outputs": outputs,
         "output_hashes": hash_inputs(out_dir / name for name in outputs.get("files", [])),
         "versions": library_versions(),
+        "peak_rss_mb": peak_rss_mb(),  # of the process so far: the report's run_cost takes the max
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
     }

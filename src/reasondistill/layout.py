@@ -31,6 +31,7 @@ FILES: dict[str, tuple[str, str]] = {
     "pairs": ("pairs", "pairs.jsonl"),
     "checkpoint": ("train", "model"),  # an HF folder with safetensors weights
     "loss_log": ("train", "loss.jsonl"),
+    "tracker_logs": ("train", "runs"),  # a folder: TensorBoard event files when train.report_to names it
 }
 ROOT_FILES = {
     "recipe_file": "recipe.yaml",

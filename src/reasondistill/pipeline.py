@@ -11,7 +11,6 @@ later stage, ``--until X`` stops after X.
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,11 +90,7 @@ def select(first: str | None = None, last: str | None = None) -> tuple[Stage, ..
     return STAGES[lo: hi + 1]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process and its finished children (Linux: KiB units)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, kids) / 1024, 1)
+peak_rss_mb = io.peak_rss_mb  # this process and its finished children, MB
 
 
 def _teacher_calls(manifest: dict[str, Any], made: str, cached: str, total: str) -> tuple[int, int]:

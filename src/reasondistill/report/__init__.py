@@ -49,6 +49,6 @@ def run(recipe: Any, layout: Any, *, this_run: dict[str, Any] | None = None) -> 
                           wall_seconds=spent["wall_seconds"])
     _check_evaluated(report, layout.root)
     if "peak_rss_mb" in spent:
-        report["peak_rss_mb"] = spent["peak_rss_mb"]
+        report["peak_rss_mb"] = report["this_run"]["peak_rss_mb"] = spent["peak_rss_mb"]
     write_report(layout.root, report, list(recipe.report.formats))
     return report

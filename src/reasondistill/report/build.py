@@ -6,7 +6,13 @@ and write it (plus Markdown / HTML renderings).
 dict, so at least ``accuracy`` in 0..1 and ``ci95`` ``[lo, hi]``; ``None`` when that model was
 not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. Extras:
 ``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
-``curation``, ``versions``.
+``curation``, ``run_cost`` (what producing the run folder cost, from the stage manifests),
+``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
+``versions``.
+
+``teacher_calls``, ``cached_teacher_calls`` and ``wall_seconds`` are what the latest invocation
+spent (an unchanged re-run spends nearly nothing), grouped again under ``this_run`` (with
+``peak_rss_mb`` when the pipeline wrote the report); ``run_cost`` is what the run itself cost.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from ..layout import MANIFEST, Layout
 from . import html, markdown
 from .format import MODELS
 
-STAGES = ("problems", "generate", "verify", "curate", "train", "eval")
+STAGES = ("problems", "generate", "verify", "curate", "pairs", "train", "eval")
 FORMATS = ("json", "md", "html")
 
 
@@ -94,6 +100,8 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         "teacher_calls": int(teacher_calls),
         "cached_teacher_calls": int(cached_teacher_calls),
         "wall_seconds": float(wall_seconds),
+        "this_run": {"teacher_calls": int(teacher_calls), "cached_teacher_calls": int(cached_teacher_calls),
+                     "wall_seconds": float(wall_seconds)},
         "improvement": after - before if after is not None and before is not None else None,
         "gap_recovered": gap_recovered(teacher, before, after),
         "ci_overlap": ci_overlap,
@@ -103,6 +111,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         },
         "curation": _curation_counts(curate_outputs) if isinstance(curate_outputs, dict) else {},
         "run_cost": run_cost(manifests),
+        "lineage": lineage(manifests, summaries),
         "versions": versions,
     }
     return report
@@ -129,12 +138,60 @@ def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> l
 
 
 def run_cost(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What producing the run folder cost, summed over the stage manifests as recorded when each
-    stage actually ran (a re-run that reuses stages does not reset it): wall time, teacher
-    samples drawn, and samples served from the cache."""
+    """What producing the run folder cost, from the stage manifests as recorded when each stage
+    actually ran (a re-run that reuses stages does not reset it): the stages' wall time summed,
+    teacher samples drawn and served from the cache, and the peak memory (the largest any stage
+    recorded; ``None`` when no manifest recorded one)."""
     wall = sum(float(m.get("wall_seconds") or 0) for m in manifests.values())
     gen = manifests.get("generate", {}).get("outputs", {})
     teacher_eval = manifests.get("eval teacher", {}).get("outputs", {})
+    peaks = [float(m["peak_rss_mb"]) for m in manifests.values() if isinstance(m.get("peak_rss_mb"), (int, float))]
     return {"wall_seconds": round(wall, 1),
             "teacher_calls": int(gen.get("teacher_calls", 0)) + int(teacher_eval.get("calls", 0)),
-            "cached_teacher_calls": int(gen.get("cached_teacher_calls", 0)) + int(teacher_eval.get("cached", 0))}
+            "cached_teacher_calls": int(gen.get("cached_teacher_calls", 0)) + int(teacher_eval.get("cached", 0)),
+            "peak_rss_mb": max(peaks) if peaks else None}
+
+
+def _pick(mapping: Any, *keys: str) -> dict[str, Any]:
+    """The ``keys`` of ``mapping`` that are present (``{}`` when it is not a dict)."""
+    return {k: mapping[k] for k in keys if k in mapping} if isinstance(mapping, dict) else {}
+
+
+def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """Which problems, teacher, filters and objective produced which checkpoint and score, read
+    from the stage manifests (a part is ``None`` when its stage has no manifest)."""
+    def stage(name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        m = manifests.get(name)
+        if m is None:
+            return None
+        config, outputs = m.get("config"), m.get("outputs")
+        return (config if isinstance(config, dict) else {}), (outputs if isinstance(outputs, dict) else {})
+
+    out: dict[str, Any] = {k: None for k in ("problems", "teacher", "verify", "filters", "pairs", "objective",
+                                             "checkpoint", "score")}
+    if (p := stage("problems")) is not None:
+        out["problems"] = {**_pick(p[0], "source", "task", "task_config", "eval_source", "seed"),
+                           **_pick(p[1], "n_train", "n_eval", "skipped")}
+    if (g := stage("generate")) is not None:
+        out["teacher"] = {**_pick(g[0].get("teacher"), "backend", "model"),
+                          **_pick(g[1], "teacher", "teacher_identity", "n_traces", "n_hinted"),
+                          **_pick(g[0].get("generate"), "samples", "temperature", "rationalize")}
+    if (v := stage("verify")) is not None:
+        out["verify"] = {**_pick(v[0], "verifier"), **_pick(v[1].get("counts"), "n", "passed", "pass_rate")}
+    if (c := stage("curate")) is not None:
+        counts = c[1].get("counts") if isinstance(c[1].get("counts"), dict) else c[1]
+        out["filters"] = {"policies": list(c[1].get("policies") or []),
+                          "dropped": dict(counts.get("dropped") or {}),
+                          **_pick(counts, "traces", "kept", "kept_hinted", "negatives", "rejected"),
+                          "config": c[0].get("curate", {})}
+    if (pr := stage("pairs")) is not None:
+        out["pairs"] = dict(pr[1].get("counts") or {})
+    if (t := stage("train")) is not None:
+        out["objective"] = {**_pick(t[0], "method", "student", "objective", "lora", "epochs", "max_steps",
+                                    "learning_rate", "batch_size"),
+                            **_pick(t[1], "steps", "train_loss", "n_examples")}
+        out["checkpoint"] = t[1].get("model_dir")
+    after = summaries.get("student_after")
+    if after:
+        out["score"] = {"model": "student_after", **_pick(after, "accuracy", "ci95", "n")}
+    return out

@@ -92,3 +92,82 @@ def curation_rows(report: dict[str, Any]) -> list[list[str]]:
         else:
             rows.append([key, str(value)])
     return rows
+
+
+def fmt_mb(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    return f"{value / 1024:.1f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
+def cost_lines(report: dict[str, Any]) -> list[str]:
+    """Two sentences: what the run folder cost (``run_cost``, summed over its stages as recorded
+    when each actually ran) and, separately, what the latest invocation spent."""
+    lines = []
+    cost = report.get("run_cost")
+    if isinstance(cost, dict):
+        lines.append(f"Run cost (all stages, as recorded when each ran): wall time {fmt_seconds(cost.get('wall_seconds'))}, "
+                     f"teacher calls {cost.get('teacher_calls', 0)} ({cost.get('cached_teacher_calls', 0)} served "
+                     f"from the sample cache), peak memory {fmt_mb(cost.get('peak_rss_mb'))}")
+    spent = report.get("this_run") or {k: report.get(k) for k in ("teacher_calls", "cached_teacher_calls",
+                                                                   "wall_seconds")}
+    calls, reused = spent.get("teacher_calls") or 0, spent.get("cached_teacher_calls") or 0
+    wall = spent.get("wall_seconds") or 0
+    if not calls and not reused and not wall:
+        lines.append("This invocation: the report alone was rewritten from the run folder (no stage ran)")
+    else:
+        memory = f", peak memory {fmt_mb(spent['peak_rss_mb'])}" if spent.get("peak_rss_mb") is not None else ""
+        lines.append(f"This invocation: wall time {fmt_seconds(wall)}, teacher calls {calls} "
+                     f"({reused} reused from the cache or from finished stages){memory}")
+    return lines
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def lineage_rows(report: dict[str, Any]) -> list[list[str]]:
+    """``[step, what]`` rows: which problems, teacher, filters and objective produced which
+    checkpoint and score (``report["lineage"]``; steps whose stage has no manifest are left out)."""
+    lin = report.get("lineage") or {}
+    rows: list[list[str]] = []
+    if p := lin.get("problems"):
+        where = p.get("task") if p.get("source") == "reasoning_gym" else p.get("source")
+        seed = f", seed {p['seed']}" if "seed" in p else ""
+        rows.append(["problems", f"{where} ({p.get('source', '?')}): {p.get('n_train', '?')} train / "
+                                 f"{p.get('n_eval', '?')} held-out{seed}"])
+    if t := lin.get("teacher"):
+        name = t.get("teacher_identity") or t.get("teacher") or t.get("model") or "?"
+        model = f" {t['model']}" if t.get("backend") not in (None, "program") and t.get("model") else ""
+        rows.append(["teacher", f"{t.get('backend', '?')}{model} ({name}): {t.get('samples', '?')} sample(s) per "
+                                f"problem at temperature {_num(t.get('temperature', '?'))}, rationalization "
+                                f"{'on' if t.get('rationalize') else 'off'} -> {t.get('n_traces', '?')} traces "
+                                f"({t.get('n_hinted', 0)} hinted)"])
+    if v := lin.get("verify"):
+        rows.append(["verify", f"{v.get('verifier', '?')}: {v.get('passed', '?')}/{v.get('n', '?')} traces passed "
+                               f"({pct(v.get('pass_rate'))})"])
+    if f := lin.get("filters"):
+        dropped = ", ".join(f"{k} {n}" for k, n in (f.get("dropped") or {}).items()) or "none"
+        rows.append(["filters", f"{' > '.join(f.get('policies') or []) or 'none recorded'}: kept "
+                                f"{f.get('kept', '?')} of {f.get('traces', '?')} traces "
+                                f"({f.get('negatives', 0)} negatives); dropped: {dropped}"])
+    if pr := lin.get("pairs"):
+        rows.append(["pairs", ", ".join(f"{k} {_num(v)}" for k, v in pr.items())])
+    if o := lin.get("objective"):
+        budget = f"{o['steps']} steps" if "steps" in o else (
+            f"{o['max_steps']} max steps" if (o.get("max_steps") or 0) > 0 else f"{o.get('epochs', '?')} epochs")
+        loss = f", final train loss {_num(o['train_loss'])}" if isinstance(o.get("train_loss"), (int, float)) else ""
+        lora = " (LoRA)" if o.get("lora") else ""
+        opts = f" {o['objective']}" if o.get("objective") else ""
+        rows.append(["objective", f"{o.get('method', '?')}{opts}{lora} on {o.get('student', '?')}: {budget}, learning "
+                                  f"rate {_num(o.get('learning_rate', '?'))}, {o.get('n_examples', '?')} examples{loss}"])
+    if lin.get("checkpoint"):
+        rows.append(["checkpoint", str(lin["checkpoint"])])
+    if s := lin.get("score"):
+        ci = s.get("ci95") or [None, None]
+        gain = report.get("improvement")
+        gain = f" ({signed_pts(gain)} over the student before)" if gain is not None else ""
+        rows.append(["score", f"{MODEL_LABELS.get(s.get('model', ''), s.get('model', ''))} accuracy "
+                              f"{pct(s.get('accuracy'))} [{pct(ci[0])}, {pct(ci[1])}] on {s.get('n', '?')} held-out "
+                              f"problems{gain}"])
+    return rows

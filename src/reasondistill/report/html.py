@@ -1,5 +1,8 @@
-"""``report.html``: one self-contained page (inline CSS, inline PNG, no scripts) with the
-accuracy table and chart, and a trace browser over held-out outputs and curated examples.
+"""``report.html``: one self-contained page (inline CSS, inline PNG, no scripts, no external URL)
+with the accuracy table, the run's cost and lineage, plots (accuracy with intervals, accuracy vs
+tokens per answer, trace lengths before and after curation, problem difficulty, training curves;
+each replaced by a note when its data is missing), and a trace browser over held-out outputs
+and curated examples (``reasondistill view`` browses all of them).
 
 Every piece of user or model text goes through :func:`html.escape`.
 """
@@ -15,9 +18,9 @@ from ..errors import InputError
 from ..layout import Layout
 from ..io import atomic_open, iter_jsonl, read_records
 from ..records import EvalSample
-from . import plots
-from .format import (MODEL_LABELS, MODELS, TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows,
-                    )
+from . import data, plots
+from .format import (MODEL_LABELS, MODELS, TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline,
+                     lineage_rows, model_rows, sampled_rows)
 
 MAX_PROBLEMS = 50
 MAX_TRAIN_EXAMPLES = 5
@@ -30,6 +33,10 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #dee2e6;padding:.3rem .7rem;text-align:left}
 th{background:#f1f3f5}
 .muted{color:#6c757d}.chart img{max-width:100%;height:auto}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem}
+.chart{border:1px solid #dee2e6;border-radius:4px;padding:.5rem;margin:0}
+.chart figcaption{font-weight:600;font-size:.95rem;margin-bottom:.3rem}
+.chart .note{color:#6c757d;font-style:italic;padding:2rem 0;text-align:center}
 details{border:1px solid #dee2e6;border-radius:4px;margin:.35rem 0;padding:.3rem .6rem}
 details>summary{cursor:pointer}details[open]>summary{margin-bottom:.4rem}
 pre{white-space:pre-wrap;word-break:break-word;background:#f8f9fa;padding:.5rem;border-radius:4px;
@@ -140,13 +147,37 @@ def _train_examples(run_dir: Path, notes: list[str]) -> list[dict[str, Any]]:
 # sections
 
 
-def _chart(report: dict[str, Any]) -> str:
-    png = plots.accuracy_png(report)
+def _figure(title: str, png: bytes | None, note: str) -> str:
+    """One plot as an inline PNG, or ``note`` in its place."""
     if png is None:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<div class="chart"><img alt="accuracy by model with 95% confidence intervals" '
-            f'src="data:image/png;base64,{data}"></div>')
+        body = f'<div class="note">{esc(note)}</div>'
+    else:
+        body = f'<img alt="{esc(title)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+    return f'<figure class="chart"><figcaption>{esc(title)}</figcaption>{body}</figure>'
+
+
+def _no_plot(reason: str) -> str:
+    return reason if plots.available() else "matplotlib is not installed: no plot"
+
+
+def _plots(report: dict[str, Any], run_dir: Path) -> str:
+    layout = Layout(run_dir)
+    figures = [_figure("Accuracy with 95% intervals", plots.accuracy_png(report),
+                       _no_plot("no evaluation summaries (eval/<model>/summary.json)")),
+               _figure("Accuracy vs tokens per answer", plots.accuracy_vs_tokens_png(report),
+                       _no_plot("no evaluation summaries with token counts"))]
+    lengths, note = data.trace_lengths(layout)
+    figures.append(_figure("Trace length before and after curation",
+                           plots.length_hist_png(*lengths) if lengths else None,
+                           _no_plot(note or "no traces")))
+    rates, note = data.pass_rates(layout)
+    figures.append(_figure("Problem difficulty (teacher pass rate per problem)",
+                           plots.difficulty_png(*rates) if rates else None,
+                           _no_plot(note or "no problem has unhinted teacher samples")))
+    rows, note = data.loss_log(layout)
+    figures.append(_figure("Training curves", plots.loss_png(rows) if rows else None,
+                           _no_plot(note or "the training log has no loss values")))
+    return '<div class="charts">' + "".join(figures) + "</div>"
 
 
 def _trace_browser(run_dir: Path, notes: list[str]) -> str:
@@ -219,10 +250,8 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
     if report.get("recipe"):
         meta.append(f"recipe <code>{esc(report['recipe'])}</code>")
     meta.append(f"{esc(report.get('n_eval', 0))} held-out problems")
-    meta.append(f"{esc(report.get('teacher_calls', 0))} teacher calls "
-                f"({esc(report.get('cached_teacher_calls', 0))} cached)")
-    meta.append(f"wall time {esc(fmt_seconds(report.get('wall_seconds')))}")
     out.append(f'<p class="muted">{" · ".join(meta)}</p>')
+    out.append('<ul class="cost">' + "".join(f"<li>{esc(line)}</li>" for line in cost_lines(report)) + "</ul>")
 
     out.append("<h2>Accuracy</h2>")
     rows = model_rows(report)
@@ -230,10 +259,13 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
     lines = headline(report)
     if lines:
         out.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
-    out.append(_chart(report))
     header, srows = sampled_rows(report)
     if srows:
         out.append("<h2>Sampled generations</h2>" + _table(header, srows))
+    out.append("<h2>Plots</h2>" + _plots(report, run_dir))
+    lrows = lineage_rows(report)
+    if lrows:
+        out.append("<h2>Lineage</h2>" + _table(["step", "what"], lrows))
 
     stages = report.get("stages") or {}
     if stages:
@@ -243,7 +275,9 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
     if crows:
         out.append("<h2>Curation</h2>" + _table(["count", "value"], crows))
 
-    out.append("<h2>Trace browser: held-out problems</h2>" + _trace_browser(run_dir, notes))
+    out.append("<h2>Trace browser: held-out problems</h2>"
+               '<p class="muted">Every trace, with filters and search: <code>reasondistill view RUN_DIR</code>.</p>'
+               + _trace_browser(run_dir, notes))
     out.append("<h2>Curated training examples</h2>" + _curated(run_dir, notes))
     if notes:
         out.append("<ul>" + "".join(f'<li class="muted">{esc(n)}</li>' for n in notes) + "</ul>")

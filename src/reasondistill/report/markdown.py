@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open
-from .format import TABLE_HEADER, curation_rows, fmt_seconds, headline, model_rows, sampled_rows
+from .format import TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows
 
 
 def _cell(text: Any) -> str:
@@ -40,10 +40,11 @@ def render(report: dict[str, Any]) -> str:
     if srows:
         out += ["## Sampled generations", ""] + table(header, srows) + [""]
 
-    out += ["## Cost", "",
-            f"- Teacher calls: {report.get('teacher_calls', 0)} "
-            f"({report.get('cached_teacher_calls', 0)} served from cache)",
-            f"- Wall time: {fmt_seconds(report.get('wall_seconds'))}", ""]
+    out += ["## Cost", ""] + [f"- {line}" for line in cost_lines(report)] + [""]
+
+    lrows = lineage_rows(report)
+    if lrows:
+        out += ["## Lineage", ""] + table(["step", "what"], lrows) + [""]
 
     stages = report.get("stages") or {}
     if stages:
@@ -58,6 +59,8 @@ def render(report: dict[str, Any]) -> str:
     versions = report.get("versions") or {}
     if versions:
         out += ["## Versions", ""] + [f"- {k}: {v}" for k, v in versions.items()] + [""]
+    out += ["Plots (accuracy, accuracy vs tokens, trace lengths, difficulty, training curves) are in "
+            "`report.html`; browse every trace with `reasondistill view RUN_DIR`.", ""]
     return "\n".join(out)
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 IGNORE = -100  # label of a position that is not trained (the prompt, padding); torch's cross-entropy default
 MODEL_DIR = FILES["checkpoint"][1]  # the checkpoint folder inside a train stage's out_dir
 LOSS_LOG = FILES["loss_log"][1]
+TRACKER_LOGS = FILES["tracker_logs"][1]  # trackers' event files (train.report_to), kept beside the checkpoint
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device:
         logging_steps=cfg.logging_steps,
         gradient_checkpointing=cfg.gradient_checkpointing,
         save_strategy="no",
-        report_to=[],
+        report_to=list(cfg.report_to),
         bf16=use_bf16,
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -288,11 +289,26 @@ def trainer(cls: type, cfg: TrainConfig, model, tokenizer, out_dir: str | Path, 
     return cls(model=with_lora(model, cfg), args=args, processing_class=tokenizer, **kwargs)
 
 
+def keep_tracker_logs(scratch: Path, logs: Path) -> None:
+    """Move the event files a tracker wrote under the trainer's scratch folder (TensorBoard:
+    ``runs/<time>_<host>/``, one per training run) into ``logs`` before the scratch folder goes."""
+    written = scratch / "runs"  # transformers' default logging folder under output_dir
+    if not written.is_dir():
+        return
+    logs.mkdir(parents=True, exist_ok=True)
+    for run in written.iterdir():
+        target = logs / run.name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        shutil.move(str(run), str(target))
+
+
 def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[dict[str, Any]]]:
     """Train. Returns ``(model, train_output, log_history)``: the model in eval mode with any LoRA
     merged into plain weights, and only the training log rows; the trainer's scratch folder is removed."""
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
     shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history

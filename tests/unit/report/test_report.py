@@ -163,10 +163,11 @@ def test_html_caps_problems_and_orders_disagreements_first(tmp_path):
 
 def test_html_without_matplotlib(tmp_path, monkeypatch):
     run_dir = make_run(tmp_path, stages=False)
-    monkeypatch.setattr(plots, "accuracy_png", lambda report: None)
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: None)
     write_report(run_dir, build_report(run_dir, **KW), ["html"])
     page = (run_dir / "report.html").read_text()
     assert "data:image/png" not in page and "<table>" in page
+    assert page.count("matplotlib is not installed: no plot") == 5  # every plot leaves a note
 
 
 def test_plot_returns_none_when_matplotlib_missing(monkeypatch):

@@ -138,3 +138,27 @@ def test_preflight_report_lands_in_the_manifest(tmp_path, data, tiny_model_dir):
     m = sft.run(cfg, None, data, tmp_path / "out")
     pre = m["outputs"]["preflight"]
     assert pre["ok"] and pre["stop_ids"]  # the rendered example ends on a stop token
+
+
+def test_report_to_reaches_training_arguments(tmp_path):
+    from reasondistill.config import load_recipe
+    assert TrainConfig().report_to == [] and base.training_args(TrainConfig(), tmp_path, False, "cpu").report_to == []
+    cfg = load_recipe("default", ["train.report_to=[tensorboard]"]).train
+    assert cfg.report_to == ["tensorboard"]
+    assert base.training_args(cfg, tmp_path, False, "cpu").report_to == ["tensorboard"]
+
+
+def test_report_to_tensorboard_keeps_the_event_files(tmp_path, data, tiny_model_dir):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=3, batch_size=4, logging_steps=1, dtype="float32",
+                      device="cpu", report_to=["tensorboard"])
+    out = tmp_path / "out"
+    sft.run(cfg, None, data, out)
+    assert not (out / "trainer").exists()  # the scratch folder still goes; the logs moved out of it
+    runs = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 1 and list(runs[0].glob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    assert "train/loss" in acc.Tags()["scalars"] and [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
