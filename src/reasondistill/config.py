@@ -331,19 +331,13 @@ def _yaml(text: str) -> Any:
 
 
 def _field_type(parts: list[str], method: str) -> Any:
-    """The annotation of the recipe field at dotted ``parts`` (``None``: not a known field).
-    ``train.objective.*`` is looked up in the objective's own config class."""
+    """The annotation of the recipe field at dotted ``parts`` (``None``: not a known field, or an
+    objective's own option under ``train.objective``, whose values parse as YAML)."""
     tp: Any = Recipe
     for i, part in enumerate(parts):
         tp = _strip_optional(tp) if i else tp
-        if tp is TrainConfig and part == "objective" and i + 1 < len(parts):
-            try:
-                from .train import OBJECTIVES, _load
-                target = OBJECTIVES[method].config
-                tp = _load(target) if target else None
-            except (KeyError, ImportError):
-                return None
-            continue
+        if tp is TrainConfig and part == "objective":
+            return None  # the objective's own options: their types live with the objective (train/)
         if dataclasses.is_dataclass(tp):
             hints = typing.get_type_hints(tp)
             if part not in hints:
