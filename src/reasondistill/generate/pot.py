@@ -6,8 +6,9 @@ A completion becomes: the teacher's text up to the end of its first ```` ```pyth
 answer the teacher wrote itself after the program is dropped), then ``Answer: <output>``. The
 trace's ``meta["pot"]`` keeps the program, its output and how the run ended. A completion with no
 program, or whose program fails (raises, prints nothing, is stopped by a limit or by the sandbox),
-becomes a failed trace: ``finish_reason == "error"`` and no answer line, which curation rejects
-(``generation_error``) and which never counts as solved; the stage goes on.
+becomes a failed trace: ``finish_reason == "error"`` and an empty text (the teacher's text is kept in
+``meta["pot"]["text"]``), so an answer the teacher wrote itself can never pass verification; curation
+rejects it (``generation_error``) and the stage goes on.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def run_completion(comp: Completion, cfg: SandboxConfig) -> Completion:
     found = extract_program(comp.text)
     if found is None:
         meta = {"program": None, "output": None, "ok": False, "reason": "no_program", "detail": "",
-                "isolation": isolation(cfg.network)}
-        return dataclasses.replace(comp, finish_reason="error", meta={**comp.meta, "pot": meta})
+                "isolation": isolation(cfg.network), "text": comp.text}
+        return dataclasses.replace(comp, text="", finish_reason="error", meta={**comp.meta, "pot": meta})
     program, end = found
     body = comp.text[:end].rstrip()
     result = run_python(program, limits(cfg))
@@ -56,7 +57,8 @@ def run_completion(comp: Completion, cfg: SandboxConfig) -> Completion:
     reason = "no_output" if result.ok and not output else result.reason
     meta = {"program": program, "output": result.stdout, **result.to_dict(), "ok": ok, "reason": reason}
     if not ok:
-        return dataclasses.replace(comp, text=body, finish_reason="error", meta={**comp.meta, "pot": meta})
+        meta["text"] = comp.text
+        return dataclasses.replace(comp, text="", finish_reason="error", meta={**comp.meta, "pot": meta})
     return dataclasses.replace(comp, text=f"{body}\n{format_answer(output)}", meta={**comp.meta, "pot": meta})
 
 

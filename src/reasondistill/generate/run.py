@@ -77,8 +77,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                 comps, programs = pot.execute(comps, gen_cfg.sandbox)
             traces = [to_trace(r, c, backend) for r, c in zip(reqs, comps)]
             by_problem = {p.id: p for p in problems}
-            solved = {t.problem_id for t in traces if t.finish_reason != "error"
-                      and score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+            solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
             n_hinted = 0
             if gen_cfg.rationalize:
                 # a problem without a gold answer has no hint to give
