@@ -85,7 +85,9 @@ def test_programs_run_and_misbehaving_ones_fail(pot_run):
     for kind, reason in expected.items():
         t = traces[kind]
         assert t.finish_reason == "error" and not t.meta["pot"]["ok"], kind
-        assert t.meta["pot"]["reason"] == reason or kind == "forever" and t.meta["pot"]["reason"] == "killed", kind
+        # an endless loop is stopped by the CPU limit, or by the wall clock on a busy machine
+        stopped = ("cpu_limit", "killed", "timeout") if kind == "forever" else (reason,)
+        assert t.meta["pot"]["reason"] in stopped, kind
         assert t.raw == "" and t.meta["pot"]["text"].startswith("I "), kind  # the teacher's own answer cannot pass
     assert traces["network"].meta["pot"]["detail"].startswith("socket")
     import os
