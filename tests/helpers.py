@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reasondistill.config import Recipe
+from reasondistill.config import (CurateConfig, DecontaminateConfig, LengthConfig, Recipe, SelfConsistencyConfig,
+                                  StudentAwareConfig, TeachersConfig)
 from reasondistill.layout import Layout
 
 
@@ -17,3 +18,14 @@ def recipe(**sections: Any) -> Recipe:
 def stage_layout(out: str | Path, stage: str, **inputs: str | Path) -> Layout:
     """Like the CLI's standalone stage commands: ``out`` is the stage's folder, inputs point anywhere."""
     return Layout(Path(out)).override(dirs={stage: Path(out)}, files={k: Path(v) for k, v in inputs.items()})
+
+
+def curate_all_on(student_model: str | Path, **over: Any) -> CurateConfig:
+    """A curate config with every switchable policy on (the student-aware one scoring with
+    ``student_model``), for checks that must reach every ``POLICIES`` row."""
+    cfg = dict(dedup_jaccard=0.8, pass_rate_band=[0.0, 1.0], pass_rate_inclusive=True, include_hinted=False,
+               length=LengthConfig(shortest=1, budget=1000, budget_by_difficulty=[[0.5, 500]]),
+               student_aware=StudentAwareConfig(top=1, model=str(student_model), dtype="float32", device="cpu"),
+               self_consistency=SelfConsistencyConfig(min_share=0.5), decontaminate=DecontaminateConfig(ngram=3),
+               teachers=TeachersConfig(best=True, quota={"*": 1}))
+    return CurateConfig(**{**cfg, **over})

@@ -78,13 +78,36 @@ class TeacherConfig:
 class PromptConfig:
     """Prompt files. Templates use {question} and, for rationalization, {hint}."""
 
-    style: str = "cot"  # cot
+    style: str = "cot"  # cot | pot (program of thought: the teacher writes a Python program, run in a sandbox)
     template: str | None = None  # path to a template file; None: the built-in one for `style`
-    rationalize_template: str | None = None  # None: built-in STaR hint template
+    rationalize_template: str | None = None  # None: built-in STaR hint template for `style`
     few_shot: int = 0  # worked examples (from the training problems' gold answers) prepended to LLM prompts
 
     def __post_init__(self) -> None:
-        _choice("generate.prompt.style", self.style, ("cot",))
+        _choice("generate.prompt.style", self.style, ("cot", "pot"))
+        if self.style == "pot" and self.few_shot:
+            raise ConfigError("generate.prompt.few_shot: the worked examples are chain-of-thought rationales, "
+                              "not programs; set few_shot=0 with style pot")
+
+
+@dataclass
+class SandboxConfig:
+    """``generate.sandbox``: limits for running program-of-thought programs (``generate.prompt.style:
+    pot``); see ``reasondistill.sandbox``."""
+
+    timeout_s: float = 10.0  # wall clock per program
+    cpu_s: int = 5  # CPU seconds per program
+    memory_mb: int = 512  # address-space limit
+    output_bytes: int = 65536  # largest file (stdout included) a program may write
+    # auto: a network namespace (unshare -n) where possible, plus the audit hook | hook: the audit hook only
+    network: str = "auto"
+    workers: int = 4  # programs run at once
+
+    def __post_init__(self) -> None:
+        _choice("generate.sandbox.network", self.network, ("auto", "hook"))
+        if self.timeout_s <= 0 or self.cpu_s < 1 or self.memory_mb < 64 or self.output_bytes < 1 or self.workers < 1:
+            raise ConfigError("generate.sandbox: timeout_s > 0, cpu_s >= 1, memory_mb >= 64, output_bytes >= 1 "
+                              "and workers >= 1")
 
 
 @dataclass
@@ -102,6 +125,7 @@ class GenerateConfig:
     top_logprobs: int = 0  # > 0: keep the teacher's top-k logprobs per token (for KD); 20 is typical
     cache_dir: str | None = None  # None: $REASONDISTILL_CACHE/samples (~/.cache/reasondistill)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)  # style pot only
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -130,18 +154,153 @@ class VerifyConfig:
 
 
 @dataclass
+class LengthConfig:
+    """``curate.length``: length-based selection. Lengths are in ``unit``: ``tokens`` (the teacher's
+    ``usage.completion_tokens`` recorded in the trace; its word count where a backend recorded none)
+    or ``chars`` (of the stripped text). Off by default."""
+
+    unit: str = "tokens"  # tokens | chars
+    shortest: int = 0  # > 0: keep only the n shortest correct traces of each problem, across teachers
+    budget: int | None = None  # drop correct traces longer than this (reason over_budget)
+    # per-difficulty budgets, [[max_difficulty, budget], ...] in increasing difficulty (1 - pass rate);
+    # the first row whose bound is >= a problem's difficulty sets its budget (else `budget` applies)
+    budget_by_difficulty: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _choice("curate.length.unit", self.unit, ("tokens", "chars"))
+        if self.shortest < 0:
+            raise ConfigError("curate.length.shortest must be >= 0")
+        if self.budget is not None and self.budget < 1:
+            raise ConfigError("curate.length.budget must be >= 1")
+        bounds = []
+        for row in self.budget_by_difficulty:
+            if (not isinstance(row, list) or len(row) != 2 or not all(isinstance(x, (int, float)) for x in row)
+                    or not 0 <= row[0] <= 1 or row[1] < 1):
+                raise ConfigError("curate.length.budget_by_difficulty rows are [max_difficulty in [0, 1], "
+                                  f"budget >= 1], got {row!r}")
+            bounds.append(row[0])
+        if bounds != sorted(bounds):
+            raise ConfigError("curate.length.budget_by_difficulty rows must go from easy to hard (increasing bounds)")
+
+    @property
+    def budgeted(self) -> bool:
+        return self.budget is not None or bool(self.budget_by_difficulty)
+
+
+@dataclass
+class StudentAwareConfig:
+    """``curate.student_aware``: keep the correct traces the student finds most likely (its mean token
+    log-probability over the completion, under the chat template). On when ``top``,
+    ``min_mean_logprob`` or ``max_low_prob_share`` is set; thresholds apply first, then ``top``."""
+
+    top: int | None = None  # keep the n most likely traces per problem
+    min_mean_logprob: float | None = None  # keep traces whose mean token log-probability is at least this
+    max_low_prob_share: float | None = None  # keep traces whose share of low-probability tokens is at most this
+    low_prob: float = 0.1  # a token is "low-probability" below this probability
+    model: str | None = None  # the scoring model; None: train.student
+    batch_size: int = 8
+    max_length: int = 1024  # tokens of prompt + completion scored; longer ones are cut
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.top is not None and self.top < 1:
+            raise ConfigError("curate.student_aware.top must be >= 1")
+        if self.max_low_prob_share is not None and not 0 <= self.max_low_prob_share <= 1:
+            raise ConfigError("curate.student_aware.max_low_prob_share must be in [0, 1]")
+        if not 0 < self.low_prob < 1:
+            raise ConfigError("curate.student_aware.low_prob must be in (0, 1)")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ConfigError("curate.student_aware.batch_size must be >= 1 and max_length >= 2")
+
+    @property
+    def on(self) -> bool:
+        return self.top is not None or self.min_mean_logprob is not None or self.max_low_prob_share is not None
+
+
+@dataclass
+class SelfConsistencyConfig:
+    """``curate.self_consistency``: for problems without a gold answer (empty ``answer``), the majority
+    answer over the unhinted samples is the pseudo-label; traces that agree with it count as correct
+    when its vote share (majority votes / samples) is at least ``min_share``. Off while ``min_share``
+    is None (such problems' traces are then rejected with reason ``no_gold``)."""
+
+    min_share: float | None = None
+    min_votes: int = 2  # fewer votes for the majority answer: no pseudo-label
+
+    def __post_init__(self) -> None:
+        if self.min_share is not None and not 0 < self.min_share <= 1:
+            raise ConfigError("curate.self_consistency.min_share must be in (0, 1]")
+        if self.min_votes < 1:
+            raise ConfigError("curate.self_consistency.min_votes must be >= 1")
+
+
+@dataclass
+class DecontaminateConfig:
+    """``curate.decontaminate``: drop training problems whose prompt shares word n-grams with a
+    held-out problem's (reason ``contaminated``). Off while ``ngram`` is None."""
+
+    ngram: int | None = None  # n of the word n-grams (8-13 is usual; prompts shorter than n are one gram)
+    min_overlap: float = 0.5  # share of a training prompt's n-grams found in one held-out prompt
+    eval_problems: str | None = None  # held-out problems file; None: the run folder's problems/eval.jsonl
+
+    def __post_init__(self) -> None:
+        if self.ngram is not None and self.ngram < 1:
+            raise ConfigError("curate.decontaminate.ngram must be >= 1")
+        if not 0 < self.min_overlap <= 1:
+            raise ConfigError("curate.decontaminate.min_overlap must be in (0, 1]")
+
+
+@dataclass
+class TeachersConfig:
+    """``curate.teachers``: choosing among several teachers' traces (traces carry ``teacher``)."""
+
+    best: bool = False  # per problem, keep only the traces of the teacher with the highest pass rate on it
+    # at most this many kept traces per problem from each teacher ("*": every teacher not named)
+    quota: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for k, v in self.quota.items()):
+            raise ConfigError("curate.teachers.quota maps teacher names (or '*') to counts >= 0")
+
+
+@dataclass
 class CurateConfig:
-    """Which verified traces become training data."""
+    """Which verified traces become training data. Every switch below the first five is off by
+    default, so the default recipe's curated files are what they were before the switches existed."""
 
     max_per_problem: int = 2  # cap on kept correct traces per problem
     drop_truncated: bool = True  # drop traces that hit max_new_tokens
     include_hinted: bool = True  # keep STaR rationalizations (trained without the hint)
     dedup: bool = True  # drop identical rationales for the same problem
     require_format: bool = True  # drop correct traces with no "Answer:" line or \boxed{} (passed on a bare number)
+    dedup_jaccard: float | None = None  # with dedup: also drop near-duplicates (word n-gram Jaccard >= this)
+    dedup_ngram: int = 3  # n of the word n-grams compared by dedup_jaccard
+    pass_rate_band: list[float] | None = None  # [lo, hi]: keep problems whose unhinted pass rate is in the band
+    # False: lo < p < hi (so [0, 1] drops the all-solved and the none-solved problems); True: lo <= p <= hi
+    pass_rate_inclusive: bool = False
+    length: LengthConfig = field(default_factory=LengthConfig)
+    student_aware: StudentAwareConfig = field(default_factory=StudentAwareConfig)
+    self_consistency: SelfConsistencyConfig = field(default_factory=SelfConsistencyConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)
 
     def __post_init__(self) -> None:
         if self.max_per_problem < 1:
             raise ConfigError("curate.max_per_problem must be >= 1")
+        if self.dedup_jaccard is not None and not 0 < self.dedup_jaccard <= 1:
+            raise ConfigError("curate.dedup_jaccard must be in (0, 1]")
+        if self.dedup_ngram < 1:
+            raise ConfigError("curate.dedup_ngram must be >= 1")
+        band = self.pass_rate_band
+        if band is not None:
+            if (not isinstance(band, list) or len(band) != 2
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in band)
+                    or not 0 <= band[0] <= band[1] <= 1):
+                raise ConfigError(f"curate.pass_rate_band must be [lo, hi] with 0 <= lo <= hi <= 1, got {band!r}")
+            if not self.pass_rate_inclusive and band[0] == band[1]:
+                raise ConfigError("curate.pass_rate_band: an exclusive band [lo, hi] needs lo < hi")
 
 
 @dataclass

@@ -28,6 +28,7 @@ FILES: dict[str, tuple[str, str]] = {
     "negatives": ("curate", "negatives.jsonl"),
     "rejected": ("curate", "rejected.jsonl"),
     "pass_rates": ("curate", "pass_rates.jsonl"),
+    "selected_problems": ("curate", "selected_problems.jsonl"),  # problems a curation policy selects (GRPO prompts)
     "pairs": ("pairs", "pairs.jsonl"),
     "checkpoint": ("train", "model"),  # an HF folder with safetensors weights
     "loss_log": ("train", "loss.jsonl"),

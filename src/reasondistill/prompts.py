@@ -45,7 +45,8 @@ def cot_prompt(problem: Problem, cfg: PromptConfig) -> str:
 
 
 def rationalize_prompt(problem: Problem, cfg: PromptConfig) -> str:
-    text = _read_template(cfg.rationalize_template, "rationalize.txt")
+    builtin = "rationalize.txt" if cfg.style == "cot" else f"{cfg.style}_rationalize.txt"
+    text = _read_template(cfg.rationalize_template, builtin)
     return render(text, question=problem.prompt, hint=problem.answer)
 
 

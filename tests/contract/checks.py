@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
+import tempfile
 from pathlib import Path
 
 import torch
 
 from reasondistill.backends import backend_class, backend_options, build_teacher
 from reasondistill.backends.base import Backend, Completion, Request, SamplingParams
-from reasondistill.config import CurateConfig, TeacherConfig
-from reasondistill.curate.base import GroupPolicy, Policy, judge, select_group, split
+from reasondistill.config import CurateConfig, Recipe, TeacherConfig
+from reasondistill.curate.base import CurateContext, GroupPolicy, Policy, judge, select_group, split
+from reasondistill.io import write_jsonl
+from reasondistill.layout import Layout
 from reasondistill.records import Problem, Trace, Verdict
 from reasondistill.registry import load
 
@@ -71,25 +75,46 @@ def _trace(tid: str, raw: str, **kw) -> Trace:
                  finish_reason=kw.pop("finish_reason", "stop"), **kw)
 
 
+def _prepare(policy, cfg: CurateConfig, traces: list[Trace], verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+    """Run the optional whole-input hook as the stage would (a held-out set on disk, for policies
+    that read it); the verdicts it leaves."""
+    if not hasattr(policy, "prepare"):
+        return verdicts
+    with tempfile.TemporaryDirectory() as d:
+        layout = Layout(Path(d))
+        write_jsonl(layout.eval_problems, [Problem("e1", "contract", "What is 7 + 8?", "15")])
+        ctx = CurateContext(recipe=Recipe(curate=cfg), layout=layout, problems={PROBLEM.id: PROBLEM},
+                            traces=traces, verdicts=dict(verdicts))
+        policy.prepare(ctx)
+        assert set(ctx.verdicts) == set(verdicts), "prepare may re-grade verdicts, not add or remove them"
+        return ctx.verdicts
+
+
 def check_policy(target: str, cfg: CurateConfig | None = None) -> None:
-    """``from_config`` gives an instance or None; a per-trace policy keeps a clean correct trace and
-    answers (bool, reason); a group policy keeps a subset of its input, in order, and gives a
-    reason for every trace it drops."""
+    """``from_config`` gives an instance or None; ``prepare`` (when there is one) runs on the whole
+    input; a per-trace policy keeps a clean correct trace and answers (bool, reason); a group
+    policy keeps a subset of its input, in order, and gives a reason for every trace it drops;
+    ``report`` is a JSON-able dict and ``keeps_problem`` a bool."""
     cls = load(target)
-    policy = cls.from_config(cfg or CurateConfig())
+    cfg = cfg or CurateConfig()
+    policy = cls.from_config(cfg)
     if policy is None:
         return
     assert isinstance(policy.name, str) and policy.name
     good = _trace("good", "2 + 3 = 5\nAnswer: 5")
     verdict = Verdict("good", PROBLEM.id, "math", 1.0, True, "correct")
+    traces = [good, _trace("dup", "2 + 3 = 5\nAnswer: 5"), _trace("long", "2 plus 3 makes 5, so\nAnswer: 5")]
+    verdicts = _prepare(policy, cfg, traces, {t.id: dataclasses.replace(verdict, trace_id=t.id) for t in traces})
+    if hasattr(policy, "report"):
+        assert isinstance(policy.report(), dict) and json.dumps(policy.report())
+    if hasattr(policy, "keeps_problem"):
+        assert isinstance(policy.keeps_problem(PROBLEM.id), bool)
     per_trace, per_group = split([policy])
     if per_trace:
         assert isinstance(policy, Policy)
-        assert judge(per_trace, PROBLEM, good, verdict) == (True, "")
+        assert judge(per_trace, PROBLEM, good, verdicts["good"]) == (True, "")
         return
     assert isinstance(policy, GroupPolicy) and set(policy.scope) <= {"train", "negatives"} and policy.scope
-    traces = [good, _trace("dup", "2 + 3 = 5\nAnswer: 5"), _trace("long", "2 plus 3 makes 5, so\nAnswer: 5")]
-    verdicts = {t.id: dataclasses.replace(verdict, trace_id=t.id) for t in traces}
     for scope in policy.scope:
         kept, dropped = select_group([policy], scope, PROBLEM, list(traces), verdicts)
         assert [t.id for t in kept] == [t.id for t in traces if t in kept], "kept traces must keep their order"

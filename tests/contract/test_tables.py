@@ -24,10 +24,13 @@ def test_verifier(name):
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
-def test_policy(name):
+def test_policy(name, tiny_model_dir):
     from reasondistill.config import CurateConfig
 
-    for cfg in (CurateConfig(), CurateConfig(include_hinted=False, drop_truncated=False, require_format=False)):
+    from tests.helpers import curate_all_on
+
+    for cfg in (CurateConfig(), CurateConfig(include_hinted=False, drop_truncated=False, require_format=False),
+                curate_all_on(tiny_model_dir)):
         checks.check_policy(POLICIES[name], cfg)
 
 

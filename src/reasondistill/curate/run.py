@@ -4,7 +4,12 @@ Every trace ends up in exactly one of ``train.jsonl`` (kept: correct, after the 
 per-problem policies), ``negatives.jsonl`` (verified incorrect, not truncated) or
 ``rejected.jsonl`` (``{trace_id, problem_id, reason, trace}``). ``pass_rates.jsonl`` has one row per
 problem with the teacher's pass rate over its UNHINTED samples (hinted STaR traces saw the
-answer); problems without unhinted samples get ``pass_rate: null``.
+answer); problems without unhinted samples get ``pass_rate: null``. When a policy selects problems
+(``curate.pass_rate_band``, ``curate.decontaminate``), ``selected_problems.jsonl`` holds the
+problems it keeps, as ``Problem`` records (usable as GRPO prompts).
+
+The manifest's outputs add the pass-rate histogram, length statistics (chars and tokens: mean,
+median, p90 of every trace, of the correct ones and of the kept ones) and each policy's report.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from ..io import cached_stage, check_problem_ids, index_by_id, line_of, read_rec
 from ..layout import Layout
 from ..prompts import student_messages
 from ..records import Problem, Trace, TrainExample, Verdict, to_dict
-from .base import INCORRECT, NEGATIVES as NEGATIVES_SCOPE, TRAIN as TRAIN_SCOPE, build_policies, judge, select_group, split
+from .base import (INCORRECT, NEGATIVES as NEGATIVES_SCOPE, TRAIN as TRAIN_SCOPE, CurateContext, build_policies,
+                   dependencies, judge, select_group, split)
 from .cap import preference_key
+from .stats import length_stats, pass_rate_histogram
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +59,25 @@ def match_verdicts(traces: dict[str, Trace], verdicts: list[Verdict], traces_pat
     return by_trace
 
 
-def example(problem: Problem, trace: Trace, prompt_cfg: PromptConfig) -> TrainExample:
-    """TRL conversational prompt-completion: the plain student prompt (never the hint)."""
+def example(problem: Problem, trace: Trace, prompt_cfg: PromptConfig,
+            notes: dict[str, Any] | None = None) -> TrainExample:
+    """TRL conversational prompt-completion: the plain student prompt (never the hint); ``notes``
+    (a policy's per-trace fields, e.g. student scores) join the lineage in ``meta``."""
     return TrainExample(
         prompt=student_messages(problem, prompt_cfg),
         completion=[{"role": "assistant", "content": trace.raw.strip()}],
-        meta={"problem_id": problem.id, "trace_id": trace.id, "teacher": trace.teacher, "hinted": trace.hinted},
+        meta={"problem_id": problem.id, "trace_id": trace.id, "teacher": trace.teacher, "hinted": trace.hinted,
+              **(notes or {})},
     )
 
 
-def pass_rate_row(problem_id: str, traces: list[Trace], verdicts: dict[str, Verdict]) -> dict[str, Any]:
-    unhinted = [t for t in traces if not t.hinted]
-    n, n_correct = len(unhinted), sum(verdicts[t.id].passed for t in unhinted)
-    rate = n_correct / n if n else None
-    return {"problem_id": problem_id, "n": n, "n_correct": n_correct, "pass_rate": rate,
-            "difficulty": None if rate is None else 1.0 - rate}
-
-
-def rejected_row(trace: Trace, reason: str) -> dict[str, Any]:
+def rejected_row(trace: Trace, reason: str, notes: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``rejected.jsonl`` row: the ids and reason, and the whole trace, so a dropped trace can be
-    inspected (or re-admitted) without joining files."""
-    return {"trace_id": trace.id, "problem_id": trace.problem_id, "reason": reason, "trace": to_dict(trace)}
+    inspected (or re-admitted) without joining files; a policy's per-trace ``notes`` when any."""
+    row = {"trace_id": trace.id, "problem_id": trace.problem_id, "reason": reason, "trace": to_dict(trace)}
+    if notes:
+        row["notes"] = notes
+    return row
 
 
 def run(recipe: Any, layout: Layout) -> dict:
@@ -80,9 +85,13 @@ def run(recipe: Any, layout: Layout) -> dict:
     cfg: CurateConfig = recipe.curate
     prompt_cfg: PromptConfig = recipe.generate.prompt
     problems_path, traces_path, verdicts_path = layout.train_problems, layout.traces, layout.verdicts
-    config = {"curate": dataclasses.asdict(cfg), "prompt": dataclasses.asdict(prompt_cfg)}
+    config: dict[str, Any] = {"curate": dataclasses.asdict(cfg), "prompt": dataclasses.asdict(prompt_cfg)}
     templates = [p for p in (prompt_cfg.template, prompt_cfg.rationalize_template) if p]
     outs = {name: layout.path(name) for name in ("curated", "negatives", "rejected", "pass_rates")}
+    selected_path = layout.path("selected_problems")
+    extra = dependencies(cfg, recipe, layout)
+    if extra["config"]:
+        config["policies"] = extra["config"]
 
     def body() -> dict:
         problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
@@ -90,42 +99,57 @@ def run(recipe: Any, layout: Layout) -> dict:
         traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
         check_problem_ids(trace_list, problems, traces_path, problems_path)
         verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
-        per_trace, per_group = split(build_policies(cfg))
+        policies = build_policies(cfg)
+        ctx = CurateContext(recipe=recipe, layout=layout, problems=problems, traces=trace_list, verdicts=verdicts)
+        for policy in policies:
+            if hasattr(policy, "prepare"):
+                policy.prepare(ctx)
+        verdicts = ctx.verdicts
+        notes = ctx.trace_notes
+        per_trace, per_group = split(policies)
         position = {trace_id: i for i, trace_id in enumerate(traces)}
-        by_problem: dict[str, list[Trace]] = defaultdict(list)
         candidates: dict[str, list[Trace]] = defaultdict(list)
         negative_candidates: dict[str, list[Trace]] = defaultdict(list)
         rejected: list[dict[str, Any]] = []
 
         for trace in trace_list:
-            by_problem[trace.problem_id].append(trace)
             ok, reason = judge(per_trace, problems[trace.problem_id], trace, verdicts[trace.id])
             if ok:
                 candidates[trace.problem_id].append(trace)
             elif reason == INCORRECT:
                 negative_candidates[trace.problem_id].append(trace)
             else:
-                rejected.append(rejected_row(trace, reason))
+                rejected.append(rejected_row(trace, reason, notes.get(trace.id)))
 
         train: list[TrainExample] = []
         negatives: list[TrainExample] = []
         pass_rates: list[dict[str, Any]] = []
+        kept_traces: list[Trace] = []
         problems_with_kept = kept_hinted = 0
         for pid, problem in problems.items():
             ranked = sorted(candidates.get(pid, []), key=lambda t: preference_key(t, position[t.id]))
             kept, dropped = select_group(per_group, TRAIN_SCOPE, problem, ranked, verdicts)
             negs, neg_dropped = select_group(per_group, NEGATIVES_SCOPE, problem, negative_candidates.get(pid, []),
                                              verdicts)
-            rejected.extend(rejected_row(t, reason) for t, reason in dropped + neg_dropped)
-            train.extend(example(problem, t, prompt_cfg) for t in kept)
-            negatives.extend(example(problem, t, prompt_cfg) for t in negs)
+            rejected.extend(rejected_row(t, reason, notes.get(t.id)) for t, reason in dropped + neg_dropped)
+            train.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in kept)
+            negatives.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in negs)
+            kept_traces += kept
             problems_with_kept += bool(kept)
             kept_hinted += sum(t.hinted for t in kept)
-            pass_rates.append(pass_rate_row(pid, by_problem.get(pid, []), verdicts))
+            pass_rates.append({**ctx.pass_rate_row(pid), **ctx.problem_notes.get(pid, {})})
 
         for name, rows in (("curated", train), ("negatives", negatives), ("rejected", rejected),
                            ("pass_rates", pass_rates)):
             write_jsonl(outs[name], rows)
+        files = [p.name for p in outs.values()]
+        selectors = [p for p in policies if hasattr(p, "keeps_problem")]
+        if selectors:
+            selected = [p for pid, p in problems.items() if all(s.keeps_problem(pid) for s in selectors)]
+            write_jsonl(selected_path, selected)
+            files.append(selected_path.name)
+        elif selected_path.exists():  # left by an earlier run with a selection: it would be stale
+            selected_path.unlink()
         rates = [r["pass_rate"] for r in pass_rates if r["pass_rate"] is not None]
         counts = {
             "traces": len(trace_list),
@@ -143,8 +167,17 @@ def run(recipe: Any, layout: Layout) -> dict:
                         counts["dropped"])
         log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
                  problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
-        return {"files": [p.name for p in outs.values()], "counts": counts,
-                "policies": [p.name for p in per_trace + per_group]}
+        outputs: dict[str, Any] = {"files": files, "counts": counts,
+                                   "policies": [p.name for p in per_trace + per_group]}
+        if selectors:
+            outputs["selected_problems"] = len(selected)
+        outputs["pass_rate_histogram"] = pass_rate_histogram(r["pass_rate"] for r in pass_rates)
+        correct = [t for t in trace_list if verdicts[t.id].passed]
+        outputs["length"] = length_stats({"traces": trace_list, "correct": correct, "kept": kept_traces})
+        reports = {p.name: p.report() for p in policies if hasattr(p, "report")}
+        if reports:
+            outputs["policy_reports"] = reports
+        return outputs
 
     return cached_stage(outs["curated"].parent, stage=STAGE, config=config,
-                        inputs=[problems_path, traces_path, verdicts_path, *templates], body=body)
+                        inputs=[problems_path, traces_path, verdicts_path, *templates, *extra["inputs"]], body=body)

@@ -8,7 +8,7 @@ goes through the content-hash cache, so re-running costs nothing.
 from __future__ import annotations
 
 import dataclasses
-
+from collections import Counter
 from typing import Any
 
 from .. import io
@@ -22,6 +22,7 @@ from ..logprobs import INDEX, store_traces
 from ..models import cache_root
 from ..prompts import ANSWER_PREFIX, cot_prompt, rationalize_prompt, teacher_prefix
 from ..records import Trace, Problem
+from . import pot
 
 STAGE = "generate"
 
@@ -68,20 +69,28 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             cache = SampleCache(gen_cfg.cache_dir or cache_root() / "samples", backend.identity)
             sampling = sampling_params(gen_cfg)
             prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, problems)
-            reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i)
-                    for p in problems for i in range(gen_cfg.samples)]
+            style = gen_cfg.prompt.style
+            reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i,
+                            style=style) for p in problems for i in range(gen_cfg.samples)]
             comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({backend.name})")
+            if style == "pot":  # program of thought: run each program in the sandbox (generate/pot.py)
+                comps, programs = pot.execute(comps, gen_cfg.sandbox)
             traces = [to_trace(r, c, backend) for r, c in zip(reqs, comps)]
             by_problem = {p.id: p for p in problems}
             solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
             n_hinted = 0
             if gen_cfg.rationalize:
-                failed = [p for p in problems if p.id not in solved]
+                # a problem without a gold answer has no hint to give
+                failed = [p for p in problems if p.id not in solved and p.answer.strip()]
                 hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
-                                 gen_cfg.samples + j, hinted=True) for p in failed
+                                 gen_cfg.samples + j, hinted=True, style=style) for p in failed
                          for j in range(gen_cfg.rationalize_samples)]
                 hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc="rationalize (STaR)")
                 counts.add(hcounts)
+                if style == "pot":
+                    hcomps, hprograms = pot.execute(hcomps, gen_cfg.sandbox)
+                    programs["programs"] += hprograms["programs"]
+                    programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(hprograms["outcomes"]))
                 traces += [to_trace(r, c, backend) for r, c in zip(hreqs, hcomps)]
                 n_hinted = len(hreqs)
             vocab = backend.vocab_size
@@ -94,11 +103,14 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             traces = [dataclasses.replace(t, logprobs=None) for t in traces]
             files.append(str((layout.logprobs / INDEX).relative_to(out_dir)))
         io.write_jsonl(traces_path, traces)
-        return {"files": files, "n_problems": len(problems), "n_traces": len(traces),
-                "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
-                "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
-                "teacher": backend.name, "teacher_identity": backend.identity,
-                "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
+        outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
+                   "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
+                   "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
+                   "teacher": backend.name, "teacher_identity": backend.identity,
+                   "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
+        if style == "pot":
+            outputs["pot"] = programs
+        return outputs
 
     return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=[problems_path], body=body)
 

@@ -33,12 +33,14 @@ from .answers import as_number, extract_answer
 log = logging.getLogger(__name__)
 
 PASS_THRESHOLD = 1.0 - 1e-6  # scores at or above this count as passed
+NO_GOLD = "no_gold"  # the reason of a Score for a problem with an empty gold answer
 
 
 @dataclass(frozen=True, slots=True)
 class Score:
     """One verifier judgement. ``reason``: correct | wrong | partial | no_answer | timeout |
-    too_complex | ``error: <ExceptionType>: <message>``."""
+    too_complex | no_gold (the problem has no gold answer: not graded, ``extracted`` still set) |
+    ``error: <ExceptionType>: <message>``."""
 
     score: float
     passed: bool
@@ -196,7 +198,14 @@ def call_with_timeout(fn: Callable[[], Score], timeout_s: float) -> Score:
 
 def run_check(verifier: Verifier, problem: Problem, text: str, timeout_s: float | None,
               *, fallback_last_number: bool = True) -> Score:
-    """``verifier.check`` under a wall-clock limit; timeouts and exceptions become failed Scores."""
+    """``verifier.check`` under a wall-clock limit; timeouts and exceptions become failed Scores.
+
+    A problem without a gold answer (empty ``answer``) cannot be graded: the Score fails with reason
+    ``no_gold`` and carries the extracted answer, so curation can pseudo-label such problems by
+    majority vote (``curate.self_consistency``) instead of taking their traces for wrong ones."""
+    if not (problem.answer or "").strip():
+        extracted, formatted = extract_answer(text or "", fallback_last_number=fallback_last_number)
+        return Score(0.0, False, extracted, formatted, NO_GOLD)
     try:
         if timeout_s is None:
             return verifier.check(problem, text)

@@ -4,11 +4,15 @@ import pytest
 
 from reasondistill.config import CurateConfig
 from reasondistill.curate import INCORRECT, POLICIES, GroupPolicy, Policy, build_policies, judge
-from reasondistill.curate.base import split
+from reasondistill.curate.base import CurateContext, split
 from reasondistill.curate.cap import Cap, preference_key
 from reasondistill.curate.dedup import Dedup
 from reasondistill.errors import ConfigError
+from reasondistill.io import write_jsonl
+from reasondistill.layout import Layout
 from reasondistill.records import Problem, Trace, Verdict
+
+from tests.helpers import curate_all_on, recipe
 
 PROBLEM = Problem("p", "t", "q", "2")
 
@@ -26,11 +30,16 @@ def names(cfg):
     return [p.name for p in build_policies(cfg)]
 
 
-def test_table_entries_load_and_follow_the_contract():
+def test_table_entries_load_and_follow_the_contract(tiny_model_dir, tmp_path):
+    layout = Layout(tmp_path)
+    write_jsonl(layout.eval_problems, [Problem("e", "t", "something else entirely", "1")])
     for name, target in POLICIES.items():
         module, _, cls = target.partition(":")
         klass = getattr(importlib.import_module(module), cls)
-        policy = klass.from_config(CurateConfig(drop_truncated=True, include_hinted=False, require_format=True))
+        # every policy on; the band is inclusive so a lone correct trace (pass rate 1) is in it
+        policy = klass.from_config(curate_all_on(tiny_model_dir, drop_truncated=True, require_format=True))
+        if hasattr(policy, "prepare"):
+            policy.prepare(CurateContext(recipe(), layout, {"p": PROBLEM}, [T()], {"t": V()}))
         if isinstance(policy, GroupPolicy):  # per problem: keeps a lone good trace
             assert policy.select(PROBLEM, [T()], {"t": V()}) == ([T()], [])
         else:
