@@ -25,6 +25,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..layout import FILES
+from ..scoring import completion_logits, encode  # noqa: F401  (completion_logits: the objectives' import point)
 from ..records import TrainExample
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,10 @@ def encode_pair(tokenizer, prompt: list[dict[str, str]], completion: list[dict[s
     prompt must be a token prefix of the whole. A template that renders the prompt differently
     once an answer follows (one that drops earlier reasoning, say) cannot be split that way: an
     :class:`InputError` names the file, the line and, via ``what``, the record."""
-    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        raise InputError(f"{what}the chat template cannot be split into prompt and completion: its prompt tokens "
-                         f"(with the generation prompt) are not a prefix of prompt + completion", file=path,
-                         line=line, field="prompt")
-    return prompt_ids, full_ids
+    try:
+        return encode(tokenizer, prompt, completion)
+    except ValueError as e:
+        raise InputError(f"{what}{e}", file=path, line=line, field="prompt") from None
 
 
 def supervised(prompt_ids: list[int], full_ids: list[int], max_length: int) -> dict[str, Any] | None:
@@ -108,27 +104,6 @@ def pad_batch(features: list[dict[str, Any]], pad: dict[str, float | int], *, le
 
 # ---------------------------------------------------------------------------
 # loss helpers
-
-
-def completion_logits(model, input_ids, attention_mask, positions):
-    """Logits ``[N, V]`` at the ``positions`` (``[B, T]`` bool) whose next token is trained, and nowhere else.
-
-    The LM head is the costliest layer of a small student (SmolLM2-135M: 49k-row vocabulary, a
-    fifth of the weights) and chat prompts are most of each sequence, so projecting only the
-    completion positions roughly halves a training step on CPU. The selection goes through the
-    model's own ``forward`` (``logits_to_keep`` as a boolean mask), so DDP, PEFT and logit
-    soft-capping behave as usual; a model whose forward lacks it gets full logits, then indexed.
-    """
-    try:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions, use_cache=False)
-    except TypeError as e:  # no logits_to_keep on this architecture; any other TypeError is real
-        if "logits_to_keep" not in str(e):
-            raise
-        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    logits = out.logits
-    if logits.dim() == 3 and logits.shape[:2] == positions.shape:
-        return logits[positions]
-    return logits.reshape(-1, logits.shape[-1])
 
 
 def next_token_targets(labels):
