@@ -57,7 +57,7 @@ class TeacherConfig:
 
     backend: str = "program"  # program | transformers | dummy
     model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id
-    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+    dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
     device: str = "auto"
     batch_size: int = 32
     trust_remote_code: bool = False  # never on unless the user asks
@@ -164,7 +164,7 @@ class TrainConfig:
     warmup_ratio: float = 0.05
     logging_steps: int = 5
     gradient_checkpointing: bool = False  # trades compute for memory; off: small students fit anyway
-    dtype: str = "auto"  # auto: bf16 mixed precision on GPU, fp32 on CPU
+    dtype: str = "auto"  # autocast dtype, weights fp32; auto: bf16 where native, fp16 on older CUDA, else fp32
     device: str = "auto"
     seed: int = 0
     trust_remote_code: bool = False
@@ -191,7 +191,7 @@ class EvalConfig:
     top_p: float = 0.95
     max_new_tokens: int = 128
     batch_size: int = 32
-    dtype: str = "auto"
+    dtype: str = "auto"  # weights dtype; auto: bf16 where native, fp16 on older CUDA, else fp32
     device: str = "auto"
     seed: int = 0
     task: str = "rationale"  # multitask students only: the task prefix they are evaluated under (rationale | label)
