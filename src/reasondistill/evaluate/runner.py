@@ -66,9 +66,16 @@ def run(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Teacher, problems_pa
     manifest = io.write_manifest(out_dir, stage="evaluate", config=config, inputs=inputs,
                                  outputs={"files": ["samples.jsonl", "summary.json"], "n": len(problems),
                                           "accuracy": summary["accuracy"], "ci95": summary["ci95"],
-                                          "calls": counts.made, "cached": counts.cached},
+                                          "calls": counts.made, "cached": counts.cached,
+                                          "dtype": model_dtype(teacher)},
                                  started=started)
     return {**manifest, "this_run": {"calls": counts.made, "cached": counts.cached, "skipped": False}}
+
+
+def model_dtype(teacher: Teacher) -> str | None:
+    """The dtype the evaluated model's weights are in (``None`` for a model-less teacher)."""
+    dtype = getattr(getattr(teacher, "model", None), "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
 def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, identity: str,

@@ -6,7 +6,8 @@ and write it (plus Markdown / HTML renderings).
 dict, so at least ``accuracy`` in 0..1 and ``ci95`` ``[lo, hi]``; ``None`` when that model was
 not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. Extras:
 ``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
-``curation``, ``versions``.
+``curation``, ``versions``, ``device`` (what :mod:`reasondistill.device` detected, from the train
+manifest or else an eval one), ``dtype`` (``{"train": autocast dtype, <model>: weights dtype}``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ def _curation_counts(outputs: dict[str, Any]) -> dict[str, Any]:
             if sub:
                 counts[key] = sub
     return counts
+
+
+def _numerics(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``device`` from the train manifest (else the first eval one that has it) and ``dtype`` per
+    stage that recorded one: ``train`` (autocast dtype) and each evaluated model (weights dtype)."""
+    keys = ["train", *(f"eval {model}" for model in MODELS)]
+    device = next((manifests[k]["device"] for k in keys if "device" in manifests.get(k, {})), None)
+    dtype = {}
+    for key in keys:
+        outputs = manifests.get(key, {}).get("outputs")
+        if isinstance(outputs, dict) and outputs.get("dtype"):
+            dtype[key.removeprefix("eval ")] = outputs["dtype"]
+    return {"device": device, "dtype": dtype}
 
 
 def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher_calls: int,
@@ -109,6 +123,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         },
         "curation": _curation_counts(curate_outputs) if isinstance(curate_outputs, dict) else {},
         "versions": versions,
+        **_numerics(manifests),
     }
     return report
 

@@ -193,6 +193,7 @@ def save_run(out_dir: Path, *, method: str, config: dict, inputs: dict[str, str]
         "last_loss": losses[-1] if losses else None,
         "first_reward": rewards[0] if rewards else None,
         "last_reward": rewards[-1] if rewards else None,
+        **common.dtype_record(config["train"]),
         **info,
     }
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs, started=started)

@@ -164,6 +164,7 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
         "last_loss": losses[-1] if losses else None,
         "student": ref.identity,
         "bf16": use_bf16,
+        **common.dtype_record(config["train"]),
         "preflight": report.to_dict(),
     }
     return io.write_manifest(out_dir, stage="train", config=config, inputs=inputs, outputs=outputs,
