@@ -32,6 +32,7 @@ import importlib.util
 import logging
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,4 +231,10 @@ def resolve_dtype(requested: str, device: str = "auto") -> tuple[str, str]:
 
 def optional_backends() -> dict[str, bool]:
     """Which optional backends are installed (found, never imported: some are slow or heavy to import)."""
-    return {name: importlib.util.find_spec(name) is not None for name in OPTIONAL_BACKENDS}
+    found = {}
+    for name in OPTIONAL_BACKENDS:
+        try:
+            found[name] = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: already imported without a __spec__
+            found[name] = name in sys.modules
+    return found
