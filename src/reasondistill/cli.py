@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port; default 8765)")
 
     sub.add_parser("recipes", help="list built-in recipes")
+
+    p = sub.add_parser("env", help="show what this machine computes natively and the dtype auto picks",
+                       description="torch, CPU capability, native bf16 (and why), threads, CUDA devices, the "
+                                   "dtype 'auto' picks for training and evaluation, installed optional backends. "
+                                   "Loads no model.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return ap
 
 
@@ -293,9 +299,37 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_env(args: argparse.Namespace) -> int:
+    from . import device
+
+    cap = device.detect()
+    auto, note = device.resolve_dtype("auto", cap.device)  # the same for training (autocast) and evaluation
+    backends = device.optional_backends()
+    if args.json:
+        print(json.dumps({**cap.to_dict(), "auto_dtype": {"train": auto, "eval": auto}, "auto_dtype_note": note,
+                          "backends": backends}, indent=2))
+        return 0
+    isa = f", ONEDNN_MAX_CPU_ISA={cap.onednn_max_cpu_isa}" if cap.onednn_max_cpu_isa else ""
+    gpus = "; ".join(f"{c['index']}: {c['name']} (compute {c['capability']}, "
+                     f"bf16 {'yes' if c['bf16'] else 'no'}, {c['memory_gib']} GiB)" for c in cap.cuda)
+    rows = [("torch", cap.torch_version),
+            ("cpu", f"{cap.cpu_name or 'unknown'} ({cap.cpu_arch}), torch kernels {cap.cpu_capability}, "
+                    f"bf16 flags: {', '.join(cap.cpu_bf16_flags) or 'none'}{isa}"),
+            ("threads", f"{cap.threads} intra-op, {cap.interop_threads} inter-op; {cap.cpus} CPUs usable"),
+            ("cuda", gpus or "none"),
+            ("device", cap.device),
+            ("native bf16", f"{'yes' if cap.native_bf16 else 'no'}: {cap.reason}"),
+            ("dtype auto", f"train {auto}" + (" (autocast over fp32 weights)" if auto != "float32" else "")
+             + f", eval {auto}"),
+            ("backends", ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in backends.items()))]
+    for name, value in rows:
+        print(f"{name:12s} {value}")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes}
+            "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes, "env": _cmd_env}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -63,7 +63,7 @@ class TeacherConfig:
 
     backend: str = "program"  # a row of reasondistill.backends.BACKENDS: program | transformers | dummy
     model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id
-    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+    dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
     device: str = "auto"
     batch_size: int = 32
     trust_remote_code: bool = False  # never on unless the user asks
@@ -330,7 +330,7 @@ class TrainConfig:
     logging_steps: int = 5
     report_to: list[str] = field(default_factory=list)  # trackers for the Trainer's logs, e.g. [tensorboard] (event files in train/runs/); []: none
     gradient_checkpointing: bool = False  # trades compute for memory; off: small students fit anyway
-    dtype: str = "auto"  # auto: bf16 mixed precision on GPU, fp32 on CPU
+    dtype: str = "auto"  # autocast dtype, weights fp32; auto: bf16 where native, fp16 on older CUDA, else fp32
     device: str = "auto"
     seed: int = 0
     trust_remote_code: bool = False
@@ -355,7 +355,7 @@ class EvalConfig:
     top_p: float = 0.95
     max_new_tokens: int = 128
     batch_size: int = 32
-    dtype: str = "auto"
+    dtype: str = "auto"  # weights dtype; auto: bf16 where native, fp16 on older CUDA, else fp32
     device: str = "auto"
     seed: int = 0
     task: str = "rationale"  # multitask students only: the task prefix they are evaluated under (rationale | label)

@@ -306,6 +306,9 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 3),
     }
+    if "torch" in sys.modules:  # a stage that computed records the machine; others stay torch-free
+        from . import device
+        manifest["device"] = device.detect().to_dict()
     if extra:
         manifest.update(extra)
     write_json(out_dir / MANIFEST, manifest)

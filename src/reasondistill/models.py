@@ -146,22 +146,18 @@ def ensure_safetensors(gguf: Path, name: str) -> Path:
     return out
 
 
-def torch_dtype(name: str):
+def torch_dtype(name: str, device: str = "auto"):
+    """The torch dtype for ``name`` on ``device``; ``auto`` follows :mod:`reasondistill.device`
+    (bf16 only where it is computed natively)."""
     import torch
-    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
-             "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    if name not in table:
-        raise ConfigError(f"unknown dtype '{name}' (choose from auto, {', '.join(table)})")
-    return table[name]
+
+    from . import device as dev
+    return getattr(torch, dev.resolve_dtype(name, device)[0])
 
 
 def pick_device(name: str = "auto") -> str:
-    import torch
-    if name != "auto":
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from . import device as dev
+    return dev.pick_device(name)
 
 
 def load_tokenizer(path: str, *, trust_remote_code: bool = False):
@@ -180,7 +176,7 @@ def load_model(path: str, *, dtype: str = "auto", device: str = "auto", trust_re
     from transformers import AutoModelForCausalLM
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+            path, dtype=torch_dtype(dtype, device), trust_remote_code=trust_remote_code, use_safetensors=True)
     except (OSError, ValueError, KeyError) as e:
         raise _load_failed(path, "weights", e) from e
     return model.to(pick_device(device)).eval()

@@ -64,9 +64,15 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
         io.write_json(out_dir / EVAL_FILES["summary"], summary)
         return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"]], "n": len(problems),
                 "accuracy": summary["accuracy"], "ci95": summary["ci95"], "calls": counts.made,
-                "cached": counts.cached}
+                "cached": counts.cached, "dtype": model_dtype(teacher)}
 
     return io.cached_stage(out_dir, stage="evaluate", config=config, inputs=[problems_path], body=body)
+
+
+def model_dtype(teacher: Backend) -> str | None:
+    """The dtype the evaluated model's weights are in (``None`` for a model-less teacher)."""
+    dtype = getattr(getattr(teacher, "model", None), "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
 def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, identity: str,

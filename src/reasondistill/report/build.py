@@ -8,7 +8,8 @@ not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. E
 ``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
 ``curation``, ``run_cost`` (what producing the run folder cost, from the stage manifests),
 ``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
-``versions``.
+``versions``, ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
+an eval one), ``dtype`` (``{"train": autocast dtype, <model>: weights dtype}``).
 
 ``teacher_calls``, ``cached_teacher_calls`` and ``wall_seconds`` are what the latest invocation
 spent (an unchanged re-run spends nearly nothing), grouped again under ``this_run`` (with
@@ -49,6 +50,19 @@ def _curation_counts(outputs: dict[str, Any]) -> dict[str, Any]:
             if sub:
                 counts[key] = sub
     return counts
+
+
+def _numerics(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``device`` from the train manifest (else the first eval one that has it) and ``dtype`` per
+    stage that recorded one: ``train`` (autocast dtype) and each evaluated model (weights dtype)."""
+    keys = ["train", *(f"eval {model}" for model in MODELS)]
+    device = next((manifests[k]["device"] for k in keys if "device" in manifests.get(k, {})), None)
+    dtype = {}
+    for key in keys:
+        outputs = manifests.get(key, {}).get("outputs")
+        if isinstance(outputs, dict) and outputs.get("dtype"):
+            dtype[key.removeprefix("eval ")] = outputs["dtype"]
+    return {"device": device, "dtype": dtype}
 
 
 def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher_calls: int,
@@ -113,6 +127,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         "run_cost": run_cost(manifests),
         "lineage": lineage(manifests, summaries),
         "versions": versions,
+        **_numerics(manifests),
     }
     return report
 

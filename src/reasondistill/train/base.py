@@ -154,13 +154,30 @@ class LoggedParts:
 
 
 def precision(cfg: TrainConfig) -> tuple[str, bool]:
-    """``(device, use_bf16)``. Weights stay fp32; bf16 runs as autocast (mixed precision),
-    which trains stably: on GPU by default, on CPU when the recipe asks for it."""
-    import torch
-
+    """``(device, use_bf16)``. Weights stay fp32; bf16 runs as autocast (mixed precision), which
+    trains stably, where :func:`mixed_dtype` picks it. fp16 autocast goes through
+    :func:`training_args` so this pair keeps its meaning for every trainer."""
     device = models.pick_device(cfg.device)
-    want = models.torch_dtype(cfg.dtype) if cfg.dtype != "auto" else None
-    return device, want == torch.bfloat16 or (cfg.dtype == "auto" and device == "cuda")
+    return device, mixed_dtype(cfg.dtype, device)[0] == "bfloat16"
+
+
+def mixed_dtype(dtype: str, device: str) -> tuple[str, str]:
+    """``(autocast dtype, note)`` for training: ``train.dtype`` resolved by :mod:`reasondistill.device`
+    (``auto``: bf16 where native, fp16 on CUDA without bf16, else fp32). fp16 needs CUDA (its loss
+    scaler does), so fp16 elsewhere trains in fp32."""
+    from .. import device as dev
+
+    name, note = dev.resolve_dtype(dtype, device)
+    if name == "float16" and not device.startswith("cuda"):
+        return "float32", f"float16 mixed precision needs CUDA; training in float32 on {device}"
+    return name, note
+
+
+def dtype_record(train: dict[str, Any]) -> dict[str, str]:
+    """``dtype`` (the autocast dtype; weights are fp32) and ``dtype_note`` (why) for a train
+    manifest, from the ``TrainConfig`` fields ``dtype`` and ``device`` as recorded in its config."""
+    name, note = mixed_dtype(train["dtype"], models.pick_device(train["device"]))
+    return {"dtype": name, "dtype_note": note}
 
 
 def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device: str, cls: type | None = None,
@@ -183,6 +200,7 @@ def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device:
         save_strategy="no",
         report_to=list(cfg.report_to),
         bf16=use_bf16,
+        fp16=not use_bf16 and mixed_dtype(cfg.dtype, device)[0] == "float16",
         seed=cfg.seed,
         data_seed=cfg.seed,
         dataloader_num_workers=0,
@@ -336,6 +354,7 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
     :func:`finish` with ``info`` as the objective's outputs, and the manifest."""
     def body() -> dict[str, Any]:
         model, tok, result, history, info = train()
-        return finish(out_dir, model, tok, result, history, method=method, outputs=info)
+        return finish(out_dir, model, tok, result, history, method=method,
+                      outputs={**dtype_record(config.get("train", config)), **info})
 
     return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})

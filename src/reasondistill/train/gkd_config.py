@@ -35,7 +35,7 @@ class GKDObjectiveConfig:
     alpha: float = 0.1  # skew_* only: share of the first distribution mixed into the second, in [0, 1)
     temperature: float = 1.0  # student sampling temperature, and both distributions in the loss are softmax(logits / T)
     max_new_tokens: int = 128  # tokens sampled per on-policy sequence (also capped by train.max_length)
-    teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+    teacher_dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
 
     def __post_init__(self) -> None:
         if not isinstance(self.teacher, str) or not self.teacher.strip():

@@ -56,7 +56,7 @@ class KDRLConfig:
 
     teacher: str = ""  # packaged name, .gguf, model folder or hub id; required when kl_weight > 0
     kl_weight: float = 0.1  # weight of KL(student || teacher) per token; 0: plain GRPO, no teacher loaded
-    teacher_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32 | float16
+    teacher_dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
     grpo: GRPOObjectiveConfig = field(default_factory=GRPOObjectiveConfig)
 
     def __post_init__(self) -> None:
