@@ -15,7 +15,7 @@ import torch
 from reasondistill import device, io, models
 from reasondistill.config import TrainConfig
 from reasondistill.errors import ConfigError
-from reasondistill.train import common
+from reasondistill.train import base as common
 
 SRC = Path(device.__file__).resolve().parents[1]
 AVX2_ONLY = {"architecture": "x86_64", "cpu_name": "test cpu", "avx2": True, "fma3": True}

@@ -183,10 +183,16 @@ def dtype_record(train: dict[str, Any]) -> dict[str, str]:
 def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device: str, cls: type | None = None,
                   **extra: Any):
     """``cls`` (``TrainingArguments``, or a TRL config subclass such as ``GRPOConfig``) with the
-    keywords every objective shares, then the objective's own ``extra`` (which win)."""
+    keywords every objective shares (:func:`training_kwargs`), then the objective's own ``extra``
+    (which win)."""
     if cls is None:
         from transformers import TrainingArguments as cls
-    common = dict(
+    return cls(**{**training_kwargs(cfg, out_dir, use_bf16, device), **extra})
+
+
+def training_kwargs(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device: str) -> dict[str, Any]:
+    """The ``TrainingArguments`` keywords every objective shares."""
+    return dict(
         output_dir=str(Path(out_dir) / "trainer"),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -206,7 +212,6 @@ def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device:
         dataloader_num_workers=0,
         use_cpu=device == "cpu",
     )
-    return cls(**{**common, **extra})
 
 
 def lora_config(cfg: TrainConfig):
@@ -354,7 +359,8 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
     :func:`finish` with ``info`` as the objective's outputs, and the manifest."""
     def body() -> dict[str, Any]:
         model, tok, result, history, info = train()
-        return finish(out_dir, model, tok, result, history, method=method,
-                      outputs={**dtype_record(config.get("train", config)), **info})
+        train_cfg = config.get("train", config)  # a TrainConfig as a dict, alone or beside the objective's
+        numerics = dtype_record(train_cfg) if "dtype" in train_cfg else {}
+        return finish(out_dir, model, tok, result, history, method=method, outputs={**numerics, **info})
 
     return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})
