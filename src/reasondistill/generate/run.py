@@ -97,6 +97,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
         return {"files": files, "n_problems": len(problems), "n_traces": len(traces),
                 "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
                 "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
+                "n_errors": sum(t.finish_reason == "error" for t in traces),  # > 0: the next run retries them
                 "teacher": backend.name, "teacher_identity": backend.identity,
                 "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
 
