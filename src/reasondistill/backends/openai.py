@@ -232,13 +232,13 @@ class OpenAIBackend(Backend):
                         problem, retry = f"bad response: {e}", True
                 else:
                     status = response.status_code
-                    problem = f"HTTP {status}: {_snippet(response.content)}"
+                    problem = f"HTTP {status}: {_error_message(response.content)}"
                     retry = status in RETRY_STATUSES or status >= 500
                     retry_after = parse_retry_after(response.headers)
             except (TimeoutError, httpx2.TimeoutException):
                 problem, retry = f"timed out after {opts.timeout_s:g} s", True
             except (httpx2.TransportError, httpx2.DecodingError) as e:
-                problem, retry = f"{type(e).__name__}: {e}", True
+                problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
             if not retry or attempt > opts.max_retries:
                 return Completion(text="", finish_reason="error",
                                   meta={"error": self._scrub(problem), "attempts": attempt})
@@ -383,6 +383,17 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return content
+
+
+def _error_message(content: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body's start."""
+    try:
+        message = json.loads(content)["error"]["message"]
+        if isinstance(message, str) and message:
+            return _snippet(message.encode())
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        pass
+    return _snippet(content)
 
 
 def _snippet(content: bytes, limit: int = 200) -> str:
