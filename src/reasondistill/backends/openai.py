@@ -28,6 +28,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -40,6 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from .base import Backend, Completion, Request, SamplingParams
+
+log = logging.getLogger(__name__)
 
 #: statuses worth another try (besides every 5xx)
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
@@ -107,6 +110,9 @@ class OpenAIBackend(Backend):
             import httpx2  # noqa: F401 - checked here so a missing client fails at build, not mid-run
         except ImportError as e:  # pragma: no cover - a dependency of transformers' huggingface_hub
             raise ConfigError("the openai backend needs the httpx2 package: pip install 'httpx2>=2,<3'") from e
+        client_log = logging.getLogger("httpx2")
+        if client_log.level == logging.NOTSET:  # one INFO line per request would bury the CLI's progress
+            client_log.setLevel(logging.WARNING)
         self.options = OpenAIOptions(base_url=base_url, model=model, endpoint=endpoint, api_key_env=api_key_env,
                                      timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
                                      max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
@@ -240,9 +246,14 @@ class OpenAIBackend(Backend):
             except (httpx2.TransportError, httpx2.DecodingError) as e:
                 problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
             if not retry or attempt > opts.max_retries:
+                log.warning("%s: %s gave up after %d attempt(s): %s (an error trace; the next run retries it)",
+                            self.name, request.problem.id, attempt, self._scrub(problem))
                 return Completion(text="", finish_reason="error",
                                   meta={"error": self._scrub(problem), "attempts": attempt})
-            await asyncio.sleep(self._wait(attempt, retry_after))
+            wait = self._wait(attempt, retry_after)
+            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, request.problem.id, attempt,
+                      self._scrub(problem), wait)
+            await asyncio.sleep(wait)
 
     def _wait(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with equal jitter; never less than the server's Retry-After."""
