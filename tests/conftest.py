@@ -60,3 +60,13 @@ def _one_thread_for_unit_tests(request: pytest.FixtureRequest):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def fake_openai():
+    """A fault-injecting fake OpenAI-compatible server on 127.0.0.1 (``tests/fake_openai.py``),
+    stopped after the test."""
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server

@@ -326,6 +326,8 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
         return None
     if m.get("config_hash") != sha256_json(config) or m.get("inputs") != inputs:
         return None
+    if (m.get("outputs") or {}).get("n_errors"):  # some outputs failed (a teacher request): retry those
+        return None
     for rel, digest in m.get("output_hashes", {}).items():
         p = Path(rel)
         if not p.exists() or sha256_file(p) != digest:
@@ -339,9 +341,10 @@ def cached_stage(out_dir: str | Path, *, stage: str, config: Any, inputs: Iterab
 
     When ``out_dir`` holds a manifest for the same ``config`` and input hashes whose outputs
     are intact, that manifest is returned with ``this_run = {"skipped": True}`` and ``body``
-    never runs (no model is loaded). Otherwise ``body()`` writes the outputs and returns the
-    manifest's ``outputs`` (``files`` lists the ones to hash); the manifest is written last, so
-    an interrupted stage is never taken for a finished one.
+    never runs (no model is loaded), unless its ``outputs`` count ``n_errors`` (failed teacher
+    requests, which the sample cache does not keep): then it runs again. Otherwise ``body()``
+    writes the outputs and returns the manifest's ``outputs`` (``files`` lists the ones to
+    hash); the manifest is written last, so an interrupted stage is never taken for a finished one.
     """
     hashes = hash_inputs(inputs)
     done = completed_manifest(out_dir, config, hashes)

@@ -71,6 +71,9 @@ def from_completion_logprobs(logprobs: Sequence[dict[str, Any]], k: int = DEFAUL
     topk_ids = np.zeros((n, k), dtype=np.int64)
     topk_lp = np.zeros((n, k), dtype=np.float64)
     for t, entry in enumerate(logprobs):
+        if entry.get("id") is None:
+            raise ValueError(f"token {t} has no token id (a teacher server that returns token strings only); "
+                             "KD needs ids: with vLLM set teacher.options.token_ids=true")
         top = entry.get("top") or []
         if len(top) < k:
             raise ValueError(f"token {t} has {len(top)} top logprobs, fewer than k={k}; "

@@ -27,14 +27,15 @@ PROBLEM = Problem("p1", "contract", "What is 2 + 3?", "5", meta={"task": "chain_
                                                               "source_dataset": "chain_sum"}}})
 
 
-def check_backend(name: str, tiny_model_dir: Path | None = None) -> None:
+def check_backend(name: str, tiny_model_dir: Path | None = None, options: dict | None = None) -> None:
     """Options validate before a load; ``identity_of`` matches the built instance; ``complete`` and
-    ``acomplete`` return one well-formed completion per request, in order; ``close`` is safe."""
+    ``acomplete`` return one well-formed completion per request, in order; ``close`` is safe.
+    ``options``: the row's ``teacher.options`` where it needs some (a server's address)."""
     cls = backend_class(name)
     assert issubclass(cls, Backend), f"{name}: not a Backend"
     assert dataclasses.is_dataclass(cls.Options), f"{name}: Options must be a dataclass"
     cfg = TeacherConfig(backend=name, model=str(tiny_model_dir) if tiny_model_dir else "unused",
-                        dtype="float32", device="cpu", batch_size=2)
+                        dtype="float32", device="cpu", batch_size=2, options=dict(options or {}))
     opts = backend_options(cfg)
     backend = build_teacher(cfg)
     try:

@@ -13,9 +13,14 @@ from reasondistill.verifiers import VERIFIERS
 from . import checks
 
 
+#: rows that talk to a server, and the options that point them at a fake one started for the test
+SERVED = {"openai": lambda fake_openai: {"base_url": fake_openai.url}}
+
+
 @pytest.mark.parametrize("name", list(BACKENDS))
-def test_backend(name, tiny_model_dir):
-    checks.check_backend(name, tiny_model_dir)
+def test_backend(name, tiny_model_dir, request):
+    options = SERVED[name](request.getfixturevalue("fake_openai")) if name in SERVED else None
+    checks.check_backend(name, tiny_model_dir, options)
 
 
 @pytest.mark.parametrize("name", list(VERIFIERS))

@@ -13,6 +13,7 @@ BACKENDS: dict[str, str] = {
     "transformers": "reasondistill.backends.transformers:TransformersBackend",
     "program": "reasondistill.backends.program:ProgramBackend",
     "dummy": "reasondistill.backends.dummy:DummyBackend",
+    "openai": "reasondistill.backends.openai:OpenAIBackend",
 }
 
 

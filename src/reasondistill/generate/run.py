@@ -106,6 +106,9 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
         outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
                    "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
                    "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
+                   # failed teacher requests (not cached): > 0 makes the next run retry them; a program
+                   # that failed in the sandbox is a finished (failed) trace, not a request to retry
+                   "n_errors": sum(t.finish_reason == "error" and "pot" not in t.meta for t in traces),
                    "teacher": backend.name, "teacher_identity": backend.identity,
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
         if style == "pot":

@@ -1,0 +1,412 @@
+"""A teacher behind an OpenAI-compatible HTTP server: vLLM, SGLang, llama.cpp's server,
+``transformers serve``, or a hosted API.
+
+Each request is one HTTP call to ``/chat/completions`` (``endpoint: chat``, the server
+applies the model's chat template) or ``/completions`` (``endpoint: completions``, the
+conversation is sent as plain text: message contents joined by blank lines). Up to
+``concurrency`` requests are in flight at once, across batches; a failed call is retried
+with exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and
+unreadable answers, waiting at least what a ``Retry-After`` header asks. A request that
+still fails becomes a ``finish_reason="error"`` completion: the sample cache does not keep
+it and the generate stage runs again on the next invocation, paying only for those.
+
+The API key is read from the environment variable named by ``api_key_env`` when the backend
+is built; it is sent in the ``Authorization`` header and nowhere else (not in the identity,
+the options, traces, the cache, manifests or error messages).
+
+Logprobs (``generate.top_logprobs > 0``) map into the ``Completion.logprobs`` format of the
+transformers backend, per token ``{"id", "logprob", "top": [[id, logprob], ...]}`` plus the
+token string. Servers return tokens as strings; ids are known only where the server gives
+them (vLLM with ``token_ids: true`` answers ``"token_id:123"``). Without ids each entry is
+``{"id": None, "token", "logprob", "top": [], "top_tokens": [[token, logprob], ...]}``:
+readable, but not usable for KD, which needs ids (the logprob store refuses them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import ConfigError
+from .base import Backend, Completion, Request, SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: statuses worth another try (besides every 5xx)
+RETRY_STATUSES = frozenset({408, 409, 425, 429})
+ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIOptions:
+    """``teacher.options`` of the ``openai`` backend."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"  # the server's API root, up to and including /v1
+    model: str | None = None  # the server's model name; None: teacher.model
+    endpoint: str = "chat"  # chat (server-side chat template) | completions (plain-text prompt)
+    api_key_env: str | None = None  # name of the environment variable holding the API key (never the key)
+    timeout_s: float = 120.0  # whole-request limit, connection to last byte
+    max_retries: int = 4  # further attempts after the first
+    backoff_s: float = 0.5  # first retry waits about this long, doubling each time (with jitter)
+    max_backoff_s: float = 30.0  # cap on one wait, a Retry-After included
+    concurrency: int = 8  # requests in flight at once
+    send_seed: bool = True  # send a per-sample seed (reproducible sampling where the server honours it)
+    token_ids: bool = False  # ask for token ids in logprobs (vLLM's return_tokens_as_token_ids)
+    extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields (e.g. top_k); part of the identity
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"teacher.options.endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"teacher.options.base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.timeout_s <= 0:
+            raise ConfigError("teacher.options.timeout_s must be > 0")
+        if self.max_retries < 0:
+            raise ConfigError("teacher.options.max_retries must be >= 0")
+        if self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ConfigError("teacher.options.backoff_s and max_backoff_s must be >= 0")
+        if self.concurrency < 1:
+            raise ConfigError("teacher.options.concurrency must be >= 1")
+        if self.api_key_env is not None and not self.api_key_env.strip():
+            raise ConfigError("teacher.options.api_key_env must name an environment variable")
+        if self.api_key_env and self.api_key_env.startswith(("sk-", "Bearer ")):
+            raise ConfigError("teacher.options.api_key_env takes the name of an environment variable, not the key")
+
+
+class BadResponse(Exception):
+    """A 200 answer that is not an OpenAI completion (unreadable JSON, no choices...)."""
+
+
+@dataclass
+class _Session:
+    """An HTTP client and the in-flight gate, bound to one event loop (``draw`` runs one per call)."""
+
+    client: Any
+    gate: asyncio.Semaphore
+    users: int = 0
+
+
+class OpenAIBackend(Backend):
+    Options = OpenAIOptions
+
+    def __init__(self, model: str, *, base_url: str = OpenAIOptions.base_url, endpoint: str = "chat",
+                 api_key_env: str | None = None, timeout_s: float = 120.0, max_retries: int = 4,
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, concurrency: int = 8,
+                 send_seed: bool = True, token_ids: bool = False, extra_body: dict[str, Any] | None = None,
+                 batch_size: int = 32) -> None:
+        try:
+            import httpx2  # noqa: F401 - checked here so a missing client fails at build, not mid-run
+        except ImportError as e:  # pragma: no cover - a dependency of transformers' huggingface_hub
+            raise ConfigError("the openai backend needs the httpx2 package: pip install 'httpx2>=2,<3'") from e
+        client_log = logging.getLogger("httpx2")
+        if client_log.level == logging.NOTSET:  # one INFO line per request would bury the CLI's progress
+            client_log.setLevel(logging.WARNING)
+        self.options = OpenAIOptions(base_url=base_url, model=model, endpoint=endpoint, api_key_env=api_key_env,
+                                     timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                                     max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
+                                     token_ids=token_ids, extra_body=dict(extra_body or {}))
+        self.model = model
+        self.url = base_url.rstrip("/") + ENDPOINTS[endpoint]
+        self.identity = self.identity_of(None, self.options)
+        self.name = f"openai:{model.rstrip('/').rsplit('/', 1)[-1]}"
+        self.batch_size = batch_size
+        # batches the sampling loop keeps in flight: enough to fill `concurrency` with one batch to spare,
+        # so a slow request at the end of a batch does not leave the connection slots idle
+        self.max_concurrency = math.ceil(concurrency / batch_size) + 1
+        self._key = _read_key(api_key_env)
+        self._sessions: dict[asyncio.AbstractEventLoop, _Session] = {}
+        self._jitter = random.Random()
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIBackend({self.identity!r})"
+
+    @classmethod
+    def identity_of(cls, cfg: Any, options: OpenAIOptions) -> str:
+        """``openai:<endpoint>:<model>@<base_url>`` (+ a hash of ``extra_body``), without the key
+        or any network call. The key, timeouts, retries and concurrency change no sample."""
+        model = options.model or (cfg.model if cfg is not None else "")
+        parts = urlsplit(options.base_url.rstrip("/"))
+        netloc = parts.netloc.rsplit("@", 1)[-1]  # no user:password in an identity
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        ident = f"openai:{options.endpoint}:{model}@{url}"
+        if options.extra_body:
+            digest = hashlib.sha256(json.dumps(options.extra_body, sort_keys=True).encode()).hexdigest()[:12]
+            ident += f"+{digest}"
+        return ident
+
+    @classmethod
+    def from_config(cls, cfg: Any, options: OpenAIOptions) -> OpenAIBackend:
+        return cls(options.model or cfg.model, base_url=options.base_url, endpoint=options.endpoint,
+                   api_key_env=options.api_key_env, timeout_s=options.timeout_s, max_retries=options.max_retries,
+                   backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
+                   concurrency=options.concurrency, send_seed=options.send_seed, token_ids=options.token_ids,
+                   extra_body=options.extra_body, batch_size=cfg.batch_size)
+
+    # ---- the contract ----
+
+    def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.acomplete(requests, sampling))
+        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop: run beside it
+            return pool.submit(asyncio.run, self.acomplete(requests, sampling)).result()
+
+    async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
+        if not requests:
+            return []
+        session = self._open()
+        try:
+            return list(await asyncio.gather(*(self._request(session, r, sampling) for r in requests)))
+        finally:
+            session.users -= 1
+            if session.users == 0:  # the last batch in flight on this loop: release the connections
+                self._sessions.pop(asyncio.get_running_loop(), None)
+                await session.client.aclose()
+
+    def close(self) -> None:
+        self._sessions.clear()  # clients close with their last batch; nothing else is held
+
+    # ---- HTTP ----
+
+    def _open(self) -> _Session:
+        import httpx2
+
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None:
+            n = self.options.concurrency
+            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+            client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.options.timeout_s),
+                                        limits=httpx2.Limits(max_connections=n, max_keepalive_connections=n))
+            session = self._sessions[loop] = _Session(client, asyncio.Semaphore(n))
+        session.users += 1
+        return session
+
+    def body(self, request: Request, sampling: SamplingParams) -> dict[str, Any]:
+        """The JSON body for one request (only fields the OpenAI API defines, plus ``extra_body``)."""
+        body: dict[str, Any] = {"model": self.model, "max_tokens": sampling.max_new_tokens,
+                                "temperature": max(0.0, sampling.temperature)}
+        if self.options.endpoint == "chat":
+            body["messages"] = [dict(m) for m in request.messages]
+        else:
+            body["prompt"] = render_plain(request.messages)
+        if sampling.temperature > 0:
+            body["top_p"] = sampling.top_p
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        if self.options.send_seed:
+            body["seed"] = request_seed(request, sampling)
+        if sampling.top_logprobs > 0:
+            if self.options.endpoint == "chat":
+                body.update(logprobs=True, top_logprobs=sampling.top_logprobs)
+            else:
+                body["logprobs"] = sampling.top_logprobs
+            if self.options.token_ids:
+                body["return_tokens_as_token_ids"] = True
+        body.update(self.options.extra_body)
+        return body
+
+    async def _request(self, session: _Session, request: Request, sampling: SamplingParams) -> Completion:
+        import httpx2
+
+        body = self.body(request, sampling)
+        opts = self.options
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                async with session.gate:
+                    response = await asyncio.wait_for(session.client.post(self.url, json=body), opts.timeout_s)
+                if response.status_code == 200:
+                    try:
+                        return self.parse(response.content, sampling)
+                    except BadResponse as e:
+                        problem, retry = f"bad response: {e}", True
+                else:
+                    status = response.status_code
+                    problem = f"HTTP {status}: {_error_message(response.content)}"
+                    retry = status in RETRY_STATUSES or status >= 500
+                    retry_after = parse_retry_after(response.headers)
+            except (TimeoutError, httpx2.TimeoutException):
+                problem, retry = f"timed out after {opts.timeout_s:g} s", True
+            except (httpx2.TransportError, httpx2.DecodingError) as e:
+                problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
+            if not retry or attempt > opts.max_retries:
+                log.warning("%s: %s gave up after %d attempt(s): %s (an error trace; the next run retries it)",
+                            self.name, request.problem.id, attempt, self._scrub(problem))
+                return Completion(text="", finish_reason="error",
+                                  meta={"error": self._scrub(problem), "attempts": attempt})
+            wait = self._wait(attempt, retry_after)
+            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, request.problem.id, attempt,
+                      self._scrub(problem), wait)
+            await asyncio.sleep(wait)
+
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with equal jitter; never less than the server's Retry-After."""
+        base = min(self.options.max_backoff_s, self.options.backoff_s * 2 ** (attempt - 1))
+        wait = base / 2 + self._jitter.uniform(0, base / 2)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, self.options.max_backoff_s)
+
+    def _scrub(self, text: str) -> str:
+        """Error text comes from the server; some echo the key back. It never leaves here."""
+        if self._key:
+            text = text.replace(self._key, "***")
+        return text
+
+    # ---- answers ----
+
+    def parse(self, content: bytes, sampling: SamplingParams) -> Completion:
+        """One completion from a 200 answer; :class:`BadResponse` when it is not one."""
+        try:
+            data = json.loads(content)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadResponse(f"not JSON ({e}): {_snippet(content)}") from None
+        try:
+            choices = data["choices"]
+            choice = choices[0]
+        except (KeyError, IndexError, TypeError):
+            raise BadResponse(f"no choices: {_snippet(content)}") from None
+        if not isinstance(choice, dict):
+            raise BadResponse(f"choice is not an object: {_snippet(content)}")
+        try:
+            if self.options.endpoint == "chat":
+                if not isinstance(choice.get("message"), dict):
+                    raise BadResponse(f"choice has no message: {_snippet(content)}")
+                text = _text_of(choice["message"].get("content"))
+                raw_lp = (choice.get("logprobs") or {}).get("content") if sampling.top_logprobs > 0 else None
+                logprobs = chat_logprobs(raw_lp) if raw_lp else None
+            else:
+                text = choice.get("text")
+                if text is None:
+                    raise BadResponse(f"choice has no text: {_snippet(content)}")
+                raw_lp = choice.get("logprobs") if sampling.top_logprobs > 0 else None
+                logprobs = completions_logprobs(raw_lp) if raw_lp else None
+            if not isinstance(text, str):
+                raise BadResponse(f"text is not a string: {_snippet(content)}")
+            usage = data.get("usage") or {}
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or (len(logprobs) if logprobs else 0))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise BadResponse(f"{type(e).__name__}: {e}: {_snippet(content)}") from None
+        reason = choice.get("finish_reason")
+        finish = "length" if reason == "length" else "stop"
+        meta = {} if reason in ("stop", "length") else {"server_finish_reason": reason}
+        return Completion(text=text, finish_reason=finish, prompt_tokens=max(0, prompt_tokens),
+                          completion_tokens=max(0, completion_tokens), logprobs=logprobs, meta=meta)
+
+
+def _read_key(env: str | None) -> str | None:
+    if not env:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise ConfigError(f"teacher.options.api_key_env names the environment variable {env}, which is not set")
+    return key
+
+
+def render_plain(messages: Sequence[dict[str, str]]) -> str:
+    """The conversation as one plain-text prompt for ``/completions``: contents joined by blank
+    lines (few-shot answers included), ending with a newline for the answer to follow."""
+    return "\n\n".join(m["content"] for m in messages) + "\n"
+
+
+def request_seed(request: Request, sampling: SamplingParams) -> int:
+    """A per-sample seed from the conversation, sample index and ``generate.seed``."""
+    payload = json.dumps([list(request.messages), request.sample_idx, sampling.seed], sort_keys=True)
+    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds asked by ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def token_id(token: Any) -> int | None:
+    """The id in vLLM's ``"token_id:123"`` form, else ``None``."""
+    if isinstance(token, str) and token.startswith("token_id:"):
+        try:
+            return int(token[len("token_id:"):])
+        except ValueError:
+            return None
+    return None
+
+
+def _entry(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    tid = token_id(token)
+    ids = [token_id(t) for t, _ in top]
+    if tid is not None and all(i is not None for i in ids):
+        return {"id": tid, "logprob": float(logprob), "top": [[i, round(float(lp), 5)] for i, (_, lp) in zip(ids, top)]}
+    return {"id": None, "token": token, "logprob": float(logprob), "top": [],
+            "top_tokens": [[t, round(float(lp), 5)] for t, lp in top]}
+
+
+def chat_logprobs(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``choices[0].logprobs.content`` of a chat completion into ``Completion.logprobs``."""
+    return [_entry(e["token"], e["logprob"], [(t["token"], t["logprob"]) for t in e.get("top_logprobs") or []])
+            for e in content]
+
+
+def completions_logprobs(lp: dict[str, Any]) -> list[dict[str, Any]]:
+    """``choices[0].logprobs`` of a legacy completion (``tokens``, ``token_logprobs``,
+    ``top_logprobs`` as one ``{token: logprob}`` per position) into ``Completion.logprobs``."""
+    tops = lp.get("top_logprobs") or [None] * len(lp["tokens"])
+    return [_entry(tok, tlp if tlp is not None else -math.inf, sorted((top or {}).items(), key=lambda kv: -kv[1]))
+            for tok, tlp, top in zip(lp["tokens"], lp["token_logprobs"], tops)]
+
+
+def _text_of(content: Any) -> str:
+    """A chat message's content: a string, ``None`` (empty), or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content
+
+
+def _error_message(content: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body's start."""
+    try:
+        message = json.loads(content)["error"]["message"]
+        if isinstance(message, str) and message:
+            return _snippet(message.encode())
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        pass
+    return _snippet(content)
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    text = content.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= limit else text[:limit] + "..."
