@@ -10,14 +10,20 @@ its async ``acomplete``, with up to ``max_concurrency`` batches in flight.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from .base import Completion, Request, SamplingParams, Backend
 from .cache import SampleCache, sample_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -69,6 +75,37 @@ class _Draw:
         return [r for r in self.results if r is not None], self.counts
 
 
+class _LogProgress:
+    """Progress for a log file or CI console (no terminal, so no tqdm bar): a line at most every
+    ``every_s`` seconds and one at the end, so a long evaluation never looks hung."""
+
+    def __init__(self, total: int, desc: str, every_s: float = 15.0) -> None:
+        self.total, self.desc, self.every_s, self.n = total, desc, every_s, 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.n >= self.total:
+            self.last = now
+            rate = self.n / max(now - self.started, 1e-9)
+            log.info("%s: %d/%d samples, %.0f s, %.1f samples/s", self.desc, self.n, self.total,
+                     now - self.started, rate)
+
+    def __enter__(self) -> _LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress(total: int, desc: str) -> Any:
+    """A tqdm bar on a terminal, timed log lines elsewhere."""
+    if sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True)
+    return _LogProgress(total, desc)
+
+
 def in_process(teacher: Backend) -> bool:
     """A backend that computes in this process, one batch at a time: nothing to overlap."""
     return type(teacher).acomplete is Backend.acomplete and teacher.max_concurrency <= 1
@@ -82,7 +119,7 @@ def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams
     thread (Ctrl-C and SIGTERM then stop them at once). Each finished batch is appended to the
     cache at once, so an interruption loses at most the batches in flight."""
     state = _Draw(teacher, requests, sampling, cache)
-    with tqdm(total=len(requests), desc=desc, unit="sample", disable=None, dynamic_ncols=True) as bar:
+    with progress(len(requests), desc) as bar:
         if in_process(teacher):
             for idx in state.batches:
                 if missing := state.missing(idx):
@@ -98,7 +135,7 @@ def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams
             return pool.submit(asyncio.run, coro).result()
 
 
-async def _overlapped(state: _Draw, bar: tqdm) -> tuple[list[Completion], CallCounts]:
+async def _overlapped(state: _Draw, bar: Any) -> tuple[list[Completion], CallCounts]:
     gate = asyncio.Semaphore(max(1, state.teacher.max_concurrency))
 
     async def one_batch(idx: list[int]) -> None:
