@@ -489,7 +489,7 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def _field_type(parts: list[str], method: str) -> Any:
+def _field_type(parts: list[str]) -> Any:
     """The annotation of the recipe field at dotted ``parts`` (``None``: not a known field, or an
     objective's own option under ``train.objective``, whose values parse as YAML)."""
     tp: Any = Recipe
@@ -531,17 +531,13 @@ def _override_value(raw: str, tp: Any) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` strings to a nested dict. Values parse as YAML scalars/lists/mappings,
     except where the field is a string (see :func:`_override_value`)."""
-    method = (data.get("train") or {}).get("method", "sft") if isinstance(data.get("train"), dict) else "sft"
-    for item in overrides:
-        if item.split("=", 1)[0].strip() == "train.method":
-            method = item.split("=", 1)[1].strip()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         try:
-            value = _override_value(raw, _field_type(parts, method))
+            value = _override_value(raw, _field_type(parts))
         except yaml.YAMLError as e:
             raise ConfigError(f"override '{item}': cannot read the value as YAML "
                               f"({getattr(e, 'problem', None) or e}); quote it") from None
