@@ -15,7 +15,7 @@ from typing import Any
 from .. import io
 from ..backends import BackendPool
 from ..backends.base import Backend, Completion, Request, SamplingParams
-from ..backends.cache import SampleCache
+from ..backends.cache import SampleCache, cache_identity
 from ..backends.sampling import CallCounts, draw
 from ..config import GenerateConfig
 from ..layout import Layout
@@ -49,14 +49,6 @@ def to_trace(req: Request, comp: Completion, teacher: Backend, name: str | None 
                  answer_text=answer or "", raw=comp.text, finish_reason=comp.finish_reason,
                  usage={"prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens},
                  logprobs=comp.logprobs, hinted=req.hinted, style=req.style, meta=dict(comp.meta))
-
-
-def cache_identity(teacher_cfg: Any, backend_identity: str) -> str:
-    """The sample-cache identity of a teacher: its backend's, plus its name when it is one of a
-    teacher list, so two named teachers never share samples (even on one model) and reordering
-    the list reuses every sample. The single ``teacher`` mapping keeps the backend's identity."""
-    name = getattr(teacher_cfg, "name", "")
-    return f"{backend_identity}#teacher={name}" if name else backend_identity
 
 
 @dataclass
