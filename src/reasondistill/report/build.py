@@ -191,12 +191,15 @@ def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str,
         out["problems"] = {**_pick(p[0], "source", "task", "task_config", "eval_source", "seed"),
                            **_pick(p[1], "n_train", "n_eval", "skipped")}
     if (g := stage("generate")) is not None:
-        listed = g[0].get("teacher") if isinstance(g[0].get("teacher"), list) else None
-        named = {"backend": ", ".join(f"{t.get('name')}: {t.get('backend')}" for t in listed if isinstance(t, dict))
-                 } if listed else {}
-        out["teacher"] = {**_pick(g[0].get("teacher"), "backend", "model"), **named,
-                          **_pick(g[1], "teacher", "teacher_identity", "n_traces", "n_hinted"),
-                          **_pick(g[0].get("generate"), "samples", "temperature", "rationalize")}
+        teacher_cfg = g[0].get("teacher")
+        listed = [t for t in teacher_cfg if isinstance(t, dict)] if isinstance(teacher_cfg, list) else []
+        gen = _pick(g[0].get("generate"), "samples", "temperature", "rationalize")
+        named = {}
+        if listed:  # a teacher list: each one's backend and sample count, in list order
+            named = {"backend": ", ".join(f"{t.get('name')}: {t.get('backend')}" for t in listed)}
+            gen["samples"] = "/".join(str(t.get("samples") or gen.get("samples", "?")) for t in listed)
+        out["teacher"] = {**_pick(teacher_cfg, "backend", "model"), **named,
+                          **_pick(g[1], "teacher", "teacher_identity", "n_traces", "n_hinted"), **gen}
     if (v := stage("verify")) is not None:
         out["verify"] = {**_pick(v[0], "verifier"), **_pick(v[1].get("counts"), "n", "passed", "pass_rate")}
     if (c := stage("curate")) is not None:

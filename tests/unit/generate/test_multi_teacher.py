@@ -183,6 +183,7 @@ def test_report_has_a_row_per_teacher(tmp_path):
     md = (root / "report.md").read_text()
     assert "## Teachers" in md and "| prog | 4 | 0 | 100.0% (4/4) |" in md
     assert "<h2>Teachers</h2>" in (root / "report.html").read_text()
+    assert "prog: program, guess: dummy, hint: dummy" in md and "1/3/2 sample(s) per problem" in md  # lineage
 
 
 def test_teacher_evaluation_uses_the_first_teacher(tmp_path):
