@@ -115,6 +115,9 @@ class RouteConfig:
         return value is not None and str(value) in self.values
 
 
+_TEACHER_NAME = re.compile(r"[\w.-]+")
+
+
 @dataclass
 class NamedTeacherConfig(TeacherConfig):
     """One entry of a ``teacher:`` list: a teacher plus its name (written into its traces, trace ids
@@ -124,10 +127,12 @@ class NamedTeacherConfig(TeacherConfig):
     samples: int | None = None  # None: generate.samples
     route: RouteConfig = field(default_factory=RouteConfig)
 
-    def check(self, where: str) -> None:
-        if not self.name or not re.fullmatch(r"[\w.-]+", self.name):
-            raise ConfigError(f"{where}.name is required in a teacher list: letters, digits, '-', '_' or '.', "
-                              f"got {self.name!r}")
+    def check(self, index: int) -> None:
+        """Errors name the entry as ``teacher.<name>`` (the override key), or ``teacher[i]`` without a name."""
+        if not _TEACHER_NAME.fullmatch(self.name or ""):
+            raise ConfigError(f"teacher[{index}].name is required in a teacher list: letters, digits, '-', '_' "
+                              f"or '.', got {self.name!r}")
+        where = f"teacher.{self.name}"
         if self.samples is not None and self.samples < 1:
             raise ConfigError(f"{where}.samples must be >= 1")
         self.route.check(where)
@@ -469,7 +474,7 @@ class Recipe:
             raise ConfigError("teacher: expected a mapping or a non-empty list of named teachers")
         seen: set[str] = set()
         for i, t in enumerate(self.teacher):
-            t.check(f"teacher[{i}]")
+            t.check(i)
             if t.name in seen:
                 raise ConfigError(f"teacher[{i}].name {t.name!r} is used twice; teacher names must be unique")
             seen.add(t.name)
@@ -542,10 +547,16 @@ def _build_either(shapes: tuple[type, type], value: Any, dotted: str) -> Any:
     if isinstance(value, list):
         if not value:
             raise ConfigError(f"{dotted}: expected a mapping or a non-empty list of named teachers")
-        return [build(many, item, f"{dotted}[{i}]") for i, item in enumerate(value)]
+        return [build(many, item, _entry_label(dotted, i, item)) for i, item in enumerate(value)]
     if value is None or isinstance(value, dict):
         return build(one, value, dotted)
     raise ConfigError(f"{dotted}: expected a mapping or a list, got {type(value).__name__}")
+
+
+def _entry_label(dotted: str, index: int, item: Any) -> str:
+    """``teacher.<name>`` for a named list entry (as overrides address it), else ``teacher[i]``."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{dotted}.{name}" if isinstance(name, str) and _TEACHER_NAME.fullmatch(name) else f"{dotted}[{index}]"
 
 
 _FLOAT_TEXT = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")

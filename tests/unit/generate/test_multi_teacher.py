@@ -201,11 +201,11 @@ def test_teacher_evaluation_uses_the_first_teacher(tmp_path):
     ({"teacher": [{"backend": "dummy"}]}, "teacher[0].name is required in a teacher list"),
     ({"teacher": [{"name": "x/y"}]}, "teacher[0].name is required"),
     ({"teacher": [{"name": "a", "route": {"field": "colour", "values": ["red"]}}]},
-     "teacher[0].route.field = 'colour' is not a problem field"),
-    ({"teacher": [{"name": "a", "route": {"field": "task"}}]}, "teacher[0].route.values must be a non-empty list"),
-    ({"teacher": [{"name": "a", "route": {"values": ["x"]}}]}, "teacher[0].route.values needs route.field"),
-    ({"teacher": [{"name": "a", "samples": 0}]}, "teacher[0].samples must be >= 1"),
-    ({"teacher": [{"name": "a", "sample": 2}]}, "unknown recipe key 'teacher[0].sample'; did you mean 'samples'"),
+     "teacher.a.route.field = 'colour' is not a problem field"),
+    ({"teacher": [{"name": "a", "route": {"field": "task"}}]}, "teacher.a.route.values must be a non-empty list"),
+    ({"teacher": [{"name": "a", "route": {"values": ["x"]}}]}, "teacher.a.route.values needs route.field"),
+    ({"teacher": [{"name": "a", "samples": 0}]}, "teacher.a.samples must be >= 1"),
+    ({"teacher": [{"name": "a", "sample": 2}]}, "unknown recipe key 'teacher.a.sample'; did you mean 'samples'"),
     ({"teacher": []}, "teacher: expected a mapping or a non-empty list"),
     ({"teacher": {"name": "a"}}, "unknown recipe key 'teacher.name'"),  # a name is for list entries only
 ])
@@ -228,6 +228,10 @@ def test_list_entries_are_overridden_by_name(tmp_path):
                            "teacher.prog.route.values=[chain_sum, leg_counting]"])
     assert [(t.name, t.samples) for t in r.teacher] == [("prog", 1), ("guess", 7), ("hint", 2)]
     assert r.teacher[2].model == "set #2.gguf" and r.teacher[0].route.values == ["chain_sum", "leg_counting"]
+    with pytest.raises(ConfigError, match=r"^override 'teacher.prog.route.field=colour': teacher.prog.route.field"):
+        load_recipe(path, ["teacher.prog.route.field=colour"])  # the error names what the user typed
+    with pytest.raises(ConfigError, match=r"^override 'teacher.guess.sample=2': unknown recipe key 'teacher.guess"):
+        load_recipe(path, ["teacher.guess.sample=2"])
     with pytest.raises(ConfigError, match="no list entry named 'nope'"):
         load_recipe(path, ["teacher.nope.samples=2"])
     with pytest.raises(ConfigError, match=r"address a field of one by name: teacher.<name>.model"):
