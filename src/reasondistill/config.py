@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .records import Problem
 
 
 @dataclass
@@ -72,6 +73,69 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError("teacher.batch_size must be >= 1")
+
+    def backend_config(self) -> TeacherConfig:
+        """The fields that build the backend (a named teacher's own fields dropped), so two named
+        teachers on the same model share one loaded backend."""
+        return TeacherConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TeacherConfig)})
+
+
+ROUTE_FIELDS = ("id", "source", "task")  # plus meta.<key>; task is meta.task, as problem loaders set it
+
+
+@dataclass
+class RouteConfig:
+    """``teacher[].route``: which problems a named teacher samples. Off (every problem) while
+    ``field`` is None; else the problems whose ``field`` (``id``, ``source``, ``task`` or
+    ``meta.<key>``) is one of ``values``."""
+
+    values: list[str] = field(default_factory=list)
+    field: str | None = None  # noqa: A003 - the recipe key users write
+
+    def check(self, where: str) -> None:
+        if self.field is None:
+            if self.values:
+                raise ConfigError(f"{where}.route.values needs route.field (one of {', '.join(ROUTE_FIELDS)} "
+                                  "or meta.<key>)")
+            return
+        if self.field not in ROUTE_FIELDS and not (self.field.startswith("meta.") and len(self.field) > 5):
+            raise ConfigError(f"{where}.route.field = {self.field!r} is not a problem field: use one of "
+                              f"{', '.join(ROUTE_FIELDS)} or meta.<key>")
+        if not self.values or not all(isinstance(v, str) and v for v in self.values):
+            raise ConfigError(f"{where}.route.values must be a non-empty list of strings")
+
+    def admits(self, problem: Problem) -> bool:
+        """Whether ``problem`` is routed to this teacher (a problem without the field is not)."""
+        if self.field is None:
+            return True
+        if self.field in ("id", "source"):
+            value = getattr(problem, self.field)
+        else:
+            value = problem.meta.get(self.field.removeprefix("meta."))
+        return value is not None and str(value) in self.values
+
+
+_TEACHER_NAME = re.compile(r"[\w.-]+")
+
+
+@dataclass
+class NamedTeacherConfig(TeacherConfig):
+    """One entry of a ``teacher:`` list: a teacher plus its name (written into its traces, trace ids
+    and sample-cache identity), its own sample count and the problems routed to it."""
+
+    name: str = ""  # required, unique; letters, digits, - _ . only (it is part of trace ids)
+    samples: int | None = None  # None: generate.samples
+    route: RouteConfig = field(default_factory=RouteConfig)
+
+    def check(self, index: int) -> None:
+        """Errors name the entry as ``teacher.<name>`` (the override key), or ``teacher[i]`` without a name."""
+        if not _TEACHER_NAME.fullmatch(self.name or ""):
+            raise ConfigError(f"teacher[{index}].name is required in a teacher list: letters, digits, '-', '_' "
+                              f"or '.', got {self.name!r}")
+        where = f"teacher.{self.name}"
+        if self.samples is not None and self.samples < 1:
+            raise ConfigError(f"{where}.samples must be >= 1")
+        self.route.check(where)
 
 
 @dataclass
@@ -393,7 +457,8 @@ class Recipe:
 
     name: str = "default"
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    # one teacher (a mapping), or a list of named teachers (NamedTeacherConfig); see teachers()
+    teacher: TeacherConfig | list[NamedTeacherConfig] = field(default_factory=TeacherConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
@@ -401,6 +466,26 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, list):
+            return
+        if not self.teacher:
+            raise ConfigError("teacher: expected a mapping or a non-empty list of named teachers")
+        seen: set[str] = set()
+        for i, t in enumerate(self.teacher):
+            t.check(i)
+            if t.name in seen:
+                raise ConfigError(f"teacher[{i}].name {t.name!r} is used twice; teacher names must be unique")
+            seen.add(t.name)
+
+    @property
+    def multi_teacher(self) -> bool:
+        return isinstance(self.teacher, list)
+
+    def teachers(self) -> list[TeacherConfig]:
+        """The teachers in order: the single ``teacher`` mapping, or each named one."""
+        return list(self.teacher) if isinstance(self.teacher, list) else [self.teacher]
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -438,12 +523,40 @@ def build(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         tp = _strip_optional(hints[key])
         if dataclasses.is_dataclass(tp):
             kwargs[key] = build(tp, value, dotted)
+        elif (shapes := _union_shapes(tp)) is not None:
+            kwargs[key] = _build_either(shapes, value, dotted)
         else:
             kwargs[key] = _coerce(value, tp, dotted)
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{where or 'recipe'}: {e}") from None
+
+
+def _union_shapes(tp: Any) -> tuple[type, type] | None:
+    """``(A, B)`` for a ``A | list[B]`` annotation of dataclasses (``teacher``), else None."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    one = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+    many = [typing.get_args(a)[0] for a in typing.get_args(tp) if typing.get_origin(a) is list]
+    return (one[0], many[0]) if len(one) == 1 and len(many) == 1 else None
+
+
+def _build_either(shapes: tuple[type, type], value: Any, dotted: str) -> Any:
+    one, many = shapes
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{dotted}: expected a mapping or a non-empty list of named teachers")
+        return [build(many, item, _entry_label(dotted, i, item)) for i, item in enumerate(value)]
+    if value is None or isinstance(value, dict):
+        return build(one, value, dotted)
+    raise ConfigError(f"{dotted}: expected a mapping or a list, got {type(value).__name__}")
+
+
+def _entry_label(dotted: str, index: int, item: Any) -> str:
+    """``teacher.<name>`` for a named list entry (as overrides address it), else ``teacher[i]``."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{dotted}.{name}" if isinstance(name, str) and _TEACHER_NAME.fullmatch(name) else f"{dotted}[{index}]"
 
 
 _FLOAT_TEXT = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
@@ -497,7 +610,10 @@ def _field_type(parts: list[str]) -> Any:
         tp = _strip_optional(tp) if i else tp
         if tp is TrainConfig and part == "objective":
             return None  # the objective's own options: their types live with the objective (train/)
-        if dataclasses.is_dataclass(tp):
+        if (shapes := _union_shapes(tp)) is not None:  # teacher.<field> or teacher.<name>.<field>
+            one, many = shapes
+            tp = typing.get_type_hints(one).get(part, many)  # not a field of one: the name of a list entry
+        elif dataclasses.is_dataclass(tp):
             hints = typing.get_type_hints(tp)
             if part not in hints:
                 return None
@@ -543,11 +659,24 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                               f"({getattr(e, 'problem', None) or e}); quote it") from None
         node = data
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            node = _named_item(node, part, item) if isinstance(node, list) else node.setdefault(part, {})
+            if not isinstance(node, dict | list):
                 raise ConfigError(f"override '{item}': '{part}' is not a section")
+        if isinstance(node, list):
+            raise ConfigError(f"override '{item}': '{'.'.join(parts[:-1])}' is a list of named teachers; "
+                              f"address a field of one by name: {'.'.join(parts[:-1])}.<name>.{parts[-1]}=...")
         node[parts[-1]] = value
     return data
+
+
+def _named_item(items: list[Any], part: str, item: str) -> Any:
+    """The entry of a list section (``teacher: [...]``) whose ``name`` is ``part``."""
+    for entry in items:
+        if isinstance(entry, dict) and entry.get("name") == part:
+            return entry
+    names = [str(e.get("name")) for e in items if isinstance(e, dict)]
+    raise ConfigError(f"override '{item}': no list entry named '{part}' (names: {', '.join(names) or 'none'}); "
+                      "a teacher list is addressed by name, e.g. teacher.<name>.samples=8")
 
 
 BUILTIN_RECIPES = {

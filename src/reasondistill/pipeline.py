@@ -73,7 +73,8 @@ def check_recipe(recipe: Recipe) -> None:
     from .train import objective_config
     from .verifiers import VERIFIERS
 
-    backend_options(recipe.teacher)
+    for i, teacher in enumerate(recipe.teachers()):
+        backend_options(teacher, f"teacher[{i}]" if recipe.multi_teacher else "teacher")
     check(VERIFIERS, recipe.verify.verifier, "verifier (verify.verifier)", extra=("auto",))
     objective_config(recipe.train.method, recipe.train.objective)
 

@@ -22,10 +22,10 @@ def backend_class(name: str) -> Any:
     return lookup(BACKENDS, name, "teacher backend")
 
 
-def backend_options(cfg: Any) -> Any:
+def backend_options(cfg: Any, where: str = "teacher") -> Any:
     """The backend's own ``Options`` built from ``teacher.options`` (checked before any load)."""
     from ..config import build
-    return build(backend_class(cfg.backend).Options, cfg.options, "teacher.options")
+    return build(backend_class(cfg.backend).Options, cfg.options, f"{where}.options")
 
 
 def build_teacher(cfg: Any):
@@ -45,6 +45,8 @@ class BackendPool:
         import dataclasses
         import json
 
+        if hasattr(cfg, "backend_config"):  # a named teacher: its backend, shared with same-model teachers
+            cfg = cfg.backend_config()
         return json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
 
     def add(self, cfg: Any, backend: Any) -> None:

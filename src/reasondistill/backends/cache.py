@@ -27,6 +27,14 @@ def sample_key(identity: str, request: Request, sampling: SamplingParams) -> str
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def cache_identity(teacher_cfg: Any, backend_identity: str) -> str:
+    """The sample-cache identity of a teacher: its backend's, plus its name when it is one of a
+    teacher list, so two named teachers never share samples (even on one model) and reordering
+    the list reuses every sample. The single ``teacher`` mapping keeps the backend's identity."""
+    name = getattr(teacher_cfg, "name", "")
+    return f"{backend_identity}#teacher={name}" if name else backend_identity
+
+
 class SampleCache:
     def __init__(self, root: str | Path, identity: str) -> None:
         self.identity = identity

@@ -41,11 +41,12 @@ class _Draw:
     back (and appended to the cache) as soon as it returns."""
 
     def __init__(self, teacher: Backend, requests: Sequence[Request], sampling: SamplingParams,
-                 cache: SampleCache | None) -> None:
+                 cache: SampleCache | None, identity: str | None = None) -> None:
         self.teacher, self.requests, self.sampling, self.cache = teacher, requests, sampling, cache
         self.counts = CallCounts()
         self.results: list[Completion | None] = [None] * len(requests)
-        self.keys = [sample_key(teacher.identity, r, sampling) for r in requests] if cache is not None else []
+        key_id = identity or teacher.identity
+        self.keys = [sample_key(key_id, r, sampling) for r in requests] if cache is not None else []
         size = max(1, teacher.batch_size)
         self.batches = [list(range(s, min(s + size, len(requests)))) for s in range(0, len(requests), size)]
 
@@ -112,13 +113,15 @@ def in_process(teacher: Backend) -> bool:
 
 
 def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams,
-         cache: SampleCache | None = None, *, desc: str = "generate") -> tuple[list[Completion], CallCounts]:
+         cache: SampleCache | None = None, *, desc: str = "generate",
+         identity: str | None = None) -> tuple[list[Completion], CallCounts]:
     """One completion per request, in order: cached ones from ``cache``, the rest from the
     backend. Backends with real concurrency are awaited through ``acomplete`` with up to
     ``max_concurrency`` batches in flight; in-process engines run batch after batch on this
     thread (Ctrl-C and SIGTERM then stop them at once). Each finished batch is appended to the
-    cache at once, so an interruption loses at most the batches in flight."""
-    state = _Draw(teacher, requests, sampling, cache)
+    cache at once, so an interruption loses at most the batches in flight. ``identity`` (default
+    the backend's) goes into the cache keys: a named teacher's own (``generate.cache_identity``)."""
+    state = _Draw(teacher, requests, sampling, cache, identity)
     with progress(len(requests), desc) as bar:
         if in_process(teacher):
             for idx in state.batches:

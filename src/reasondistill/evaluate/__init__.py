@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import io, models
 from ..backends import BackendPool, backend_class
-from ..backends.cache import SampleCache
+from ..backends.cache import SampleCache, cache_identity
 from ..layout import Layout
 from ..prompts import teacher_prefix
 from ..records import Problem
@@ -43,16 +43,20 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
 
 def evaluate_teacher(recipe: Any, layout: Layout, pool: BackendPool) -> dict:
     """The recipe's teacher, asked exactly as in generation (few-shot turns included), with its
-    samples going through the same content-hash cache."""
+    samples going through the same content-hash cache. With a teacher list this is the FIRST
+    teacher, on every held-out problem (its route is for generation): the report's teacher row
+    and its gap recovered use it, so list the reference teacher first."""
+    teacher = recipe.teachers()[0]
     problems = io.read_records(layout.train_problems, Problem) if recipe.generate.prompt.few_shot else []
-    prefix = teacher_prefix(recipe.generate.prompt, recipe.teacher.backend, problems)
-    identity = pool.identity(recipe.teacher)
+    prefix = teacher_prefix(recipe.generate.prompt, teacher.backend, problems)
+    identity = cache_identity(teacher, pool.identity(teacher))
     out = layout.eval_dir("teacher")
     config = eval_config(recipe.eval, recipe.verify, "teacher", identity, prefix)
     if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems]))) is not None:
         return {**done, "this_run": {"skipped": True}}
-    backend = pool.get(recipe.teacher)
-    cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples", backend.identity)
+    backend = pool.get(teacher)
+    cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples",
+                        cache_identity(teacher, backend.identity))
     return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name="teacher",
                     prompt_cfg=recipe.generate.prompt, cache=cache, prefix=prefix, identity=identity)
 

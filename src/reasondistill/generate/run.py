@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from .. import io
 from ..backends import BackendPool
 from ..backends.base import Backend, Completion, Request, SamplingParams
-from ..backends.cache import SampleCache
+from ..backends.cache import SampleCache, cache_identity
 from ..backends.sampling import CallCounts, draw
 from ..config import GenerateConfig
 from ..layout import Layout
@@ -32,7 +33,8 @@ def sampling_params(cfg: GenerateConfig) -> SamplingParams:
                           stop=tuple(cfg.stop), seed=cfg.seed, top_logprobs=cfg.top_logprobs)
 
 
-def to_trace(req: Request, comp: Completion, teacher: Backend) -> Trace:
+def to_trace(req: Request, comp: Completion, teacher: Backend, name: str | None = None) -> Trace:
+    """The trace of one completion; ``name`` (a named teacher's) replaces the backend's name."""
     from ..verifiers.answers import extract_answer
 
     answer, _ = extract_answer(comp.text, fallback_last_number=False)
@@ -41,81 +43,136 @@ def to_trace(req: Request, comp: Completion, teacher: Backend) -> Trace:
     if cut >= 0:
         reasoning = comp.text[:cut].rstrip()
     kind = "h" if req.hinted else "s"
-    return Trace(id=f"{req.problem.id}/{teacher.name}/{kind}{req.sample_idx}", problem_id=req.problem.id,
-                 teacher=teacher.name, sample_idx=req.sample_idx, reasoning=reasoning,
+    name = name or teacher.name
+    return Trace(id=f"{req.problem.id}/{name}/{kind}{req.sample_idx}", problem_id=req.problem.id,
+                 teacher=name, sample_idx=req.sample_idx, reasoning=reasoning,
                  answer_text=answer or "", raw=comp.text, finish_reason=comp.finish_reason,
                  usage={"prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens},
                  logprobs=comp.logprobs, hinted=req.hinted, style=req.style, meta=dict(comp.meta))
+
+
+@dataclass
+class _Drawn:
+    """One teacher's share of the stage: its traces and what they cost."""
+
+    traces: list[Trace]
+    counts: CallCounts
+    n_problems: int
+    n_hinted: int
+    solved: int
+    vocab: int | None
+    identity: str
+    programs: dict | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"n_problems": self.n_problems, "n_traces": len(self.traces), "n_hinted": self.n_hinted,
+                "problems_solved_unhinted": self.solved, "teacher_calls": self.counts.made,
+                "cached_teacher_calls": self.counts.cached, "teacher_identity": self.identity,
+                "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in self.traces)}
+
+
+def _sample_teacher(teacher_cfg: Any, backend: Backend, problems: list[Problem], all_problems: list[Problem],
+                    gen_cfg: GenerateConfig, verify_cfg: Any) -> _Drawn:
+    """Sample ``problems`` from one teacher (``teacher_cfg.samples`` each when it sets it), then
+    rationalize the ones it solved in none of its own samples (STaR)."""
+    from ..verifiers import score_text
+
+    name = getattr(teacher_cfg, "name", "") or None
+    samples = getattr(teacher_cfg, "samples", None) or gen_cfg.samples
+    identity = cache_identity(teacher_cfg, backend.identity)
+    cache = SampleCache(gen_cfg.cache_dir or cache_root() / "samples", identity)
+    sampling = sampling_params(gen_cfg)
+    prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, all_problems)
+    style = gen_cfg.prompt.style
+    label = f"{name} ({backend.name})" if name else backend.name
+    reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i,
+                    style=style) for p in problems for i in range(samples)]
+    comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({label})", identity=identity)
+    programs = None
+    if style == "pot":  # program of thought: run each program in the sandbox (generate/pot.py)
+        comps, programs = pot.execute(comps, gen_cfg.sandbox)
+    traces = [to_trace(r, c, backend, name) for r, c in zip(reqs, comps)]
+    by_problem = {p.id: p for p in problems}
+    solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+    n_hinted = 0
+    if gen_cfg.rationalize:
+        # a problem without a gold answer has no hint to give
+        failed = [p for p in problems if p.id not in solved and p.answer.strip()]
+        hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
+                         samples + j, hinted=True, style=style) for p in failed
+                 for j in range(gen_cfg.rationalize_samples)]
+        hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc=f"rationalize (STaR, {label})"
+                               if name else "rationalize (STaR)", identity=identity)
+        counts.add(hcounts)
+        if style == "pot":
+            hcomps, hprograms = pot.execute(hcomps, gen_cfg.sandbox)
+            programs["programs"] += hprograms["programs"]
+            programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(hprograms["outcomes"]))
+        traces += [to_trace(r, c, backend, name) for r, c in zip(hreqs, hcomps)]
+        n_hinted = len(hreqs)
+    return _Drawn(traces, counts, len(problems), n_hinted, len(solved), backend.vocab_size, identity, programs)
 
 
 def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:
     """Write the traces (and the top-k logprob store when ``generate.top_logprobs > 0``) for the
     training problems. ``pool`` shares the teacher with later stages (the caller closes it);
     without one the teacher is built here and closed at the end.
+    With a teacher list, each teacher samples the problems its route admits, in list order, and
+    the manifest's ``teachers`` gives each one's counts.
     The manifest's ``outputs`` count the samples drawn and served from the cache this time."""
-    from ..verifiers import score_text
-
-    teacher_cfg, gen_cfg, verify_cfg = recipe.teacher, recipe.generate, recipe.verify
+    teacher_cfgs, gen_cfg, verify_cfg = recipe.teachers(), recipe.generate, recipe.verify
+    multi = recipe.multi_teacher
     problems_path, traces_path = layout.train_problems, layout.traces
     out_dir = traces_path.parent
-    config = {"teacher": dataclasses.asdict(teacher_cfg), "generate": dataclasses.asdict(gen_cfg),
-              "verify": dataclasses.asdict(verify_cfg)}
+    config = {"teacher": [dataclasses.asdict(t) for t in teacher_cfgs] if multi
+              else dataclasses.asdict(recipe.teacher),
+              "generate": dataclasses.asdict(gen_cfg), "verify": dataclasses.asdict(verify_cfg)}
 
     def body() -> dict:
         problems = io.read_records(problems_path, Problem)
         owned = pool or BackendPool()
-        backend = owned.get(teacher_cfg)
+        drawn: list[_Drawn] = []
+        names: list[str] = []
         try:
-            cache = SampleCache(gen_cfg.cache_dir or cache_root() / "samples", backend.identity)
-            sampling = sampling_params(gen_cfg)
-            prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, problems)
-            style = gen_cfg.prompt.style
-            reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i,
-                            style=style) for p in problems for i in range(gen_cfg.samples)]
-            comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({backend.name})")
-            if style == "pot":  # program of thought: run each program in the sandbox (generate/pot.py)
-                comps, programs = pot.execute(comps, gen_cfg.sandbox)
-            traces = [to_trace(r, c, backend) for r, c in zip(reqs, comps)]
-            by_problem = {p.id: p for p in problems}
-            solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
-            n_hinted = 0
-            if gen_cfg.rationalize:
-                # a problem without a gold answer has no hint to give
-                failed = [p for p in problems if p.id not in solved and p.answer.strip()]
-                hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
-                                 gen_cfg.samples + j, hinted=True, style=style) for p in failed
-                         for j in range(gen_cfg.rationalize_samples)]
-                hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc="rationalize (STaR)")
-                counts.add(hcounts)
-                if style == "pot":
-                    hcomps, hprograms = pot.execute(hcomps, gen_cfg.sandbox)
-                    programs["programs"] += hprograms["programs"]
-                    programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(hprograms["outcomes"]))
-                traces += [to_trace(r, c, backend) for r, c in zip(hreqs, hcomps)]
-                n_hinted = len(hreqs)
-            vocab = backend.vocab_size
+            for tcfg in teacher_cfgs:
+                backend = owned.get(tcfg)
+                routed = [p for p in problems if tcfg.route.admits(p)] if multi else problems
+                drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg))
+                names.append(tcfg.name if multi else backend.name)
         finally:
             if pool is None:
                 owned.close()
+        traces = [t for d in drawn for t in d.traces]
+        counts = CallCounts()
+        for d in drawn:
+            counts.add(d.counts)
         files = [traces_path.name]
         if gen_cfg.top_logprobs > 0:  # compact binary store for KD; the JSON traces stay small
+            vocab = drawn[0].vocab if len({d.vocab for d in drawn}) == 1 else None  # teachers of one vocabulary
             store_traces(traces, layout.logprobs, gen_cfg.top_logprobs, vocab_size=vocab)
             traces = [dataclasses.replace(t, logprobs=None) for t in traces]
             files.append(str((layout.logprobs / INDEX).relative_to(out_dir)))
         io.write_jsonl(traces_path, traces)
         outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
-                   "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
+                   "n_hinted": sum(d.n_hinted for d in drawn),
+                   "problems_solved_unhinted": sum(d.solved for d in drawn),
                    "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
                    # failed teacher requests (not cached): > 0 makes the next run retry them; a program
                    # that failed in the sandbox is a finished (failed) trace, not a request to retry
                    "n_errors": sum(t.finish_reason == "error" and "pot" not in t.meta for t in traces),
-                   "teacher": backend.name, "teacher_identity": backend.identity,
+                   "teacher": ", ".join(names), "teacher_identity": "; ".join(d.identity for d in drawn),
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
-        if style == "pot":
+        if multi:
+            outputs["teachers"] = {name: d.summary() for name, d in zip(names, drawn)}
+        if gen_cfg.prompt.style == "pot":
+            programs = dict(drawn[0].programs)
+            for d in drawn[1:]:
+                programs["programs"] += d.programs["programs"]
+                programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(d.programs["outcomes"]))
             outputs["pot"] = programs
         return outputs
 
     return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=[problems_path], body=body)
 
 
-__all__ = ["run", "sampling_params", "to_trace", "CallCounts"]
+__all__ = ["run", "sampling_params", "to_trace", "cache_identity", "CallCounts"]

@@ -6,7 +6,8 @@ and write it (plus Markdown / HTML renderings).
 dict, so at least ``accuracy`` in 0..1 and ``ci95`` ``[lo, hi]``; ``None`` when that model was
 not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. Extras:
 ``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
-``curation``, ``run_cost`` (what producing the run folder cost, from the stage manifests),
+``curation``, ``teachers`` (per teacher: traces, pass rate with ``ci95``, ``mean_tokens``, ``kept``;
+see :mod:`.teachers`), ``run_cost`` (what producing the run folder cost, from the stage manifests),
 ``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
 ``versions``, ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
 an eval one), ``dtype`` (``{"train": autocast dtype, <model>: weights dtype}``).
@@ -26,6 +27,7 @@ from ..io import read_json, write_json
 from ..layout import MANIFEST, Layout
 from . import html, markdown
 from .format import MODELS
+from .teachers import teacher_stats
 
 STAGES = ("problems", "generate", "verify", "curate", "pairs", "train", "eval")
 FORMATS = ("json", "md", "html")
@@ -124,6 +126,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
             for stage, m in manifests.items()
         },
         "curation": _curation_counts(curate_outputs) if isinstance(curate_outputs, dict) else {},
+        "teachers": teacher_stats(layout),
         "run_cost": run_cost(manifests),
         "lineage": lineage(manifests, summaries),
         "versions": versions,
@@ -188,9 +191,15 @@ def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str,
         out["problems"] = {**_pick(p[0], "source", "task", "task_config", "eval_source", "seed"),
                            **_pick(p[1], "n_train", "n_eval", "skipped")}
     if (g := stage("generate")) is not None:
-        out["teacher"] = {**_pick(g[0].get("teacher"), "backend", "model"),
-                          **_pick(g[1], "teacher", "teacher_identity", "n_traces", "n_hinted"),
-                          **_pick(g[0].get("generate"), "samples", "temperature", "rationalize")}
+        teacher_cfg = g[0].get("teacher")
+        listed = [t for t in teacher_cfg if isinstance(t, dict)] if isinstance(teacher_cfg, list) else []
+        gen = _pick(g[0].get("generate"), "samples", "temperature", "rationalize")
+        named = {}
+        if listed:  # a teacher list: each one's backend and sample count, in list order
+            named = {"backend": ", ".join(f"{t.get('name')}: {t.get('backend')}" for t in listed)}
+            gen["samples"] = "/".join(str(t.get("samples") or gen.get("samples", "?")) for t in listed)
+        out["teacher"] = {**_pick(teacher_cfg, "backend", "model"), **named,
+                          **_pick(g[1], "teacher", "teacher_identity", "n_traces", "n_hinted"), **gen}
     if (v := stage("verify")) is not None:
         out["verify"] = {**_pick(v[0], "verifier"), **_pick(v[1].get("counts"), "n", "passed", "pass_rate")}
     if (c := stage("curate")) is not None:

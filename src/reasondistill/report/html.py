@@ -21,6 +21,7 @@ from ..records import EvalSample
 from . import data, plots
 from .format import (MODEL_LABELS, MODELS, TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline,
                      lineage_rows, model_rows, sampled_rows)
+from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 MAX_PROBLEMS = 50
 MAX_TRAIN_EXAMPLES = 5
@@ -274,6 +275,9 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
     crows = curation_rows(report)
     if crows:
         out.append("<h2>Curation</h2>" + _table(["count", "value"], crows))
+    if trows := teacher_rows(report):
+        out.append("<h2>Teachers</h2>" + _table(TEACHER_HEADER, trows)
+                   + '<p class="muted">Pass rate over unhinted graded traces; kept: curated training examples.</p>')
 
     out.append("<h2>Trace browser: held-out problems</h2>"
                '<p class="muted">Every trace, with filters and search: <code>reasondistill view RUN_DIR</code>.</p>'

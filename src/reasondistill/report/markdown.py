@@ -7,6 +7,7 @@ from typing import Any
 
 from ..io import atomic_open
 from .format import TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows
+from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 
 def _cell(text: Any) -> str:
@@ -55,6 +56,11 @@ def render(report: dict[str, Any]) -> str:
     crows = curation_rows(report)
     if crows:
         out += ["## Curation", ""] + table(["count", "value"], crows) + [""]
+
+    trows = teacher_rows(report)
+    if trows:
+        out += ["## Teachers", ""] + table(TEACHER_HEADER, trows)
+        out += ["", "Pass rate over unhinted graded traces; kept: curated training examples.", ""]
 
     versions = report.get("versions") or {}
     if versions:
