@@ -22,7 +22,7 @@ from ..logprobs import INDEX, store_traces
 from ..models import cache_root
 from ..prompts import ANSWER_PREFIX, cot_prompt, rationalize_prompt, teacher_prefix
 from ..records import Trace, Problem
-from . import pot
+from . import pot, ssb, student, tailored
 
 STAGE = "generate"
 
@@ -70,19 +70,26 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             sampling = sampling_params(gen_cfg)
             prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, problems)
             style = gen_cfg.prompt.style
-            reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i,
-                            style=style) for p in problems for i in range(gen_cfg.samples)]
+            answers = student.read_probe(layout.probe_samples, problems) if gen_cfg.probes else {}
+            wrong = ssb.wrong_answers(problems, answers) if gen_cfg.hints == ssb.HINT else {}
+
+            def ask(content: str) -> tuple[dict[str, str], ...]:
+                return tuple(prefix + [{"role": "user", "content": content}])
+
+            reqs = [Request(p, ask(ssb.prompt(p, wrong, gen_cfg.prompt) or cot_prompt(p, gen_cfg.prompt)), i,
+                            hinted=p.id in wrong, style=style) for p in problems for i in range(gen_cfg.samples)]
             comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({backend.name})")
             if style == "pot":  # program of thought: run each program in the sandbox (generate/pot.py)
                 comps, programs = pot.execute(comps, gen_cfg.sandbox)
-            traces = [to_trace(r, c, backend) for r, c in zip(reqs, comps)]
+            traces = [ssb.annotate(to_trace(r, c, backend), wrong) for r, c in zip(reqs, comps)]
             by_problem = {p.id: p for p in problems}
-            solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+            passed = {t.id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+            solved = {t.problem_id for t in traces if t.id in passed}
             n_hinted = 0
             if gen_cfg.rationalize:
                 # a problem without a gold answer has no hint to give
                 failed = [p for p in problems if p.id not in solved and p.answer.strip()]
-                hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
+                hreqs = [Request(p, ask(rationalize_prompt(p, gen_cfg.prompt)),
                                  gen_cfg.samples + j, hinted=True, style=style) for p in failed
                          for j in range(gen_cfg.rationalize_samples)]
                 hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc="rationalize (STaR)")
@@ -93,6 +100,21 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                     programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(hprograms["outcomes"]))
                 traces += [to_trace(r, c, backend) for r, c in zip(hreqs, hcomps)]
                 n_hinted = len(hreqs)
+            student_traces: list[Trace] = []
+            if gen_cfg.tailored:  # the student's failures, back to the teacher with its wrong answer
+                asked = tailored.failed(problems, answers, gen_cfg.probe.fail_below)
+                first = gen_cfg.samples + (gen_cfg.rationalize_samples if gen_cfg.rationalize else 0)
+                treqs = [(w, Request(p, ask(tailored.prompt(p, w, gen_cfg)), first + j, hinted=True, style=style))
+                         for p, w in asked for j in range(gen_cfg.tailored_samples)]
+                tcomps, tcounts = draw(backend, [r for _, r in treqs], sampling, cache, desc="tailored")
+                counts.add(tcounts)
+                fresh = [tailored.annotate(to_trace(r, c, backend), w) for (w, r), c in zip(treqs, tcomps)]
+                right = {t.id for t in fresh if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+                traces += fresh
+                student_traces = [tailored.student_trace(p, w, gen_cfg.probe.model,
+                                                         [t.id for t in fresh if t.problem_id == p.id])
+                                  for p, w in asked]
+                tailored_counts = tailored.counts(answers, asked, fresh, right)
             vocab = backend.vocab_size
         finally:
             if pool is None:
@@ -103,8 +125,12 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             traces = [dataclasses.replace(t, logprobs=None) for t in traces]
             files.append(str((layout.logprobs / INDEX).relative_to(out_dir)))
         io.write_jsonl(traces_path, traces)
+        if gen_cfg.tailored:
+            io.write_jsonl(layout.student_traces, student_traces)
+            files.append(str(layout.student_traces.relative_to(out_dir)))
+        unhinted_solved = {t.problem_id for t in traces if t.id in passed and not t.hinted}
         outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
-                   "n_hinted": n_hinted, "problems_solved_unhinted": len(solved),
+                   "n_hinted": n_hinted, "problems_solved_unhinted": len(unhinted_solved),
                    "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
                    # failed teacher requests (not cached): > 0 makes the next run retry them; a program
                    # that failed in the sandbox is a finished (failed) trace, not a request to retry
@@ -113,9 +139,15 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
         if style == "pot":
             outputs["pot"] = programs
+        if gen_cfg.hints == ssb.HINT:
+            outputs["ssb"] = {"problems_probed": sum(bool(a.samples) for a in answers.values()),
+                              "with_wrong_answer": len(wrong), "hinted_traces": sum(r.hinted for r in reqs)}
+        if gen_cfg.tailored:
+            outputs["tailored"] = tailored_counts
         return outputs
 
-    return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=[problems_path], body=body)
+    inputs = [problems_path, layout.probe_samples] if gen_cfg.probes else [problems_path]
+    return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=inputs, body=body)
 
 
 __all__ = ["run", "sampling_params", "to_trace", "CallCounts"]
