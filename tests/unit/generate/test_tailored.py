@@ -113,3 +113,29 @@ def test_pairs_take_the_kept_corrections_only(tmp_path):
     with pytest.raises(InputError, match="corrections") as e:
         tailored_pairs(tmp_path / "train.jsonl", tmp_path / "students.jsonl")
     assert "students.jsonl:2" in str(e.value)
+
+
+def test_cli_generate_reads_the_probe_and_pairs_takes_student_traces(tmp_path, capsys):
+    import json
+
+    from reasondistill import cli
+
+    problems = [Problem(pid, "hand", q, a) for pid, q, a in PROBLEMS]
+    io.write_jsonl(tmp_path / "problems.jsonl", problems)
+    io.write_jsonl(tmp_path / "probe.jsonl", [sample("p1", 0, False, "12"), sample("p2", 0, True, "12")])
+    rc = cli.main(["generate", "--problems", str(tmp_path / "problems.jsonl"), "--out", str(tmp_path / "gen"),
+                   "--probe", str(tmp_path / "probe.jsonl"), "teacher.backend=dummy", "generate.tailored=true",
+                   "generate.samples=1", f"generate.cache_dir={tmp_path / 'cache'}"])
+    assert rc == 0
+    (student,) = io.read_records(tmp_path / "gen" / "student_traces.jsonl", Trace)
+    assert student.id == "p1/student/w0" and student.meta["corrections"] == ["p1/dummy/h1"]
+    capsys.readouterr()
+
+    p1 = next(p for p in problems if p.id == "p1")
+    io.write_jsonl(tmp_path / "train.jsonl", [kept(p1, "p1/dummy/h1", "1 + 10 = 11\nAnswer: 11")])
+    io.write_jsonl(tmp_path / "negatives.jsonl", [])
+    rc = cli.main(["pairs", "--train", str(tmp_path / "train.jsonl"), "--negatives", str(tmp_path / "negatives.jsonl"),
+                   "--out", str(tmp_path / "pairs"), "--student-traces", str(tmp_path / "gen" / "student_traces.jsonl")])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["tailored_pairs"] == 1
+    (pair,) = io.read_records(tmp_path / "pairs" / "pairs.jsonl", PreferenceExample)
+    assert pair.rejected[0]["content"] == "work\nAnswer: 12" and pair.meta["rejected_trace_id"] == "p1/student/w0"
