@@ -56,3 +56,5 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
     finally:
         if pool is None:
             owned.close()
+        elif gen.probe.model == "student":  # not needed again: free its memory before the teacher generates
+            owned.release(backend_config(recipe))

@@ -2,7 +2,10 @@
 
 Chain-of-thought samples come first; problems with no correct sample are asked again
 with the gold answer as a hint and those traces are marked ``hinted``. Every sample
-goes through the content-hash cache, so re-running costs nothing.
+goes through the content-hash cache, so re-running costs nothing. Two switches read the
+student's answers on these problems (the probe stage): ``hints: ssb`` asks the problems it got
+wrong with the gold answer and its most common wrong answer (``ssb.py``), and ``tailored`` sends
+the ones it fails back with its wrong solution (``tailored.py``).
 """
 
 from __future__ import annotations

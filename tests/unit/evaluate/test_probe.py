@@ -21,7 +21,9 @@ def test_the_student_answers_every_training_problem_and_a_rerun_loads_nothing(tm
                                        probe=ProbeConfig(samples=2, max_new_tokens=4, dtype="float32", device="cpu")))
     assert probe.backend_config(r) == TeacherConfig(backend="transformers", model=str(tiny_model_dir),
                                                     dtype="float32", device="cpu", batch_size=32)
-    m = probe.run(r, layout)
+    with BackendPool() as pool:
+        m = probe.run(r, layout, pool=pool)
+        assert not pool._open  # the student is released before the teacher generates
     samples = io.read_records(layout.probe_samples, EvalSample)
     assert sorted((s.problem_id, s.sample_idx) for s in samples) == [(f"p{i}", j) for i in range(3) for j in range(3)]
     assert m["outputs"]["calls"] == 9 and not m["this_run"]["skipped"]
