@@ -23,6 +23,10 @@ HINT = "tailored"
 STUDENT = "student"
 
 
+def student_trace_id(problem_id: str, sample_idx: int) -> str:
+    return f"{problem_id}/{STUDENT}/w{sample_idx}"
+
+
 def failed(problems: list[Problem], answers: dict[str, StudentAnswers], fail_below: float
            ) -> list[tuple[Problem, EvalSample]]:
     """The problems the student fails, each with the wrong sample to show the teacher: one with its
@@ -48,7 +52,7 @@ def student_trace(problem: Problem, sample: EvalSample, model: str, corrections:
     """The student's wrong solution as a trace (the rejected side of the tailored pairs)."""
     text = sample.text
     cut = text.rfind(ANSWER_PREFIX)
-    return Trace(id=f"{problem.id}/{STUDENT}/w{sample.sample_idx}", problem_id=problem.id, teacher=STUDENT,
+    return Trace(id=student_trace_id(problem.id, sample.sample_idx), problem_id=problem.id, teacher=STUDENT,
                  sample_idx=sample.sample_idx, reasoning=text[:cut].rstrip() if cut >= 0 else text,
                  answer_text=sample.extracted or "", raw=text, finish_reason=sample.finish_reason,
                  usage={"completion_tokens": sample.completion_tokens},
@@ -57,8 +61,8 @@ def student_trace(problem: Problem, sample: EvalSample, model: str, corrections:
 
 def annotate(trace: Trace, wrong: EvalSample) -> Trace:
     """Record the hint and the student answer it showed."""
-    return dataclasses.replace(trace, meta={**trace.meta, "hint": HINT, "student_trace":
-                                            f"{trace.problem_id}/{STUDENT}/w{wrong.sample_idx}",
+    return dataclasses.replace(trace, meta={**trace.meta, "hint": HINT,
+                                            "student_trace": student_trace_id(trace.problem_id, wrong.sample_idx),
                                             "wrong_answer": wrong.extracted})
 
 

@@ -27,7 +27,7 @@ from ..layout import MANIFEST, Layout
 from . import html, markdown
 from .format import MODELS
 
-STAGES = ("problems", "generate", "verify", "curate", "pairs", "train", "eval")
+STAGES = ("problems", "probe", "generate", "verify", "curate", "pairs", "train", "eval")
 FORMATS = ("json", "md", "html")
 
 
