@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="sample teacher traces for problems (cached, resumable)")
     p.add_argument("--problems", type=Path, required=True, help="problems JSONL (e.g. DIR/train.jsonl)")
     p.add_argument("--out", type=Path, required=True, help="output folder (traces.jsonl)")
+    p.add_argument("--probe", type=Path, default=None,
+                   help="the student's answers on these problems (a run's probe/samples.jsonl), for "
+                        "generate.hints=ssb and generate.tailored")
     _add_recipe_args(p)
 
     p = sub.add_parser("verify", help="check each trace's final answer against the gold answer")
@@ -106,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (pairs.jsonl)")
     p.add_argument("--max-pairs-per-problem", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--student-traces", type=Path, default=None,
+                   help="tailored learning: also pair these student mistakes (generate/student_traces.jsonl) "
+                        "with their kept corrections")
 
     from .train import DATA_KINDS, OBJECTIVES
     p = sub.add_parser("train", help="train the student with one objective",
@@ -215,7 +221,8 @@ def _cmd_problems(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from . import generate
-    m = generate.run(_recipe(args), _stage_layout(args.out, "generate", train_problems=args.problems))
+    m = generate.run(_recipe(args), _stage_layout(args.out, "generate", train_problems=args.problems,
+                                                  probe_samples=args.probe))
     out, skipped = m["outputs"], m["this_run"]["skipped"]
     print(json.dumps({"out": str(args.out), "teacher_calls": 0 if skipped else out["teacher_calls"],
                       "cached_teacher_calls": out["n_traces"] if skipped else out["cached_teacher_calls"],
@@ -251,9 +258,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
     from .curate.pairs import build_pairs
+    from .curate.tailored import tailored_pairs
     out = Layout(args.out).override(dirs={"pairs": args.out}).pairs
+    extra = tailored_pairs(args.train, args.student_traces) if args.student_traces else []
     counts = build_pairs(args.train, args.negatives, out,
-                         max_pairs_per_problem=args.max_pairs_per_problem, seed=args.seed)
+                         max_pairs_per_problem=args.max_pairs_per_problem, seed=args.seed, extra=extra)
     print(json.dumps({"out": str(out), **counts}))
     return 0
 

@@ -145,6 +145,8 @@ class PromptConfig:
     style: str = "cot"  # cot | pot (program of thought: the teacher writes a Python program, run in a sandbox)
     template: str | None = None  # path to a template file; None: the built-in one for `style`
     rationalize_template: str | None = None  # None: built-in STaR hint template for `style`
+    ssb_template: str | None = None  # generate.hints=ssb: {question}, {hint} (gold), {wrong}; None: prompts/ssb.txt
+    tailored_template: str | None = None  # generate.tailored: {question}, {student}; None: prompts/tailored.txt
     few_shot: int = 0  # worked examples (from the training problems' gold answers) prepended to LLM prompts
 
     def __post_init__(self) -> None:
@@ -175,6 +177,31 @@ class SandboxConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """``generate.probe``: the student answering the training problems before generation (its greedy
+    answer plus ``samples`` sampled ones, through the evaluation runner and the sample cache), for SSB
+    hints (``generate.hints: ssb``) and tailored learning (``generate.tailored``)."""
+
+    model: str = "student"  # student (train.student, through transformers) | teacher (the recipe's teacher itself)
+    samples: int = 4  # sampled answers per problem, besides the greedy one
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 32
+    dtype: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    fail_below: float = 0.5  # tailored: a problem the student passes less often than this counts as failed
+
+    def __post_init__(self) -> None:
+        _choice("generate.probe.model", self.model, ("student", "teacher"))
+        if self.samples < 0 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("generate.probe: samples >= 0, max_new_tokens >= 1 and batch_size >= 1")
+        if not 0 < self.fail_below <= 1:
+            raise ConfigError("generate.probe.fail_below must be in (0, 1]")
+
+
+@dataclass
 class GenerateConfig:
     """Sampling N rationales per problem, plus STaR rationalization for failures."""
 
@@ -190,8 +217,20 @@ class GenerateConfig:
     cache_dir: str | None = None  # None: $REASONDISTILL_CACHE/samples (~/.cache/reasondistill)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)  # style pot only
+    # ssb: a problem the student (generate.probe) gets wrong is asked with its gold answer and the student's
+    # most common wrong answer as a hint (prompts/ssb.txt); the student still trains on the question alone
+    hints: str = "none"  # none | ssb
+    tailored: bool = False  # failed problems go back to the teacher with the student's wrong answer
+    tailored_samples: int = 1  # teacher rationales per failed problem
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # hints=ssb and tailored only
 
     def __post_init__(self) -> None:
+        _choice("generate.hints", self.hints, ("none", "ssb"))
+        if self.tailored_samples < 1:
+            raise ConfigError("generate.tailored_samples must be >= 1")
+        if self.probes and self.prompt.style != "cot":
+            raise ConfigError("generate.hints=ssb and generate.tailored write chain-of-thought rationales; "
+                              "set generate.prompt.style=cot")
         if self.samples < 1:
             raise ConfigError("generate.samples must be >= 1")
         if not 0.0 <= self.temperature <= 5.0:
@@ -202,6 +241,11 @@ class GenerateConfig:
             raise ConfigError("generate.max_new_tokens must be >= 1")
         if self.top_logprobs < 0:
             raise ConfigError("generate.top_logprobs must be >= 0")
+
+    @property
+    def probes(self) -> bool:
+        """Whether generation needs the student's answers on the training problems first."""
+        return self.hints == "ssb" or self.tailored
 
 
 @dataclass

@@ -21,7 +21,9 @@ MANIFEST = "manifest.json"
 FILES: dict[str, tuple[str, str]] = {
     "train_problems": ("problems", "train.jsonl"),
     "eval_problems": ("problems", "eval.jsonl"),
+    "probe_samples": ("probe", "samples.jsonl"),  # the student's answers on the training problems (SSB, tailored)
     "traces": ("generate", "traces.jsonl"),
+    "student_traces": ("generate", "student_traces.jsonl"),  # tailored: the student's wrong answers, corrected
     "logprobs": ("generate", "logprobs"),  # a folder: the compact top-k store (``logprobs.py``)
     "verdicts": ("verify", "verdicts.jsonl"),
     "curated": ("curate", "train.jsonl"),

@@ -1,6 +1,6 @@
 """``reasondistill run``: the declared sequence of stages over one run folder.
 
-problems -> generate -> verify -> curate -> (pairs) -> train -> evaluate -> report. Each
+problems -> (probe) -> generate -> verify -> curate -> (pairs) -> train -> evaluate -> report. Each
 stage is ``run(recipe, layout)`` and skips itself when its manifest shows it already
 finished on the same config and inputs, so a crashed or interrupted run resumes where it
 stopped; a finished run re-runs without loading a model. ``first``/``last`` (the CLI's
@@ -54,6 +54,8 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("problems", "reasondistill.problems:run"),
+    # the student answers the training problems first, for SSB hints and tailored learning
+    Stage("probe", "reasondistill.evaluate.probe:run", pool=True, when=lambda r: r.generate.probes),
     Stage("generate", "reasondistill.generate:run", pool=True),
     Stage("verify", "reasondistill.verify:run"),
     Stage("curate", "reasondistill.curate:run"),

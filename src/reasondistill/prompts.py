@@ -50,6 +50,19 @@ def rationalize_prompt(problem: Problem, cfg: PromptConfig) -> str:
     return render(text, question=problem.prompt, hint=problem.answer)
 
 
+def ssb_prompt(problem: Problem, wrong: str, cfg: PromptConfig) -> str:
+    """SSB (semantic soft bootstrapping): the question with its gold answer and the student's most
+    common wrong answer; the rationale it yields is trained under the plain prompt."""
+    return render(_read_template(cfg.ssb_template, "ssb.txt"), question=problem.prompt, hint=problem.answer,
+                  wrong=wrong)
+
+
+def tailored_prompt(problem: Problem, student: str, cfg: PromptConfig) -> str:
+    """Tailored learning: the question with the student's wrong solution, for a fresh rationale
+    (the gold answer is not shown; verification decides whether the correction is right)."""
+    return render(_read_template(cfg.tailored_template, "tailored.txt"), question=problem.prompt, student=student)
+
+
 def student_messages(problem: Problem, cfg: PromptConfig | None = None) -> list[dict[str, str]]:
     """The conversation the student is trained and evaluated on (no hint, no few-shot)."""
     return [{"role": "user", "content": cot_prompt(problem, cfg or PromptConfig())}]

@@ -66,6 +66,12 @@ class BackendPool:
             self._open[key] = build_teacher(cfg)
         return self._open[key]
 
+    def release(self, cfg: Any) -> None:
+        """Close the backend built for ``cfg``, if any (a model needed once, e.g. the probed student)."""
+        backend = self._open.pop(self._key(cfg), None)
+        if backend is not None:
+            backend.close()
+
     def close(self) -> None:
         while self._open:
             self._open.popitem()[1].close()

@@ -1,5 +1,6 @@
 """Per-problem policy: keep at most ``curate.max_per_problem`` correct traces (reason
-``over_cap``), the first ones of the best-first order (unhinted, then shorter, then file order)."""
+``over_cap``), the first ones of the best-first order (a tailored-learning correction, then unhinted,
+then shorter, then file order)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from ..records import Problem, Trace, Verdict
 from .base import TRAIN
 
 
-def preference_key(trace: Trace, position: int) -> tuple[bool, int, int]:
-    """Sort key, best first: unhinted, then fewer characters, then earlier in the traces file."""
-    return trace.hinted, len(trace.raw.strip()), position
+def preference_key(trace: Trace, position: int) -> tuple[bool, bool, int, int]:
+    """Sort key, best first: a teacher's correction of the student's own mistake (``generate.tailored``:
+    what tailored learning trains on, and the chosen side of its pairs), then unhinted, then fewer
+    characters, then earlier in the traces file."""
+    return trace.meta.get("hint") != "tailored", trace.hinted, len(trace.raw.strip()), position
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
@@ -22,6 +23,7 @@ from typing import Any
 from ..io import cached_stage, iter_jsonl, write_jsonl
 from ..layout import Layout
 from ..records import PreferenceExample, TrainExample, from_dict
+from .tailored import tailored_pairs
 
 
 DEFAULT_PAIRS_PER_PROBLEM = 2
@@ -62,8 +64,10 @@ def _pick(chosen: list[TrainExample], rejected: list[TrainExample], k: int,
 
 
 def build_pairs(train_path: str | Path, negatives_path: str | Path, out_path: str | Path, *,
-                max_pairs_per_problem: int = DEFAULT_PAIRS_PER_PROBLEM, seed: int = 0) -> dict[str, int]:
-    """Write ``out_path`` (JSONL of :class:`PreferenceExample`) atomically; return counts."""
+                max_pairs_per_problem: int = DEFAULT_PAIRS_PER_PROBLEM, seed: int = 0,
+                extra: Sequence[PreferenceExample] = ()) -> dict[str, int]:
+    """Write ``out_path`` (JSONL of :class:`PreferenceExample`) atomically; return counts. ``extra``
+    pairs (tailored learning's) follow the ones built here."""
     if max_pairs_per_problem < 1:
         raise ConfigError("max_pairs_per_problem must be >= 1")
     positives = _by_problem(train_path)
@@ -87,6 +91,7 @@ def build_pairs(train_path: str | Path, negatives_path: str | Path, out_path: st
                 prompt=prompt, chosen=c.completion, rejected=r.completion,
                 meta={"problem_id": pid, "chosen_trace_id": c.meta["trace_id"],
                       "rejected_trace_id": r.meta["trace_id"]}))
+    pairs += extra
     counts = {
         "problems": len(positives),
         "pairs": len(pairs),
@@ -95,6 +100,8 @@ def build_pairs(train_path: str | Path, negatives_path: str | Path, out_path: st
         "negatives": sum(map(len, negatives.values())),
         "negatives_without_positive": sum(len(v) for k, v in negatives.items() if k not in positives),
     }
+    if extra:
+        counts["tailored_pairs"] = len(extra)
     if not pairs:
         if not counts["negatives"]:
             raise ConfigError(
@@ -113,10 +120,16 @@ def run(recipe: Any, layout: Layout) -> dict:
     """The pairs step over a run folder (run only for objectives that train on pairs): curated
     correct traces against the negatives, seeded by ``train.seed``."""
     out = layout.pairs
-    config = {"max_pairs_per_problem": DEFAULT_PAIRS_PER_PROBLEM, "seed": recipe.train.seed}
+    config: dict[str, Any] = {"max_pairs_per_problem": DEFAULT_PAIRS_PER_PROBLEM, "seed": recipe.train.seed}
+    inputs = [layout.curated, layout.negatives]
+    tailored = recipe.generate.tailored  # plus (student wrong, teacher corrected) pairs
+    if tailored:
+        config["tailored"] = True
+        inputs.append(layout.student_traces)
 
     def body() -> dict:
-        counts = build_pairs(layout.curated, layout.negatives, out, seed=recipe.train.seed)
+        extra = tailored_pairs(layout.curated, layout.student_traces) if tailored else []
+        counts = build_pairs(layout.curated, layout.negatives, out, seed=recipe.train.seed, extra=extra)
         return {"files": [out.name], "counts": counts}
 
-    return cached_stage(out.parent, stage="pairs", config=config, inputs=[layout.curated, layout.negatives], body=body)
+    return cached_stage(out.parent, stage="pairs", config=config, inputs=inputs, body=body)

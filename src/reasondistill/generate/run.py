@@ -2,7 +2,10 @@
 
 Chain-of-thought samples come first; problems with no correct sample are asked again
 with the gold answer as a hint and those traces are marked ``hinted``. Every sample
-goes through the content-hash cache, so re-running costs nothing.
+goes through the content-hash cache, so re-running costs nothing. Two switches read the
+student's answers on these problems (the probe stage): ``hints: ssb`` asks the problems it got
+wrong with the gold answer and its most common wrong answer (``ssb.py``), and ``tailored`` sends
+the ones it fails back with its wrong solution (``tailored.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..logprobs import INDEX, store_traces
 from ..models import cache_root
 from ..prompts import ANSWER_PREFIX, cot_prompt, rationalize_prompt, teacher_prefix
 from ..records import Trace, Problem
-from . import pot
+from . import pot, ssb, student, tailored
 
 STAGE = "generate"
 
@@ -63,6 +66,8 @@ class _Drawn:
     vocab: int | None
     identity: str
     programs: dict | None = None
+    passed: set[str] = dataclasses.field(default_factory=set)  # ids of traces that verify
+    fresh: list[Trace] = dataclasses.field(default_factory=list)  # tailored corrections
 
     def summary(self) -> dict[str, Any]:
         return {"n_problems": self.n_problems, "n_traces": len(self.traces), "n_hinted": self.n_hinted,
@@ -72,9 +77,11 @@ class _Drawn:
 
 
 def _sample_teacher(teacher_cfg: Any, backend: Backend, problems: list[Problem], all_problems: list[Problem],
-                    gen_cfg: GenerateConfig, verify_cfg: Any) -> _Drawn:
-    """Sample ``problems`` from one teacher (``teacher_cfg.samples`` each when it sets it), then
-    rationalize the ones it solved in none of its own samples (STaR)."""
+                    gen_cfg: GenerateConfig, verify_cfg: Any, wrong: dict[str, str],
+                    asked: list[tuple[Problem, Any]]) -> _Drawn:
+    """Sample ``problems`` from one teacher (``teacher_cfg.samples`` each when it sets it), SSB-hinted
+    where ``wrong`` holds the student's wrong answer; rationalize the ones it solved in none of its
+    own samples (STaR); then correct the student's failures in ``asked`` (tailored learning)."""
     from ..verifiers import score_text
 
     name = getattr(teacher_cfg, "name", "") or None
@@ -85,22 +92,26 @@ def _sample_teacher(teacher_cfg: Any, backend: Backend, problems: list[Problem],
     prefix = teacher_prefix(gen_cfg.prompt, teacher_cfg.backend, all_problems)
     style = gen_cfg.prompt.style
     label = f"{name} ({backend.name})" if name else backend.name
-    reqs = [Request(p, tuple(prefix + [{"role": "user", "content": cot_prompt(p, gen_cfg.prompt)}]), i,
-                    style=style) for p in problems for i in range(samples)]
+
+    def ask(content: str) -> tuple[dict[str, str], ...]:
+        return tuple(prefix + [{"role": "user", "content": content}])
+
+    reqs = [Request(p, ask(ssb.prompt(p, wrong, gen_cfg.prompt) or cot_prompt(p, gen_cfg.prompt)), i,
+                    hinted=p.id in wrong, style=style) for p in problems for i in range(samples)]
     comps, counts = draw(backend, reqs, sampling, cache, desc=f"generate ({label})", identity=identity)
     programs = None
     if style == "pot":  # program of thought: run each program in the sandbox (generate/pot.py)
         comps, programs = pot.execute(comps, gen_cfg.sandbox)
-    traces = [to_trace(r, c, backend, name) for r, c in zip(reqs, comps)]
-    by_problem = {p.id: p for p in problems}
-    solved = {t.problem_id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+    traces = [ssb.annotate(to_trace(r, c, backend, name), wrong) for r, c in zip(reqs, comps)]
+    by_problem = {p.id: p for p in all_problems}
+    passed = {t.id for t in traces if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+    solved = {t.problem_id for t in traces if t.id in passed}
     n_hinted = 0
     if gen_cfg.rationalize:
         # a problem without a gold answer has no hint to give
         failed = [p for p in problems if p.id not in solved and p.answer.strip()]
-        hreqs = [Request(p, tuple(prefix + [{"role": "user", "content": rationalize_prompt(p, gen_cfg.prompt)}]),
-                         samples + j, hinted=True, style=style) for p in failed
-                 for j in range(gen_cfg.rationalize_samples)]
+        hreqs = [Request(p, ask(rationalize_prompt(p, gen_cfg.prompt)), samples + j, hinted=True, style=style)
+                 for p in failed for j in range(gen_cfg.rationalize_samples)]
         hcomps, hcounts = draw(backend, hreqs, sampling, cache, desc=f"rationalize (STaR, {label})"
                                if name else "rationalize (STaR)", identity=identity)
         counts.add(hcounts)
@@ -110,7 +121,21 @@ def _sample_teacher(teacher_cfg: Any, backend: Backend, problems: list[Problem],
             programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(hprograms["outcomes"]))
         traces += [to_trace(r, c, backend, name) for r, c in zip(hreqs, hcomps)]
         n_hinted = len(hreqs)
-    return _Drawn(traces, counts, len(problems), n_hinted, len(solved), backend.vocab_size, identity, programs)
+    fresh: list[Trace] = []
+    if asked:  # the student's failures, back to the teacher with its wrong answer
+        routed = {p.id for p in problems}
+        first = samples + (gen_cfg.rationalize_samples if gen_cfg.rationalize else 0)
+        treqs = [(w, Request(p, ask(tailored.prompt(p, w, gen_cfg)), first + j, hinted=True, style=style))
+                 for p, w in asked if p.id in routed for j in range(gen_cfg.tailored_samples)]
+        tcomps, tcounts = draw(backend, [r for _, r in treqs], sampling, cache, desc=f"tailored ({label})",
+                               identity=identity)
+        counts.add(tcounts)
+        fresh = [tailored.annotate(to_trace(r, c, backend, name), w) for (w, r), c in zip(treqs, tcomps)]
+        passed |= {t.id for t in fresh if score_text(by_problem[t.problem_id], t.raw, verify_cfg).passed}
+        traces += fresh
+    unhinted_solved = {t.problem_id for t in traces if t.id in passed and not t.hinted}
+    return _Drawn(traces, counts, len(problems), n_hinted, len(unhinted_solved), backend.vocab_size, identity,
+                  programs, passed, fresh)
 
 
 def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:
@@ -133,11 +158,14 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
         owned = pool or BackendPool()
         drawn: list[_Drawn] = []
         names: list[str] = []
+        answers = student.read_probe(layout.probe_samples, problems) if gen_cfg.probes else {}
+        wrong = ssb.wrong_answers(problems, answers) if gen_cfg.hints == ssb.HINT else {}
+        asked = tailored.failed(problems, answers, gen_cfg.probe.fail_below) if gen_cfg.tailored else []
         try:
             for tcfg in teacher_cfgs:
                 backend = owned.get(tcfg)
                 routed = [p for p in problems if tcfg.route.admits(p)] if multi else problems
-                drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg))
+                drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg, wrong, asked))
                 names.append(tcfg.name if multi else backend.name)
         finally:
             if pool is None:
@@ -153,6 +181,12 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             traces = [dataclasses.replace(t, logprobs=None) for t in traces]
             files.append(str((layout.logprobs / INDEX).relative_to(out_dir)))
         io.write_jsonl(traces_path, traces)
+        if gen_cfg.tailored:
+            fresh = [t for d in drawn for t in d.fresh]
+            io.write_jsonl(layout.student_traces, [
+                tailored.student_trace(p, w, gen_cfg.probe.model, [t.id for t in fresh if t.problem_id == p.id])
+                for p, w in asked])
+            files.append(str(layout.student_traces.relative_to(out_dir)))
         outputs = {"files": files, "n_problems": len(problems), "n_traces": len(traces),
                    "n_hinted": sum(d.n_hinted for d in drawn),
                    "problems_solved_unhinted": sum(d.solved for d in drawn),
@@ -170,9 +204,17 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                 programs["programs"] += d.programs["programs"]
                 programs["outcomes"] = dict(Counter(programs["outcomes"]) + Counter(d.programs["outcomes"]))
             outputs["pot"] = programs
+        if gen_cfg.hints == ssb.HINT:
+            outputs["ssb"] = {"problems_probed": sum(bool(a.samples) for a in answers.values()),
+                              "with_wrong_answer": len(wrong),
+                              "hinted_traces": sum(t.meta.get("hint") == ssb.HINT for t in traces)}
+        if gen_cfg.tailored:
+            passed = set().union(*(d.passed for d in drawn))
+            outputs["tailored"] = tailored.counts(answers, asked, fresh, {t.id for t in fresh if t.id in passed})
         return outputs
 
-    return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=[problems_path], body=body)
+    inputs = [problems_path, layout.probe_samples] if gen_cfg.probes else [problems_path]
+    return io.cached_stage(out_dir, stage=STAGE, config=config, inputs=inputs, body=body)
 
 
 __all__ = ["run", "sampling_params", "to_trace", "cache_identity", "CallCounts"]

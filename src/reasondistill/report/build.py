@@ -29,7 +29,7 @@ from . import html, markdown
 from .format import MODELS
 from .teachers import teacher_stats
 
-STAGES = ("problems", "generate", "verify", "curate", "pairs", "train", "eval")
+STAGES = ("problems", "probe", "generate", "verify", "curate", "pairs", "train", "eval")
 FORMATS = ("json", "md", "html")
 
 

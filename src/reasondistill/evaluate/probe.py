@@ -1,0 +1,60 @@
+"""The probe stage: the student answers the TRAINING problems before generation.
+
+SSB hints (``generate.hints: ssb``) need each problem's most common wrong student answer, and
+tailored learning (``generate.tailored``) the problems the student fails; both read the
+per-sample results this stage writes (``probe/samples.jsonl``, :class:`EvalSample` records).
+It is an evaluation like any other (:func:`runner.evaluate`: greedy plus ``probe.samples``
+sampled answers, through the sample cache), of ``train.student`` or of the teacher itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import io, models
+from ..backends import BackendPool
+from ..backends.cache import SampleCache
+from ..config import EvalConfig, GenerateConfig, ProbeConfig, TeacherConfig
+from ..layout import Layout
+from . import runner
+
+STAGE = "probe"
+
+
+def eval_config(cfg: ProbeConfig) -> EvalConfig:
+    """The probe's sampling as an evaluation config (every training problem)."""
+    return EvalConfig(models=[], n=None, samples=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, dtype=cfg.dtype,
+                      device=cfg.device, seed=cfg.seed)
+
+
+def backend_config(recipe: Any) -> TeacherConfig:
+    """The backend the probe asks: the recipe's teacher, or ``train.student`` through transformers
+    (also the key a test serves a scripted student under, with ``BackendPool.add``)."""
+    probe = recipe.generate.probe
+    if probe.model == "teacher":
+        return recipe.teacher
+    return TeacherConfig(backend="transformers", model=recipe.train.student, dtype=probe.dtype, device=probe.device,
+                         batch_size=probe.batch_size, trust_remote_code=recipe.train.trust_remote_code)
+
+
+def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:
+    """Write ``probe/samples.jsonl`` and its manifest (skipped when up to date, before any load)."""
+    gen: GenerateConfig = recipe.generate
+    owned = pool or BackendPool()
+    out = layout.stage_dir(STAGE)
+    try:
+        cfg = backend_config(recipe)
+        identity = owned.identity(cfg)
+        key = runner.eval_config(eval_config(gen.probe), recipe.verify, gen.probe.model, identity)
+        if (done := io.completed_manifest(out, key, io.hash_inputs([layout.train_problems]))) is not None:
+            return {**done, "this_run": {"skipped": True}}
+        backend = owned.get(cfg)
+        cache = SampleCache(gen.cache_dir or models.cache_root() / "samples", backend.identity)
+        return runner.evaluate(eval_config(gen.probe), recipe.verify, backend, layout.train_problems, out,
+                               model_name=gen.probe.model, prompt_cfg=gen.prompt, cache=cache, identity=identity)
+    finally:
+        if pool is None:
+            owned.close()
+        elif gen.probe.model == "student":  # not needed again: free its memory before the teacher generates
+            owned.release(backend_config(recipe))
