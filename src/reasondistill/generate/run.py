@@ -58,13 +58,20 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
     teacher_cfg, gen_cfg, verify_cfg = recipe.teacher, recipe.generate, recipe.verify
     problems_path, traces_path = layout.train_problems, layout.traces
     out_dir = traces_path.parent
-    config = {"teacher": dataclasses.asdict(teacher_cfg), "generate": dataclasses.asdict(gen_cfg),
+    # where the samples are drawn (executor, ray) changes none of them: not part of the stage's identity
+    gen_key = {k: v for k, v in dataclasses.asdict(gen_cfg).items() if k not in ("executor", "ray")}
+    config = {"teacher": dataclasses.asdict(teacher_cfg), "generate": gen_key,
               "verify": dataclasses.asdict(verify_cfg)}
 
     def body() -> dict:
         problems = io.read_records(problems_path, Problem)
         owned = pool or BackendPool()
-        backend = owned.get(teacher_cfg)
+        if gen_cfg.executor == "ray":  # replicas on a Ray cluster; this process still writes cache and traces
+            from ..backends.ray_pool import RayReplicas
+
+            backend = RayReplicas(teacher_cfg, gen_cfg.ray)
+        else:
+            backend = owned.get(teacher_cfg)
         try:
             cache = SampleCache(gen_cfg.cache_dir or cache_root() / "samples", backend.identity)
             sampling = sampling_params(gen_cfg)
@@ -95,6 +102,8 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                 n_hinted = len(hreqs)
             vocab = backend.vocab_size
         finally:
+            if gen_cfg.executor == "ray":
+                backend.close()
             if pool is None:
                 owned.close()
         files = [traces_path.name]
