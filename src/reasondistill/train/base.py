@@ -306,8 +306,9 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
     merged into plain weights, and only the training log rows; the trainer's scratch folder is removed."""
     result = trainer.train()
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
-    shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
+    if trainer.args.process_index == 0:  # launched on many processes: one writer (see train/launch)
+        keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
+        shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history
 
@@ -363,4 +364,13 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
         numerics = dtype_record(train_cfg) if "dtype" in train_cfg else {}
         return finish(out_dir, model, tok, result, history, method=method, outputs={**numerics, **info})
 
+    from .launch import rank
+
+    if rank() > 0:  # under `--launch`: train alongside rank 0, which alone writes checkpoint, log and manifest
+        done = io.completed_manifest(out_dir, config, io.hash_inputs(inputs))
+        if done is not None:  # every rank sees the same finished run and skips it
+            return {**done, "this_run": {"skipped": True}}
+        _, _, result, history, _ = train()
+        return {"outputs": {"method": method, "steps": result.global_step, "train_loss": result.training_loss},
+                "this_run": {"skipped": False, "rank": rank()}}
     return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})
