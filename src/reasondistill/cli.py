@@ -262,6 +262,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                                      grad_accum=recipe.train.grad_accum, check=False)))
             return 0
         if launch.world_size() == 1:  # not yet launched: start the processes, each running this command
+            launch.check(args.launch, recipe.train)
             return launch.run(args.launch, n, _train_argv(args), grad_accum=recipe.train.grad_accum)
     m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
                       prompt_cfg=recipe.generate.prompt)

@@ -152,3 +152,11 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_loss_curve(tmp_path, 
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["outputs"]["steps"] == 6 and (tmp_path / "two" / "model" / "model.safetensors").exists()
     assert not list((tmp_path / "two").glob("*.tmp")) and not (tmp_path / "two" / "trainer").exists()
+
+
+def test_sharded_launch_on_cpu_is_refused_before_any_process_starts(tmp_path, tiny_model_dir, capsys):
+    data = write_examples(tmp_path / "train.jsonl", 2)
+    rc = main(["train", "sft", "--data", str(data), "--out", str(tmp_path / "out"), "--launch", "fsdp",
+               "--num-processes", "2", f"train.student={tiny_model_dir}", "train.device=cpu"])
+    assert rc == 2 and "use --launch ddp on CPU" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

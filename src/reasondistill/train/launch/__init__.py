@@ -57,6 +57,21 @@ def read_config(name: str) -> dict[str, Any]:
     return load_config_from_file(str(config_path(name))).to_dict()
 
 
+def check(name: str, train_cfg: Any) -> None:
+    """What the launch cannot do, before any process starts: sharding needs CUDA devices (on
+    CPU, accelerate would quietly run FSDP as DDP) and a full model to merge LoRA into."""
+    from ... import models
+
+    if not launch(name).shards:
+        return
+    if not models.pick_device(train_cfg.device).startswith("cuda"):
+        raise ConfigError(f"--launch {name} shards over CUDA devices and train.device resolves to "
+                          f"{models.pick_device(train_cfg.device)!r}; use --launch ddp on CPU")
+    if train_cfg.lora:
+        raise ConfigError(f"--launch {name} with train.lora is not supported (LoRA merges into full weights); "
+                          f"use --launch ddp")
+
+
 def rank() -> int:
     """This process's global rank (0 when not launched)."""
     return int(os.environ.get("RANK", "0"))
