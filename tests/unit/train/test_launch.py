@@ -160,3 +160,24 @@ def test_sharded_launch_on_cpu_is_refused_before_any_process_starts(tmp_path, ti
                "--num-processes", "2", f"train.student={tiny_model_dir}", "train.device=cpu"])
     assert rc == 2 and "use --launch ddp on CPU" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+from tests.unit.train.test_kd_offline import K, teacher_data  # noqa: E402,F401  (the tiny teacher's store)
+
+
+@pytest.mark.slow
+def test_offline_kd_on_two_cpu_processes_matches_one_process_with_grad_accum(tmp_path, tiny_model_dir, teacher_data):
+    """KD averages per-batch means (as over gradient accumulation): two processes of batch 2 are
+    one process of batch 2 with 2 accumulation steps."""
+    _, store, examples = teacher_data
+    data = tmp_path / "train.jsonl"
+    io.write_jsonl(data, examples[:4])  # one step sees every row
+    common = ["--logprobs", str(store), f"train.student={tiny_model_dir}", "train.max_steps=4",
+              "train.logging_steps=1", "train.learning_rate=3e-3", "train.dtype=float32", "train.device=cpu",
+              "train.warmup_ratio=0", "train.batch_size=2", f"train.objective.top_k={K}"]
+    assert main(["train", "kd", "--data", str(data), "--out", str(tmp_path / "one"), *common,
+                 "train.grad_accum=2"]) == 0
+    assert main(["train", "kd", "--data", str(data), "--out", str(tmp_path / "two"), "--launch", "ddp",
+                 "--num-processes", "2", *common]) == 0
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == 4 and two == pytest.approx(one, rel=1e-4)
