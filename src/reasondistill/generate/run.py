@@ -118,7 +118,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                    # failed teacher requests (not cached): > 0 makes the next run retry them; a program
                    # that failed in the sandbox is a finished (failed) trace, not a request to retry
                    "n_errors": sum(t.finish_reason == "error" and "pot" not in t.meta for t in traces),
-                   "teacher": backend.name, "teacher_identity": backend.identity,
+                   "teacher": backend.name, "teacher_identity": backend.identity, "executor": gen_cfg.executor,
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
         if style == "pot":
             outputs["pot"] = programs

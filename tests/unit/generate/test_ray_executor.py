@@ -95,6 +95,7 @@ def test_ray_run_matches_local_and_shares_the_cache(tmp_path, fake_openai, ray_c
     assert traces(tmp_path / "ray") == traces(tmp_path / "local")
     assert sorted(cache_keys(tmp_path / "cache-ray")) == sorted(cache_keys(tmp_path / "cache-local"))
     assert on_ray["outputs"]["teacher_identity"] == local["outputs"]["teacher_identity"]
+    assert (local["outputs"]["executor"], on_ray["outputs"]["executor"]) == ("local", "ray")
 
     # each resumes the other: a local run over the Ray cache, a Ray run over the local cache
     n_calls = len(fake_openai.log)
