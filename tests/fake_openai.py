@@ -52,6 +52,7 @@ class Logged:
     body: dict[str, Any]
     start: float
     end: float = 0.0
+    client: tuple[str, int] | None = None  # the caller's address: which process sent it (psutil)
 
 
 def answer_for(prompt: str) -> str:
@@ -248,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         auth = self.headers.get("Authorization")
         kind = fake._take_fault(prompt)
-        entry = Logged(self.path, prompt, kind, auth, body, time.monotonic())
+        entry = Logged(self.path, prompt, kind, auth, body, time.monotonic(), client=self.client_address[:2])
         with fake._lock:
             fake.log.append(entry)
         fake._enter()

@@ -122,7 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="the objective's input (see above)")
     p.add_argument("--logprobs", type=Path, default=None, help="teacher logprob store (kd): generate/logprobs")
     p.add_argument("--out", type=Path, required=True, help="output folder (model/ is the checkpoint)")
+    p.add_argument("--launch", choices=["ddp", "fsdp", "zero2", "zero3"], default=None,
+                   help="run under `accelerate launch` with the packaged config (see `reasondistill launch-config`)")
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="processes for --launch (default: the CUDA devices, else 1)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (processes, precision, batches, steps, memory) and exit")
     _add_recipe_args(p)
+
+    p = sub.add_parser("launch-config", help="print the path of a packaged accelerate config",
+                       description="For `accelerate launch --config_file PATH -m reasondistill train ...`.")
+    p.add_argument("name", choices=["ddp", "fsdp", "zero2", "zero3"])
 
     p = sub.add_parser("evaluate", help="evaluate a model (or the recipe's teacher) on held-out problems")
     p.add_argument("--model", required=True,
@@ -248,11 +258,45 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import run_objective
     recipe = _recipe(args, [f"train.method={args.method}"])
+    if args.launch or args.dry_run:
+        from .train import launch
+        n = args.num_processes or _cuda_count()
+        if args.dry_run:
+            from .train.plan import plan
+            print(plan(recipe.train, args.data, launch_name=args.launch, num_processes=n).format())
+            if args.launch:
+                print("  command:         " + " ".join(launch.command(args.launch, n, _train_argv(args),
+                                                                     grad_accum=recipe.train.grad_accum, check=False)))
+            return 0
+        if launch.world_size() == 1:  # not yet launched: start the processes, each running this command
+            launch.check(args.launch, recipe.train)
+            return launch.run(args.launch, n, _train_argv(args), grad_accum=recipe.train.grad_accum)
     m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
                       prompt_cfg=recipe.generate.prompt)
     out = m["outputs"]
+    if "rank" in m["this_run"]:  # a launched process other than rank 0: rank 0 reports
+        return 0
     print(json.dumps({"method": args.method, "model": out.get("model_dir"), "steps": out.get("steps"),
                       "train_loss": out.get("train_loss")}))
+    return 0
+
+
+def _cuda_count() -> int:
+    import torch
+    return torch.cuda.device_count() or 1
+
+
+def _train_argv(args: argparse.Namespace) -> list[str]:
+    """The ``train`` command each launched process runs: this one without ``--launch``."""
+    argv = ["train", args.method, "--data", str(args.data), "--out", str(args.out)]
+    argv += ["--logprobs", str(args.logprobs)] if args.logprobs else []
+    argv += ["--recipe", str(args.recipe)] if args.recipe else []
+    return (["-v"] if args.verbose else []) + argv + list(args.overrides)
+
+
+def _cmd_launch_config(args: argparse.Namespace) -> int:
+    from .train.launch import config_path
+    print(config_path(args.name))
     return 0
 
 
@@ -338,7 +382,8 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes, "env": _cmd_env}
+            "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes, "env": _cmd_env,
+            "launch-config": _cmd_launch_config}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -202,6 +202,26 @@ class ProbeConfig:
 
 
 @dataclass
+class RayConfig:
+    """``generate.ray``: where and how wide ``generate.executor: ray`` fans out (see
+    ``reasondistill.backends.ray_pool``). The driver still writes the cache and the traces."""
+
+    address: str | None = None  # None: join the ray.init() already made in this process, else start a local one; "auto" | ray://host:port
+    num_workers: int = 2  # backend replicas (Ray actors), each built from `teacher`
+    num_cpus: float = 1.0  # CPUs reserved per replica
+    num_gpus: float = 0.0  # GPUs reserved per replica (an in-process engine on a GPU node)
+    max_retries: int = 3  # a replica that dies is restarted and its unfinished batches resubmitted this often
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ConfigError("generate.ray.num_workers must be >= 1")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ConfigError("generate.ray.num_cpus and num_gpus must be >= 0")
+        if self.max_retries < 0:
+            raise ConfigError("generate.ray.max_retries must be >= 0")
+
+
+@dataclass
 class GenerateConfig:
     """Sampling N rationales per problem, plus STaR rationalization for failures."""
 
@@ -223,6 +243,8 @@ class GenerateConfig:
     tailored: bool = False  # failed problems go back to the teacher with the student's wrong answer
     tailored_samples: int = 1  # teacher rationales per failed problem
     probe: ProbeConfig = field(default_factory=ProbeConfig)  # hints=ssb and tailored only
+    executor: str = "local"  # local (this process) | ray (backend replicas on a Ray cluster; same cache, same traces)
+    ray: RayConfig = field(default_factory=RayConfig)  # executor ray only
 
     def __post_init__(self) -> None:
         _choice("generate.hints", self.hints, ("none", "ssb"))
@@ -241,6 +263,7 @@ class GenerateConfig:
             raise ConfigError("generate.max_new_tokens must be >= 1")
         if self.top_logprobs < 0:
             raise ConfigError("generate.top_logprobs must be >= 0")
+        _choice("generate.executor", self.executor, ("local", "ray"))
 
     @property
     def probes(self) -> bool:

@@ -149,9 +149,11 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
     multi = recipe.multi_teacher
     problems_path, traces_path = layout.train_problems, layout.traces
     out_dir = traces_path.parent
+    # where the samples are drawn (executor, ray) changes none of them: not part of the stage's identity
+    gen_key = {k: v for k, v in dataclasses.asdict(gen_cfg).items() if k not in ("executor", "ray")}
     config = {"teacher": [dataclasses.asdict(t) for t in teacher_cfgs] if multi
               else dataclasses.asdict(recipe.teacher),
-              "generate": dataclasses.asdict(gen_cfg), "verify": dataclasses.asdict(verify_cfg)}
+              "generate": gen_key, "verify": dataclasses.asdict(verify_cfg)}
 
     def body() -> dict:
         problems = io.read_records(problems_path, Problem)
@@ -163,9 +165,16 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
         asked = tailored.failed(problems, answers, gen_cfg.probe.fail_below) if gen_cfg.tailored else []
         try:
             for tcfg in teacher_cfgs:
-                backend = owned.get(tcfg)
                 routed = [p for p in problems if tcfg.route.admits(p)] if multi else problems
-                drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg, wrong, asked))
+                if gen_cfg.executor == "ray":  # replicas on a Ray cluster; this process still writes cache and traces
+                    from ..backends.ray_pool import RayReplicas
+
+                    with RayReplicas(tcfg, gen_cfg.ray) as backend:
+                        drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg, wrong,
+                                                     asked))
+                else:
+                    backend = owned.get(tcfg)
+                    drawn.append(_sample_teacher(tcfg, backend, routed, problems, gen_cfg, verify_cfg, wrong, asked))
                 names.append(tcfg.name if multi else backend.name)
         finally:
             if pool is None:
@@ -195,6 +204,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                    # that failed in the sandbox is a finished (failed) trace, not a request to retry
                    "n_errors": sum(t.finish_reason == "error" and "pot" not in t.meta for t in traces),
                    "teacher": ", ".join(names), "teacher_identity": "; ".join(d.identity for d in drawn),
+                   "executor": gen_cfg.executor,
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
         if multi:
             outputs["teachers"] = {name: d.summary() for name, d in zip(names, drawn)}

@@ -305,11 +305,24 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
     """Train. Returns ``(model, train_output, log_history)``: the model in eval mode with any LoRA
     merged into plain weights, and only the training log rows; the trainer's scratch folder is removed."""
     result = trainer.train()
+    gathered = full_state_dict(trainer)
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
-    shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
+    if gathered is not None:  # sharded weights: save_checkpoint writes the gathered copy instead
+        trained._gathered_state_dict = gathered
+    if trainer.args.process_index == 0:  # launched on many processes: one writer (see train/launch)
+        keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
+        shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history
+
+
+def full_state_dict(trainer) -> dict[str, Any] | None:
+    """``None`` unless the weights are sharded over processes (``--launch fsdp|zero3``, and
+    ZeRO-2 alike for uniformity); then the whole state dict, gathered by every rank together
+    (a collective: all ranks must call it) and kept on rank 0."""
+    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped)
 
 
 # ---------------------------------------------------------------------------
@@ -322,7 +335,8 @@ def save_checkpoint(model, tokenizer, path: str | Path) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    # under FSDP/ZeRO the live weights are shards; fit() gathered the whole state dict
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=getattr(model, "_gathered_state_dict", None))
     tokenizer.save_pretrained(tmp)
     (tmp / models.CHECKPOINT_NOTE).write_text(json.dumps({"saved_at": time.time()}))
     if path.exists():
@@ -363,4 +377,13 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
         numerics = dtype_record(train_cfg) if "dtype" in train_cfg else {}
         return finish(out_dir, model, tok, result, history, method=method, outputs={**numerics, **info})
 
+    from .launch import rank
+
+    if rank() > 0:  # under `--launch`: train alongside rank 0, which alone writes checkpoint, log and manifest
+        done = io.completed_manifest(out_dir, config, io.hash_inputs(inputs))
+        if done is not None:  # every rank sees the same finished run and skips it
+            return {**done, "this_run": {"skipped": True}}
+        _, _, result, history, _ = train()
+        return {"outputs": {"method": method, "steps": result.global_step, "train_loss": result.training_loss},
+                "this_run": {"skipped": False, "rank": rank()}}
     return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})
