@@ -171,3 +171,25 @@ def test_evaluation_writes_audit_and_keeps_resuming(tmp_path, problems, capsys):
     assert "audit.jsonl" in manifest["outputs"]["files"]
     assert cli.main(["evaluate", "--model", "teacher"]) == 2
     assert "evaluate needs --problems, --out" in capsys.readouterr().err
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def test_report_shows_intervals_answers_and_audit(tmp_path, problems, capsys):
+    run = tmp_path / "run"
+    for model, acc in (("teacher", 0.9), ("student_before", 0.2), ("student_after", 0.6)):
+        evaluate(tmp_path, problems, f"run/eval/{model}", f"teacher.options.accuracy={acc}", "eval.seeds=2")
+    assert cli.main(["report", str(run), "report.formats=[md]"]) == 0
+    r = json.loads((run / "report.json").read_text())
+    summaries = {m: r[m] for m in ("teacher", "student_before", "student_after")}
+    imp, gap = r["improvement_interval"], r["gap_recovered_interval"]
+    assert imp["value"] == pytest.approx(r["improvement"]) and imp["n"] == 12
+    assert imp["ci95"][0] <= imp["value"] <= imp["ci95"][1]
+    assert gap["value"] == pytest.approx(r["gap_recovered"])
+    assert gap["ci95"][0] <= gap["value"] <= gap["ci95"][1]
+    assert all("settings" in s and "tokens" in s and "pass1_sampled" in s for s in summaries.values())
+    md = (run / "report.md").read_text()
+    assert "## Answers" in md and "tokens/answer [95% CI]" in md
+    assert "sampled pass@1 [95% CI]" in md and "## Checker audit" in md
+    assert f"{100 * r['gap_recovered']:.1f}% (95% CI [" in md
