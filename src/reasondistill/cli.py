@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="'teacher' for the recipe's teacher, or a model: folder, .gguf, packaged name")
     p.add_argument("--problems", type=Path, help="held-out problems (e.g. DIR/eval.jsonl)")
     p.add_argument("--out", type=Path, help="output folder (samples.jsonl, summary.json, audit.jsonl)")
+    p.add_argument("--base-url", default=None, metavar="URL",
+                   help="evaluate the model an OpenAI-compatible server at URL serves under the --model name "
+                        "(the openai backend; shorthand for teacher.backend=openai teacher.model=NAME "
+                        "teacher.options.base_url=URL --model teacher)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                    help="evaluation folders (or summary.json files): both scores and B - A with a paired interval")
     p.add_argument("--allow-different", nargs="+", default=[], metavar="SETTING",
@@ -282,7 +286,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     missing = [f"--{k}" for k in ("model", "problems", "out") if getattr(args, k) is None]
     if missing:
         raise ConfigError(f"evaluate needs {', '.join(missing)} (or --compare A B, or --audit EVAL_DIR)")
-    r = _recipe(args)
+    served = []
+    if args.base_url:  # a served model is evaluated as the recipe's teacher would be, through the openai backend
+        served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
+        args.model = "teacher"
+    r = _recipe(args, served)
     name = "teacher" if args.model == "teacher" else (Path(args.model).name or args.model)
     # a teacher's few-shot demos come from the training problems beside the held-out file
     layout = Layout(args.out).override(dirs={f"eval/{name}": args.out}, files={

@@ -45,11 +45,18 @@ def test_gguf_file(tmp_path, problems):
 
 
 def test_served_model_through_the_openai_backend(tmp_path, problems, fake_openai):
-    s = run(tmp_path, problems, "teacher", "teacher.backend=openai", "teacher.model=served-model", "eval.max_new_tokens=64",
-            f"teacher.options={{base_url: '{fake_openai.url}', concurrency: 2}}")
+    s = run(tmp_path, problems, "teacher", "teacher.backend=openai", "teacher.model=served-model",
+            "eval.max_new_tokens=64", f"teacher.options={{base_url: '{fake_openai.url}', concurrency: 2}}")
     m = s["settings"]["model"]
     texts = [json.loads(line)["text"] for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     assert s["n"] == 3 and s["accuracy"] == 1.0, texts  # the fake server works the sums out
     assert m["backend"] == "openai" and m["served_model"] == "served-model" and m["base_url"] == fake_openai.url
     assert m["weights_sha256"] is None and s["settings"]["runtime"]["device"] == "remote"
     assert len([r for r in fake_openai.log if r.path.endswith("/chat/completions")]) == 3
+
+
+def test_served_model_by_base_url_flag(tmp_path, problems, fake_openai):
+    s = run(tmp_path, problems, "served-model", "--base-url", fake_openai.url, "eval.max_new_tokens=64")
+    m = s["settings"]["model"]
+    assert s["accuracy"] == 1.0 and m["backend"] == "openai"
+    assert m["served_model"] == "served-model" and m["base_url"] == fake_openai.url

@@ -151,7 +151,8 @@ def test_sampled_pass1_is_the_seed_mean():
 
 
 def test_summarize_adds_rates_tokens_and_intervals():
-    samples = [S("a", 0, True, tokens=10), S("b", 0, False, extracted=None, formatted=False, tokens=30, finish="length"),
+    samples = [S("a", 0, True, tokens=10),
+               S("b", 0, False, extracted=None, formatted=False, tokens=30, finish="length"),
                S("a", 1, True), S("a", 2, False), S("b", 1, False), S("b", 2, False)]
     out = summarize(samples, "m")
     assert out["answer_rate"] == 0.5 and out["truncated_rate"] == 0.5 and out["format_rate"] == 0.5
