@@ -231,9 +231,12 @@ def summaries_to_records(summary: dict[str, Any]) -> list[EvalSummary]:
     model, n = summary["model"], int(summary["n"])
     ci = summary.get("ci95")
     rows = [EvalSummary(model, "accuracy", float(summary["accuracy"]), n, tuple(ci) if ci else None)]
-    for metric in ("mean_score", "format_rate", "mean_tokens", "truncated_rate", "sampled_accuracy"):
+    for metric in ("mean_score", "format_rate", "mean_tokens", "truncated_rate", "answer_rate", "sampled_accuracy"):
         if metric in summary:
             rows.append(EvalSummary(model, metric, float(summary[metric]), n))
+    if (p1 := summary.get("pass1_sampled")) and p1.get("value") is not None:
+        ci = tuple(p1["ci95"]) if p1.get("ci95") else None
+        rows.append(EvalSummary(model, "pass@1_sampled", float(p1["value"]), n, ci))
     for name, key in (("pass", "pass_at_k"), ("maj", "maj_at_k")):
         for k, value in summary.get(key, {}).items():
             rows.append(EvalSummary(model, f"{name}@{k}", float(value), n))

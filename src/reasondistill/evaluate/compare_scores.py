@@ -72,18 +72,18 @@ def check(a: ScoredEval, b: ScoredEval, *, allow: list[str] | tuple[str, ...] = 
         groups = sorted(k for k in known if "." not in k)
         raise ConfigError(f"--allow-different: no recorded setting named {', '.join(unknown)} "
                           f"(settings are dotted keys such as sampling.temperature, or groups: {', '.join(groups)})")
+    bare = [f"{side} ({e.path})" for side, e in (("A", a), ("B", b)) if not e.settings]
+    if bare and not force:
+        raise SettingsDiffer(f"refusing to compare: {' and '.join(bare)} record(s) no settings (evaluated before "
+                             "settings were recorded), so nothing says they were measured alike; re-run that "
+                             "evaluation, or pass --force to compare anyway")
     diffs = settings.differences(a.settings, b.settings, allow)
-    for side, e in (("A", a), ("B", b)):
-        if not e.settings:
-            diffs.insert(0, (f"settings ({side} = {e.path} records none: evaluated before settings were "
-                             "recorded; re-run its evaluation)", None, None))
     if diffs and not force:
-        lines = [f"  {key}: A = {_show(va)}, B = {_show(vb)}" if va is not None or vb is not None else f"  {key}"
-                 for key, va, vb in diffs]
+        lines = [f"  {key}: A = {_show(va)}, B = {_show(vb)}" for key, va, vb in diffs]
         raise SettingsDiffer(
             f"refusing to compare {a.path} (A) with {b.path} (B): {len(diffs)} setting(s) differ besides the "
             "model:\n" + "\n".join(lines) + "\nre-evaluate one of them under the other's settings, or pass "
-            "--allow-different " + " ".join(dict.fromkeys(k.split(" ")[0] for k, *_ in diffs)) +
+            "--allow-different " + " ".join(k for k, *_ in diffs) +
             " (or --force) to compare anyway")
     return diffs
 

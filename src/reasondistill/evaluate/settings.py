@@ -135,14 +135,16 @@ def build(cfg: EvalConfig, verify_cfg: VerifyConfig, prompt_cfg: PromptConfig | 
     from ..verifiers import pick_verifier
 
     prompt_cfg = prompt_cfg or PromptConfig()
+    sampled = bool(cfg.samples or cfg.seeds)
     picked = sorted({pick_verifier(p) for p in problems}) if verify_cfg.verifier == "auto" else [verify_cfg.verifier]
     return {
         "model": model,
         "prompt": {"style": prompt_cfg.style, "template_sha256": _sha256_text(template_text(prompt_cfg)),
                    "few_shot": prompt_cfg.few_shot,
                    "prefix_sha256": io.sha256_json(prefix) if prefix else None, "task_prefix": task_prefix},
-        "sampling": {"greedy": True, "temperature": cfg.temperature if (cfg.samples or cfg.seeds) else None,
-                     "top_p": cfg.top_p if (cfg.samples or cfg.seeds) else None, "seed": cfg.seed,
+        # temperature, top_p and seed only shape sampled runs: a greedy-only score does not depend on them
+        "sampling": {"greedy": True, "temperature": cfg.temperature if sampled else None,
+                     "top_p": cfg.top_p if sampled else None, "seed": cfg.seed if sampled else None,
                      "samples": cfg.samples, "seeds": cfg.seeds, "max_new_tokens": cfg.max_new_tokens,
                      "n": cfg.n},
         "checker": {"verifier": verify_cfg.verifier, "picked": picked,

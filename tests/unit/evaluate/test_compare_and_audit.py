@@ -193,3 +193,18 @@ def test_report_shows_intervals_answers_and_audit(tmp_path, problems, capsys):
     assert "## Answers" in md and "tokens/answer [95% CI]" in md
     assert "sampled pass@1 [95% CI]" in md and "## Checker audit" in md
     assert f"{100 * r['gap_recovered']:.1f}% (95% CI [" in md
+
+
+def test_compare_refuses_a_summary_without_settings(tmp_path, problems, capsys):
+    a = evaluate(tmp_path, problems, "a")
+    old = tmp_path / "old"
+    old.mkdir()
+    summary = json.loads((a / "summary.json").read_text())
+    del summary["settings"]
+    (old / "summary.json").write_text(json.dumps(summary))  # no samples.jsonl either
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--compare", str(a), str(old)]) == 2
+    assert f"B ({old}) record(s) no settings" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--compare", str(a), str(old), "--force"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["difference"]["value"] == 0.0 and not result["difference"]["paired"]  # unpaired: no samples
