@@ -180,7 +180,7 @@ def test_report_shows_intervals_answers_and_audit(tmp_path, problems, capsys):
     run = tmp_path / "run"
     for model, acc in (("teacher", 0.9), ("student_before", 0.2), ("student_after", 0.6)):
         evaluate(tmp_path, problems, f"run/eval/{model}", f"teacher.options.accuracy={acc}", "eval.seeds=2")
-    assert cli.main(["report", str(run), "report.formats=[md]"]) == 0
+    assert cli.main(["report", str(run), "report.formats=[md, html]"]) == 0
     r = json.loads((run / "report.json").read_text())
     summaries = {m: r[m] for m in ("teacher", "student_before", "student_after")}
     imp, gap = r["improvement_interval"], r["gap_recovered_interval"]
@@ -193,6 +193,8 @@ def test_report_shows_intervals_answers_and_audit(tmp_path, problems, capsys):
     assert "## Answers" in md and "tokens/answer [95% CI]" in md
     assert "sampled pass@1 [95% CI]" in md and "## Checker audit" in md
     assert f"{100 * r['gap_recovered']:.1f}% (95% CI [" in md
+    html = (run / "report.html").read_text()
+    assert "<h2>Answers</h2>" in html and "<h2>Checker audit</h2>" in html and "sampled pass@1 [95% CI]" in html
 
 
 def test_compare_refuses_a_summary_without_settings(tmp_path, problems, capsys):
