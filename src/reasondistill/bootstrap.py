@@ -13,7 +13,6 @@ Percentiles interpolate linearly between order statistics (numpy's default ``lin
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,27 +67,42 @@ def quantiles(values: Sequence[float], qs: Sequence[float] = (0.1, 0.25, 0.5, 0.
     return {f"p{round(q * 100):g}": percentile(s, q) for q in qs}
 
 
-Statistic = Callable[[Sequence[Sequence[float]]], "float | None"]
+Statistic = Callable[[Sequence[float]], "float | None"]
+CHUNK = 256  # resamples drawn at once: bounds memory at CHUNK x problems x columns
+
+
+def _resampled_means(columns: Sequence[Sequence[float]], n_boot: int, seed: int) -> list[list[float]]:
+    """Each column's mean in each of ``n_boot`` resamples of the rows (the same rows for every
+    column); vectorised, so 2000 resamples of a few hundred problems take milliseconds."""
+    import numpy as np
+
+    arr = np.asarray(columns, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = arr.shape[1]
+    out = np.empty((n_boot, arr.shape[0]))
+    for start in range(0, n_boot, CHUNK):
+        k = min(CHUNK, n_boot - start)
+        out[start:start + k] = arr[:, rng.integers(0, n, size=(k, n))].mean(axis=2).T
+    return out.tolist()
 
 
 def bootstrap(stat: Statistic, columns: Sequence[Sequence[float]], *, n_boot: int = N_BOOT, seed: int = SEED,
               level: float = LEVEL) -> Interval:
-    """``stat(columns)`` with the percentile interval of ``stat`` over ``n_boot`` resamples of the
-    rows (problems): every column is resampled with the same indices, so paired values stay paired.
-    ``stat`` may return ``None`` (undefined); such resamples are counted and left out."""
+    """``stat(column means)`` with its percentile interval over ``n_boot`` resamples of the rows
+    (problems): every column is resampled with the same rows, so paired values stay paired.
+    Every figure here is a function of per-column means (a mean, a mean difference, the gap
+    share), which is what lets the resampling be vectorised. ``stat`` may return ``None``
+    (undefined); such resamples are counted and left out."""
     n = len(columns[0]) if columns else 0
     if any(len(c) != n for c in columns):
         raise ValueError(f"bootstrap: columns of different lengths {[len(c) for c in columns]}")
     if n == 0:
         return Interval(None, None, None, 0, n_boot, seed)
-    value = stat(columns)
-    rng = random.Random(seed)
-    rows = range(n)
+    value = stat([sum(c) / n for c in columns])
     stats: list[float] = []
     undefined = 0
-    for _ in range(n_boot):
-        idx = rng.choices(rows, k=n)
-        s = stat([[c[i] for i in idx] for c in columns])
+    for means in _resampled_means(columns, n_boot, seed):
+        s = stat(means)
         if s is None:
             undefined += 1
         else:
@@ -100,13 +114,9 @@ def bootstrap(stat: Statistic, columns: Sequence[Sequence[float]], *, n_boot: in
     return Interval(value, percentile(stats, tail), percentile(stats, 1.0 - tail), n, n_boot, seed, undefined)
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
 def mean_ci(values: Sequence[float], **kw: Any) -> Interval:
     """The mean of per-problem ``values`` (tokens per answer, a problem's pass rate over seeds)."""
-    return bootstrap(lambda cols: _mean(cols[0]), [list(values)], **kw)
+    return bootstrap(lambda means: means[0], [list(values)], **kw)
 
 
 def difference_ci(after: Sequence[float], before: Sequence[float], **kw: Any) -> Interval:
@@ -126,5 +136,4 @@ def gap_recovered_ci(teacher: Sequence[float], before: Sequence[float], after: S
                      **kw: Any) -> Interval:
     """The share of the teacher-student gap recovered, resampling problems jointly across the
     three models (row ``i`` of each is the same problem). Resamples with no gap are undefined."""
-    return bootstrap(lambda cols: gap_share(_mean(cols[0]), _mean(cols[1]), _mean(cols[2])),
-                     [list(teacher), list(before), list(after)], **kw)
+    return bootstrap(lambda means: gap_share(*means), [list(teacher), list(before), list(after)], **kw)

@@ -156,21 +156,16 @@ def summarize(samples: Sequence[EvalSample], model: str) -> dict[str, Any]:
     out["n_samples"] = n_samples
     out["n_sampled_problems"] = len(per_problem)
     ks = k_values(n_samples)
-    out["pass_at_k"] = {
-        str(k): _mean([pass_at_k(len(v), sum(s.passed for s in v), k) for v in per_problem]) for k in ks
-    }
-    out["maj_at_k"] = {
-        str(k): _mean([1.0 if maj_at_k([s.extracted for s in v], [s.passed for s in v], k) else 0.0
-                       for v in per_problem])
-        for k in ks
-    }
+    # per-problem values once: their means are pass@k / maj@k, their bootstrap gives the intervals
+    per_k = {k: ([pass_at_k(len(v), sum(s.passed for s in v), k) for v in per_problem],
+                 [1.0 if maj_at_k([s.extracted for s in v], [s.passed for s in v], k) else 0.0 for v in per_problem])
+             for k in ks}
+    out["pass_at_k"] = {str(k): _mean(p) for k, (p, _) in per_k.items()}
+    out["maj_at_k"] = {str(k): _mean(m) for k, (_, m) in per_k.items()}
     flat = [s for v in per_problem for s in v]
     out["sampled_accuracy"] = _mean([1.0 if s.passed else 0.0 for s in flat])
-    out["pass_at_k_ci95"] = {k: bootstrap.mean_ci([pass_at_k(len(v), sum(s.passed for s in v), int(k))
-                                                    for v in per_problem]).to_dict()["ci95"] for k in out["pass_at_k"]}
-    out["maj_at_k_ci95"] = {k: bootstrap.mean_ci([1.0 if maj_at_k([s.extracted for s in v], [s.passed for s in v],
-                                                                   int(k)) else 0.0 for v in per_problem]
-                                                  ).to_dict()["ci95"] for k in out["maj_at_k"]}
+    out["pass_at_k_ci95"] = {str(k): bootstrap.mean_ci(p).to_dict()["ci95"] for k, (p, _) in per_k.items()}
+    out["maj_at_k_ci95"] = {str(k): bootstrap.mean_ci(m).to_dict()["ci95"] for k, (_, m) in per_k.items()}
     out["pass1_sampled"] = sampled_pass1(per_problem)
     return out
 
