@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
-from .errors import OutputError, ReasondistillError
+from .errors import ConfigError, OutputError, ReasondistillError
 from .layout import FILES, Layout
 from .pipeline import STAGE_NAMES
 
@@ -134,11 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For `accelerate launch --config_file PATH -m reasondistill train ...`.")
     p.add_argument("name", choices=["ddp", "fsdp", "zero2", "zero3"])
 
-    p = sub.add_parser("evaluate", help="evaluate a model (or the recipe's teacher) on held-out problems")
-    p.add_argument("--model", required=True,
-                   help="'teacher' for the recipe's teacher, or a model: folder, .gguf, packaged name")
-    p.add_argument("--problems", type=Path, required=True, help="held-out problems (e.g. DIR/eval.jsonl)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (samples.jsonl, summary.json)")
+    p = sub.add_parser("evaluate", help="evaluate a model (or the recipe's teacher) on held-out problems",
+                       description="Evaluate (--model, --problems, --out); or compare two finished evaluations "
+                                   "(--compare A B), refused when their settings differ besides the model; or "
+                                   "audit one's checker (--audit EVAL_DIR).")
+    p.add_argument("--model", help="'teacher' for the recipe's teacher, or a model: folder, .gguf, packaged name")
+    p.add_argument("--problems", type=Path, help="held-out problems (e.g. DIR/eval.jsonl)")
+    p.add_argument("--out", type=Path, help="output folder (samples.jsonl, summary.json, audit.jsonl)")
+    p.add_argument("--base-url", default=None, metavar="URL",
+                   help="evaluate the model an OpenAI-compatible server at URL serves under the --model name "
+                        "(the openai backend; shorthand for teacher.backend=openai teacher.model=NAME "
+                        "teacher.options.base_url=URL --model teacher)")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                   help="evaluation folders (or summary.json files): both scores and B - A with a paired interval")
+    p.add_argument("--allow-different", nargs="+", default=[], metavar="SETTING",
+                   help="with --compare: settings (dotted, e.g. sampling.max_new_tokens) or groups (libraries) "
+                        "that may differ")
+    p.add_argument("--force", action="store_true", help="with --compare: compare even when settings differ")
+    p.add_argument("--audit", type=Path, metavar="EVAL_DIR",
+                   help="re-check an evaluation folder with two checkers; disagreements to EVAL_DIR/audit.jsonl "
+                        "(--problems: the problem file, when the recorded one moved)")
     _add_recipe_args(p)
 
     p = sub.add_parser("report", help="(re)write report.json/.md/.html for a run folder")
@@ -314,7 +329,21 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import evaluate
     from .backends import BackendPool
-    r = _recipe(args)
+    if args.compare:
+        return _compare_evaluations(args)
+    if args.audit:
+        from .evaluate.audit import audit_dir
+        counts = audit_dir(args.audit, problems_path=args.problems, verify_cfg=_recipe(args).verify)
+        print(json.dumps({"audit": str(args.audit / "audit.jsonl"), **counts}))
+        return 0
+    missing = [f"--{k}" for k in ("model", "problems", "out") if getattr(args, k) is None]
+    if missing:
+        raise ConfigError(f"evaluate needs {', '.join(missing)} (or --compare A B, or --audit EVAL_DIR)")
+    served = []
+    if args.base_url:  # a served model is evaluated as the recipe's teacher would be, through the openai backend
+        served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
+        args.model = "teacher"
+    r = _recipe(args, served)
     name = "teacher" if args.model == "teacher" else (Path(args.model).name or args.model)
     # a teacher's few-shot demos come from the training problems beside the held-out file
     layout = Layout(args.out).override(dirs={f"eval/{name}": args.out}, files={
@@ -326,6 +355,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         m = evaluate.evaluate_model(r, args.model, name, layout)
     print(json.dumps({"model": name, "n": m["outputs"]["n"], "accuracy": m["outputs"]["accuracy"],
                       "ci95": m["outputs"]["ci95"]}))
+    return 0
+
+
+def _compare_evaluations(args: argparse.Namespace) -> int:
+    """``evaluate --compare A B``: exit 2 with the differing settings named, unless allowed or forced."""
+    from .evaluate.compare_scores import compare, format_result
+    result = compare(*args.compare, allow=args.allow_different, force=args.force)
+    print(format_result(result))
+    print(json.dumps(result))
     return 0
 
 

@@ -482,6 +482,8 @@ class EvalConfig:
     models: list[str] = field(default_factory=lambda: ["teacher", "student_before", "student_after"])
     n: int | None = None  # None: every held-out problem
     samples: int = 0  # extra sampled generations per problem (pass@k, maj@k); 0: greedy only
+    seeds: int = 0  # besides greedy: N sampled runs at `temperature`, run i seeded `seed + i` (pass@1 as the
+    #   mean over seeds with a bootstrap interval; pass@k, maj@k from the same samples); excludes `samples`
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 128
@@ -495,6 +497,11 @@ class EvalConfig:
         for m in self.models:
             _choice("eval.models[]", m, ("teacher", "student_before", "student_after"))
         _choice("eval.task", self.task, ("rationale", "label"))
+        if self.samples < 0 or self.seeds < 0:
+            raise ConfigError("eval.samples and eval.seeds must be >= 0")
+        if self.samples and self.seeds:
+            raise ConfigError("eval.samples and eval.seeds both draw the sampled generations; set one of them "
+                              "(seeds: one run per seed over every problem; samples: all under one seed)")
 
 
 @dataclass

@@ -44,7 +44,7 @@ ROOT_FILES = {
     "report_html": "report.html",
     "compare_json": "compare.json",
 }
-EVAL_FILES = {"samples": "samples.jsonl", "summary": "summary.json"}
+EVAL_FILES = {"samples": "samples.jsonl", "summary": "summary.json", "audit": "audit.jsonl"}
 
 
 @dataclass(frozen=True)

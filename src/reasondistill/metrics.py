@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from . import bootstrap
 from .records import EvalSample, EvalSummary
 
 
@@ -141,7 +142,12 @@ def summarize(samples: Sequence[EvalSample], model: str) -> dict[str, Any]:
         "format_rate": _mean([1.0 if s.formatted else 0.0 for s in g]),
         "mean_tokens": _mean([float(s.completion_tokens) for s in g]),
         "truncated_rate": _mean([1.0 if s.finish_reason == "length" else 0.0 for s in g]),
+        "answer_rate": _mean([1.0 if s.extracted is not None else 0.0 for s in g]),
     }
+    for key, flags in (("format", [s.formatted for s in g]), ("truncated", [s.finish_reason == "length" for s in g]),
+                       ("answer", [s.extracted is not None for s in g])):
+        out[f"{key}_ci95"] = list(wilson_ci(sum(flags), n))
+    out["tokens"] = token_stats([s.completion_tokens for s in g])
     if not sampled:
         return out
 
@@ -150,17 +156,69 @@ def summarize(samples: Sequence[EvalSample], model: str) -> dict[str, Any]:
     out["n_samples"] = n_samples
     out["n_sampled_problems"] = len(per_problem)
     ks = k_values(n_samples)
-    out["pass_at_k"] = {
-        str(k): _mean([pass_at_k(len(v), sum(s.passed for s in v), k) for v in per_problem]) for k in ks
-    }
-    out["maj_at_k"] = {
-        str(k): _mean([1.0 if maj_at_k([s.extracted for s in v], [s.passed for s in v], k) else 0.0
-                       for v in per_problem])
-        for k in ks
-    }
+    # per-problem values once: their means are pass@k / maj@k, their bootstrap gives the intervals
+    per_k = {k: ([pass_at_k(len(v), sum(s.passed for s in v), k) for v in per_problem],
+                 [1.0 if maj_at_k([s.extracted for s in v], [s.passed for s in v], k) else 0.0 for v in per_problem])
+             for k in ks}
+    out["pass_at_k"] = {str(k): _mean(p) for k, (p, _) in per_k.items()}
+    out["maj_at_k"] = {str(k): _mean(m) for k, (_, m) in per_k.items()}
     flat = [s for v in per_problem for s in v]
     out["sampled_accuracy"] = _mean([1.0 if s.passed else 0.0 for s in flat])
+    out["pass_at_k_ci95"] = {str(k): bootstrap.mean_ci(p).to_dict()["ci95"] for k, (p, _) in per_k.items()}
+    out["maj_at_k_ci95"] = {str(k): bootstrap.mean_ci(m).to_dict()["ci95"] for k, (_, m) in per_k.items()}
+    out["pass1_sampled"] = sampled_pass1(per_problem)
     return out
+
+
+def token_stats(tokens: Sequence[int]) -> dict[str, Any]:
+    """Tokens per answer: mean with its bootstrap interval, quantiles, min and max."""
+    values = [float(t) for t in tokens]
+    mean = bootstrap.mean_ci(values)
+    return {"mean": mean.value, "ci95": mean.to_dict()["ci95"], "quantiles": bootstrap.quantiles(values),
+            "min": min(values) if values else None, "max": max(values) if values else None}
+
+
+def sampled_pass1(per_problem: Sequence[Sequence[EvalSample]]) -> dict[str, Any]:
+    """pass@1 over sampled runs (seeds): the mean over problems of each problem's pass rate across
+    its runs, which equals the mean over runs of each run's accuracy when every problem has every
+    run, with a bootstrap interval over problems; ``per_run`` is each run's accuracy (keyed by
+    ``sample_idx``) so the seed-to-seed spread is visible too."""
+    rates = [sum(s.passed for s in v) / len(v) for v in per_problem]
+    runs: dict[int, list[float]] = defaultdict(list)
+    for v in per_problem:
+        for s in v:
+            runs[s.sample_idx].append(1.0 if s.passed else 0.0)
+    return {**bootstrap.mean_ci(rates).to_dict(), "runs": len(runs),
+            "per_run": {str(i): _mean(r) for i, r in sorted(runs.items())}}
+
+
+def greedy_passes(samples: Sequence[EvalSample]) -> dict[str, float]:
+    """``{problem_id: 1.0 | 0.0}`` for each problem's greedy (``sample_idx == 0``) answer."""
+    out: dict[str, float] = {}
+    for s in samples:
+        if s.sample_idx == 0:
+            out.setdefault(s.problem_id, 1.0 if s.passed else 0.0)
+    return out
+
+
+def paired_bootstrap(after: Sequence[EvalSample], before: Sequence[EvalSample]) -> dict[str, Any]:
+    """Greedy accuracy of ``after`` minus ``before`` on the problems both answered, with a paired
+    percentile-bootstrap interval (problems resampled, each keeping both its answers)."""
+    pa, pb = greedy_passes(after), greedy_passes(before)
+    shared = sorted(pa.keys() & pb.keys())
+    iv = bootstrap.difference_ci([pa[k] for k in shared], [pb[k] for k in shared])
+    return {**iv.to_dict(), "wins": sum(pa[k] > pb[k] for k in shared),
+            "losses": sum(pa[k] < pb[k] for k in shared)}
+
+
+def gap_recovered_interval(teacher: Sequence[EvalSample], before: Sequence[EvalSample],
+                           after: Sequence[EvalSample]) -> dict[str, Any]:
+    """The share of the teacher-student gap recovered on the problems all three answered, with a
+    bootstrap interval that resamples problems jointly across teacher, before and after."""
+    pt, pb, pa = greedy_passes(teacher), greedy_passes(before), greedy_passes(after)
+    shared = sorted(pt.keys() & pb.keys() & pa.keys())
+    return bootstrap.gap_recovered_ci([pt[k] for k in shared], [pb[k] for k in shared],
+                                      [pa[k] for k in shared]).to_dict()
 
 
 def summaries_to_records(summary: dict[str, Any]) -> list[EvalSummary]:
@@ -168,9 +226,12 @@ def summaries_to_records(summary: dict[str, Any]) -> list[EvalSummary]:
     model, n = summary["model"], int(summary["n"])
     ci = summary.get("ci95")
     rows = [EvalSummary(model, "accuracy", float(summary["accuracy"]), n, tuple(ci) if ci else None)]
-    for metric in ("mean_score", "format_rate", "mean_tokens", "truncated_rate", "sampled_accuracy"):
+    for metric in ("mean_score", "format_rate", "mean_tokens", "truncated_rate", "answer_rate", "sampled_accuracy"):
         if metric in summary:
             rows.append(EvalSummary(model, metric, float(summary[metric]), n))
+    if (p1 := summary.get("pass1_sampled")) and p1.get("value") is not None:
+        ci = tuple(p1["ci95"]) if p1.get("ci95") else None
+        rows.append(EvalSummary(model, "pass@1_sampled", float(p1["value"]), n, ci))
     for name, key in (("pass", "pass_at_k"), ("maj", "maj_at_k")):
         for k, value in summary.get(key, {}).items():
             rows.append(EvalSummary(model, f"{name}@{k}", float(value), n))

@@ -40,8 +40,13 @@ def render(template: str, **values: str) -> str:
     return out.strip()
 
 
+def template_text(cfg: PromptConfig) -> str:
+    """The question template text ``cfg`` names (a file, or the built-in one for its style)."""
+    return _read_template(cfg.template, f"{cfg.style}.txt")
+
+
 def cot_prompt(problem: Problem, cfg: PromptConfig) -> str:
-    return render(_read_template(cfg.template, f"{cfg.style}.txt"), question=problem.prompt)
+    return render(template_text(cfg), question=problem.prompt)
 
 
 def rationalize_prompt(problem: Problem, cfg: PromptConfig) -> str:

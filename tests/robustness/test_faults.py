@@ -65,7 +65,7 @@ def argv_for(stage: str, inputs: dict[str, Path], out: Path, cache: Path, studen
     return ["train", "sft", "--data", inputs["curated"], "--out", out, f"train.student={student}", *TRAIN]
 
 
-OUTPUTS = {"generate": ["traces.jsonl"], "evaluate": ["samples.jsonl", "summary.json"],
+OUTPUTS = {"generate": ["traces.jsonl"], "evaluate": ["samples.jsonl", "audit.jsonl", "summary.json"],
            "train": ["model/model.safetensors", "loss.jsonl"]}
 
 

@@ -18,7 +18,10 @@ from ..backends.cache import SampleCache, cache_identity
 from ..layout import Layout
 from ..prompts import teacher_prefix
 from ..records import Problem
+from . import settings
 from .runner import eval_config, evaluate
+
+LOCAL_WEIGHTS = ("transformers", "llamacpp", "vllm")  # teacher backends whose teacher.model is a local model
 
 __all__ = ["run", "evaluate", "evaluate_model", "evaluate_teacher"]
 
@@ -57,8 +60,15 @@ def evaluate_teacher(recipe: Any, layout: Layout, pool: BackendPool) -> dict:
     backend = pool.get(teacher)
     cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples",
                         cache_identity(teacher, backend.identity))
+    # local weights are hashed; a served model or a program has none of its own here
+    local = teacher.backend in LOCAL_WEIGHTS
+    info = settings.model_settings("teacher", identity, backend, spec=teacher.model if local else None,
+                                   backend_name=teacher.backend)
+    if (base_url := getattr(getattr(backend, "options", None), "base_url", None)) is not None:
+        info.update(served_model=teacher.model, base_url=base_url)
     return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name="teacher",
-                    prompt_cfg=recipe.generate.prompt, cache=cache, prefix=prefix, identity=identity)
+                    prompt_cfg=recipe.generate.prompt, cache=cache, prefix=prefix, identity=identity,
+                    model_info=info)
 
 
 def evaluate_model(recipe: Any, spec: str, name: str, layout: Layout) -> dict:
@@ -77,8 +87,9 @@ def evaluate_model(recipe: Any, spec: str, name: str, layout: Layout) -> dict:
     # answers go through the sample cache too, so a killed evaluation resumes where it stopped
     cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples", backend.identity)
     try:
+        info = settings.model_settings(name, ref.identity, backend, spec=spec, backend_name="transformers")
         return evaluate(recipe.eval, recipe.verify, backend, layout.eval_problems, out, model_name=name,
                         prompt_cfg=recipe.generate.prompt, identity=ref.identity, task_prefix=task_prefix,
-                        cache=cache)
+                        cache=cache, model_info=info)
     finally:
         backend.close()

@@ -20,17 +20,21 @@ from ..backends.cache import SampleCache
 from ..prompts import student_messages, with_task_prefix
 from ..backends.sampling import CallCounts, draw
 from .. import metrics
+from . import audit, settings
 
 
 def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, problems_path: str | Path,
              out_dir: str | Path, *, model_name: str, prompt_cfg: PromptConfig | None = None,
         cache: SampleCache | None = None, identity: str | None = None,
-        prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None) -> dict:
+        prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None,
+        model_info: dict | None = None) -> dict:
     """Evaluate the backend ``teacher`` on ``problems_path``; writes samples, summary and manifest.
 
     ``identity`` (the model's content identity) makes a finished evaluation resumable;
     ``prefix`` holds earlier turns (a teacher's few-shot examples) put before each prompt;
-    ``task_prefix`` goes before the question itself (a multi-task student's ``[rationale] ``).
+    ``task_prefix`` goes before the question itself (a multi-task student's ``[rationale] ``);
+    ``model_info`` is the ``model`` group of the summary's settings (:mod:`.settings`; default:
+    the backend's name and identity). The summary also gets the checker audit's counts (:mod:`.audit`).
     """
     from ..verifiers import score_text
 
@@ -46,6 +50,9 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
             sampled = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
             plans += [(i, sampled) for i in range(1, cfg.samples + 1)]
+        # one run per seed: each is its own pass over every problem (``_group`` keeps them apart)
+        plans += [(i, SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                     seed=cfg.seed + i)) for i in range(1, cfg.seeds + 1)]
         samples: list[EvalSample] = []
         for idx, sampling in _group(plans):
             reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)),
@@ -60,11 +67,19 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
                                           formatted=s.formatted, completion_tokens=comp.completion_tokens,
                                           text=comp.text, finish_reason=comp.finish_reason))
         summary = metrics.summarize(samples, model_name)
+        dtype = model_dtype(teacher)
+        info = model_info or settings.model_settings(model_name, identity or teacher.identity, teacher)
+        summary["settings"] = settings.build(cfg, verify_cfg, prompt_cfg, problems_path, problems, model=info,
+                                             prefix=prefix, task_prefix=task_prefix, dtype=dtype,
+                                             device=settings.device_of(teacher))
+        rows, audit_counts = audit.audit(problems, samples, verify_cfg)
+        summary["audit"] = audit_counts
         io.write_jsonl(out_dir / EVAL_FILES["samples"], samples)
+        io.write_jsonl(out_dir / EVAL_FILES["audit"], rows)
         io.write_json(out_dir / EVAL_FILES["summary"], summary)
-        return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"]], "n": len(problems),
+        return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"], EVAL_FILES["audit"]], "n": len(problems),
                 "accuracy": summary["accuracy"], "ci95": summary["ci95"], "calls": counts.made,
-                "cached": counts.cached, "dtype": model_dtype(teacher)}
+                "cached": counts.cached, "dtype": dtype}
 
     return io.cached_stage(out_dir, stage="evaluate", config=config, inputs=[problems_path], body=body)
 
@@ -76,9 +91,10 @@ def model_dtype(teacher: Backend) -> str | None:
 
 
 def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, identity: str,
-                prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None) -> dict:
+                prefix: list[dict[str, str]] | None = None, task_prefix: str | None = None,
+        model_info: dict | None = None) -> dict:
     """What a finished evaluation is keyed on (used to skip reloading a model for nothing)."""
-    config = {"eval": dataclasses.asdict(cfg), "verify": dataclasses.asdict(verify_cfg),
+    config = {"eval": settings.config_dict(cfg), "verify": dataclasses.asdict(verify_cfg),
               "model": model_name, "identity": identity, "prefix": prefix or []}
     if task_prefix:
         config["task_prefix"] = task_prefix

@@ -5,7 +5,9 @@ and write it (plus Markdown / HTML renderings).
 ``student_before``, ``student_after`` (each the :func:`~reasondistill.evaluate.metrics.summarize`
 dict, so at least ``accuracy`` in 0..1 and ``ci95`` ``[lo, hi]``; ``None`` when that model was
 not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. Extras:
-``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
+``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``improvement_interval`` (after - before,
+paired bootstrap over shared problems) and ``gap_recovered_interval`` (problems resampled jointly
+across the three models), ``ci_overlap``, ``stages``,
 ``curation``, ``teachers`` (per teacher: traces, pass rate with ``ci95``, ``mean_tokens``, ``kept``;
 see :mod:`.teachers`), ``run_cost`` (what producing the run folder cost, from the stage manifests),
 ``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
@@ -22,9 +24,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..metrics import gap_recovered
-from ..io import read_json, write_json
+from ..metrics import gap_recovered, gap_recovered_interval, paired_bootstrap
+from ..io import read_json, read_records, write_json
 from ..layout import MANIFEST, Layout
+from ..records import EvalSample
 from . import html, markdown
 from .format import MODELS
 from .teachers import teacher_stats
@@ -106,6 +109,10 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
             versions = manifests[stage]["versions"]
             break
 
+    samples = {m: read_records(path, EvalSample, allow_empty=True) if (path := layout.eval_file(m, "samples")).is_file()
+               else None for m in MODELS}
+    t_s, b_s, a_s = (samples[m] for m in MODELS)
+
     curate_outputs = manifests.get("curate", {}).get("outputs")
     report: dict[str, Any] = {
         "task": task,
@@ -120,6 +127,9 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
                      "wall_seconds": float(wall_seconds)},
         "improvement": after - before if after is not None and before is not None else None,
         "gap_recovered": gap_recovered(teacher, before, after),
+        # bootstrap intervals over the problems the models share (``reasondistill.bootstrap``)
+        "improvement_interval": paired_bootstrap(a_s, b_s) if a_s and b_s else None,
+        "gap_recovered_interval": gap_recovered_interval(t_s, b_s, a_s) if t_s and b_s and a_s else None,
         "ci_overlap": ci_overlap,
         "stages": {
             stage: {"wall_seconds": m.get("wall_seconds"), "outputs": m.get("outputs", {})}

@@ -56,31 +56,84 @@ def sampled_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             if k not in ks:
                 ks.append(k)
     ks.sort(key=int)
-    header = ["model"] + [f"pass@{k}" for k in ks] + [f"maj@{k}" for k in ks]
+    seeds = any("pass1_sampled" in (report.get(m) or {}) for m in MODELS)
+    header = (["model"] + (["sampled pass@1 [95% CI]", "runs"] if seeds else [])
+              + [f"pass@{k}" for k in ks] + [f"maj@{k}" for k in ks])
     rows = []
     for model in MODELS:
         s = report.get(model) or {}
         if "pass_at_k" not in s:
             continue
-        cells = [pct(s["pass_at_k"].get(k)) if k in s["pass_at_k"] else "" for k in ks]
+        cells = []
+        if seeds:
+            p1 = s.get("pass1_sampled") or {}
+            ci = p1.get("ci95") or [None, None]
+            cells += [f"{pct(p1.get('value'))} [{pct(ci[0])}, {pct(ci[1])}]", str(p1.get("runs", ""))]
+        cells += [pct(s["pass_at_k"].get(k)) if k in s["pass_at_k"] else "" for k in ks]
         cells += [pct(s.get("maj_at_k", {}).get(k)) if k in s.get("maj_at_k", {}) else "" for k in ks]
         rows.append([MODEL_LABELS[model]] + cells)
     return header, rows
+
+
+def audit_lines(report: dict[str, Any]) -> list[str]:
+    """One sentence per model whose evaluation was audited with a second checker."""
+    lines = []
+    for model in MODELS:
+        a = (report.get(model) or {}).get("audit")
+        if isinstance(a, dict) and "n" in a:
+            lines.append(f"{MODEL_LABELS[model]}: the two checkers (math-verify, normalised string match) disagree "
+                         f"on {a.get('disagree', 0)} of {a['n']} answers ({a.get('math_only', 0)} accepted only by "
+                         f"math-verify, {a.get('exact_only', 0)} only by the string match; eval/{model}/audit.jsonl)")
+    return lines
 
 
 def headline(report: dict[str, Any]) -> list[str]:
     """Short sentences on improvement, gap recovered and CI overlap."""
     lines = []
     if report.get("improvement") is not None:
-        lines.append(f"Improvement (student after - before): {signed_pts(report['improvement'])}")
+        lines.append(f"Improvement (student after - before): {signed_pts(report['improvement'])}"
+                     + _interval(report.get("improvement_interval"), signed=True))
     if report.get("gap_recovered") is not None:
-        lines.append(f"Teacher-student gap recovered: {pct(report['gap_recovered'])}")
+        lines.append(f"Teacher-student gap recovered: {pct(report['gap_recovered'])}"
+                     + _interval(report.get("gap_recovered_interval"), signed=False))
     elif report.get("teacher") and report.get("student_before"):
         lines.append("Teacher-student gap recovered: n/a (teacher not better than the student before training)")
     if report.get("ci_overlap") is not None:
         lines.append("Before/after 95% CIs overlap: the change may be noise" if report["ci_overlap"]
                      else "Before/after 95% CIs do not overlap")
     return lines
+
+
+def _interval(iv: Any, *, signed: bool) -> str:
+    """`` (95% CI [lo, hi], paired bootstrap over n problems)`` for a bootstrap interval dict."""
+    if not isinstance(iv, dict) or not iv.get("ci95"):
+        return ""
+    lo, hi = iv["ci95"]
+    cells = f"{100 * lo:+.1f}, {100 * hi:+.1f}" if signed else f"{pct(lo)}, {pct(hi)}"
+    return f" (95% CI [{cells}], bootstrap over {iv.get('n')} shared problems)"
+
+
+ANSWER_HEADER = ["model", "tokens/answer [95% CI]", "median", "p90", "truncated", "answer found", "format"]
+
+
+def answer_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Per model: tokens per answer (mean with bootstrap CI, median, p90), truncation rate, share
+    of answers from which an answer could be extracted, share in the required format."""
+    rows = []
+    for model in MODELS:
+        s = report.get(model) or {}
+        tokens = s.get("tokens")
+        if not isinstance(tokens, dict):
+            continue
+        q = tokens.get("quantiles") or {}
+        ci = tokens.get("ci95") or [None, None]
+
+        def num(x: Any) -> str:
+            return "n/a" if x is None else f"{x:.1f}"
+        rows.append([MODEL_LABELS[model], f"{num(tokens.get('mean'))} [{num(ci[0])}, {num(ci[1])}]",
+                     num(q.get("p50")), num(q.get("p90")), pct(s.get("truncated_rate")),
+                     pct(s.get("answer_rate")), pct(s.get("format_rate"))])
+    return rows
 
 
 def curation_rows(report: dict[str, Any]) -> list[list[str]]:

@@ -19,8 +19,8 @@ from ..layout import Layout
 from ..io import atomic_open, iter_jsonl, read_records
 from ..records import EvalSample
 from . import data, plots
-from .format import (MODEL_LABELS, MODELS, TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline,
-                     lineage_rows, model_rows, sampled_rows)
+from .format import (ANSWER_HEADER, MODEL_LABELS, MODELS, TABLE_HEADER, answer_rows, audit_lines, cost_lines,
+                     curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows)
 from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 MAX_PROBLEMS = 50
@@ -260,9 +260,14 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
     lines = headline(report)
     if lines:
         out.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
+    arows = answer_rows(report)
+    if arows:
+        out.append("<h2>Answers</h2>" + _table(ANSWER_HEADER, arows))
     header, srows = sampled_rows(report)
     if srows:
         out.append("<h2>Sampled generations</h2>" + _table(header, srows))
+    if alines := audit_lines(report):
+        out.append("<h2>Checker audit</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in alines) + "</ul>")
     out.append("<h2>Plots</h2>" + _plots(report, run_dir))
     lrows = lineage_rows(report)
     if lrows:

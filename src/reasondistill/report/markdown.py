@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open
-from .format import TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows
+from .format import (ANSWER_HEADER, TABLE_HEADER, answer_rows, audit_lines, cost_lines, curation_rows, fmt_seconds,
+                     headline, lineage_rows, model_rows, sampled_rows)
 from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 
@@ -37,9 +38,14 @@ def render(report: dict[str, Any]) -> str:
     if headline(report):
         out.append("")
 
+    arows = answer_rows(report)
+    if arows:
+        out += ["## Answers", ""] + table(ANSWER_HEADER, arows) + [""]
     header, srows = sampled_rows(report)
     if srows:
         out += ["## Sampled generations", ""] + table(header, srows) + [""]
+    if alines := audit_lines(report):
+        out += ["## Checker audit", ""] + [f"- {line}" for line in alines] + [""]
 
     out += ["## Cost", ""] + [f"- {line}" for line in cost_lines(report)] + [""]
 
