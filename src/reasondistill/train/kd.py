@@ -228,15 +228,6 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
 TEACHER_STORE = "teacher_logprobs"  # the store a kd.teacher writes, inside the train stage's out_dir
 
 
-def score_item(ex: TrainExample, path: str | Path, line: int):
-    from ..backends.base import ScoreItem
-
-    if len(ex.completion) != 1 or ex.completion[0].get("role") != "assistant":
-        raise InputError("a teacher scores one assistant message as the completion", file=path, line=line,
-                         field="completion")
-    return ScoreItem(tuple(dict(m) for m in ex.prompt), ex.completion[0]["content"])
-
-
 def score_store(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, store: Path) -> dict[str, Any]:
     """Score every curated example with ``kd_cfg.teacher`` into a logprob store at ``store`` (after
     the determinism self-test); returns what the manifest records about it."""
@@ -249,7 +240,7 @@ def score_store(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path
         if not ex.meta.get("trace_id"):
             raise InputError("no meta.trace_id: offline KD needs the trace behind each example", file=train_path,
                              line=line, field="meta.trace_id")
-        items.append(score_item(ex, train_path, line))
+        items.append(served_teacher.score_item(ex, train_path, line))
         trace_ids.append(ex.meta["trace_id"])
     _, tok = base.student_tokenizer(train_cfg)
     backend = served_teacher.open_teacher(kd_cfg.teacher, "kd.teacher", tok)

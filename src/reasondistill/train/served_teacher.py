@@ -18,7 +18,7 @@ from ..backends import backend_class, backend_options, build_teacher
 from ..backends.base import Backend, ScoreItem, ScoreResult
 from ..backends.selftest import selftest
 from ..config import TeacherConfig, build
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,23 @@ def check_ids(results: Sequence[ScoreResult], rows: int, section: str) -> None:
     if top >= rows:
         raise ConfigError(f"{section} returned token id {top}, beyond the student's {rows} output rows: teacher "
                           f"and student must share a tokenizer")
+
+
+def score_item(example: Any, path: Any = "<train>", line: int | None = None) -> ScoreItem:
+    """A curated ``TrainExample`` as the text a teacher scores: its prompt and its one assistant message."""
+    completion = example.completion
+    if len(completion) != 1 or completion[0].get("role") != "assistant":
+        raise InputError("a teacher scores one assistant message as the completion", file=path, line=line,
+                         field="completion")
+    return ScoreItem(tuple(dict(m) for m in example.prompt), completion[0]["content"])
+
+
+def aligned(result: ScoreResult, token_ids: Sequence[int]) -> int:
+    """How many leading ``token_ids`` the teacher scored as the same tokens: a re-tokenized decode can
+    split differently, and the teacher's targets only mean something where the tokens agree."""
+    n = 0
+    for a, b in zip(result.token_ids, token_ids):
+        if a != b:
+            break
+        n += 1
+    return n

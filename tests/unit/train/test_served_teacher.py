@@ -114,3 +114,62 @@ def test_bad_teacher_configs_are_config_errors(teacher, match):
 def test_score_tolerance_must_be_a_number():
     with pytest.raises(ConfigError, match="kd.score_tolerance must be a number >= 0"):
         KDConfig(score_tolerance=-1)
+
+
+def test_gkd_with_a_served_teacher_config_scores_every_batch(tmp_path, tiny_model_dir, tok):
+    from reasondistill.train import gkd
+    from reasondistill.train.gkd_config import GKDObjectiveConfig
+
+    io.write_jsonl(tmp_path / "train.jsonl", examples(4))
+    with FakeOpenAI(tokenizer=tok) as server:
+        cfg = GKDObjectiveConfig(teacher=served(server), teacher_top_k=4, lmbda=0.5, max_new_tokens=6,
+                                 loss="forward_kl")
+        m = gkd.run(train_cfg(tiny_model_dir, max_steps=2, logging_steps=1, max_length=128), cfg,
+                    tmp_path / "train.jsonl", tmp_path / "out")
+        training_requests = [r for r in server.log[4 * 3:]]
+    out = m["outputs"]
+    assert out["teacher_selftest"]["passed"] and out["teacher"].startswith("openai:completions:fake-model@")
+    assert len(training_requests) == 2 * 2  # every sequence of both steps (batch 2) scored once
+    assert all(r.body["echo"] and r.body["logprobs"] == 4 for r in training_requests)
+    # cached sequences re-tokenize exactly; student samples may split differently after decoding
+    total = out["on_policy_tokens"] + out["cached_tokens"]
+    assert out["teacher_covered_tokens"] + out["teacher_uncovered_tokens"] == total
+    assert out["teacher_covered_tokens"] >= out["cached_tokens"] > 0 or out["cached_seqs"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(0 < r["loss"] < 50 for r in rows)
+
+
+def test_gkd_served_targets_sit_on_the_student_positions(tmp_path, tiny_model_dir, tok):
+    """lmbda = 0 with an in-process transformers teacher config equal to a peaked student: every target
+    is the student's own distribution (top-k + tail), so a forward KL starts at (almost) zero."""
+    from transformers import LlamaForCausalLM
+
+    from reasondistill.train import gkd
+    from reasondistill.train.gkd_config import GKDObjectiveConfig
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(30.0)  # peaked: a target one position off costs nats
+    model.save_pretrained(tmp_path / "sharp")
+    tok.save_pretrained(tmp_path / "sharp")
+    io.write_jsonl(tmp_path / "train.jsonl", examples(4))
+    teacher = {"backend": "transformers", "model": str(tmp_path / "sharp"), "dtype": "float32", "device": "cpu"}
+    cfg = GKDObjectiveConfig(teacher=teacher, teacher_top_k=8, lmbda=0.0, loss="forward_kl")
+    m = gkd.run(train_cfg(tmp_path / "sharp", max_steps=1, logging_steps=1, learning_rate=1e-9, max_length=128), cfg,
+                tmp_path / "train.jsonl", tmp_path / "out")
+    out = m["outputs"]
+    assert out["teacher_uncovered_tokens"] == 0 and out["teacher_covered_tokens"] == out["cached_tokens"] > 0
+    row = json.loads((tmp_path / "out" / "loss.jsonl").read_text().splitlines()[0])
+    assert row["loss"] < 1e-3  # misplaced by one position, a random model's KL would be ~10 nats
+
+
+def test_gkd_teacher_config_validation():
+    from reasondistill.train.gkd_config import GKDObjectiveConfig
+
+    with pytest.raises(ConfigError, match="gkd.teacher.backend = 'program' cannot score"):
+        GKDObjectiveConfig(teacher={"backend": "program"})
+    with pytest.raises(ConfigError, match="gkd.teacher_top_k must be an integer >= 1"):
+        GKDObjectiveConfig(teacher={"backend": "openai", "model": "m"}, teacher_top_k=0)
+    cfg = objective_config("gkd", {"teacher": {"backend": "openai", "model": "m"}, "score_tolerance": 0.01})
+    assert cfg.teacher["backend"] == "openai" and cfg.score_tolerance == 0.01
