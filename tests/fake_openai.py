@@ -177,9 +177,12 @@ class FakeOpenAI:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids, self.tokenizer.batch_decode([[i] for i in ids])
 
-    def echo_logprobs(self, text: str, k: int, as_ids: bool) -> dict[str, Any]:
-        """The legacy ``logprobs`` object of ``text`` echoed, with ``k`` alternatives per token."""
-        ids, strings = self.split(text)
+    def echo_logprobs(self, text: str | list[int], k: int, as_ids: bool) -> dict[str, Any]:
+        """The legacy ``logprobs`` object of ``text`` (or token ids) echoed, with ``k`` alternatives per token."""
+        if isinstance(text, list):
+            ids, strings = list(text), self.tokenizer.batch_decode([[i] for i in text])
+        else:
+            ids, strings = self.split(text)
         pool_ids, pool_strings = self.split(" the of and to in is that for it as with be on was 0 1 2 3 4 5 6 7 8 9")
         noise = random.Random() if self.score_noise else None
         tokens, token_lps, tops, offsets, at = [], [], [], [], 0
@@ -213,7 +216,8 @@ class FakeOpenAI:
         if path.endswith("/completions") and not path.endswith("/chat/completions") and body.get("echo"):
             k = int(body.get("logprobs") or 0)
             as_ids = bool(body.get("return_tokens_as_token_ids"))
-            lp = self.echo_logprobs(prompt, k, as_ids) if k else None
+            sent = body.get("prompt")
+            lp = self.echo_logprobs(sent if isinstance(sent, list) else prompt, k, as_ids) if k else None
             n = len(lp["tokens"]) + 1 if lp else 0
             if lp:  # the one generated token after the echo
                 for key, value in (("tokens", "!"), ("token_logprobs", -0.5), ("top_logprobs", {"!": -0.5}),
@@ -307,7 +311,10 @@ class _Handler(BaseHTTPRequestHandler):
             msgs = body.get("messages") or []
             prompt = str(msgs[-1].get("content", "")) if msgs else ""
         elif self.path.endswith("/completions"):
-            prompt = str(body.get("prompt", ""))
+            prompt = body.get("prompt", "")
+            if isinstance(prompt, list) and fake.tokenizer is not None:  # token ids (vLLM accepts them)
+                prompt = fake.tokenizer.decode(prompt)
+            prompt = str(prompt)
         else:
             self._error(404, f"no route {self.path}")
             return

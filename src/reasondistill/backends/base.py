@@ -61,10 +61,15 @@ class Completion:
 @dataclass(frozen=True, slots=True)
 class ScoreItem:
     """A text to score: the prompt (a conversation, rendered with the chat template of the
-    tokenizer the backend scores with, or an already rendered string) and the completion after it."""
+    tokenizer the backend scores with, or an already rendered string) and the completion after it.
+
+    A trainer that holds the exact token ids (a student's samples) also passes them: backends that
+    can score ids do so, so a decoded text that would re-tokenize differently still lines up."""
 
     prompt: tuple[dict[str, str], ...] | str
     completion: str
+    prompt_ids: tuple[int, ...] | None = None
+    completion_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ class OpenAIOptions:
     token_ids: bool = False  # ask for token ids in logprobs (vLLM's return_tokens_as_token_ids)
     extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields (e.g. top_k); part of the identity
     score_max_tokens: int = 1  # max_tokens of a scoring (echo) request; 0 where the server allows it
+    score_ids: bool = False  # send token ids as the prompt when scoring the student's own samples (vLLM, SGLang)
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
@@ -121,7 +122,7 @@ class OpenAIBackend(Backend):
                  api_key_env: str | None = None, timeout_s: float = 120.0, max_retries: int = 4,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, concurrency: int = 8,
                  send_seed: bool = True, token_ids: bool = False, extra_body: dict[str, Any] | None = None,
-                 batch_size: int = 32, score_max_tokens: int = 1) -> None:
+                 batch_size: int = 32, score_max_tokens: int = 1, score_ids: bool = False) -> None:
         try:
             import httpx2  # noqa: F401 - checked here so a missing client fails at build, not mid-run
         except ImportError as e:  # pragma: no cover - a dependency of transformers' huggingface_hub
@@ -133,7 +134,7 @@ class OpenAIBackend(Backend):
                                      timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
                                      max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
                                      token_ids=token_ids, extra_body=dict(extra_body or {}),
-                                     score_max_tokens=score_max_tokens)
+                                     score_max_tokens=score_max_tokens, score_ids=score_ids)
         self.model = model
         self.url = base_url.rstrip("/") + ENDPOINTS[endpoint]
         self.identity = self.identity_of(None, self.options)
@@ -172,7 +173,7 @@ class OpenAIBackend(Backend):
                    backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
                    concurrency=options.concurrency, send_seed=options.send_seed, token_ids=options.token_ids,
                    extra_body=options.extra_body, batch_size=cfg.batch_size,
-                   score_max_tokens=options.score_max_tokens)
+                   score_max_tokens=options.score_max_tokens, score_ids=options.score_ids)
 
     # ---- the contract ----
 
@@ -236,7 +237,7 @@ class OpenAIBackend(Backend):
         prompt = render_plain(messages)
         return prompt, prompt + item.completion
 
-    def score_body(self, text: str, top_k: int) -> dict[str, Any]:
+    def score_body(self, text: str | list[int], top_k: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": text, "echo": True, "logprobs": top_k,
                                 "max_tokens": self.options.score_max_tokens, "temperature": 0.0}
         if self.options.token_ids:
@@ -245,18 +246,26 @@ class OpenAIBackend(Backend):
         return body
 
     async def _score_one(self, session: _Session, item: ScoreItem, top_k: int) -> ScoreResult:
-        prompt, full = self.score_texts(item)
         url = self.options.base_url.rstrip("/") + ENDPOINTS["completions"]
-        result, problem, attempts = await self._post(
-            session, url, self.score_body(full, top_k),
-            lambda content: self.parse_score(content, len(prompt), len(full), top_k), "scoring request")
+        if self.options.score_ids and item.prompt_ids is not None and item.completion_ids is not None:
+            ids = list(item.prompt_ids) + list(item.completion_ids)
+            body = self.score_body(ids, top_k)
+            parse = lambda content: self.parse_score(content, 0, 0, top_k, ids=ids,  # noqa: E731
+                                                     n_completion=len(item.completion_ids))
+        else:
+            prompt, full = self.score_texts(item)
+            body = self.score_body(full, top_k)
+            parse = lambda content: self.parse_score(content, len(prompt), len(full), top_k)  # noqa: E731
+        result, problem, attempts = await self._post(session, url, body, parse, "scoring request")
         if result is None:
             raise ScoreFailed(f"{self.name}: scoring request to {url} failed after {attempts} attempt(s): {problem}"
                               " (the server must answer echo + logprobs on /completions)")
         return result
 
-    def parse_score(self, content: bytes, start: int, end: int, top_k: int) -> ScoreResult:
-        """The completion's tokens (echoed text from character ``start`` to ``end``) of a 200 answer."""
+    def parse_score(self, content: bytes, start: int, end: int, top_k: int, *, ids: list[int] | None = None,
+                    n_completion: int = 0) -> ScoreResult:
+        """The completion's tokens (echoed text from character ``start`` to ``end``; with ``ids``
+        sent as the prompt, the last ``n_completion`` of them) of a 200 answer."""
         try:
             data = json.loads(content)
             lp = data["choices"][0]["logprobs"]
@@ -265,6 +274,20 @@ class OpenAIBackend(Backend):
             offsets = lp.get("text_offset")
         except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
             raise BadResponse(f"no echoed logprobs ({type(e).__name__}: {e}): {_snippet(content)}") from None
+        if ids is not None:
+            if len(tokens) < len(ids):
+                raise BadResponse(f"{len(tokens)} echoed tokens for {len(ids)} sent: {_snippet(content)}")
+            first = len(ids) - n_completion
+            entries = []
+            for i in range(first, len(ids)):
+                if token_lps[i] is None or not tops[i]:
+                    raise BadResponse(f"echoed token {i} has no logprobs: {_snippet(content)}")
+                sent = token_id(tokens[i])
+                if sent is not None and sent != ids[i]:
+                    raise BadResponse(f"echoed token {i} is id {sent}, {ids[i]} was sent")
+                top = sorted(((self.id_of(t), float(v)) for t, v in tops[i].items()), key=lambda p: -p[1])[:top_k]
+                entries.append({"id": ids[i], "logprob": float(token_lps[i]), "top": [[a, v] for a, v in top]})
+            return ScoreResult(ids[first:], entries)
         if offsets is None:  # cumulative lengths of the token strings
             if any(token_id(t) is not None for t in tokens):
                 raise ConfigError("the server sent token ids without text_offset: cannot find the completion's "

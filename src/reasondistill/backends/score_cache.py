@@ -20,6 +20,8 @@ from .cache import SampleCache
 def score_key(identity: str, item: ScoreItem, top_k: int) -> str:
     prompt = item.prompt if isinstance(item.prompt, str) else [dict(m) for m in item.prompt]
     payload = {"teacher": identity, "prompt": prompt, "completion": item.completion, "top_k": top_k}
+    if item.prompt_ids is not None:
+        payload["ids"] = [list(item.prompt_ids), list(item.completion_ids or ())]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -100,6 +100,8 @@ class TransformersBackend(Backend):
         from ..scoring import encode
 
         tok = self.tokenizer
+        if item.prompt_ids is not None and item.completion_ids is not None:
+            return list(item.prompt_ids), list(item.prompt_ids) + list(item.completion_ids)
         if isinstance(item.prompt, str):
             prompt_ids = tok(item.prompt, add_special_tokens=False)["input_ids"]
             full_ids = tok(item.prompt + item.completion, add_special_tokens=False)["input_ids"]

@@ -25,12 +25,13 @@ from sampling ids the teacher has no logit for. Loading, LoRA, the checkpoint, l
 manifest are :mod:`.base`'s.
 
 Served teacher: ``gkd.teacher`` may be a teacher config (``{backend: openai, model, options}``,
-:mod:`.served_teacher`) instead of a model name. Each batch's completions are then decoded (up
-to the first stop token) and scored by ``Backend.score`` as the assistant turn after the
-example's prompt; the teacher's top ``teacher_top_k`` logprobs plus a tail bucket are the target
-(the sparse form of the loss table, as offline KD). Where the teacher's tokens of the decoded
-text stop matching the student's ids (a different split of the same text), the rest of that
-sequence has no target and is left out of the loss; ``teacher_uncovered_tokens`` counts them.
+:mod:`.served_teacher`) instead of a model name. Each batch's sequences are then scored by
+``Backend.score``: as token ids where the backend scores ids (transformers; openai with
+``score_ids``), else as the example's prompt and the completion decoded up to its first stop
+token; the teacher's top ``teacher_top_k`` logprobs plus a tail bucket are the target (the
+sparse form of the loss table, as offline KD). Where the teacher's tokens of a decoded text stop
+matching the student's ids (a different split of the same text), the rest of that sequence has
+no target and is left out of the loss; ``teacher_uncovered_tokens`` counts them.
 A determinism self-test on the first examples runs before the student loads.
 """
 
@@ -245,7 +246,8 @@ def _trainer_class():
                 end = next((j for j, t in enumerate(comp) if t in self.stop_ids), len(comp))
                 text = tok.decode(comp[:end], skip_special_tokens=True)
                 completions.append(comp)
-                items.append(ScoreItem(self.prompts[int(rows[b])], text))
+                items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=tuple(ids[b, :int(pos[0]) + 1].tolist()),
+                                       completion_ids=tuple(comp)))
             results = self.teacher_backend.score(items, k)
             n = sum(map(len, completions))
             t_ids = torch.zeros((n, k), dtype=torch.long)

@@ -132,3 +132,17 @@ def test_selftest_refuses_a_noisy_teacher_naming_the_difference(tok):
         with pytest.raises(TeacherNotDeterministic, match=r"differing by up to 0\.\d+ \(> score_tolerance 0\.01\)"):
             selftest(openai(server, tok), ITEMS, tolerance=0.01)
         assert selftest(openai(server, tok), ITEMS, tolerance=5.0).max_diff > 0.01
+
+
+def test_items_with_token_ids_are_scored_as_those_ids(tok, hf):
+    """A student's sample whose decoded text would re-tokenize differently: byte tokens of one
+    character split across two ids. Given as ids, both backends score exactly those tokens."""
+    p_ids, _ = encode(tok, list(ITEMS[0].prompt), [{"role": "assistant", "content": "x"}])
+    comp = tok.convert_tokens_to_ids(["Ã", "©", "2"])  # "é" as two byte tokens, as a sampler may emit it
+    item = ScoreItem(ITEMS[0].prompt, tok.decode(comp), prompt_ids=tuple(p_ids), completion_ids=tuple(comp))
+    assert tok(tok.decode(comp), add_special_tokens=False)["input_ids"] != comp  # the text path would misalign
+    assert hf.score([item], 3)[0].token_ids == comp
+    with FakeOpenAI(tokenizer=tok) as server:
+        res = openai(server, tok, score_ids=True, token_ids=True).score([item], 3)[0]
+        assert server.log[0].body["prompt"] == list(p_ids) + comp
+    assert res.token_ids == comp and [e["id"] for e in res.logprobs] == comp
