@@ -89,6 +89,7 @@ class FakeOpenAI:
     max_in_flight: int = 0
     tokenizer: Any = None  # splits echoed prompts into real token ids (scoring); None: words
     score_noise: float = 0.0  # std of the noise added to echoed logprobs (0: deterministic)
+    ignore_logprobs: bool = False  # drop echo/logprobs from requests, as transformers serve does
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -213,6 +214,8 @@ class FakeOpenAI:
         return {"tokens": tokens, "token_logprobs": token_lps, "top_logprobs": tops, "text_offset": offsets}
 
     def completion(self, path: str, body: dict[str, Any], prompt: str, kind: str | None) -> dict[str, Any]:
+        if self.ignore_logprobs:
+            body = {k: v for k, v in body.items() if k not in ("echo", "logprobs", "top_logprobs")}
         if path.endswith("/completions") and not path.endswith("/chat/completions") and body.get("echo"):
             k = int(body.get("logprobs") or 0)
             as_ids = bool(body.get("return_tokens_as_token_ids"))

@@ -268,7 +268,15 @@ class OpenAIBackend(Backend):
         sent as the prompt, the last ``n_completion`` of them) of a 200 answer."""
         try:
             data = json.loads(content)
-            lp = data["choices"][0]["logprobs"]
+            choice = data["choices"][0]
+        except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
+            raise BadResponse(f"no choices ({type(e).__name__}: {e}): {_snippet(content)}") from None
+        if isinstance(choice, dict) and not choice.get("logprobs"):  # a capability, not a hiccup: no retry
+            raise ConfigError(f"{self.name}: the server answered a scoring request without logprobs, so it does "
+                              f"not support echo + logprobs on /completions (transformers serve ignores both); "
+                              f"serve the teacher with vLLM or SGLang, or use the transformers backend in-process")
+        try:
+            lp = choice["logprobs"]
             tokens, token_lps = lp["tokens"], lp["token_logprobs"]
             tops = lp.get("top_logprobs") or [None] * len(tokens)
             offsets = lp.get("text_offset")

@@ -146,3 +146,10 @@ def test_items_with_token_ids_are_scored_as_those_ids(tok, hf):
         res = openai(server, tok, score_ids=True, token_ids=True).score([item], 3)[0]
         assert server.log[0].body["prompt"] == list(p_ids) + comp
     assert res.token_ids == comp and [e["id"] for e in res.logprobs] == comp
+
+
+def test_a_server_that_ignores_echo_and_logprobs_is_refused_without_retries(tok):
+    with FakeOpenAI(tokenizer=tok, ignore_logprobs=True) as server:
+        with pytest.raises(ConfigError, match="without logprobs, so it does not support echo"):
+            OpenAIBackend("fake-model", base_url=server.url, max_retries=3, backoff_s=5.0).score(ITEMS[:1], 2)
+        assert len(server.log) == 1
