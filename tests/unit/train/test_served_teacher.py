@@ -174,3 +174,15 @@ def test_gkd_teacher_config_validation():
         GKDObjectiveConfig(teacher={"backend": "openai", "model": "m"}, teacher_top_k=0)
     cfg = objective_config("gkd", {"teacher": {"backend": "openai", "model": "m"}, "score_tolerance": 0.01})
     assert cfg.teacher["backend"] == "openai" and cfg.score_tolerance == 0.01
+
+
+def test_cli_train_kd_with_a_teacher_config_override(tmp_path, tiny_model_dir, capsys):
+    from reasondistill.cli import main
+
+    io.write_jsonl(tmp_path / "train.jsonl", examples(2))
+    rc = main(["train", "kd", "--data", str(tmp_path / "train.jsonl"), "--out", str(tmp_path / "out"),
+               f"train.student={tiny_model_dir}", "train.max_steps=1", "train.batch_size=2", "train.device=cpu",
+               "train.dtype=float32", "train.objective.top_k=2",
+               f"train.objective.teacher={{backend: transformers, model: '{tiny_model_dir}', device: cpu}}"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 1
+    assert (tmp_path / "out" / kd.TEACHER_STORE / "index.json").exists()
