@@ -246,7 +246,8 @@ def _trainer_class():
                 end = next((j for j, t in enumerate(comp) if t in self.stop_ids), len(comp))
                 text = tok.decode(comp[:end], skip_special_tokens=True)
                 completions.append(comp)
-                items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=tuple(ids[b, :int(pos[0]) + 1].tolist()),
+                prompt_ids = tuple(ids[b, :int(pos[0]) + 1].tolist())
+                items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=prompt_ids,
                                        completion_ids=tuple(comp)))
             results = self.teacher_backend.score(items, k)
             n = sum(map(len, completions))
