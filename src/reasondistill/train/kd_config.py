@@ -32,12 +32,11 @@ class KDConfig:
             raise ConfigError(f"kd.ce_weight must be in [0, 1], got {self.ce_weight}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise ConfigError(f"kd.top_k must be an integer >= 1, got {self.top_k!r}")
-        if self.teacher is not None:
-            from .served_teacher import teacher_config
+        from .served_teacher import check_tolerance, teacher_config
 
+        if self.teacher is not None:
             if not isinstance(self.teacher, dict):
                 raise ConfigError(f"kd.teacher must be a teacher config ({{backend, model, options}}), got "
                                   f"{self.teacher!r}")
             teacher_config(self.teacher, "kd.teacher")
-        from .served_teacher import check_tolerance
         self.score_tolerance = check_tolerance("kd", self.score_tolerance)

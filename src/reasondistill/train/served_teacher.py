@@ -74,14 +74,6 @@ def check_determinism(backend: Backend, items: Sequence[ScoreItem], tolerance: f
     return result.to_dict()
 
 
-def check_ids(results: Sequence[ScoreResult], rows: int, section: str) -> None:
-    """Refuse teacher ids beyond the student's ``rows`` output rows (another vocabulary)."""
-    top = max((max([e["id"], *(i for i, _ in e["top"])]) for r in results for e in r.logprobs), default=-1)
-    if top >= rows:
-        raise ConfigError(f"{section} returned token id {top}, beyond the student's {rows} output rows: teacher "
-                          f"and student must share a tokenizer")
-
-
 def score_item(example: Any, path: Any = "<train>", line: int | None = None) -> ScoreItem:
     """A curated ``TrainExample`` as the text a teacher scores: its prompt and its one assistant message."""
     completion = example.completion
