@@ -27,7 +27,10 @@ server returns the logprobs of the echoed text, and the tokens from the completi
 character on are kept (by ``text_offset``). Conversations are rendered with the chat template
 of the tokenizer given by ``use_tokenizer`` (the student's), plain text without one. Token
 strings map to ids through that tokenizer (vLLM's ``token_ids: true`` sends ids); a string
-that maps to no id, or to several, is refused.
+that maps to no id, or to several, is refused. Items that carry token ids (a student's samples)
+go as a token-id prompt with ``score_ids: true`` (vLLM, SGLang), so they need not re-tokenize.
+A 200 answer without logprobs means the server ignores them (``transformers serve`` does): it is
+refused at once, not retried.
 """
 
 from __future__ import annotations
