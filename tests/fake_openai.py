@@ -15,11 +15,21 @@ connection reset halfway through the body), ``malformed`` (a 200 whose body is n
 ``no-choices`` (a 200 without ``choices``), ``empty`` (an empty completion), ``length`` (cut
 short with ``finish_reason: length``), ``400-echo`` (a 400 whose message echoes the request's
 Authorization header, as some servers echo a bad key).
+
+Scoring: a ``/completions`` request with ``echo: true`` and ``logprobs: k`` gets the logprobs of
+the prompt's own tokens (vLLM's behaviour). With ``tokenizer`` set, the prompt is split by it and
+tokens come back as its decoded strings (or ``token_id:N``); without, by words. Each token's
+logprobs are a pure function of the tokens up to it (so a text scores the same alone or in any
+batch); ``score_noise > 0`` adds fresh Gaussian noise to every logprob of every answer, as a
+server with non-deterministic kernels would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import random
 import re
 import socket
 import struct
@@ -78,6 +88,9 @@ class FakeOpenAI:
     rules: list[Rule] = field(default_factory=list)
     log: list[Logged] = field(default_factory=list)
     max_in_flight: int = 0
+    tokenizer: Any = None  # splits echoed prompts into real token ids (scoring); None: words
+    score_noise: float = 0.0  # std of the noise added to echoed logprobs (0: deterministic)
+    ignore_logprobs: bool = False  # drop echo/logprobs from requests, as transformers serve does
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -158,7 +171,66 @@ class FakeOpenAI:
         with self._lock:
             self._in_flight -= 1
 
+    def split(self, text: str) -> tuple[list[int], list[str]]:
+        """``(ids, strings)`` of ``text`` (the strings concatenate to it)."""
+        if self.tokenizer is None:
+            words = re.findall(r"\s*\S+|\s+", text)
+            return [_token_id(w) for w in words], words
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids, self.tokenizer.batch_decode([[i] for i in ids])
+
+    def echo_logprobs(self, text: str | list[int], k: int, as_ids: bool) -> dict[str, Any]:
+        """The legacy ``logprobs`` object of ``text`` (or token ids) echoed, with ``k`` alternatives per token."""
+        if isinstance(text, list):
+            ids, strings = list(text), self.tokenizer.batch_decode([[i] for i in text])
+        else:
+            ids, strings = self.split(text)
+        pool_ids, pool_strings = self.split(" the of and to in is that for it as with be on was 0 1 2 3 4 5 6 7 8 9")
+        noise = random.Random() if self.score_noise else None
+        tokens, token_lps, tops, offsets, at = [], [], [], [], 0
+        digest = hashlib.sha256()
+        for j, (tid, text_j) in enumerate(zip(ids, strings)):
+            digest.update(f"{tid},".encode())
+            name = f"token_id:{tid}" if as_ids else text_j
+            tokens.append(name)
+            offsets.append(at)
+            at += len(text_j)
+            if j == 0:  # the first token has no context, hence no logprob
+                token_lps.append(None)
+                tops.append(None)
+                continue
+            rng = random.Random(digest.hexdigest())
+            p_token = rng.uniform(0.3, 0.9)
+            alts = sorted({(i, st) for i, st in zip(pool_ids, pool_strings) if i != tid and st != text_j})
+            rng.shuffle(alts)
+            rest = 1.0 - p_token
+            probs = sorted((rest * rng.uniform(0.05, 0.9) / k for _ in range(k - 1)), reverse=True)
+            top = {name: math.log(p_token)}
+            for (i, st), p in zip(alts, probs):
+                top[f"token_id:{i}" if as_ids else st] = math.log(p)
+            if noise is not None:
+                top = {t: v + noise.gauss(0.0, self.score_noise) for t, v in top.items()}
+            token_lps.append(top[name])
+            tops.append(top)
+        return {"tokens": tokens, "token_logprobs": token_lps, "top_logprobs": tops, "text_offset": offsets}
+
     def completion(self, path: str, body: dict[str, Any], prompt: str, kind: str | None) -> dict[str, Any]:
+        if self.ignore_logprobs:
+            body = {k: v for k, v in body.items() if k not in ("echo", "logprobs", "top_logprobs")}
+        if path.endswith("/completions") and not path.endswith("/chat/completions") and body.get("echo"):
+            k = int(body.get("logprobs") or 0)
+            as_ids = bool(body.get("return_tokens_as_token_ids"))
+            sent = body.get("prompt")
+            lp = self.echo_logprobs(sent if isinstance(sent, list) else prompt, k, as_ids) if k else None
+            n = len(lp["tokens"]) + 1 if lp else 0
+            if lp:  # the one generated token after the echo
+                for key, value in (("tokens", "!"), ("token_logprobs", -0.5), ("top_logprobs", {"!": -0.5}),
+                                   ("text_offset", len(prompt))):
+                    lp[key].append(value)
+            choice = {"index": 0, "finish_reason": "length", "text": prompt + "!", "logprobs": lp}
+            return {"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()),
+                    "model": body.get("model", self.model), "choices": [choice],
+                    "usage": {"prompt_tokens": n - 1, "completion_tokens": 1, "total_tokens": n}}
         words = answer_for(prompt).split(" ")
         finish = "stop"
         limit = int(body.get("max_tokens") or 10_000)
@@ -243,7 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
             msgs = body.get("messages") or []
             prompt = str(msgs[-1].get("content", "")) if msgs else ""
         elif self.path.endswith("/completions"):
-            prompt = str(body.get("prompt", ""))
+            prompt = body.get("prompt", "")
+            if isinstance(prompt, list) and fake.tokenizer is not None:  # token ids (vLLM accepts them)
+                prompt = fake.tokenizer.decode(prompt)
+            prompt = str(prompt)
         else:
             self._error(404, f"no route {self.path}")
             return

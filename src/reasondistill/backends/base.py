@@ -59,6 +59,29 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreItem:
+    """A text to score: the prompt (a conversation, rendered with the chat template of the
+    tokenizer the backend scores with, or an already rendered string) and the completion after it.
+
+    A trainer that holds the exact token ids (a student's samples) also passes them: backends that
+    can score ids do so, so a decoded text that would re-tokenize differently still lines up."""
+
+    prompt: tuple[dict[str, str], ...] | str
+    completion: str
+    prompt_ids: tuple[int, ...] | None = None
+    completion_ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """The teacher's view of one completion: its token ids and, per token, the logprob store's
+    format ``{"id", "logprob", "top": [[id, logprob], ...]}`` (``logprob``: of ``id`` itself)."""
+
+    token_ids: list[int]
+    logprobs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class NoOptions:
     """For backends that take no ``teacher.options``."""
 
@@ -76,6 +99,8 @@ class Backend(ABC):
     batch_size: int = 8
     #: batches the sampling loop keeps in flight (in-process engines: 1)
     max_concurrency: int = 1
+    #: implements :meth:`score` (a teacher for KD, GKD and KDRL)
+    can_score: bool = False
 
     @classmethod
     def identity_of(cls, cfg: Any, options: Any) -> str:
@@ -103,6 +128,18 @@ class Backend(ABC):
         ``complete`` on the loop's own thread (Ctrl-C then stops it at once, where a worker
         thread would finish its batch first); network backends override it with real I/O."""
         return self.complete(requests, sampling)
+
+    def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        """The teacher's top-``top_k`` logprobs at every completion token of each item, in order.
+        Backends that can score set ``can_score`` and override this."""
+        from ..errors import ConfigError
+        raise ConfigError(f"backend {self.name!r} ({type(self).__name__}) cannot score completions, so it cannot "
+                          f"be a distillation teacher; use transformers, or openai against a server with "
+                          f"echo + logprobs on /completions")
+
+    def use_tokenizer(self, tokenizer: Any) -> None:
+        """The tokenizer :meth:`score` renders conversations with and maps token strings to ids by
+        (the student's: ids must be the student's). In-process backends use their own and ignore it."""
 
     def close(self) -> None:
         """Release models, processes or connections."""

@@ -20,6 +20,17 @@ token string. Servers return tokens as strings; ids are known only where the ser
 them (vLLM with ``token_ids: true`` answers ``"token_id:123"``). Without ids each entry is
 ``{"id": None, "token", "logprob", "top": [], "top_tokens": [[token, logprob], ...]}``:
 readable, but not usable for KD, which needs ids (the logprob store refuses them).
+
+Scoring (``score``, a teacher for KD/GKD/KDRL) sends prompt + completion as one text to
+``/completions`` with ``echo: true, logprobs: k`` and ``max_tokens: score_max_tokens``: the
+server returns the logprobs of the echoed text, and the tokens from the completion's first
+character on are kept (by ``text_offset``). Conversations are rendered with the chat template
+of the tokenizer given by ``use_tokenizer`` (the student's), plain text without one. Token
+strings map to ids through that tokenizer (vLLM's ``token_ids: true`` sends ids); a string
+that maps to no id, or to several, is refused. Items that carry token ids (a student's samples)
+go as a token-id prompt with ``score_ids: true`` (vLLM, SGLang), so they need not re-tokenize.
+A 200 answer without logprobs means the server ignores them (``transformers serve`` does): it is
+refused at once, not retried.
 """
 
 from __future__ import annotations
@@ -39,8 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError
-from .base import Backend, Completion, Request, SamplingParams
+from ..errors import ConfigError, ReasondistillError
+from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,8 @@ class OpenAIOptions:
     send_seed: bool = True  # send a per-sample seed (reproducible sampling where the server honours it)
     token_ids: bool = False  # ask for token ids in logprobs (vLLM's return_tokens_as_token_ids)
     extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields (e.g. top_k); part of the identity
+    score_max_tokens: int = 1  # max_tokens of a scoring (echo) request; 0 where the server allows it
+    score_ids: bool = False  # send token ids as the prompt when scoring the student's own samples (vLLM, SGLang)
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
@@ -79,6 +92,8 @@ class OpenAIOptions:
             raise ConfigError("teacher.options.backoff_s and max_backoff_s must be >= 0")
         if self.concurrency < 1:
             raise ConfigError("teacher.options.concurrency must be >= 1")
+        if self.score_max_tokens < 0:
+            raise ConfigError("teacher.options.score_max_tokens must be >= 0")
         if self.api_key_env is not None and not self.api_key_env.strip():
             raise ConfigError("teacher.options.api_key_env must name an environment variable")
         if self.api_key_env and self.api_key_env.startswith(("sk-", "Bearer ")):
@@ -87,6 +102,10 @@ class OpenAIOptions:
 
 class BadResponse(Exception):
     """A 200 answer that is not an OpenAI completion (unreadable JSON, no choices...)."""
+
+
+class ScoreFailed(ReasondistillError):
+    """A scoring request failed after its retries: training cannot go on without the teacher."""
 
 
 @dataclass
@@ -100,12 +119,13 @@ class _Session:
 
 class OpenAIBackend(Backend):
     Options = OpenAIOptions
+    can_score = True  # where the server answers echo + logprobs on /completions
 
     def __init__(self, model: str, *, base_url: str = OpenAIOptions.base_url, endpoint: str = "chat",
                  api_key_env: str | None = None, timeout_s: float = 120.0, max_retries: int = 4,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, concurrency: int = 8,
                  send_seed: bool = True, token_ids: bool = False, extra_body: dict[str, Any] | None = None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, score_max_tokens: int = 1, score_ids: bool = False) -> None:
         try:
             import httpx2  # noqa: F401 - checked here so a missing client fails at build, not mid-run
         except ImportError as e:  # pragma: no cover - a dependency of transformers' huggingface_hub
@@ -116,7 +136,8 @@ class OpenAIBackend(Backend):
         self.options = OpenAIOptions(base_url=base_url, model=model, endpoint=endpoint, api_key_env=api_key_env,
                                      timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
                                      max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
-                                     token_ids=token_ids, extra_body=dict(extra_body or {}))
+                                     token_ids=token_ids, extra_body=dict(extra_body or {}),
+                                     score_max_tokens=score_max_tokens, score_ids=score_ids)
         self.model = model
         self.url = base_url.rstrip("/") + ENDPOINTS[endpoint]
         self.identity = self.identity_of(None, self.options)
@@ -128,6 +149,8 @@ class OpenAIBackend(Backend):
         self._key = _read_key(api_key_env)
         self._sessions: dict[asyncio.AbstractEventLoop, _Session] = {}
         self._jitter = random.Random()
+        self.tokenizer: Any = None
+        self._ids_by_string: dict[str, int | None] | None = None
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIBackend({self.identity!r})"
@@ -152,7 +175,8 @@ class OpenAIBackend(Backend):
                    api_key_env=options.api_key_env, timeout_s=options.timeout_s, max_retries=options.max_retries,
                    backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
                    concurrency=options.concurrency, send_seed=options.send_seed, token_ids=options.token_ids,
-                   extra_body=options.extra_body, batch_size=cfg.batch_size)
+                   extra_body=options.extra_body, batch_size=cfg.batch_size,
+                   score_max_tokens=options.score_max_tokens, score_ids=options.score_ids)
 
     # ---- the contract ----
 
@@ -175,6 +199,154 @@ class OpenAIBackend(Backend):
             if session.users == 0:  # the last batch in flight on this loop: release the connections
                 self._sessions.pop(asyncio.get_running_loop(), None)
                 await session.client.aclose()
+
+    def use_tokenizer(self, tokenizer: Any) -> None:
+        self.tokenizer, self._ids_by_string = tokenizer, None
+
+    def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.ascore(items, top_k))
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self.ascore(items, top_k)).result()
+
+    async def ascore(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        if not items:
+            return []
+        session = self._open()
+        try:
+            return list(await asyncio.gather(*(self._score_one(session, it, top_k) for it in items)))
+        finally:
+            session.users -= 1
+            if session.users == 0:
+                self._sessions.pop(asyncio.get_running_loop(), None)
+                await session.client.aclose()
+
+    def score_texts(self, item: ScoreItem) -> tuple[str, str]:
+        """``(prompt_text, full_text)`` for one item; the completion is ``full_text[len(prompt_text):]``."""
+        tok = self.tokenizer
+        if isinstance(item.prompt, str):
+            return item.prompt, item.prompt + item.completion
+        messages = [dict(m) for m in item.prompt]
+        if tok is not None and getattr(tok, "chat_template", None):
+            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            full = tok.apply_chat_template(messages + [{"role": "assistant", "content": item.completion}],
+                                           tokenize=False)
+            if not full.startswith(prompt):
+                raise ConfigError("the chat template does not render the prompt as a prefix of prompt + completion, "
+                                  "so the completion's tokens cannot be told apart")
+            return prompt, full
+        prompt = render_plain(messages)
+        return prompt, prompt + item.completion
+
+    def score_body(self, text: str | list[int], top_k: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "prompt": text, "echo": True, "logprobs": top_k,
+                                "max_tokens": self.options.score_max_tokens, "temperature": 0.0}
+        if self.options.token_ids:
+            body["return_tokens_as_token_ids"] = True
+        body.update(self.options.extra_body)
+        return body
+
+    async def _score_one(self, session: _Session, item: ScoreItem, top_k: int) -> ScoreResult:
+        url = self.options.base_url.rstrip("/") + ENDPOINTS["completions"]
+        if self.options.score_ids and item.prompt_ids is not None and item.completion_ids is not None:
+            ids = list(item.prompt_ids) + list(item.completion_ids)
+            body = self.score_body(ids, top_k)
+            parse = lambda content: self.parse_score(content, 0, 0, top_k, ids=ids,  # noqa: E731
+                                                     n_completion=len(item.completion_ids))
+        else:
+            prompt, full = self.score_texts(item)
+            body = self.score_body(full, top_k)
+            parse = lambda content: self.parse_score(content, len(prompt), len(full), top_k)  # noqa: E731
+        result, problem, attempts = await self._post(session, url, body, parse, "scoring request")
+        if result is None:
+            raise ScoreFailed(f"{self.name}: scoring request to {url} failed after {attempts} attempt(s): {problem}"
+                              " (the server must answer echo + logprobs on /completions)")
+        return result
+
+    def parse_score(self, content: bytes, start: int, end: int, top_k: int, *, ids: list[int] | None = None,
+                    n_completion: int = 0) -> ScoreResult:
+        """The completion's tokens (echoed text from character ``start`` to ``end``; with ``ids``
+        sent as the prompt, the last ``n_completion`` of them) of a 200 answer."""
+        try:
+            data = json.loads(content)
+            choice = data["choices"][0]
+        except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
+            raise BadResponse(f"no choices ({type(e).__name__}: {e}): {_snippet(content)}") from None
+        if isinstance(choice, dict) and not choice.get("logprobs"):  # a capability, not a hiccup: no retry
+            raise ConfigError(f"{self.name}: the server answered a scoring request without logprobs, so it does "
+                              f"not support echo + logprobs on /completions (transformers serve ignores both); "
+                              f"serve the teacher with vLLM or SGLang, or use the transformers backend in-process")
+        try:
+            lp = choice["logprobs"]
+            tokens, token_lps = lp["tokens"], lp["token_logprobs"]
+            tops = lp.get("top_logprobs") or [None] * len(tokens)
+            offsets = lp.get("text_offset")
+        except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
+            raise BadResponse(f"no echoed logprobs ({type(e).__name__}: {e}): {_snippet(content)}") from None
+        if ids is not None:
+            if len(tokens) < len(ids):
+                raise BadResponse(f"{len(tokens)} echoed tokens for {len(ids)} sent: {_snippet(content)}")
+            first = len(ids) - n_completion
+            entries = []
+            for i in range(first, len(ids)):
+                if token_lps[i] is None or not tops[i]:
+                    raise BadResponse(f"echoed token {i} has no logprobs: {_snippet(content)}")
+                sent = token_id(tokens[i])
+                if sent is not None and sent != ids[i]:
+                    raise BadResponse(f"echoed token {i} is id {sent}, {ids[i]} was sent")
+                top = sorted(((self.id_of(t), float(v)) for t, v in tops[i].items()), key=lambda p: -p[1])[:top_k]
+                entries.append({"id": ids[i], "logprob": float(token_lps[i]), "top": [[a, v] for a, v in top]})
+            return ScoreResult(ids[first:], entries)
+        if offsets is None:  # cumulative lengths of the token strings
+            if any(token_id(t) is not None for t in tokens):
+                raise ConfigError("the server sent token ids without text_offset: cannot find the completion's "
+                                  "tokens; set teacher.options.token_ids=false")
+            offsets, at = [], 0
+            for t in tokens:
+                offsets.append(at)
+                at += len(t)
+        ids, entries = [], []
+        for i, (tok, off) in enumerate(zip(tokens, offsets)):
+            if off < start:
+                if i + 1 < len(offsets) and offsets[i + 1] > start:
+                    raise ConfigError(f"the server's token {tok!r} spans the end of the prompt and the start of "
+                                      f"the completion: its logprobs cannot be split between them")
+                continue
+            if off >= end:
+                break  # the generated token(s) after the echo
+            if token_lps[i] is None or not tops[i]:
+                raise BadResponse(f"echoed token {i} has no logprobs: {_snippet(content)}")
+            tid = self.id_of(tok)
+            top = sorted(((self.id_of(t), float(v)) for t, v in tops[i].items()), key=lambda p: -p[1])[:top_k]
+            ids.append(tid)
+            entries.append({"id": tid, "logprob": float(token_lps[i]), "top": [[a, v] for a, v in top]})
+        return ScoreResult(ids, entries)
+
+    def id_of(self, token: str) -> int:
+        """The id of a token the server sent: ``token_id:N``, or a string the tokenizer maps to one id."""
+        tid = token_id(token)
+        if tid is not None:
+            return tid
+        if self.tokenizer is None:
+            raise ConfigError(f"the server sent the token string {token!r}, and no tokenizer maps strings to ids: "
+                              f"score with the student's tokenizer (use_tokenizer), or set "
+                              f"teacher.options.token_ids=true on vLLM")
+        if self._ids_by_string is None:
+            table: dict[str, int | None] = {}
+            n = len(self.tokenizer)
+            for i, text in enumerate(self.tokenizer.batch_decode([[i] for i in range(n)])):
+                table[text] = None if text in table else i
+            self._ids_by_string = table
+        if token not in self._ids_by_string:
+            raise ConfigError(f"the server's token {token!r} is no token of the student's tokenizer: the teacher "
+                              f"does not share the student's vocabulary")
+        tid = self._ids_by_string[token]
+        if tid is None:
+            raise ConfigError(f"the server's token {token!r} decodes from several ids of the student's tokenizer; "
+                              f"ask the server for ids (vLLM: teacher.options.token_ids=true)")
+        return tid
 
     def close(self) -> None:
         self._sessions.clear()  # clients close with their last batch; nothing else is held
@@ -220,9 +392,21 @@ class OpenAIBackend(Backend):
         return body
 
     async def _request(self, session: _Session, request: Request, sampling: SamplingParams) -> Completion:
+        result, problem, attempts = await self._post(session, self.url, self.body(request, sampling),
+                                                     lambda content: self.parse(content, sampling),
+                                                     request.problem.id)
+        if result is not None:
+            return result
+        log.warning("%s: %s gave up after %d attempt(s): %s (an error trace; the next run retries it)",
+                    self.name, request.problem.id, attempts, problem)
+        return Completion(text="", finish_reason="error", meta={"error": problem, "attempts": attempts})
+
+    async def _post(self, session: _Session, url: str, body: dict[str, Any], parse: Any, what: str
+                    ) -> tuple[Any, str, int]:
+        """POST ``body`` with retries; ``(parse(content), "", attempts)``, or ``(None, problem, attempts)``
+        (scrubbed of the key) once retries are spent or the failure is not worth another try."""
         import httpx2
 
-        body = self.body(request, sampling)
         opts = self.options
         attempt = 0
         while True:
@@ -230,10 +414,10 @@ class OpenAIBackend(Backend):
             retry_after = None
             try:
                 async with session.gate:
-                    response = await asyncio.wait_for(session.client.post(self.url, json=body), opts.timeout_s)
+                    response = await asyncio.wait_for(session.client.post(url, json=body), opts.timeout_s)
                 if response.status_code == 200:
                     try:
-                        return self.parse(response.content, sampling)
+                        return parse(response.content), "", attempt
                     except BadResponse as e:
                         problem, retry = f"bad response: {e}", True
                 else:
@@ -246,12 +430,9 @@ class OpenAIBackend(Backend):
             except (httpx2.TransportError, httpx2.DecodingError) as e:
                 problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
             if not retry or attempt > opts.max_retries:
-                log.warning("%s: %s gave up after %d attempt(s): %s (an error trace; the next run retries it)",
-                            self.name, request.problem.id, attempt, self._scrub(problem))
-                return Completion(text="", finish_reason="error",
-                                  meta={"error": self._scrub(problem), "attempts": attempt})
+                return None, self._scrub(problem), attempt
             wait = self._wait(attempt, retry_after)
-            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, request.problem.id, attempt,
+            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, what, attempt,
                       self._scrub(problem), wait)
             await asyncio.sleep(wait)
 

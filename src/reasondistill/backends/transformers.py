@@ -10,10 +10,11 @@ import hashlib
 from collections.abc import Sequence
 
 from .. import models
-from .base import Completion, Request, SamplingParams, Backend
+from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
 
 
 class TransformersBackend(Backend):
+    can_score = True
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
                  trust_remote_code: bool = False, name: str | None = None) -> None:
         ref = models.resolve(model)
@@ -91,6 +92,57 @@ class TransformersBackend(Backend):
                 logprobs = self._top_logprobs(out.logits, i, ids, sampling.top_logprobs)
             results.append(Completion(text=text, finish_reason=finish, prompt_tokens=int(prompt_counts[i]),
                                       completion_tokens=len(ids), logprobs=logprobs))
+        return results
+
+    def encode_item(self, item: ScoreItem) -> tuple[list[int], list[int]]:
+        """``(prompt_ids, full_ids)``: a conversation as training encodes it (chat template, the
+        completion as the assistant turn, its end-of-turn included), a string as plain text."""
+        from ..scoring import encode
+
+        tok = self.tokenizer
+        if item.prompt_ids is not None and item.completion_ids is not None:
+            return list(item.prompt_ids), list(item.prompt_ids) + list(item.completion_ids)
+        if isinstance(item.prompt, str):
+            prompt_ids = tok(item.prompt, add_special_tokens=False)["input_ids"]
+            full_ids = tok(item.prompt + item.completion, add_special_tokens=False)["input_ids"]
+            if full_ids[:len(prompt_ids)] != prompt_ids:
+                raise ValueError("the prompt's tokens are not a prefix of prompt + completion")
+            return prompt_ids, full_ids
+        return encode(tok, list(item.prompt), [{"role": "assistant", "content": item.completion}])
+
+    def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        """One forward pass per ``batch_size`` items (right-padded), logits only at completion positions."""
+        import torch
+
+        from ..scoring import completion_logits
+
+        encoded = [self.encode_item(it) for it in items]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        device = next(self.model.parameters()).device
+        results: list[ScoreResult] = []
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start:start + self.batch_size]
+            width = max(len(full) for _, full in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            positions = torch.zeros_like(ids, dtype=torch.bool)  # positions whose NEXT token is a completion token
+            for b, (prompt, full) in enumerate(chunk):
+                ids[b, :len(full)] = torch.tensor(full, dtype=torch.long)
+                mask[b, :len(full)] = 1
+                positions[b, max(len(prompt), 1) - 1:len(full) - 1] = True
+            with torch.inference_mode():
+                logits = completion_logits(self.model, ids.to(device), mask.to(device), positions.to(device))
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                vals, top = logp.topk(top_k, dim=-1)
+            at = 0
+            for prompt, full in chunk:
+                completion = full[max(len(prompt), 1):]
+                rows = range(at, at + len(completion))
+                at += len(completion)
+                results.append(ScoreResult(list(completion), [
+                    {"id": tid, "logprob": float(logp[r, tid]),
+                     "top": [[int(a), float(v)] for a, v in zip(top[r].tolist(), vals[r].tolist())]}
+                    for r, tid in zip(rows, completion)]))
         return results
 
     def _trim(self, row: list[int]) -> tuple[list[int], str]:

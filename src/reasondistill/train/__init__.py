@@ -88,7 +88,7 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
 
     obj = objective(train_cfg.method)
     cfg = objective_config(train_cfg.method, train_cfg.objective)  # the recipe's own mistakes first
-    if obj.needs_logprobs and logprobs is None:
+    if obj.needs_logprobs and logprobs is None and getattr(cfg, "teacher", None) is None:
         raise ConfigError(f"objective '{train_cfg.method}' needs the teacher's cached logprobs (--logprobs; "
                           "generate with generate.top_logprobs > 0)")
     context = TrainContext(logprobs=Path(logprobs) if logprobs is not None else None, verify_cfg=verify_cfg,

@@ -23,6 +23,16 @@ suggests sequence-level distillation (SFT on teacher traces). Padded output rows
 by comparing logits over the shared rows only; if the student has the extra rows, it is kept
 from sampling ids the teacher has no logit for. Loading, LoRA, the checkpoint, loss log and
 manifest are :mod:`.base`'s.
+
+Served teacher: ``gkd.teacher`` may be a teacher config (``{backend: openai, model, options}``,
+:mod:`.served_teacher`) instead of a model name. Each batch's sequences are then scored by
+``Backend.score``: as token ids where the backend scores ids (transformers; openai with
+``score_ids``), else as the example's prompt and the completion decoded up to its first stop
+token; the teacher's top ``teacher_top_k`` logprobs plus a tail bucket are the target (the
+sparse form of the loss table, as offline KD). Where the teacher's tokens of a decoded text stop
+matching the student's ids (a different split of the same text), the rest of that sequence has
+no target and is left out of the loss; ``teacher_uncovered_tokens`` counts them.
+A determinism self-test on the first examples runs before the student loads.
 """
 
 from __future__ import annotations
@@ -36,9 +46,10 @@ from typing import Any
 
 from .. import models
 from ..config import TrainConfig
-from ..errors import InputError
+from ..backends.base import ScoreItem
+from ..errors import ConfigError, InputError
 from ..records import TrainExample
-from . import base
+from . import base, served_teacher
 from .gkd_config import GKDObjectiveConfig
 from .losses import configured_loss
 from .preflight import output_rows, stop_token_ids
@@ -46,6 +57,7 @@ from .preflight import output_rows, stop_token_ids
 log = logging.getLogger(__name__)
 
 COUNTS = ("on_policy_seqs", "cached_seqs", "on_policy_tokens", "cached_tokens")
+SERVED_COUNTS = ("teacher_covered_tokens", "teacher_uncovered_tokens")
 
 
 # ---------------------------------------------------------------------------
@@ -71,7 +83,8 @@ def tokenize(examples: list[TrainExample], tokenizer: Any, max_length: int,
                              f"completion token would be trained", file=path, line=line, field="prompt")
         n_truncated += len(full_ids) > max_length
         features.append({"prompt": torch.tensor(prompt_ids, dtype=torch.long),
-                         "completion": torch.tensor(full_ids[n_prompt:max_length], dtype=torch.long)})
+                         "completion": torch.tensor(full_ids[n_prompt:max_length], dtype=torch.long),
+                         "row": torch.tensor(line - 1)})  # which example: a served teacher needs its messages
     return features, {"n_truncated": n_truncated}
 
 
@@ -83,10 +96,15 @@ class Collator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
         prompt_ids, prompt_mask = pad([f["prompt"] for f in features], self.pad_token_id, left=True)
         completion_ids, completion_mask = pad([f["completion"] for f in features], self.pad_token_id)
-        return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
-                "completion_ids": completion_ids, "completion_mask": completion_mask}
+        batch = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
+                 "completion_ids": completion_ids, "completion_mask": completion_mask}
+        if all("row" in f for f in features):
+            batch["rows"] = torch.stack([f["row"] for f in features])
+        return batch
 
 
 def pad(rows: list[Any], value: int, *, left: bool = False) -> tuple[Any, Any]:
@@ -111,9 +129,12 @@ def _trainer_class():
 
         def __init__(self, *args: Any, teacher: Any, gkd_cfg: GKDObjectiveConfig, stop_ids: list[int],
                      shared_vocab: int, max_length: int, suppress_ids: list[int] | None = None, seed: int = 0,
-                     **kwargs: Any) -> None:
+                     teacher_backend: Any = None, prompts: list[Any] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.teacher = teacher.eval().requires_grad_(False)
+            self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+            self.teacher_backend = teacher_backend  # a served teacher: targets through Backend.score
+            self.prompts = prompts or []  # each example's prompt messages (served teacher)
+            self.served_counts = dict.fromkeys(SERVED_COUNTS, 0)
             self.gkd_cfg = gkd_cfg
             self.loss_fn = configured_loss(gkd_cfg)
             self.stop_ids = list(stop_ids)
@@ -149,7 +170,10 @@ def _trainer_class():
                 for counter in (self.counts, self._window):
                     counter[f"{kind}_seqs"] += 1
                     counter[f"{kind}_tokens"] += len(c)
-            return self.assemble(prompts, completions, self.processing_class.pad_token_id)
+            batch = self.assemble(prompts, completions, self.processing_class.pad_token_id)
+            if "rows" in inputs:
+                batch["rows"] = inputs["rows"]
+            return batch
 
         def sample(self, model, prompts: list[Any]) -> list[Any]:
             """The student's completions for ``prompts``: up to and including the first stop token,
@@ -197,12 +221,58 @@ def _trainer_class():
             sel = sel[:, keep]
             out = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep)
             student = out.logits[sel][:, :self.shared_vocab].unsqueeze(0)  # [1, N, V]: completion positions only
+            if self.teacher_backend is not None:
+                teacher, covered = self.served_targets(ids, inputs["loss_mask"], inputs["rows"], student.device)
+                loss = self.loss_fn(student, teacher, covered[None], self.gkd_cfg.temperature)
+                return (loss, out) if return_outputs else loss
             with torch.no_grad():
                 teacher = self.teacher(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
                 teacher = teacher[sel][:, :self.shared_vocab]
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
             loss = self.loss_fn(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature)
             return (loss, out) if return_outputs else loss
+
+        def served_targets(self, ids, loss_mask, rows, device):
+            """The served teacher's sparse targets at every completion position, row-major as the
+            student's logits, and which positions have one (:mod:`.served_teacher`)."""
+            from ..logprobs import from_completion_logprobs
+            from .losses.base import SparseTeacher
+
+            k, tok = self.gkd_cfg.teacher_top_k, self.processing_class
+            completions, items = [], []
+            for b in range(ids.shape[0]):
+                pos = loss_mask[b].nonzero().squeeze(-1)
+                comp = ids[b, pos + 1].tolist()
+                end = next((j for j, t in enumerate(comp) if t in self.stop_ids), len(comp))
+                text = tok.decode(comp[:end], skip_special_tokens=True)
+                completions.append(comp)
+                prompt_ids = tuple(ids[b, :int(pos[0]) + 1].tolist())
+                items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=prompt_ids,
+                                       completion_ids=tuple(comp)))
+            results = self.teacher_backend.score(items, k)
+            n = sum(map(len, completions))
+            t_ids = torch.zeros((n, k), dtype=torch.long)
+            t_lp = torch.zeros((n, k))
+            t_tail = torch.zeros(n)
+            covered = torch.zeros(n, dtype=torch.bool)
+            at = 0
+            for comp, result in zip(completions, results):
+                m = served_teacher.aligned(result, comp)
+                if m:
+                    _, top_ids, top_lp, tail = from_completion_logprobs(result.logprobs[:m], k)
+                    if int(top_ids.max()) >= self.shared_vocab:
+                        raise ConfigError(
+                            f"gkd.teacher returned token id {int(top_ids.max())}, beyond the student's "
+                            f"{self.shared_vocab} output rows: teacher and student must share a tokenizer")
+                    t_ids[at:at + m] = torch.from_numpy(top_ids)
+                    t_lp[at:at + m] = torch.from_numpy(top_lp)
+                    t_tail[at:at + m] = torch.from_numpy(tail)
+                    covered[at:at + m] = True
+                at += len(comp)
+            self.served_counts["teacher_covered_tokens"] += int(covered.sum())
+            self.served_counts["teacher_uncovered_tokens"] += n - int(covered.sum())
+            teacher = SparseTeacher(t_ids[None].to(device), t_lp[None].to(device), t_tail[None].to(device))
+            return teacher, covered.to(device)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
@@ -228,8 +298,10 @@ def check_vocabulary(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, example: Any
 def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExample], out_dir: Path,
           train_path: str | Path = "<train>"):
     """Distil in memory. Returns ``(model, tokenizer, train_output, log_history, info)``; a LoRA
-    model comes back merged into plain weights. The vocabulary preflight and every data check
-    run before any weights load."""
+    model comes back merged into plain weights. The vocabulary preflight (a served teacher: its
+    determinism self-test) and every data check run before any weights load."""
+    if served_teacher.is_served(gkd_cfg.teacher):
+        return train_served(cfg, gkd_cfg, examples, out_dir, train_path)
     s_ref, t_ref, tok, report = check_vocabulary(cfg, gkd_cfg, examples[0] if examples else None)
     features, counts = tokenize(examples, tok, cfg.max_length, train_path)
     model, device, use_bf16 = base.load_student(cfg, s_ref.path)
@@ -245,14 +317,43 @@ def train(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExa
                            gkd_cfg=gkd_cfg, stop_ids=stop_ids, shared_vocab=shared, max_length=cfg.max_length,
                            suppress_ids=suppress, seed=cfg.seed)
     model, result, history = base.fit(trainer, cfg, out_dir)
+    info = {"teacher": t_ref.identity, "student_rows": s_rows, "teacher_rows": t_rows, "shared_vocab": shared}
+    return model, tok, result, history, summary(trainer, examples, s_ref, use_bf16, counts, stop_ids, report, info)
+
+
+def train_served(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, examples: list[TrainExample], out_dir: Path,
+                 train_path: str | Path = "<train>"):
+    """:func:`train` with a teacher config: targets come through ``Backend.score``."""
+    from .preflight import preflight
+
+    s_ref, tok = base.student_tokenizer(cfg)
+    report = base.log_report(preflight(tok, example=examples[0] if examples else None))
+    features, counts = tokenize(examples, tok, cfg.max_length, train_path)
+    items = [served_teacher.score_item(ex, train_path, line) for line, ex in enumerate(examples, 1)]
+    backend = served_teacher.open_teacher(gkd_cfg.teacher, "gkd.teacher", tok)
+    try:
+        selftest = served_teacher.check_determinism(backend, items, gkd_cfg.score_tolerance)
+        model, device, use_bf16 = base.load_student(cfg, s_ref.path)
+        rows = output_rows(model)
+        stop_ids = stop_token_ids(tok, model)
+        trainer = base.trainer(_trainer_class(), cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
+                               train_dataset=features, data_collator=Collator(tok.pad_token_id), teacher=None,
+                               teacher_backend=backend, prompts=[it.prompt for it in items], gkd_cfg=gkd_cfg,
+                               stop_ids=stop_ids, shared_vocab=rows, max_length=cfg.max_length, seed=cfg.seed)
+        model, result, history = base.fit(trainer, cfg, out_dir)
+        info = {"teacher": backend.identity, "teacher_selftest": selftest, "teacher_top_k": gkd_cfg.teacher_top_k,
+                "student_rows": rows, "shared_vocab": rows, **trainer.served_counts}
+    finally:
+        backend.close()
+    return model, tok, result, history, summary(trainer, examples, s_ref, use_bf16, counts, stop_ids, report, info)
+
+
+def summary(trainer, examples, s_ref, use_bf16, counts, stop_ids, report, info) -> dict[str, Any]:
+    """The manifest's outputs of a GKD run."""
     seen = trainer.counts
-    info = {"n_examples": len(examples), "student": s_ref.identity, "teacher": t_ref.identity, "bf16": use_bf16,
-            **counts, **seen,
+    return {"n_examples": len(examples), "student": s_ref.identity, "bf16": use_bf16, **counts, **seen,
             "mean_sampled_len": round(seen["on_policy_tokens"] / seen["on_policy_seqs"], 2)
-            if seen["on_policy_seqs"] else None,
-            "student_rows": s_rows, "teacher_rows": t_rows, "shared_vocab": shared, "stop_ids": stop_ids,
-            "preflight": report.to_dict()}
-    return model, tok, result, history, info
+            if seen["on_policy_seqs"] else None, **info, "stop_ids": stop_ids, "preflight": report.to_dict()}
 
 
 def run(train_cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, train_path: str | Path, out_dir: str | Path, *,

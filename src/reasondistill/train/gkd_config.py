@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 from .losses import check_options
@@ -28,7 +29,9 @@ class GKDObjectiveConfig:
     are trained with a loss of the table (``train/losses``, as offline KD), by default the
     generalised JSD between the two models' token distributions."""
 
-    teacher: str = ""  # required: packaged name, .gguf, model folder or hub id; shares the student's vocabulary
+    teacher: str | dict[str, Any] = ""  # required: packaged name, .gguf, model folder or hub id loaded here, or a
+    #   teacher config ({backend: openai, model, options: {base_url}}) scoring through the backend; shares the
+    #   student's vocabulary
     lmbda: float = 0.5  # chance a sequence is replaced by a student sample: 0 = cached traces only, 1 = on-policy
     loss: str = "jsd"  # a name in train/losses LOSSES: jsd, forward_kl, reverse_kl, skew_*_kl, tv
     beta: float = 0.5  # jsd only: 0 = forward KL(teacher || student), 1 = reverse KL, 0.5 = symmetric JSD
@@ -36,9 +39,14 @@ class GKDObjectiveConfig:
     temperature: float = 1.0  # student sampling temperature, and both distributions in the loss are softmax(logits / T)
     max_new_tokens: int = 128  # tokens sampled per on-policy sequence (also capped by train.max_length)
     teacher_dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
+    teacher_top_k: int = 20  # teacher config only: its top-k logprobs per token (the rest is one tail bucket)
+    score_tolerance: float = 1e-3  # teacher config only: largest top-1 logprob difference its self-test allows
 
     def __post_init__(self) -> None:
-        if not isinstance(self.teacher, str) or not self.teacher.strip():
+        if isinstance(self.teacher, dict):
+            from .served_teacher import teacher_config
+            teacher_config(self.teacher, "gkd.teacher")
+        elif not isinstance(self.teacher, str) or not self.teacher.strip():
             raise ConfigError("gkd.teacher is required: the model that scores every sequence (packaged name, "
                               ".gguf, model folder or hub id) and shares the student's vocabulary")
         lmbda = _number("lmbda", self.lmbda)
@@ -56,4 +64,8 @@ class GKDObjectiveConfig:
         if self.teacher_dtype not in TEACHER_DTYPES:
             raise ConfigError(f"gkd.teacher_dtype = {self.teacher_dtype!r} is not one of: "
                               f"{', '.join(TEACHER_DTYPES)}")
+        if isinstance(self.teacher_top_k, bool) or not isinstance(self.teacher_top_k, int) or self.teacher_top_k < 1:
+            raise ConfigError(f"gkd.teacher_top_k must be an integer >= 1, got {self.teacher_top_k!r}")
+        from .served_teacher import check_tolerance
+        self.score_tolerance = check_tolerance("gkd", self.score_tolerance)
         self.lmbda, self.beta, self.alpha, self.temperature = lmbda, beta, alpha, temperature

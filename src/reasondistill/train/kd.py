@@ -9,6 +9,11 @@ student's next-token distribution is pulled toward the teacher's sparse one (k i
 plus a tail bucket) by a loss from ``train/losses``, optionally mixed with the usual
 cross-entropy on the completion.
 
+With ``kd.teacher`` (a teacher config) the store is this run's own: the curated examples are
+scored by that teacher backend (a server via echo + logprobs, or a model in-process) after its
+determinism self-test, each text once across runs (the score cache), and written next to the
+checkpoint; the generating backend then needs no logprobs at all.
+
 TRL's ``GKDTrainer`` does the same with a live teacher and full-vocabulary logits;
 there is no offline sparse variant in TRL, so this file wraps ``transformers.Trainer``
 and overrides ``compute_loss``; the rest is :mod:`.base`.
@@ -24,8 +29,8 @@ from typing import Any
 from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
-from ..logprobs import LogprobReader
-from . import base
+from ..logprobs import LogprobReader, LogprobWriter
+from . import base, served_teacher
 from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight
 from .kd_config import KDConfig
@@ -220,21 +225,61 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     return model, tok, result, history, info
 
 
+TEACHER_STORE = "teacher_logprobs"  # the store a kd.teacher writes, inside the train stage's out_dir
+
+
+def score_store(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, store: Path) -> dict[str, Any]:
+    """Score every curated example with ``kd_cfg.teacher`` into a logprob store at ``store`` (after
+    the determinism self-test); returns what the manifest records about it."""
+    from ..backends.score_cache import cached_score
+    from ..models import cache_root
+
+    examples = base.load_examples(train_path)
+    items, trace_ids = [], []
+    for line, ex in enumerate(examples, 1):
+        if not ex.meta.get("trace_id"):
+            raise InputError("no meta.trace_id: offline KD needs the trace behind each example", file=train_path,
+                             line=line, field="meta.trace_id")
+        items.append(served_teacher.score_item(ex, train_path, line))
+        trace_ids.append(ex.meta["trace_id"])
+    _, tok = base.student_tokenizer(train_cfg)
+    backend = served_teacher.open_teacher(kd_cfg.teacher, "kd.teacher", tok)
+    try:
+        selftest = served_teacher.check_determinism(backend, items, kd_cfg.score_tolerance)
+        results, scored_now = cached_score(backend, items, kd_cfg.top_k, cache_root() / "scores")
+        identity = backend.identity
+    finally:
+        backend.close()
+    with LogprobWriter(store, kd_cfg.top_k, vocab_size=len(tok)) as writer:
+        for line, (trace_id, result) in enumerate(zip(trace_ids, results), 1):
+            try:
+                writer.add_completion(trace_id, result.logprobs)
+            except ValueError as e:
+                raise InputError(f"teacher scores of trace {trace_id!r}: {e}", file=train_path, line=line,
+                                 field="completion") from None
+    return {"teacher": identity, "teacher_selftest": selftest, "teacher_scored": scored_now,
+            "teacher_scored_cached": len(items) - scored_now}
+
+
 def run(train_cfg: TrainConfig, kd_cfg: KDConfig, train_path: str | Path, out_dir: str | Path, *,
         context: Any) -> dict:
     """Distil ``train_cfg.student`` on ``train_path`` toward the teacher logprobs in
     ``context.logprobs``; save ``out_dir/model`` (safetensors), ``loss.jsonl`` and the manifest."""
-    if context is None or context.logprobs is None:
+    served = kd_cfg.teacher is not None
+    if not served and (context is None or context.logprobs is None):
         raise ConfigError("offline KD needs the teacher's logprob store (context.logprobs; generate with "
-                          "generate.top_logprobs > 0)")
-    logprobs = context.logprobs
+                          "generate.top_logprobs > 0) or a teacher to score the traces (kd.teacher)")
+    logprobs = Path(out_dir) / TEACHER_STORE if served else context.logprobs
     config = {"train": dataclasses.asdict(train_cfg), "kd": dataclasses.asdict(kd_cfg)}
 
     def train_() -> base.TrainResult:
+        scored = score_store(train_cfg, kd_cfg, train_path, Path(logprobs)) if served else {}
         reader = open_store(kd_cfg, logprobs)
-        return train(train_cfg, kd_cfg, load_examples(train_path, reader), reader, Path(out_dir), train_path)
+        model, tok, result, history, info = train(train_cfg, kd_cfg, load_examples(train_path, reader), reader,
+                                                   Path(out_dir), train_path)
+        return model, tok, result, history, {**info, **scored}
 
-    return base.cached_run(out_dir, "kd", config, [train_path, logprobs], train_)
+    return base.cached_run(out_dir, "kd", config, [train_path] if served else [train_path, logprobs], train_)
 
 
 __all__ = ["KDConfig", "run", "train", "tokenize", "load_examples", "open_store", "Collator"]

@@ -4,6 +4,7 @@ options (model, LoRA, steps, batch, learning rate ...) stay in :class:`~reasondi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 from .losses import check_options
@@ -19,6 +20,9 @@ class KDConfig:
     alpha: float = 0.1  # skew_* only: share of the first distribution mixed into the second, in [0, 1)
     ce_weight: float = 0.0  # loss = (1 - ce_weight) * KD + ce_weight * cross-entropy on the completion
     top_k: int = 20  # teacher ids used per token (<= the store's k; the rest joins the tail bucket)
+    teacher: dict[str, Any] | None = None  # a teacher config ({backend, model, options}) that scores the curated
+    #   traces into a logprob store of this run (cached like samples); None: the generate stage's store
+    score_tolerance: float = 1e-3  # teacher only: largest top-1 logprob difference its determinism self-test allows
 
     def __post_init__(self) -> None:
         check_options("kd", self.loss, self.beta, self.alpha)
@@ -28,3 +32,11 @@ class KDConfig:
             raise ConfigError(f"kd.ce_weight must be in [0, 1], got {self.ce_weight}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise ConfigError(f"kd.top_k must be an integer >= 1, got {self.top_k!r}")
+        from .served_teacher import check_tolerance, teacher_config
+
+        if self.teacher is not None:
+            if not isinstance(self.teacher, dict):
+                raise ConfigError(f"kd.teacher must be a teacher config ({{backend, model, options}}), got "
+                                  f"{self.teacher!r}")
+            teacher_config(self.teacher, "kd.teacher")
+        self.score_tolerance = check_tolerance("kd", self.score_tolerance)

@@ -117,3 +117,22 @@ def test_missing_teacher_fails_in_run_before_anything_loads(tmp_path, monkeypatc
     monkeypatch.setattr(models, "resolve", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     with pytest.raises(ConfigError, match="kdrl.teacher is required"):
         kdrl.run(TrainConfig(batch_size=8), KDRLConfig(), tmp_path / "p.jsonl", tmp_path / "out")
+
+
+def test_kdrl_with_a_served_teacher_config_matches_the_in_process_teacher(tmp_path, problems_path):
+    """The same teacher as a model name and as a transformers teacher config (log-probs through
+    ``Backend.score``): the same samples (same seed) get the same KL to it on the first step."""
+    tok = small_tokenizer()
+    student = tiny_llama(tmp_path / "student", tok)
+    teacher = half_vocab_teacher(tmp_path / "teacher", tok, extra_rows=0)
+    cfg = TrainConfig(student=str(student), max_steps=1, batch_size=8, learning_rate=1e-2, logging_steps=1,
+                      warmup_ratio=0.0, dtype="float32", device="cpu")
+    grpo_cfg = GRPOObjectiveConfig(num_generations=4, max_completion_length=6,
+                                   rewards=RewardConfig(correctness_weight=0.0, format_weight=1.0))
+    named = kdrl.run(cfg, KDRLConfig(teacher=str(teacher), kl_weight=1.0, grpo=grpo_cfg), problems_path,
+                     tmp_path / "named")["outputs"]
+    config = {"backend": "transformers", "model": str(teacher), "dtype": "float32", "device": "cpu"}
+    served = kdrl.run(cfg, KDRLConfig(teacher=config, kl_weight=1.0, grpo=grpo_cfg), problems_path,
+                      tmp_path / "served")["outputs"]
+    assert served["teacher_selftest"]["passed"] and served["teacher"].startswith("transformers:")
+    assert named["first_kl"] > 1 and served["first_kl"] == pytest.approx(named["first_kl"], rel=5e-3)
