@@ -8,7 +8,7 @@ not evaluated), ``teacher_calls``, ``cached_teacher_calls``, ``wall_seconds``. E
 ``recipe``, ``models``, ``improvement``, ``gap_recovered``, ``ci_overlap``, ``stages``,
 ``curation``, ``run_cost`` (what producing the run folder cost, from the stage manifests),
 ``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
-``versions``, ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
+``versions``, ``references`` (what each ``run:NAME`` model resolved to), ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
 an eval one), ``dtype`` (``{"train": autocast dtype, <model>: weights dtype}``).
 
 ``teacher_calls``, ``cached_teacher_calls`` and ``wall_seconds`` are what the latest invocation
@@ -129,6 +129,8 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         "versions": versions,
         **_numerics(manifests),
     }
+    if layout.references_json.is_file():  # run:NAME model references: the checkpoint and its accuracy
+        report["references"] = read_json(layout.references_json)
     return report
 
 
