@@ -134,8 +134,10 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
     return report
 
 
-def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> list[Path]:
-    """Write ``report.json`` (always) and ``report.md`` / ``report.html`` into ``run_dir``.
+def write_report(run_dir: Path, report: dict[str, Any], formats: list[str], *,
+                 data_dir: Path | None = None) -> list[Path]:
+    """Write ``report.json`` (always) and ``report.md`` / ``report.html`` into ``run_dir``; the HTML
+    page's traces and plots come from ``data_dir`` (default ``run_dir``; a loop's last round).
 
     Returns the written paths, ``report.json`` first."""
     unknown = [f for f in formats if f not in FORMATS]
@@ -150,7 +152,7 @@ def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> l
     if "md" in formats:
         written.append(markdown.write(layout.report_md, report))
     if "html" in formats:
-        written.append(html.write(layout.report_html, report, run_dir))
+        written.append(html.write(layout.report_html, report, Path(data_dir or run_dir)))
     return written
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open
-from .format import TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows
+from .format import (ROUND_HEADER, TABLE_HEADER, cost_lines, curation_rows, fmt_seconds, headline, lineage_rows,
+                     model_rows, round_rows, sampled_rows)
 
 
 def _cell(text: Any) -> str:
@@ -39,6 +40,10 @@ def render(report: dict[str, Any]) -> str:
     header, srows = sampled_rows(report)
     if srows:
         out += ["## Sampled generations", ""] + table(header, srows) + [""]
+
+    rrows = round_rows(report)
+    if rrows:
+        out += ["## Rounds (reasondistill loop)", ""] + table(ROUND_HEADER, rrows) + [""]
 
     out += ["## Cost", ""] + [f"- {line}" for line in cost_lines(report)] + [""]
 
