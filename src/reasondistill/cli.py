@@ -215,7 +215,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     recipe = _named_recipe(args, "compare")
     out = args.out or Path("runs") / recipe.name
     rows = compare.run(recipe, out)
-    print(compare.format_table(rows, compare.load_baseline(out)))
+    print(compare.format_table(rows, compare.load_baseline(out), compare.load_teacher(out)))
     print(f"\n{out / 'compare.json'}")
     return 0
 
