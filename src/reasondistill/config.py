@@ -379,7 +379,8 @@ class ReportConfig:
 class CompareConfig:
     """`reasondistill compare`: objectives trained on the same data and step budget.
 
-    Each entry: {name, method, objective: {...}, init: <earlier entry>, train: {TrainConfig fields}}.
+    Each entry: {name, method, objective: {...}, init: <earlier entry>, train: {TrainConfig fields},
+    curate: {CurateConfig fields: the entry re-curates the shared traces into its own folder}}.
     """
 
     entries: list[dict[str, Any]] = field(default_factory=list)
