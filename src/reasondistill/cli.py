@@ -191,8 +191,8 @@ def _runs_root(args: argparse.Namespace) -> None:
 
 
 def _named_recipe(args: argparse.Namespace, default: str, extra: list[str] | None = None) -> Recipe:
-    """The recipe of `compare`/`loop` (default: the built-in ``default``); a first override may sit in the
-    RECIPE slot."""
+    """The recipe of `compare`/`loop` (default: the built-in recipe of the command's name); a first
+    override may sit in the RECIPE slot."""
     _runs_root(args)
     if args.recipe is None or ("=" in args.recipe and not Path(args.recipe).exists()):
         args.overrides = ([args.recipe] if args.recipe else []) + list(args.overrides)

@@ -85,11 +85,11 @@ def curate_cfg(recipe: Recipe, entry: CompareEntry) -> CurateConfig:
 
 
 def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
-    """The shared data stages, the entry's own train and eval folders, and its own curate folder
-    when it changes curation."""
+    """The shared data stages, the entry's own train and eval folders, and its own curate (and pairs)
+    folders when it changes curation."""
     own = layout.compare_entry(entry.name, entry.name)
-    return own.override(dirs={"curate": layout.compare_dir() / "entries" / entry.name / "curate"}) if entry.curate \
-        else own
+    folder = layout.compare_dir() / "entries" / entry.name
+    return own.override(dirs={"curate": folder / "curate", "pairs": folder / "pairs"}) if entry.curate else own
 
 
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) -> None:

@@ -16,9 +16,11 @@ def lines(path):
     return path.read_text().splitlines()
 
 
+@pytest.mark.slow  # three entries, each trained in its own spawned process: minutes on a loaded 2-core machine
 def test_curation_entries_train_on_their_own_curated_sets(tmp_path, tiny_model_dir):
     recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
         {"name": "all", "method": "sft"},
+        {"name": "neg", "method": "redi", "init": "all", "curate": {"max_per_problem": 1}},
         {"name": "short", "method": "sft", "curate": {"max_per_problem": 2, "length": {"shortest": 1, "unit": "chars"}}},
     ], max_steps=1)
     recipe.generate.samples = 3
@@ -35,7 +37,10 @@ def test_curation_entries_train_on_their_own_curated_sets(tmp_path, tiny_model_d
     by_problem = {json.loads(x)["meta"]["problem_id"] for x in shared}
     assert len(own) == len(by_problem) < len(shared)  # the shortest trace per problem instead of up to 3
     assert set(own) <= set(shared)
-    assert [r["curated"] for r in rows] == [len(shared), len(own)]
+    neg = lines(out / "compare" / "entries" / "neg" / "curate" / "train.jsonl")
+    assert [r["curated"] for r in rows] == [len(shared), len(neg), len(own)]
+    # a preference entry with its own curation builds its pairs in its own folder, not the shared one
+    assert (out / "compare" / "entries" / "neg" / "pairs" / "pairs.jsonl").is_file() and not (out / "pairs").exists()
     short_cfg = json.loads((out / "compare" / "entries" / "short" / "curate" / "manifest.json").read_text())
     assert short_cfg["config"]["curate"]["length"] == {**short_cfg["config"]["curate"]["length"], "shortest": 1,
                                                        "unit": "chars"}
