@@ -31,7 +31,9 @@ def manifest(path):
     return json.loads((path / "manifest.json").read_text())
 
 
-def test_loop_two_rounds_resumes_and_reports(tmp_path, tiny_model_dir):
+def test_loop_two_rounds_resumes_and_reports(tmp_path, tiny_model_dir, monkeypatch):
+    import reasondistill.train as train_stage
+
     out = tmp_path / "loop"
     one = loop.run(loop_recipe(tiny_model_dir, tmp_path / "cache", rounds=1), out)  # stopped after round 1
     assert [r["round"] for r in one["rounds"]] == [1]
@@ -39,9 +41,23 @@ def test_loop_two_rounds_resumes_and_reports(tmp_path, tiny_model_dir):
     stamp = (ckpt1 / "model.safetensors").stat().st_mtime_ns
     first = json.loads((out / "round-1" / "round.json").read_text())
 
-    result = loop.run(loop_recipe(tiny_model_dir, tmp_path / "cache"), out)  # continues with round 2
+    real_train = train_stage.run
+
+    def killed_in_round_2(recipe, layout):
+        if "round-2" in str(layout.root):
+            raise KeyboardInterrupt
+        return real_train(recipe, layout)
+    monkeypatch.setattr(train_stage, "run", killed_in_round_2)
+    with pytest.raises(KeyboardInterrupt):  # more rounds continue the loop; round 2 is killed before training
+        loop.run(loop_recipe(tiny_model_dir, tmp_path / "cache"), out)
+    monkeypatch.setattr(train_stage, "run", real_train)
+    generated = (out / "round-2" / "generate" / "manifest.json").stat().st_mtime_ns
+    assert not (out / "round-2" / "train" / "model").exists()
+
+    result = loop.run(loop_recipe(tiny_model_dir, tmp_path / "cache"), out)  # resumes at round 2's training
     assert [r["round"] for r in result["rounds"]] == [1, 2]
     assert (ckpt1 / "model.safetensors").stat().st_mtime_ns == stamp  # round 1 was not redone
+    assert (out / "round-2" / "generate" / "manifest.json").stat().st_mtime_ns == generated  # nor round 2's data
     assert result["rounds"][0]["wall_seconds"] == first["wall_seconds"]  # its figures are those measured then
     r1, r2 = result["rounds"]
     # the tiny random student solves nothing: every training problem is picked, its pass rate is 0
