@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
+    p = sub.add_parser("loop", help="rounds: evaluate the student, pick problems, teacher traces, curate, retrain",
+                       description="Runs loop.rounds rounds into DIR/round-<r>/ (resumable); prints the per-round "
+                                   "table and writes DIR/loop.json and DIR/report.{json,md,html}.")
+    p.add_argument("recipe", nargs="?", default=None, help="recipe YAML or built-in name; default: loop")
+    p.add_argument("--rounds", type=int, default=None, help="number of rounds (loop.rounds)")
+    p.add_argument("--out", type=Path, default=None, help="loop folder (default: runs/<recipe name>)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
     p = sub.add_parser("problems", help="load or generate problems into DIR (train.jsonl, eval.jsonl)",
                        description="SOURCE is a file (.jsonl/.json/.parquet/.csv), an HF datasets folder "
                                    "saved with save_to_disk, or a reasoning-gym task name.")
@@ -166,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port; default 8765)")
 
+    for name in ("run", "compare", "loop"):
+        sub.choices[name].add_argument(
+            "--runs-root", type=Path, default=None,
+            help="where run:NAME model references find (or make) NAME's run folder (default: "
+                 "$REASONDISTILL_RUNS, else runs)")
+
     sub.add_parser("recipes", help="list built-in recipes")
 
     p = sub.add_parser("env", help="show what this machine computes natively and the dtype auto picks",
@@ -190,6 +204,7 @@ def run_recipe(args: argparse.Namespace) -> Recipe:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
+    _runs_root(args)
     recipe = run_recipe(args)
     out = args.out or Path("runs") / recipe.name
     result = pipeline.run(recipe, out, first=args.first, last=args.last)
@@ -200,15 +215,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from . import compare
+def _runs_root(args: argparse.Namespace) -> None:
+    from .pipeline import RUNS_ENV
+    if getattr(args, "runs_root", None) is not None:
+        os.environ[RUNS_ENV] = str(args.runs_root)
+
+
+def _named_recipe(args: argparse.Namespace, default: str, extra: list[str] | None = None) -> Recipe:
+    """The recipe of `compare`/`loop` (default: the built-in recipe of the command's name); a first
+    override may sit in the RECIPE slot."""
+    _runs_root(args)
     if args.recipe is None or ("=" in args.recipe and not Path(args.recipe).exists()):
         args.overrides = ([args.recipe] if args.recipe else []) + list(args.overrides)
-        args.recipe = "compare"
-    recipe = load_recipe(args.recipe, args.overrides)
+        args.recipe = default
+    return load_recipe(args.recipe, list(args.overrides) + (extra or []))
+
+
+def _cmd_loop(args: argparse.Namespace) -> int:
+    from . import loop
+    recipe = _named_recipe(args, "loop", [f"loop.rounds={args.rounds}"] if args.rounds is not None else [])
+    out = args.out or Path("runs") / recipe.name
+    result = loop.run(recipe, out)
+    print(loop.format_table(result))
+    print(f"\n{Layout(out).loop_json}; report: {Layout(out).report_html}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+    recipe = _named_recipe(args, "compare")
     out = args.out or Path("runs") / recipe.name
     rows = compare.run(recipe, out)
-    print(compare.format_table(rows, compare.load_baseline(out)))
+    print(compare.format_table(rows, compare.load_baseline(out), compare.load_teacher(out)))
     print(f"\n{out / 'compare.json'}")
     return 0
 
@@ -418,7 +456,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
+COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "loop": _cmd_loop, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes, "env": _cmd_env,
             "launch-config": _cmd_launch_config}

@@ -1,10 +1,12 @@
-"""``reasondistill compare``: several training objectives on the same task, data and step
-budget, each evaluated on the same held-out problems.
+"""``reasondistill compare``: several training objectives (or curation choices) on the same task,
+data and step budget, each evaluated on the same held-out problems.
 
 The data stages run once (problems, teacher traces, verification, curation); each entry
 then trains in its own child process, so its wall time and peak memory are its own,
 and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``sft``'s
-checkpoint).
+checkpoint). An entry with ``curate`` settings re-curates the shared verified traces with them
+into its own ``compare/entries/<name>/curate/`` (in its child process: a student-aware policy
+loads the student there) and trains on that. ``run:NAME`` model references resolve first.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import Recipe, TrainConfig, build
+from .config import CurateConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
 from .train import objective_config
@@ -36,6 +38,7 @@ class CompareEntry:
     objective: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # name of an earlier entry whose checkpoint is this entry's student
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change for this entry
+    curate: dict[str, Any] = field(default_factory=dict)  # CurateConfig fields to change: its own curated data
 
 
 def entries(recipe: Recipe) -> list[CompareEntry]:
@@ -51,6 +54,7 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
         if entry.name in {e.name for e in out}:
             raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
         train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
+        curate_cfg(recipe, entry)
         out.append(entry)
     return out
 
@@ -66,16 +70,38 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout) -> TrainConfi
     return cfg
 
 
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys, nested sections merged key by key (``length: {shortest: 1}``
+    keeps the other length settings)."""
+    return {**base, **{k: _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in over.items()}}
+
+
+def curate_cfg(recipe: Recipe, entry: CompareEntry) -> CurateConfig:
+    """The recipe's curation with the entry's ``curate`` changes (validated)."""
+    if not entry.curate:
+        return recipe.curate
+    return build(CurateConfig, _merged(dataclasses.asdict(recipe.curate), entry.curate), f"compare.{entry.name}.curate")
+
+
+def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
+    """The shared data stages, the entry's own train and eval folders, and its own curate (and pairs)
+    folders when it changes curation."""
+    own = layout.compare_entry(entry.name, entry.name)
+    folder = layout.compare_dir() / "entries" / entry.name
+    return own.override(dirs={"curate": folder / "curate", "pairs": folder / "pairs"}) if entry.curate else own
+
+
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) -> None:
     from .evaluate import evaluate_model
     from .pipeline import select
     from .registry import load
 
     started = time.time()
-    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout))
-    own = layout.compare_entry(entry.name, entry.name)  # shared data stages, its own train and eval folders
+    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))
+    own = entry_layout(layout, entry)  # shared data stages, its own train and eval folders (and curation)
     trained: dict[str, Any] = {}
-    for stage in select("pairs", "train"):
+    for stage in select("curate" if entry.curate else "pairs", "train"):
         if stage.applies(sub):
             trained = load(stage.run)(sub, own)
     train_wall = time.time() - started
@@ -98,7 +124,10 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
 
     todo = entries(recipe)
     layout = Layout(Path(out_dir))
+    recipe = pipeline.resolve_references(recipe, layout.root)
     pipeline.run(recipe, layout.root, last="curate")
+    if "teacher" in recipe.eval.models:
+        evaluate_teacher(recipe, layout)
     baseline_dir = None
     if recipe.compare.baseline:
         evaluate_baseline(recipe, layout)
@@ -116,7 +145,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
         stats = queue.get()
         entry_eval = layout.compare_entry(entry.name, entry.name).eval_dir(entry.name)
         summary = io.read_json(entry_eval / EVAL_FILES["summary"])
-        rows.append({"objective": entry.name, "method": entry.method, "accuracy": summary["accuracy"],
+        kept = io.read_json(entry_layout(layout, entry).manifest("curate"))["outputs"]["counts"]["kept"]
+        rows.append({"objective": entry.name, "method": entry.method, "curated": kept, "accuracy": summary["accuracy"],
                      "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"],
                      "wall_seconds": round(stats["wall_seconds"], 1),
                      "train_wall_seconds": round(stats["train_wall_seconds"], 1),
@@ -158,19 +188,42 @@ def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     return row
 
 
+def evaluate_teacher(recipe: Recipe, layout: Layout) -> dict[str, Any]:
+    """The teacher on the same held-out problems (when ``eval.models`` names it), so the table shows
+    how far above the untrained student the traces come from; ``compare/teacher.json``."""
+    from .backends import BackendPool
+    from .evaluate import evaluate_teacher as run_teacher
+
+    own = layout.override(dirs={"eval/teacher": layout.compare_dir() / "teacher"})
+    with BackendPool() as pool:
+        run_teacher(recipe, own, pool)
+    summary = io.read_json(own.eval_file("teacher", "summary"))
+    row = {"model": recipe.teacher.model if recipe.teacher.backend != "program" else "program",
+           "accuracy": summary["accuracy"], "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"]}
+    io.write_json(layout.compare_dir() / "teacher.json", row)
+    return row
+
+
+def load_teacher(out_dir: str | Path) -> dict[str, Any] | None:
+    path = Layout(Path(out_dir)).compare_dir() / "teacher.json"
+    return io.read_json(path) if path.exists() else None
+
+
 def load_baseline(out_dir: str | Path) -> dict[str, Any] | None:
     path = Layout(Path(out_dir)).compare_baseline()
     return io.read_json(path) if path.exists() else None
 
 
-def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None) -> str:
+def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None,
+                 teacher: dict[str, Any] | None = None) -> str:
     head = (f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'vs untrained, paired 95% CI':>30} "
             f"{'tok/answer':>10} {'wall s':>8} {'peak MB':>8}")
     lines = [head, "-" * len(head)]
-    if baseline:
-        lo, hi = baseline["ci95"]
-        lines.append(f"{'(untrained)':<14} {baseline['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>30} "
-                     f"{baseline['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
+    for label, ref in (("(teacher)", teacher), ("(untrained)", baseline)):
+        if ref:
+            lo, hi = ref["ci95"]
+            lines.append(f"{label:<14} {ref['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>30} "
+                         f"{ref['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
     for r in rows:
         lo, hi = r["ci95"]
         vs = r.get("vs_untrained")

@@ -517,12 +517,38 @@ class ReportConfig:
 class CompareConfig:
     """`reasondistill compare`: objectives trained on the same data and step budget.
 
-    Each entry: {name, method, objective: {...}, init: <earlier entry>, train: {TrainConfig fields}}.
+    Each entry: {name, method, objective: {...}, init: <earlier entry>, train: {TrainConfig fields},
+    curate: {CurateConfig fields: the entry re-curates the shared traces into its own folder}}.
     """
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     max_steps: int = -1  # > 0: the same optimizer-step budget for every entry
     baseline: bool = True  # also evaluate the untrained train.student: the bar every entry must clear
+
+
+@dataclass
+class LoopConfig:
+    """`reasondistill loop`: rounds of evaluate the student -> pick problems -> teacher traces -> curate
+    -> retrain. Round r trains on the union of the curated traces of rounds 1..r."""
+
+    rounds: int = 2
+    student_samples: int = 4  # K sampled student answers per training problem give its pass rate; 0: no picking
+    pick_band: list[float] = field(default_factory=lambda: [0.0, 1.0])  # keep problems with lo <= pass rate < hi
+    max_problems: int | None = None  # per round: at most this many picked problems (lowest pass rate first)
+    retrain: str = "last"  # last: round r starts from round r-1's checkpoint | scratch: from train.student
+    self_teach: bool = False  # the student of round r is the (transformers) teacher of round r+1
+
+    def __post_init__(self) -> None:
+        _choice("loop.retrain", self.retrain, ("last", "scratch"))
+        if self.rounds < 1 or self.student_samples < 0:
+            raise ConfigError("loop.rounds must be >= 1 and loop.student_samples >= 0")
+        band = self.pick_band
+        if (not isinstance(band, list) or len(band) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in band)
+                or not 0 <= band[0] < band[1] <= 1):
+            raise ConfigError(f"loop.pick_band must be [lo, hi] with 0 <= lo < hi <= 1, got {band!r}")
+        if self.max_problems is not None and self.max_problems < 1:
+            raise ConfigError("loop.max_problems must be >= 1")
 
 
 @dataclass
@@ -540,6 +566,7 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.teacher, list):
@@ -758,7 +785,31 @@ BUILTIN_RECIPES = {
     "program-teacher": "smollm2-135m/sft/program_teacher.yaml",
     "llm-teacher": "smollm2-135m/sft/llm_teacher.yaml",
     "compare": "smollm2-135m/compare/objectives.yaml",
+    "compare-weak-teacher": "smollm2-135m/compare/objectives_weak_teacher.yaml",
+    "curation": "smollm2-135m/compare/curation.yaml",
+    "loop": "smollm2-135m/loop/self_train.yaml",
 }
+
+# a model reference "run:NAME" is the checkpoint of built-in recipe NAME's run (or of the recipe
+# file NAME.yaml), trained first when missing (``pipeline.resolve_references``)
+RUN_REF = "run:"
+
+
+def run_reference(spec: Any) -> str | None:
+    """The recipe named by a ``run:NAME`` model reference, else ``None``."""
+    return spec[len(RUN_REF):].strip() if isinstance(spec, str) and spec.startswith(RUN_REF) else None
+
+
+def run_reference_recipe(spec: str, where: str) -> Path:
+    """The recipe file a ``run:NAME`` reference names: a built-in recipe or a YAML file; anything
+    else is a :class:`ConfigError` naming ``where`` and listing the built-ins."""
+    name = run_reference(spec) or ""
+    if name in BUILTIN_RECIPES:
+        return builtin_recipe_path(name)
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return Path(name)
+    raise ConfigError(f"{where} = {spec!r}: '{name}' is neither a built-in recipe ({', '.join(BUILTIN_RECIPES)}) "
+                      "nor a recipe .yaml file")
 
 
 def builtin_recipe_path(name: str) -> Path:

@@ -43,6 +43,8 @@ ROOT_FILES = {
     "report_md": "report.md",
     "report_html": "report.html",
     "compare_json": "compare.json",
+    "references_json": "references.json",  # what each run:NAME model reference resolved to
+    "loop_json": "loop.json",  # `reasondistill loop`: the per-round table
 }
 EVAL_FILES = {"samples": "samples.jsonl", "summary": "summary.json", "audit": "audit.jsonl"}
 

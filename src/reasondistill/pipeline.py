@@ -10,7 +10,9 @@ later stage, ``--until X`` stops after X.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import Recipe, dump_recipe
+from .config import Recipe, dump_recipe, load_recipe, run_reference, run_reference_recipe
 from .errors import ConfigError
 from .layout import Layout
 
@@ -77,8 +79,106 @@ def check_recipe(recipe: Recipe) -> None:
 
     for i, teacher in enumerate(recipe.teachers()):
         backend_options(teacher, f"teacher[{i}]" if recipe.multi_teacher else "teacher")
+    for where, spec in references(recipe).items():
+        run_reference_recipe(spec, where)
     check(VERIFIERS, recipe.verify.verifier, "verifier (verify.verifier)", extra=("auto",))
     objective_config(recipe.train.method, recipe.train.objective)
+
+
+# ---------------------------------------------------------------------------
+# ``run:NAME`` model references: another recipe's trained student as a model
+
+
+# the recipe fields that name a model, and so may hold a ``run:NAME`` reference
+REFERENCE_FIELDS = ("teacher.model", "train.student", "train.objective.teacher", "curate.student_aware.model")
+RUNS_ENV = "REASONDISTILL_RUNS"
+_resolving: list[str] = []  # recipe names being resolved, outermost first (a reference cycle is an error)
+
+
+def runs_root() -> Path:
+    """Where ``run:NAME`` looks for (and makes) ``NAME``'s run folder: ``$REASONDISTILL_RUNS`` (the
+    CLI's ``--runs-root``), else ``runs`` as ``reasondistill run`` uses by default."""
+    return Path(os.environ.get(RUNS_ENV) or "runs")
+
+
+def _get(recipe: Recipe, dotted: str) -> object:
+    node: object = recipe
+    for part in dotted.split("."):
+        if isinstance(node, list):  # a teacher list, addressed by name
+            node = next((t for t in node if t.name == part), None)
+        else:
+            node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
+
+
+def _reference_fields(recipe: Recipe) -> tuple[str, ...]:
+    """REFERENCE_FIELDS, with ``teacher.<name>.model`` for each teacher of a list."""
+    if not recipe.multi_teacher:
+        return REFERENCE_FIELDS
+    return tuple(f"teacher.{t.name}.model" for t in recipe.teacher) + REFERENCE_FIELDS[1:]
+
+
+def references(recipe: Recipe) -> dict[str, str]:
+    """``{field: "run:NAME"}`` for every model field of ``recipe`` that holds a run reference."""
+    return {f: v for f in _reference_fields(recipe) if run_reference(v := _get(recipe, f))}  # type: ignore[misc]
+
+
+def _with(recipe: Recipe, dotted: str, value: str) -> Recipe:
+    """``recipe`` with the model field ``dotted`` set to ``value`` (a copy; the original is untouched)."""
+    section, *rest = dotted.split(".")
+    part = getattr(recipe, section)
+    if isinstance(part, list):  # teacher.<name>.model of a teacher list
+        part = [dataclasses.replace(t, **{rest[1]: value}) if t.name == rest[0] else t for t in part]
+    elif rest[0] == "objective":
+        part = dataclasses.replace(part, objective={**part.objective, rest[1]: value})
+    elif len(rest) == 2:
+        inner = dataclasses.replace(getattr(part, rest[0]), **{rest[1]: value})
+        part = dataclasses.replace(part, **{rest[0]: inner})
+    else:
+        part = dataclasses.replace(part, **{rest[0]: value})
+    return dataclasses.replace(recipe, **{section: part})
+
+
+def resolve_reference(spec: str, where: str = "model", root: Path | None = None) -> dict:
+    """The checkpoint ``run:NAME`` names: ``<runs root>/<recipe name>/train/model``, after running
+    that recipe there when its checkpoint or report is missing (a finished run is reused without
+    loading anything). Returns ``{ref, recipe, run, path, accuracy, ci95}``, accuracy being the
+    run's held-out ``student_after`` accuracy from its report."""
+    recipe_path = run_reference_recipe(spec, where)
+    sub = load_recipe(recipe_path)
+    folder = (root or runs_root()) / sub.name
+    if sub.name in _resolving:
+        raise ConfigError(f"{where} = {spec!r}: reference cycle through recipe(s) {' -> '.join(_resolving)}")
+    layout = Layout(folder)
+    if not ((layout.checkpoint / "config.json").is_file() and layout.report_json.is_file()):
+        log.info("%s = %s: training it first in %s", where, spec, folder)
+        _resolving.append(sub.name)
+        try:
+            run(sub, folder)
+        finally:
+            _resolving.pop()
+    after = (io.read_json(layout.report_json).get("student_after") or {}) if layout.report_json.is_file() else {}
+    if not (layout.checkpoint / "config.json").is_file():
+        raise ConfigError(f"{where} = {spec!r}: the run in {folder} has no checkpoint ({layout.checkpoint})")
+    return {"ref": spec, "recipe": str(recipe_path), "run": str(folder), "path": str(layout.checkpoint.resolve()),
+            "accuracy": after.get("accuracy"), "ci95": after.get("ci95")}
+
+
+def resolve_references(recipe: Recipe, out_dir: str | Path | None = None) -> Recipe:
+    """``recipe`` with every ``run:NAME`` model field replaced by that run's checkpoint path; what
+    each resolved to goes to ``<out_dir>/references.json`` (and from there into the report)."""
+    refs = references(recipe)
+    if not refs:
+        return recipe
+    done: dict[str, dict] = {}
+    record = {}
+    for where, spec in refs.items():
+        done[spec] = done.get(spec) or resolve_reference(spec, where)
+        record[where] = done[spec]
+        recipe = _with(recipe, where, done[spec]["path"])
+    if out_dir is not None:
+        io.write_json(Layout(Path(out_dir)).references_json, record)
+    return recipe
 
 
 def select(first: str | None = None, last: str | None = None) -> tuple[Stage, ...]:
@@ -114,6 +214,7 @@ def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: 
     started = time.time()
     layout = Layout(Path(out_dir))
     todo = select(first, last)
+    as_given, recipe = recipe, resolve_references(recipe, layout.root)
     for stage in STAGES[: STAGES.index(todo[0])]:  # --from: what comes before must be finished
         missing = [m for m in stage.manifests(recipe, layout) if not m.exists()] if stage.applies(recipe) else []
         if missing:
@@ -124,7 +225,7 @@ def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: 
             manifest.unlink(missing_ok=True)
 
     layout.root.mkdir(parents=True, exist_ok=True)
-    io.write_text(layout.recipe_file, dump_recipe(recipe))
+    io.write_text(layout.recipe_file, dump_recipe(as_given))  # run:NAME as typed; references.json resolves it
     io.write_json(layout.versions_file, io.library_versions())
     results: dict[str, Any] = {}
     calls = {"made": 0, "cached": 0}

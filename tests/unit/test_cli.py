@@ -4,7 +4,7 @@ import pytest
 
 from reasondistill import cli
 
-COMMANDS = ["run", "compare", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
+COMMANDS = ["run", "compare", "loop", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
 
 
 @pytest.mark.parametrize("cmd", [None, *COMMANDS])
@@ -98,3 +98,16 @@ def test_bad_objective_configs_fail_before_any_model_load(argv, needle, capsys, 
     monkeypatch.setattr(models, "resolve", boom)
     assert cli.main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_runs_root_flag_sets_where_run_references_look(tmp_path, monkeypatch):
+    from reasondistill import pipeline
+    monkeypatch.delenv(pipeline.RUNS_ENV, raising=False)
+    args = cli.parse_args(["loop", "--runs-root", str(tmp_path / "r"), "--out", str(tmp_path / "o")])
+    cli._runs_root(args)
+    assert pipeline.runs_root() == tmp_path / "r"
+    monkeypatch.delenv(pipeline.RUNS_ENV)
+    assert pipeline.runs_root() == pipeline.Path("runs")
+    assert cli.main(["run", "teacher.model=run:nope", "teacher.backend=transformers", "--out",
+                     str(tmp_path / "never")]) == 2  # an unknown reference is a recipe error, before any work
+    assert not (tmp_path / "never").exists()

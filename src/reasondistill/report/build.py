@@ -11,7 +11,7 @@ across the three models), ``ci_overlap``, ``stages``,
 ``curation``, ``teachers`` (per teacher: traces, pass rate with ``ci95``, ``mean_tokens``, ``kept``;
 see :mod:`.teachers`), ``run_cost`` (what producing the run folder cost, from the stage manifests),
 ``lineage`` (which problems, teacher, filters and objective produced which checkpoint and score),
-``versions``, ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
+``versions``, ``references`` (what each ``run:NAME`` model resolved to), ``device`` (what :mod:`reasondistill.device` detected, from the train manifest or else
 an eval one), ``dtype`` (``{"train": autocast dtype, <model>: weights dtype}``).
 
 ``teacher_calls``, ``cached_teacher_calls`` and ``wall_seconds`` are what the latest invocation
@@ -142,11 +142,15 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         "versions": versions,
         **_numerics(manifests),
     }
+    if layout.references_json.is_file():  # run:NAME model references: the checkpoint and its accuracy
+        report["references"] = read_json(layout.references_json)
     return report
 
 
-def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> list[Path]:
-    """Write ``report.json`` (always) and ``report.md`` / ``report.html`` into ``run_dir``.
+def write_report(run_dir: Path, report: dict[str, Any], formats: list[str], *,
+                 data_dir: Path | None = None) -> list[Path]:
+    """Write ``report.json`` (always) and ``report.md`` / ``report.html`` into ``run_dir``; the HTML
+    page's traces and plots come from ``data_dir`` (default ``run_dir``; a loop's last round).
 
     Returns the written paths, ``report.json`` first."""
     unknown = [f for f in formats if f not in FORMATS]
@@ -161,7 +165,7 @@ def write_report(run_dir: Path, report: dict[str, Any], formats: list[str]) -> l
     if "md" in formats:
         written.append(markdown.write(layout.report_md, report))
     if "html" in formats:
-        written.append(html.write(layout.report_html, report, run_dir))
+        written.append(html.write(layout.report_html, report, Path(data_dir or run_dir)))
     return written
 
 

@@ -224,3 +224,24 @@ def lineage_rows(report: dict[str, Any]) -> list[list[str]]:
                               f"{pct(s.get('accuracy'))} [{pct(ci[0])}, {pct(ci[1])}] on {s.get('n', '?')} held-out "
                               f"problems{gain}"])
     return rows
+
+
+ROUND_HEADER = ["round", "teacher", "accuracy", "95% CI", "problems picked", "traces added", "train examples",
+                "wall time"]
+
+
+def round_rows(report: dict[str, Any]) -> list[list[str]]:
+    """``reasondistill loop``: one row per round from ``report["loop"]`` (round 0: the untrained student)."""
+    loop = report.get("loop") or {}
+    rows = []
+    base = loop.get("baseline")
+    if base:
+        rows.append(["0 (untrained)", "-", pct(base.get("accuracy")),
+                     f"[{pct(base['ci95'][0])}, {pct(base['ci95'][1])}]", "-", "-", "-", "-"])
+    for r in loop.get("rounds", []):
+        ci = r.get("ci95") or [None, None]
+        rows.append([str(r["round"]), str(r.get("teacher", "")), pct(r.get("accuracy")),
+                     f"[{pct(ci[0])}, {pct(ci[1])}]", str(r.get("problems_picked", "")),
+                     str(r.get("traces_added", "")), str(r.get("train_examples", "")),
+                     fmt_seconds(r.get("wall_seconds"))])
+    return rows

@@ -19,8 +19,9 @@ from ..layout import Layout
 from ..io import atomic_open, iter_jsonl, read_records
 from ..records import EvalSample
 from . import data, plots
-from .format import (ANSWER_HEADER, MODEL_LABELS, MODELS, TABLE_HEADER, answer_rows, audit_lines, cost_lines,
-                     curation_rows, fmt_seconds, headline, lineage_rows, model_rows, sampled_rows)
+from .format import (ANSWER_HEADER, MODEL_LABELS, MODELS, ROUND_HEADER, TABLE_HEADER, answer_rows, audit_lines,
+                     cost_lines, curation_rows, fmt_seconds, headline, lineage_rows, model_rows, round_rows,
+                     sampled_rows)
 from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 MAX_PROBLEMS = 50
@@ -268,6 +269,11 @@ def render(report: dict[str, Any], run_dir: Path) -> str:
         out.append("<h2>Sampled generations</h2>" + _table(header, srows))
     if alines := audit_lines(report):
         out.append("<h2>Checker audit</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in alines) + "</ul>")
+    rrows = round_rows(report)
+    if rrows:
+        out.append("<h2>Rounds (reasondistill loop)</h2>" + _table(ROUND_HEADER, rrows)
+                   + _figure("Held-out accuracy per round", plots.rounds_png(report["loop"]),
+                             _no_plot("no round was evaluated")))
     out.append("<h2>Plots</h2>" + _plots(report, run_dir))
     lrows = lineage_rows(report)
     if lrows:

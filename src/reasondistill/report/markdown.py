@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open
-from .format import (ANSWER_HEADER, TABLE_HEADER, answer_rows, audit_lines, cost_lines, curation_rows, fmt_seconds,
-                     headline, lineage_rows, model_rows, sampled_rows)
+from .format import (ANSWER_HEADER, ROUND_HEADER, TABLE_HEADER, answer_rows, audit_lines, cost_lines, curation_rows,
+                     fmt_seconds, headline, lineage_rows, model_rows, round_rows, sampled_rows)
 from .teachers import HEADER as TEACHER_HEADER, teacher_rows
 
 
@@ -46,6 +46,10 @@ def render(report: dict[str, Any]) -> str:
         out += ["## Sampled generations", ""] + table(header, srows) + [""]
     if alines := audit_lines(report):
         out += ["## Checker audit", ""] + [f"- {line}" for line in alines] + [""]
+
+    rrows = round_rows(report)
+    if rrows:
+        out += ["## Rounds (reasondistill loop)", ""] + table(ROUND_HEADER, rrows) + [""]
 
     out += ["## Cost", ""] + [f"- {line}" for line in cost_lines(report)] + [""]
 

@@ -146,3 +146,22 @@ def loss_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
                 label=k)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+def rounds_png(loop: dict[str, Any]) -> bytes | None:
+    """``reasondistill loop``: held-out accuracy (95% Wilson CI) per round; round 0 is the untrained
+    student when it was evaluated."""
+    rows = ([{"round": 0, **loop["baseline"]}] if loop.get("baseline") else []) + [
+        r for r in loop.get("rounds", []) if r.get("accuracy") is not None]
+    if not rows or (fig := _figure()) is None:
+        return None
+    x = [r["round"] for r in rows]
+    acc = [100 * float(r["accuracy"]) for r in rows]
+    cis = [r.get("ci95") or [r["accuracy"]] * 2 for r in rows]
+    err = [[max(0.0, a - 100 * float(c[0])) for a, c in zip(acc, cis)],
+           [max(0.0, 100 * float(c[1]) - a) for a, c in zip(acc, cis)]]
+    ax = _axes(fig, "held-out accuracy per round, 95% Wilson CI", "round", "accuracy (%)")
+    ax.errorbar(x, acc, yerr=err, fmt="-o", capsize=5, color=_COLORS["student_after"])
+    ax.set_xticks(x)
+    ax.set_ylim(0, 105)
+    return _png(fig)

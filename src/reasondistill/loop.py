@@ -1,0 +1,224 @@
+"""``reasondistill loop``: student-driven rounds of distillation.
+
+Each round r (a sub-run folder ``DIR/round-r/``, built from the ordinary stages):
+
+1. **pick**: the current student (``train.student`` in round 1, else round r-1's checkpoint)
+   samples ``loop.student_samples`` answers per training problem (``round-r/pick/``); the
+   problems whose pass rate p lies in ``loop.pick_band`` (``lo <= p < hi``; the default [0, 1)
+   leaves out what it already always solves) go to ``round-r/pick/picked.jsonl``, lowest
+   pass rate first, at most ``loop.max_problems``;
+2. **teach**: the teacher writes traces for the picked problems; they are verified and curated
+   (``round-r/generate``, ``verify``, ``curate``). With ``loop.self_teach`` the teacher of round
+   r >= 2 is round r-1's student (transformers backend): iterative self-training;
+3. **retrain**: on the union of the curated traces of rounds 1..r (``round-r/data/train.jsonl``,
+   identical prompt+completion pairs once), from round r-1's checkpoint (``loop.retrain: last``)
+   or from ``train.student`` (``scratch``);
+4. **evaluate** on the held-out problems (round 1 also evaluates what ``eval.models`` names, e.g.
+   the untrained student, which becomes round 0 of the table).
+
+The problems are made once, in ``DIR/problems/``. Every step is a cached stage, so killing the
+loop and running the same command again continues at the unfinished round and stage, and
+raising ``loop.rounds`` continues a finished loop. ``DIR/loop.json`` and the report
+(``DIR/report.{json,md,html}``: the last round's report plus a ``loop`` section) hold the per-round
+table: held-out accuracy with its Wilson CI, problems picked, traces added and wall time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .config import Recipe, TeacherConfig, dump_recipe
+from .errors import ConfigError
+from .layout import EVAL_FILES, Layout
+
+log = logging.getLogger(__name__)
+
+
+def check(recipe: Recipe) -> None:
+    """What a loop needs beyond a valid recipe: an objective that trains on the curated file alone
+    (the union of rounds has no single logprob store or pair file)."""
+    from .train import objective
+
+    obj = objective(recipe.train.method)
+    if obj.data != "curated" or obj.needs_logprobs:
+        raise ConfigError(f"loop: train.method '{recipe.train.method}' trains on "
+                          f"{'teacher logprobs' if obj.needs_logprobs else obj.data}; a loop retrains on the union "
+                          "of curated traces, so use an objective whose data is the curated file (sft, multitask, gkd)")
+
+
+def round_dir(root: Path, r: int) -> Path:
+    return Path(root) / f"round-{r}"
+
+
+def pass_rates(samples_path: Path) -> dict[str, float]:
+    """``{problem_id: share of passed sampled answers}`` (sample_idx >= 1; the greedy answer is 0)."""
+    seen: dict[str, list[bool]] = defaultdict(list)
+    for _, row in io.iter_jsonl(samples_path):
+        if row["sample_idx"] >= 1:
+            seen[row["problem_id"]].append(bool(row["passed"]))
+    return {pid: sum(v) / len(v) for pid, v in seen.items()}
+
+
+def pick(recipe: Recipe, root: Layout, r: int, student: str) -> tuple[Path, dict[str, Any]]:
+    """Step 1: the problems of the training split the student's pass rate puts in the band."""
+    from .evaluate import evaluate_model
+    from .records import Problem
+
+    cfg = recipe.loop
+    out = round_dir(root.root, r) / "pick"
+    problems = io.read_records(root.train_problems, Problem)
+    picked_path = out / "picked.jsonl"
+    info: dict[str, Any] = {"skipped": True}
+    if cfg.student_samples == 0:
+        chosen, rates = problems, {}
+    else:
+        layout = root.override(dirs={"eval/pick": out}, files={"eval_problems": root.train_problems})
+        sampled = dataclasses.replace(recipe, eval=dataclasses.replace(
+            recipe.eval, samples=cfg.student_samples, n=None, seed=recipe.eval.seed + r))
+        info = evaluate_model(sampled, student, "pick", layout)["this_run"]
+        rates = pass_rates(out / EVAL_FILES["samples"])
+        lo, hi = cfg.pick_band
+        order = {p.id: i for i, p in enumerate(problems)}
+        chosen = sorted((p for p in problems if lo <= rates.get(p.id, 0.0) < hi),
+                        key=lambda p: (rates.get(p.id, 0.0), order[p.id]))
+    chosen = chosen[: cfg.max_problems] if cfg.max_problems else chosen
+    io.write_jsonl(picked_path, chosen)
+    mean = round(sum(rates.values()) / len(rates), 4) if rates else None
+    return picked_path, {"problems_picked": len(chosen), "student_pass_rate": mean, "skipped": info["skipped"]}
+
+
+def round_recipe(recipe: Recipe, r: int, previous: Path | None) -> Recipe:
+    """Round r's recipe: its teacher (round r-1's student with ``self_teach``), its starting
+    checkpoint (``retrain``), a fresh sampling seed, and the models it evaluates."""
+    cfg = recipe.loop
+    teacher = recipe.teacher
+    if cfg.self_teach and previous is not None:
+        teacher = TeacherConfig(backend="transformers", model=str(previous), dtype=recipe.eval.dtype,
+                                device=recipe.eval.device, batch_size=recipe.eval.batch_size,
+                                trust_remote_code=recipe.train.trust_remote_code)
+    start = str(previous) if cfg.retrain == "last" and previous is not None else recipe.train.student
+    models = list(recipe.eval.models) if r == 1 else []
+    models = [m for m in models if m != "student_after"] + ["student_after"]
+    return dataclasses.replace(
+        recipe, teacher=teacher, generate=dataclasses.replace(recipe.generate, seed=recipe.generate.seed + r - 1),
+        train=dataclasses.replace(recipe.train, student=start), eval=dataclasses.replace(recipe.eval, models=models))
+
+
+def union(paths: list[Path], out: Path) -> tuple[int, int]:
+    """Write the curated examples of ``paths`` (rounds 1..r) once each to ``out``; (total, new in the last)."""
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    added = 0
+    for i, path in enumerate(paths):
+        for _, row in io.iter_jsonl(path, allow_empty=True):
+            key = io.sha256_json([row.get("prompt"), row.get("completion")])
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+                added += i == len(paths) - 1
+    io.write_jsonl(out, rows)
+    return len(rows), added
+
+
+def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool: Any) -> dict[str, Any]:
+    """One round (see the module docstring); its table row."""
+    from .registry import load
+
+    started = time.time()
+    folder = round_dir(root.root, r)
+    sub = round_recipe(recipe, r, previous)
+    student = str(previous) if previous is not None else recipe.train.student
+    picked, row = pick(recipe, root, r, student)
+    skipped = [row.pop("skipped")]
+    row = {"round": r, "teacher": sub.teacher.model if sub.teacher.backend in ("transformers", "openai")
+           else sub.teacher.backend, "start": sub.train.student, **row}
+    if row["problems_picked"] == 0:
+        return {**row, "stopped": "no training problem in loop.pick_band", "wall_seconds": time.time() - started}
+    data = Layout(folder).override(files={"train_problems": picked, "eval_problems": root.eval_problems})
+    for stage, kw in (("generate", {"pool": pool}), ("verify", {}), ("curate", {})):
+        skipped.append(load(f"reasondistill.{stage}:run")(sub, data, **kw)["this_run"]["skipped"])
+    curated = [Layout(round_dir(root.root, k)).curated for k in range(1, r + 1)]
+    n_train, added = union(curated, folder / "data" / "train.jsonl")
+    if n_train == 0:
+        return {**row, "stopped": "no curated trace to train on", "wall_seconds": time.time() - started}
+    trained = data.override(files={"curated": folder / "data" / "train.jsonl"})
+    skipped.append(load("reasondistill.train:run")(sub, trained)["this_run"]["skipped"])
+    evaluated = load("reasondistill.evaluate:run")(sub, trained, pool=pool)
+    skipped += [m["this_run"]["skipped"] for m in evaluated.values()]
+    load("reasondistill.report:run")(sub, Layout(folder))
+    after = io.read_json(Layout(folder).eval_file("student_after", "summary"))
+    row.update(traces_added=added, train_examples=n_train, accuracy=after["accuracy"], ci95=after["ci95"],
+               n_eval=after.get("n"), checkpoint=str(Layout(folder).checkpoint),
+               wall_seconds=round(time.time() - started, 1))
+    stats = folder / "round.json"
+    if all(skipped) and stats.is_file():  # nothing ran again: keep the figures measured when it ran
+        row["wall_seconds"] = io.read_json(stats).get("wall_seconds", row["wall_seconds"])
+    io.write_json(stats, row)
+    return row
+
+
+def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
+    """Run (or continue) ``recipe.loop.rounds`` rounds into ``out_dir``; returns ``loop.json``'s dict."""
+    from . import pipeline
+    from .backends import BackendPool
+    from .registry import load
+    from .report import build_report, write_report
+
+    pipeline.check_recipe(recipe)
+    check(recipe)
+    root = Layout(Path(out_dir))
+    as_given, recipe = recipe, pipeline.resolve_references(recipe, root.root)
+    root.root.mkdir(parents=True, exist_ok=True)
+    io.write_text(root.recipe_file, dump_recipe(as_given))
+    io.write_json(root.versions_file, io.library_versions())
+    load("reasondistill.problems:run")(recipe, root)
+    rows: list[dict[str, Any]] = []
+    previous: Path | None = None
+    stopped = None
+    with BackendPool() as pool:
+        for r in range(1, recipe.loop.rounds + 1):
+            log.info("loop: round %d/%d", r, recipe.loop.rounds)
+            row = run_round(recipe, root, r, previous, pool)
+            if "stopped" in row:
+                stopped = f"round {r}: {row['stopped']}"
+                log.warning("loop: stopping at %s", stopped)
+                break
+            rows.append(row)
+            previous = Path(row["checkpoint"])
+    first = round_dir(root.root, 1)
+    before = Layout(first).eval_file("student_before", "summary")
+    base = io.read_json(before) if before.is_file() else None
+    result = {"rounds": rows, "stopped": stopped, "config": dataclasses.asdict(recipe.loop),
+              "baseline": {"accuracy": base["accuracy"], "ci95": base["ci95"], "n_eval": base.get("n")}
+              if base else None}
+    io.write_json(root.loop_json, result)
+    if rows:
+        last = round_dir(root.root, rows[-1]["round"])
+        report = build_report(last, task=recipe.problems.task_name(), recipe_name=recipe.name, teacher_calls=0,
+                              cached_teacher_calls=0, wall_seconds=sum(r["wall_seconds"] for r in rows))
+        report["loop"] = result
+        write_report(root.root, report, list(recipe.report.formats), data_dir=last)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    head = f"{'round':>5} {'accuracy':>8} {'95% CI':>16} {'picked':>7} {'added':>6} {'train':>6} {'wall s':>8}  teacher"
+    lines = [head, "-" * len(head)]
+    if result.get("baseline"):
+        b = result["baseline"]
+        lo, hi = b["ci95"]
+        lines.append(f"{0:>5} {b['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+                     f"{'-':>7} {'-':>6} {'-':>6} {'-':>8}  (untrained student)")
+    for r in result["rounds"]:
+        lo, hi = r["ci95"]
+        lines.append(f"{r['round']:>5} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {r['problems_picked']:>7} "
+                     f"{r['traces_added']:>6} {r['train_examples']:>6} {r['wall_seconds']:>8.0f}  {r['teacher']}")
+    if result.get("stopped"):
+        lines.append(f"stopped early: {result['stopped']}")
+    return "\n".join(lines)

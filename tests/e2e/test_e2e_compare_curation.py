@@ -1,0 +1,64 @@
+"""`compare` over curation choices: entries with their own `curate` settings get their own curated data."""
+
+import json
+import re
+
+import pytest
+
+from reasondistill import compare
+from reasondistill.config import Recipe, build
+from reasondistill.errors import ConfigError
+
+from .test_e2e_compare import compare_recipe
+
+
+def lines(path):
+    return path.read_text().splitlines()
+
+
+@pytest.mark.slow  # three entries, each trained in its own spawned process: minutes on a loaded 2-core machine
+def test_curation_entries_train_on_their_own_curated_sets(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "all", "method": "sft"},
+        {"name": "neg", "method": "redi", "init": "all", "curate": {"max_per_problem": 1}},
+        {"name": "short", "method": "sft", "curate": {"max_per_problem": 2, "length": {"shortest": 1, "unit": "chars"}}},
+    ], max_steps=1)
+    recipe.generate.samples = 3
+    recipe.generate.rationalize = False
+    recipe.curate.max_per_problem = 3
+    recipe.eval.models = ["teacher", "student_after"]
+    recipe.compare.baseline = False
+    out = tmp_path / "run"
+    rows = compare.run(recipe, out)
+
+    shared = lines(out / "curate" / "train.jsonl")
+    own = lines(out / "compare" / "entries" / "short" / "curate" / "train.jsonl")
+    assert not (out / "compare" / "entries" / "all" / "curate").exists()  # no curate settings: the shared set
+    by_problem = {json.loads(x)["meta"]["problem_id"] for x in shared}
+    assert len(own) == len(by_problem) < len(shared)  # the shortest trace per problem instead of up to 3
+    assert set(own) <= set(shared)
+    neg = lines(out / "compare" / "entries" / "neg" / "curate" / "train.jsonl")
+    assert [r["curated"] for r in rows] == [len(shared), len(neg), len(own)]
+    # a preference entry with its own curation builds its pairs in its own folder, not the shared one
+    assert (out / "compare" / "entries" / "neg" / "pairs" / "pairs.jsonl").is_file() and not (out / "pairs").exists()
+    short_cfg = json.loads((out / "compare" / "entries" / "short" / "curate" / "manifest.json").read_text())
+    assert short_cfg["config"]["curate"]["length"] == {**short_cfg["config"]["curate"]["length"], "shortest": 1,
+                                                       "unit": "chars"}
+    assert short_cfg["config"]["curate"]["max_per_problem"] == 2
+    assert short_cfg["config"]["curate"]["dedup"] is True  # the settings it does not name are the recipe's
+    for name, data in (("all", out / "curate" / "train.jsonl"),
+                       ("short", out / "compare" / "entries" / "short" / "curate" / "train.jsonl")):
+        train = json.loads((out / "compare" / "entries" / name / "train" / "manifest.json").read_text())
+        assert str(data) in train["inputs"]  # each entry trained on its own curated file
+    teacher = compare.load_teacher(out)  # the teacher on the same held-out problems
+    assert 0 <= teacher["accuracy"] <= 1 and "(teacher)" in compare.format_table(rows, None, teacher)
+
+
+def test_bad_curate_override_fails_before_any_work(tmp_path):
+    recipe = build(Recipe, {"compare": {"entries": [{"name": "a", "curate": {"max_per_problem": 0}}]}})
+    with pytest.raises(ConfigError, match=re.escape("curate.max_per_problem must be >= 1")):
+        compare.run(recipe, tmp_path / "never")
+    recipe = build(Recipe, {"compare": {"entries": [{"name": "a", "curate": {"nope": 1}}]}})
+    with pytest.raises(ConfigError, match=re.escape("unknown recipe key 'compare.a.curate.nope'")):
+        compare.run(recipe, tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -1,0 +1,31 @@
+"""``run:NAME`` references in every model field, replaced without touching the recipe as given."""
+
+import json
+
+from reasondistill import pipeline
+from reasondistill.config import Recipe, build, run_reference
+
+
+def test_every_model_field_may_hold_a_reference(tmp_path, monkeypatch):
+    recipe = build(Recipe, {"teacher": {"backend": "transformers", "model": "run:default"},
+                            "train": {"student": "run:default", "method": "gkd",
+                                      "objective": {"teacher": "run:llm-teacher", "lmbda": 0.5}},
+                            "curate": {"student_aware": {"top": 1, "model": "run:default"}}})
+    assert pipeline.references(recipe) == {"teacher.model": "run:default", "train.student": "run:default",
+                                           "train.objective.teacher": "run:llm-teacher",
+                                           "curate.student_aware.model": "run:default"}
+    calls = []
+
+    def fake(spec, where="model", root=None):
+        calls.append(spec)
+        return {"ref": spec, "path": f"/ckpt/{run_reference(spec)}", "accuracy": 0.48}
+    monkeypatch.setattr(pipeline, "resolve_reference", fake)
+    out = pipeline.resolve_references(recipe, tmp_path)
+    assert calls == ["run:default", "run:llm-teacher"]  # each named run resolved once
+    assert (out.teacher.model, out.train.student, out.curate.student_aware.model) == ("/ckpt/default",) * 3
+    assert out.train.objective == {"teacher": "/ckpt/llm-teacher", "lmbda": 0.5}
+    assert recipe.teacher.model == recipe.train.student == "run:default"  # the recipe as given is untouched
+    assert recipe.train.objective["teacher"] == "run:llm-teacher"
+    on_disk = json.loads((tmp_path / "references.json").read_text())
+    assert on_disk["train.objective.teacher"]["path"] == "/ckpt/llm-teacher"
+    assert pipeline.resolve_references(Recipe()) == Recipe()  # nothing to resolve: the same recipe
