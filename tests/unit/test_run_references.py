@@ -29,3 +29,15 @@ def test_every_model_field_may_hold_a_reference(tmp_path, monkeypatch):
     on_disk = json.loads((tmp_path / "references.json").read_text())
     assert on_disk["train.objective.teacher"]["path"] == "/ckpt/llm-teacher"
     assert pipeline.resolve_references(Recipe()) == Recipe()  # nothing to resolve: the same recipe
+
+
+def test_a_listed_teacher_may_hold_a_reference(tmp_path, monkeypatch):
+    recipe = build(Recipe, {"teacher": [{"name": "strong", "backend": "transformers", "model": "run:default"},
+                                        {"name": "prog", "backend": "program"}]})
+    assert pipeline.references(recipe) == {"teacher.strong.model": "run:default"}
+    monkeypatch.setattr(pipeline, "resolve_reference",
+                        lambda spec, where="model", root=None: {"ref": spec, "path": "/ckpt/default"})
+    out = pipeline.resolve_references(recipe, tmp_path)
+    assert [(t.name, t.model) for t in out.teacher] == [("strong", "/ckpt/default"),
+                                                         ("prog", recipe.teacher[1].model)]
+    assert recipe.teacher[0].model == "run:default"
