@@ -120,11 +120,12 @@ class LlamaCppBackend(Backend):
                  chat_template: str | None = None, batch_size: int = 8) -> None:
         self.options = LlamaCppOptions(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
                                        chat_template=chat_template)
+        self.llm = None
+        self.lib = import_llama_cpp()  # before hashing a large file for nothing
         self.path = gguf_file(model)
         self.identity = identity(self.path, self.options)
         self.name = f"llamacpp:{Path(model).stem if model not in models.PACKAGED else model}"
         self.batch_size = batch_size
-        self.lib = import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.llm = self.lib.Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads,
@@ -184,7 +185,7 @@ class LlamaCppBackend(Backend):
         ids: list[int] = []
         logprobs: list[dict[str, Any]] | None = [] if k > 0 else None
         finish, text = "length", None
-        if budget > 0 and sampling.max_new_tokens > 0:
+        if budget > 0:
             steps = self.llm.generate(prompt, temp=0.0 if greedy else sampling.temperature,
                                       top_p=1.0 if greedy else sampling.top_p, top_k=0, min_p=0.0,
                                       typical_p=1.0, repeat_penalty=1.0)
