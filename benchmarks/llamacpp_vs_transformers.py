@@ -8,7 +8,7 @@ time; transformers is timed both one prompt at a time (the same work) and batche
 (``--hf-batch``, what the generate stage does), with the same thread count for both.
 
     python benchmarks/llamacpp_vs_transformers.py
-    python benchmarks/llamacpp_vs_transformers.py --problems 16 --max-new-tokens 128 --threads 2
+    python benchmarks/llamacpp_vs_transformers.py --problems 16 --max-new-tokens 128 --threads 1
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                    help="threads for both engines (default: half the cores, llama.cpp's own default)")
     ap.add_argument("--hf-batch", type=int, default=8, help="batch size of the batched transformers run")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
