@@ -73,6 +73,18 @@ def test_greedy_text_and_logprobs(local):
     assert again.text.startswith(out[0].text[:20])  # greedy is deterministic (16 of its 24 tokens)
 
 
+def test_seeded_sampling_and_stop_strings(local):
+    hot = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=16, seed=5)
+    reqs = requests(1) + [Request(problems(1)[0], requests(1)[0].messages, 1)]
+    a, b = local.complete(reqs, hot)
+    assert local.complete(reqs[:1], hot)[0].text == a.text  # the same sample again, after another prompt ran
+    assert a.text != b.text  # sample 1 is another draw
+    full = local.complete(reqs[:1], GREEDY)[0].text
+    word = full.split()[2]
+    cut = local.complete(reqs[:1], SamplingParams(temperature=0.0, max_new_tokens=24, stop=(word,)))[0]
+    assert cut.finish_reason == "stop" and cut.text == full[: full.index(word)]
+
+
 def test_generate_stage_end_to_end(gguf, tmp_path):
     path = tmp_path / "problems.jsonl"
     io.write_jsonl(path, problems(3))
