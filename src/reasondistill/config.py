@@ -62,8 +62,8 @@ class ProblemsConfig:
 class TeacherConfig:
     """Which teacher writes the rationales: an LLM backend or a program solver."""
 
-    backend: str = "program"  # a row of reasondistill.backends.BACKENDS: program | transformers | openai | dummy
-    model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id
+    backend: str = "program"  # a row of reasondistill.backends.BACKENDS: program | transformers | openai | llamacpp | vllm | dummy
+    model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id (llamacpp: .gguf or packaged)
     dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
     device: str = "auto"
     batch_size: int = 32

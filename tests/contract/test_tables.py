@@ -17,10 +17,31 @@ from . import checks
 SERVED = {"openai": lambda fake_openai: {"base_url": fake_openai.url}}
 
 
+def engine_model(name, tiny_model_dir, monkeypatch, tmp_path):
+    """The model a row loads. vLLM has no CPU build, so its engine is faked; llama.cpp runs the
+    packaged GGUF where ``llama_cpp`` is installed and a fake engine elsewhere."""
+    if name == "vllm":
+        import sys
+
+        from tests import fake_vllm
+        monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    if name == "llamacpp":
+        import importlib.util
+
+        from reasondistill import models
+        if importlib.util.find_spec("llama_cpp") is not None:
+            return models.packaged_gguf("smollm2-135m-instruct")
+        from tests import fake_llama_cpp
+        fake_llama_cpp.install(monkeypatch)
+        (tmp_path / "toy.gguf").write_bytes(b"GGUF toy")
+        return tmp_path / "toy.gguf"
+    return tiny_model_dir
+
+
 @pytest.mark.parametrize("name", list(BACKENDS))
-def test_backend(name, tiny_model_dir, request):
+def test_backend(name, tiny_model_dir, request, monkeypatch, tmp_path):
     options = SERVED[name](request.getfixturevalue("fake_openai")) if name in SERVED else None
-    checks.check_backend(name, tiny_model_dir, options)
+    checks.check_backend(name, engine_model(name, tiny_model_dir, monkeypatch, tmp_path), options)
 
 
 @pytest.mark.parametrize("name", list(VERIFIERS))

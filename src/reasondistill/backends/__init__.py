@@ -14,6 +14,8 @@ BACKENDS: dict[str, str] = {
     "program": "reasondistill.backends.program:ProgramBackend",
     "dummy": "reasondistill.backends.dummy:DummyBackend",
     "openai": "reasondistill.backends.openai:OpenAIBackend",
+    "llamacpp": "reasondistill.backends.llamacpp:LlamaCppBackend",
+    "vllm": "reasondistill.backends.vllm:VLLMBackend",
 }
 
 

@@ -1,0 +1,173 @@
+"""The real llama.cpp (``llama-cpp-python``) with the packaged SmolLM2-135M GGUF: in process
+through the ``llamacpp`` backend (greedy text, logprobs, the generate stage end to end), and
+``python -m llama_cpp.server`` on 127.0.0.1 driven by the ``openai`` backend, which answers
+greedy prompts as the in-process backend does when both use the GGUF's chat template and
+plain sampling. Slow (``-m slow``); skipped without the ``llamacpp`` extra (and, for the
+server, llama-cpp-python's ``server`` extra)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from reasondistill import generate, io, models
+from reasondistill.backends.base import Request, SamplingParams
+from reasondistill.config import Recipe, build
+from reasondistill.records import Problem
+from tests.helpers import stage_layout
+from tests.transformers_serve import free_port
+
+LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not LLAMA_CPP, reason="llama_cpp is not installed: pip install "
+                                                      "'reasondistill[llamacpp]' (llama-cpp-python==0.3.36)")]
+
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=24)
+
+
+def problems(n: int = 3) -> list[Problem]:
+    return [Problem(f"p{i}", "t", f"What is {3 + i} + {4 + 2 * i}?", str(7 + 3 * i)) for i in range(n)]
+
+
+def requests(n: int = 3) -> list[Request]:
+    return [Request(p, ({"role": "user", "content": p.prompt},), 0) for p in problems(n)]
+
+
+@pytest.fixture(scope="module")
+def gguf():
+    return models.packaged_gguf("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="module")
+def local(gguf):
+    from reasondistill.backends.llamacpp import LlamaCppBackend
+
+    with LlamaCppBackend(str(gguf), n_ctx=1024) as backend:
+        yield backend
+
+
+def test_greedy_text_and_logprobs(local):
+    out = local.complete(requests(2), SamplingParams(temperature=0.0, max_new_tokens=16, top_logprobs=5))
+    vocab = local.vocab_size
+    assert vocab == 49152
+    for c in out:
+        assert c.text.strip() and c.finish_reason in ("stop", "length") and c.prompt_tokens > 10
+        assert 0 < c.completion_tokens <= 16 and len(c.logprobs) == c.completion_tokens
+        for e in c.logprobs:
+            ids = [i for i, _ in e["top"]]
+            lps = [lp for _, lp in e["top"]]
+            assert len(e["top"]) == 5 and len(set(ids)) == 5 and all(0 <= i < vocab for i in ids)
+            assert lps == sorted(lps, reverse=True) and lps[0] <= 0 and sum(math.exp(v) for v in lps) <= 1 + 1e-4
+            assert ids[0] == e["id"] and e["logprob"] == pytest.approx(lps[0], abs=1e-4)  # greedy: the argmax
+    again = local.complete(requests(2)[:1], GREEDY)[0]
+    assert again.text.startswith(out[0].text[:20])  # greedy is deterministic (16 of its 24 tokens)
+
+
+def test_seeded_sampling_and_stop_strings(local):
+    hot = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=16, seed=5)
+    reqs = requests(1) + [Request(problems(1)[0], requests(1)[0].messages, 1)]
+    a, b = local.complete(reqs, hot)
+    assert local.complete(reqs[:1], hot)[0].text == a.text  # the same sample again, after another prompt ran
+    assert a.text != b.text  # sample 1 is another draw
+    full = local.complete(reqs[:1], GREEDY)[0].text
+    word = full.split()[2]
+    cut = local.complete(reqs[:1], SamplingParams(temperature=0.0, max_new_tokens=24, stop=(word,)))[0]
+    assert cut.finish_reason == "stop" and cut.text == full[: full.index(word)]
+
+
+def test_generate_stage_end_to_end(gguf, tmp_path):
+    path = tmp_path / "problems.jsonl"
+    io.write_jsonl(path, problems(3))
+    rec = build(Recipe, {"teacher": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "batch_size": 4,
+                                     "options": {"n_ctx": 1024}},
+                         "generate": {"samples": 2, "temperature": 0.7, "max_new_tokens": 32, "rationalize": False,
+                                      "top_logprobs": 4, "cache_dir": str(tmp_path / "cache")}})
+    m = generate.run(rec, stage_layout(tmp_path / "gen", "generate", train_problems=path))
+    assert m["outputs"]["n_traces"] == 6 and m["outputs"]["n_errors"] == 0 and m["outputs"]["teacher_calls"] == 6
+    assert m["outputs"]["teacher_identity"].startswith("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf:")
+    traces = [o for _, o in io.iter_jsonl(tmp_path / "gen" / "traces.jsonl")]
+    assert all(t["raw"].strip() and t["usage"]["completion_tokens"] > 0 for t in traces)
+    by_problem = {}
+    for t in traces:
+        by_problem.setdefault(t["problem_id"], []).append(t["raw"])
+    assert any(len(set(texts)) > 1 for texts in by_problem.values())  # seeded per sample, not one draw copied
+    index = json.loads((tmp_path / "gen" / "logprobs" / "index.json").read_text())
+    assert index["k"] == 4 and index["id_dtype"] == "uint16" and len(index["traces"]) == 6
+    again = generate.run(rec, stage_layout(tmp_path / "gen2", "generate", train_problems=path))
+    assert again["outputs"]["teacher_calls"] == 0 and again["outputs"]["cached_teacher_calls"] == 6
+
+
+class LlamaCppServer:
+    """``python -m llama_cpp.server`` on a free 127.0.0.1 port, in its own session, waited for
+    (bounded) and stopped after."""
+
+    def __init__(self, gguf, log_path, startup_s: float = 120.0) -> None:
+        self.gguf, self.log_path, self.startup_s, self.port = gguf, log_path, startup_s, free_port()
+        self.proc = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> LlamaCppServer:
+        self._log = open(self.log_path, "wb")
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--host", "127.0.0.1",
+               "--port", str(self.port), "--n_ctx", "1024", "--chat_format", "chat_template.default"]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.startup_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.__exit__()
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}:\n{self._tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError(f"llama_cpp.server not up after {self.startup_s:.0f} s:\n{self._tail()}")
+
+    def _tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sse_starlette") is None or importlib.util.find_spec("uvicorn") is None,
+                    reason="llama_cpp.server needs llama-cpp-python's server extra: "
+                           "pip install 'llama-cpp-python[server]==0.3.36'")
+def test_llama_cpp_server_through_the_openai_backend(gguf, local, tmp_path):
+    from reasondistill.backends.openai import OpenAIBackend
+
+    here = local.complete(requests(3), GREEDY)
+    with LlamaCppServer(gguf, tmp_path / "server.log") as server:
+        # plain sampling, as the in-process backend does (the server's defaults add top-k, min-p, a repeat penalty)
+        remote = OpenAIBackend("smollm2", base_url=server.base_url, timeout_s=120, concurrency=1,
+                               extra_body={"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0})
+        out = remote.complete(requests(3), GREEDY)
+        assert all(c.finish_reason in ("stop", "length") and c.text.strip() for c in out), out
+        assert all(c.prompt_tokens == h.prompt_tokens for c, h in zip(out, here))
+        assert [c.text for c in out] == [c.text for c in here]
+        lp = remote.complete(requests(1), SamplingParams(temperature=0.0, max_new_tokens=4, top_logprobs=3))[0]
+        assert lp.logprobs and all(len(e["top_tokens"]) == 3 for e in lp.logprobs)  # token strings only, no ids

@@ -1,0 +1,122 @@
+"""A stand-in for the part of ``llama_cpp`` the ``llamacpp`` backend uses, for tests that run
+without the compiled package. Inject it with :func:`install`.
+
+The "model" is a byte-level toy: token ``b`` is the byte ``b``, token 0 is end of sequence,
+and each step's logits favour the next byte of :data:`SCRIPT` (then EOS) by :data:`MARGIN`
+nats, with small deterministic noise elsewhere, so greedy decoding writes the script and hot
+sampling wanders in a way only the seed decides.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import numpy as np
+
+SCRIPT = b"I add them. Answer: 5"
+VOCAB = 128
+EOS = 0
+MARGIN = 6.0
+TEMPLATE = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+            "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+def logits_at(step: int) -> np.ndarray:
+    """The toy model's logits for the ``step``-th generated token."""
+    x = np.sin(np.arange(VOCAB) * (step + 1) * 0.7).astype(np.float32) * 0.5
+    x[SCRIPT[step] if step < len(SCRIPT) else EOS] += MARGIN
+    return x
+
+
+class _Ctx:
+    last_logits: np.ndarray | None = None
+
+
+class Llama:
+    instances: list[Llama] = []
+
+    def __init__(self, model_path: str, **kwargs: Any) -> None:
+        self.model_path, self.kwargs = model_path, kwargs
+        self.metadata = {"tokenizer.chat_template": TEMPLATE}
+        self.ctx, self.model = _Ctx(), object()
+        self.seed: int | None = None
+        self.prompts: list[list[int]] = []
+        self.closed = False
+        Llama.instances.append(self)
+
+    def token_eos(self) -> int:
+        return EOS
+
+    def token_bos(self) -> int:
+        return -1
+
+    def n_vocab(self) -> int:
+        return VOCAB
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        assert not add_bos, "the chat template writes any BOS itself"
+        return [b % VOCAB for b in text]
+
+    def detokenize(self, tokens: list[int], prev_tokens: list[int] | None = None, special: bool = False) -> bytes:
+        return bytes(t for t in tokens if t != EOS or special)
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = seed
+
+    def generate(self, tokens: list[int], temp: float = 0.8, top_p: float = 0.95, **kwargs: Any):
+        self.prompts.append(list(tokens))
+        self.last_sampling = {"temp": temp, "top_p": top_p, **kwargs}
+        rng = np.random.default_rng(self.seed)
+        step = 0
+        while True:
+            x = logits_at(step)
+            self.ctx.last_logits = x
+            if temp <= 0:
+                tok = int(np.argmax(x))
+            else:
+                p = np.exp((x - x.max()) / temp)
+                tok = int(rng.choice(VOCAB, p=p / p.sum()))
+            yield tok
+            step += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def llama_model_get_vocab(model: Any) -> str:
+    return "vocab"
+
+
+def llama_vocab_is_eog(vocab: Any, token: int) -> bool:
+    return token == EOS
+
+
+def llama_get_logits_ith(ctx: _Ctx, i: int) -> np.ndarray:
+    assert i == -1
+    return ctx.last_logits
+
+
+class Jinja2ChatFormatter:
+    def __init__(self, template: str, eos_token: str, bos_token: str, add_generation_prompt: bool = True,
+                 stop_token_ids: list[int] | None = None) -> None:
+        import jinja2
+
+        self.template = jinja2.Environment().from_string(template)
+        self.add_generation_prompt = add_generation_prompt
+
+    def __call__(self, *, messages: list[dict[str, str]], **kwargs: Any) -> Any:
+        return types.SimpleNamespace(prompt=self.template.render(messages=messages,
+                                                                 add_generation_prompt=self.add_generation_prompt))
+
+
+def install(monkeypatch: Any) -> types.ModuleType:
+    """Put this fake in ``sys.modules`` as ``llama_cpp`` (and its ``llama_chat_format``)."""
+    module = sys.modules[__name__]
+    chat = types.ModuleType("llama_cpp.llama_chat_format")
+    chat.Jinja2ChatFormatter = Jinja2ChatFormatter
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_chat_format", chat)
+    Llama.instances.clear()
+    return module
