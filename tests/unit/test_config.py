@@ -39,7 +39,7 @@ def test_bad_values_are_named(data, msg):
 
 @pytest.mark.parametrize("data,msg", [
     ({"verify": {"verifier": "magic"}}, "unknown verifier (verify.verifier) 'magic' (available: auto, math"),
-    ({"teacher": {"backend": "vlm"}}, "unknown teacher backend 'vlm' (available: transformers, program, dummy, openai)"),
+    ({"teacher": {"backend": "vlm"}}, "unknown teacher backend 'vlm' (available: transformers, program, dummy, openai, llamacpp, vllm); did you mean 'vllm'?"),
     ({"teacher": {"backend": "dummy", "options": {"acuracy": 1}}}, "unknown recipe key 'teacher.options.acuracy'; "
                                                                     "did you mean 'accuracy'?"),
     ({"train": {"method": "sfft"}}, "unknown training objective (train.method) 'sfft'"),
