@@ -94,20 +94,27 @@ def parse(raw_file: str | Path) -> tuple[float, list[RawSample]]:
     return float(scores[METRIC]), rows
 
 
-def _child(spec: dict[str, Any]) -> None:
-    """In the child: lm-eval's Python API on our task; results and samples to ``spec['out']``."""
+def evaluate_lm(model: Any, task_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """lm-eval's ``simple_evaluate`` on our task: ``model`` is ``"hf"`` (with ``model_args``) or an
+    ``lm_eval.api.model.LM``; returns the JSON-safe part of its output (scores, per-sample logs)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    results = lm_eval.simple_evaluate(
-        model="hf", model_args={"pretrained": spec["model_dir"], "dtype": spec["dtype"], "device": spec["device"],
-                                "trust_remote_code": False},
-        tasks=[TASK_NAME], task_manager=TaskManager(include_path=spec["task_dir"], include_defaults=False),
-        apply_chat_template=True, log_samples=True, batch_size=spec["batch_size"],
-        num_fewshot=0)
+    results = lm_eval.simple_evaluate(model=model, tasks=[TASK_NAME], num_fewshot=0, log_samples=True,
+                                      apply_chat_template=True,
+                                      task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
+                                      **kwargs)
     keep = {"results": results["results"], "samples": results["samples"], "versions": results.get("versions"),
             "config": {k: v for k, v in results.get("config", {}).items() if isinstance(v, (str, int, float, bool))}}
-    Path(spec["out"]).write_text(json.dumps(keep, default=str), encoding="utf-8")
+    return json.loads(json.dumps(keep, default=str))
+
+
+def _child(spec: dict[str, Any]) -> None:
+    """In the child process: the HF model through lm-eval; its output to ``spec['out']``."""
+    out = evaluate_lm("hf", spec["task_dir"], batch_size=spec["batch_size"],
+                      model_args={"pretrained": spec["model_dir"], "dtype": spec["dtype"], "device": spec["device"],
+                                  "trust_remote_code": False})
+    Path(spec["out"]).write_text(json.dumps(out), encoding="utf-8")
 
 
 ADAPTER = HarnessAdapter(name=NAME, dist=DIST, metric=METRIC, write_task=write_task, run=run_harness, parse=parse)
