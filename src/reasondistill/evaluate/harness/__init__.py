@@ -9,7 +9,6 @@ writes ``result.json`` with the harness's exact version and both scores side by 
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from pathlib import Path
 
@@ -22,23 +21,10 @@ from .task import DATA_FILE, HarnessResult, regrade, write_dataset, write_result
 
 HARNESSES = {
     "lm-eval": "reasondistill.evaluate.harness.lmeval:ADAPTER",
-}
-# harnesses that cannot be installed beside our pinned dependencies, and why
-UNAVAILABLE = {
-    "lighteval": "lighteval 0.13.0 pins latex2sympy2_extended==1.0.6, while math-verify (our verifier's "
-                 "dependency) pins latex2sympy2_extended==1.11.0, so pip cannot install both",
+    "lighteval": "reasondistill.evaluate.harness.lighteval:ADAPTER",  # from its own venv (see its docstring)
 }
 
-__all__ = ["HARNESSES", "run", "harness_version", "export"]
-
-
-def harness_version(dist: str, name: str) -> str:
-    """The installed harness's exact version, or a :class:`ConfigError` saying how to install it."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"--harness {name}: {dist} is not installed; "
-                          "install it with: pip install 'reasondistill[harness]'") from None
+__all__ = ["HARNESSES", "run", "export"]
 
 
 def run(harness: str, model: str | Path, problems: list[Problem], out: str | Path, *,
@@ -46,10 +32,8 @@ def run(harness: str, model: str | Path, problems: list[Problem], out: str | Pat
         prompt_cfg: PromptConfig | None = None) -> HarnessResult:
     """Evaluate ``model`` (an exported folder, model folder, run folder, ``.gguf`` or packaged
     name) on the first ``eval_cfg.n`` of ``problems`` with ``harness``; writes into ``out``."""
-    if harness in UNAVAILABLE:
-        raise ConfigError(f"--harness {harness}: not supported: {UNAVAILABLE[harness]}")
     adapter = registry.lookup(HARNESSES, harness, "harness")
-    version = harness_version(adapter.dist, harness)
+    version = adapter.version()
     eval_cfg = eval_cfg or EvalConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

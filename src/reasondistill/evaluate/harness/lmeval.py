@@ -10,6 +10,7 @@ cannot take our process with it; the child writes lm-eval's results and per-samp
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -117,7 +118,17 @@ def _child(spec: dict[str, Any]) -> None:
     Path(spec["out"]).write_text(json.dumps(out), encoding="utf-8")
 
 
-ADAPTER = HarnessAdapter(name=NAME, dist=DIST, metric=METRIC, write_task=write_task, run=run_harness, parse=parse)
+def version() -> str:
+    """lm-eval's exact version, or how to install it."""
+    try:
+        return importlib.metadata.version(DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError("--harness lm-eval: lm-eval is not installed; "
+                          "install it with: pip install 'reasondistill[harness]'") from None
+
+
+ADAPTER = HarnessAdapter(name=NAME, dist=DIST, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
+                         version=version)
 
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]))

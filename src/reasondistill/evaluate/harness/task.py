@@ -40,6 +40,7 @@ class HarnessAdapter:
     write_task: Callable[..., Path]  # (data_file, out_dir, max_new_tokens) -> task folder
     run: Callable[..., Path]  # (model_dir, task_dir, out_dir, *, device, dtype, batch_size) -> raw file
     parse: Callable[[Path], tuple[float, list[RawSample]]]
+    version: Callable[[], str]  # the installed harness's exact version (or a ConfigError saying how to get it)
 
 
 @dataclass(frozen=True, slots=True)
