@@ -118,15 +118,6 @@ def test_parse_names_a_missing_metric(tmp_path: Path):
         lmeval.parse(f)
 
 
-def test_lighteval_refused_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture):
-    from reasondistill.cli import main
-
-    rc = main(["evaluate", "--harness", "lighteval", "--model", str(tmp_path), "--problems", str(GSM8K),
-               "--out", str(tmp_path / "out")])
-    assert rc == 2
-    assert "latex2sympy2_extended" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 @require_lm_eval
 @require_gsm8k
