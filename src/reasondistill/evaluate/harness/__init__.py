@@ -53,4 +53,5 @@ def run(harness: str, model: str | Path, problems: list[Problem], out: str | Pat
     both, ours = regrade({p.id: p for p in problems}, rows, Path(model).name or str(model), verify_cfg)
     return write_result(out, harness=adapter.name, version=version, model=str(model_dir), metric=adapter.metric,
                         harness_score=score, both=both, ours=ours, max_new_tokens=eval_cfg.max_new_tokens,
-                        files=[DATA_FILE, task_dir.name, raw.name, *(["model"] if exported else [])], wall_seconds=time.perf_counter() - start)
+                        files=[DATA_FILE, task_dir.name, raw.name, *(["model"] if exported else [])],
+                        wall_seconds=time.perf_counter() - start)

@@ -70,23 +70,28 @@ def version() -> str:
 
 
 def write_task(data_file: str | Path, out: str | Path, max_new_tokens: int) -> Path:
-    """Write ``out/lighteval_task/``: the custom task module and ``data/test.jsonl``."""
+    """Write ``out/lighteval_task/``: the custom task module, ``data/test.jsonl``, and the
+    generation length the model is run with (``generation.json``)."""
     folder = Path(out) / TASK_DIR
     (folder / "data").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(data_file, folder / "data" / "test.jsonl")
-    module = _MODULE.replace("{name}", json.dumps(TASK_NAME)).replace(
-        "{data_dir}", json.dumps(str((folder / "data").resolve()))).replace("{max_new_tokens}", str(int(max_new_tokens)))
+    fill = {"{name}": json.dumps(TASK_NAME), "{data_dir}": json.dumps(str((folder / "data").resolve())),
+            "{max_new_tokens}": str(int(max_new_tokens))}
+    module = _MODULE
+    for key, value in fill.items():
+        module = module.replace(key, value)
     (folder / TASK_MODULE).write_text(module, encoding="utf-8")
+    (folder / "generation.json").write_text(json.dumps({"max_new_tokens": int(max_new_tokens)}), encoding="utf-8")
     return folder
 
 
 def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str, dtype: str, batch_size: int,
                 timeout_s: float | None = None) -> Path:
     """Run lighteval in a child process of its own interpreter (offline); returns the JSON it wrote."""
+    generation = json.loads((task_dir / "generation.json").read_text(encoding="utf-8"))
     spec = {"model_dir": str(Path(model_dir).resolve()), "task_module": str((task_dir / TASK_MODULE).resolve()),
-            "device": device, "dtype": dtype, "batch_size": batch_size,
-            "max_new_tokens": _max_new_tokens(task_dir), "out": str((out / RAW_FILE).resolve()),
-            "details_dir": str((out / "lighteval_details").resolve())}
+            "device": device, "dtype": dtype, "batch_size": batch_size, "max_new_tokens": generation["max_new_tokens"],
+            "out": str((out / RAW_FILE).resolve()), "details_dir": str((out / "lighteval_details").resolve())}
     src = str(Path(__file__).resolve().parents[3])  # so the child finds this module whatever its site-packages
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str((out / "hf_datasets_cache").resolve()), "TOKENIZERS_PARALLELISM": "false",
@@ -97,13 +102,9 @@ def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str
     (out / "lighteval.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"lighteval failed (exit {proc.returncode}): {tail[0][:300]}; full log: {out / 'lighteval.log'}")
+        raise ConfigError(f"lighteval failed (exit {proc.returncode}): {tail[0][:300]}; "
+                          f"full log: {out / 'lighteval.log'}")
     return out / RAW_FILE
-
-
-def _max_new_tokens(task_dir: Path) -> int:
-    text = (task_dir / TASK_MODULE).read_text(encoding="utf-8")
-    return int(text.split("generation_size=", 1)[1].split(",", 1)[0])
 
 
 def parse(raw_file: str | Path) -> tuple[float, list[RawSample]]:
@@ -148,7 +149,8 @@ def _child(spec: dict[str, Any]) -> None:
     for details in pipeline.get_details().values():
         for d in details:
             text = d.model_response.text[0] if d.model_response.text else ""
-            samples.append({"id": (d.doc.specific or {}).get("problem_id"), "query": d.doc.query, "text": text, "metric": d.metric})
+            samples.append({"id": (d.doc.specific or {}).get("problem_id"), "query": d.doc.query, "text": text,
+                            "metric": d.metric})
     with open(Path(spec["task_module"]).parent / "data" / "test.jsonl", encoding="utf-8") as f:
         order = [json.loads(line)["id"] for line in f if line.strip()]  # the problem set's own order
     out = {"version": importlib.metadata.version("lighteval"), "results": results["results"], "samples": samples,
