@@ -26,7 +26,6 @@ from ...errors import ConfigError
 from .task import TASK_NAME, HarnessAdapter, RawSample
 
 NAME = "lighteval"
-DIST = "lighteval"
 PYTHON_ENV = "REASONDISTILL_LIGHTEVAL_PYTHON"
 TASK_DIR = "lighteval_task"
 TASK_MODULE = "reasondistill_task.py"
@@ -158,7 +157,7 @@ def _child(spec: dict[str, Any]) -> None:
     Path(spec["out"]).write_text(json.dumps(out, default=str), encoding="utf-8")
 
 
-ADAPTER = HarnessAdapter(name=NAME, dist=DIST, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
+ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
                          version=version)
 
 if __name__ == "__main__":

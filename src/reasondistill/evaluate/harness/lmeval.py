@@ -127,7 +127,7 @@ def version() -> str:
                           "install it with: pip install 'reasondistill[harness]'") from None
 
 
-ADAPTER = HarnessAdapter(name=NAME, dist=DIST, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
+ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
                          version=version)
 
 if __name__ == "__main__":

@@ -30,12 +30,11 @@ RawSample = tuple[str, str, "str | None", float]  # (problem_id, generation, har
 
 @dataclass(frozen=True, slots=True)
 class HarnessAdapter:
-    """One harness: its distribution name (for the exact version), its metric, and three steps:
-    write its task over ``problems.jsonl`` into a folder, run it (offline) into a raw output
-    file, and parse that file into its score and per-sample rows."""
+    """One harness: its metric, its exact installed version, and three steps: write its task
+    over ``problems.jsonl`` into a folder, run it (offline) into a raw output file, and parse
+    that file into its score and per-sample rows."""
 
     name: str
-    dist: str
     metric: str
     write_task: Callable[..., Path]  # (data_file, out_dir, max_new_tokens) -> task folder
     run: Callable[..., Path]  # (model_dir, task_dir, out_dir, *, device, dtype, batch_size) -> raw file
