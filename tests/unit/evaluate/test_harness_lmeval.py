@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reasondistill.config import EvalConfig, ProblemsConfig
+from reasondistill.config import ProblemsConfig
 from reasondistill.evaluate.harness import lmeval, task
 from reasondistill.problems.files import read_problem_set
 from tests.conftest import SHARED_DATA
@@ -116,6 +116,14 @@ def test_parse_names_a_missing_metric(tmp_path: Path):
     f.write_text(json.dumps({"results": {task.TASK_NAME: {"acc,none": 1.0}}, "samples": {task.TASK_NAME: []}}))
     with pytest.raises(ConfigError, match="exact_match,answer-line"):
         lmeval.parse(f)
+
+
+def test_cli_harness_refuses_the_teacher(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from reasondistill.cli import main
+
+    rc = main(["evaluate", "--harness", "lm-eval", "--model", "teacher", "--problems", str(tmp_path),
+               "--out", str(tmp_path / "out")])
+    assert rc == 2 and "not 'teacher'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
