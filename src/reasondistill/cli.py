@@ -162,7 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit", type=Path, metavar="EVAL_DIR",
                    help="re-check an evaluation folder with two checkers; disagreements to EVAL_DIR/audit.jsonl "
                         "(--problems: the problem file, when the recorded one moved)")
+    p.add_argument("--harness", choices=["lm-eval", "lighteval"], default=None,
+                   help="evaluate through an external harness instead (offline, over --problems: a Problem or "
+                        "dataset .jsonl, or a folder with eval.jsonl/test.jsonl); writes result.json with its "
+                        "version and its score beside ours on the same generations")
     _add_recipe_args(p)
+
+    p = sub.add_parser("export", help="write a model as a self-contained HF folder (weights, tokenizer, chat "
+                                      "template, generation_config.json)")
+    p.add_argument("model", help="a run folder (its train/model), a model folder, .gguf or packaged name")
+    p.add_argument("--out", type=Path, required=True, help="the folder to write")
+    p.add_argument("--dtype", default="float32", help="weights dtype of the export (default float32)")
 
     p = sub.add_parser("report", help="(re)write report.json/.md/.html for a run folder")
     p.add_argument("run_dir", type=Path)
@@ -382,6 +392,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
         args.model = "teacher"
     r = _recipe(args, served)
+    if args.harness:
+        if args.model == "teacher":
+            raise ConfigError("--harness evaluates a model folder (or run folder, .gguf, packaged name), not 'teacher'")
+        from .evaluate import harness
+        from .problems.files import read_problem_set
+        res = harness.run(args.harness, args.model, read_problem_set(args.problems, r.problems), args.out,
+                          eval_cfg=r.eval, verify_cfg=r.verify, prompt_cfg=r.generate.prompt)
+        print(json.dumps({k: getattr(res, k) for k in ("harness", "harness_version", "n", "harness_score",
+                                                         "our_score", "agreement")}))
+        return 0
     name = "teacher" if args.model == "teacher" else (Path(args.model).name or args.model)
     # a teacher's few-shot demos come from the training problems beside the held-out file
     layout = Layout(args.out).override(dirs={f"eval/{name}": args.out}, files={
@@ -402,6 +422,12 @@ def _compare_evaluations(args: argparse.Namespace) -> int:
     result = compare(*args.compare, allow=args.allow_different, force=args.force)
     print(format_result(result))
     print(json.dumps(result))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .evaluate.harness import export
+    print(json.dumps({"out": export(args.model, args.out, dtype=args.dtype).path}))
     return 0
 
 
@@ -459,7 +485,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "loop": _cmd_loop, "problems": _cmd_problems, "generate": _cmd_generate, "verify": _cmd_verify,
             "curate": _cmd_curate, "pairs": _cmd_pairs, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "report": _cmd_report, "view": _cmd_view, "recipes": _cmd_recipes, "env": _cmd_env,
-            "launch-config": _cmd_launch_config}
+            "launch-config": _cmd_launch_config, "export": _cmd_export}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

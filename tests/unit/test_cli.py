@@ -4,7 +4,8 @@ import pytest
 
 from reasondistill import cli
 
-COMMANDS = ["run", "compare", "loop", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "report", "recipes"]
+COMMANDS = ["run", "compare", "loop", "problems", "generate", "verify", "curate", "pairs", "train", "evaluate", "export",
+            "report", "recipes"]
 
 
 @pytest.mark.parametrize("cmd", [None, *COMMANDS])

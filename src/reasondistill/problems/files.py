@@ -157,3 +157,23 @@ def load(cfg: ProblemsConfig) -> Loaded:
         raise ConfigError(f"no training problems left: {cfg.source} has {len(train_pool)} usable rows and "
                           f"eval took {len(evals)}; lower problems.n_eval or set problems.eval_source")
     return Loaded(train=train, eval=evals, skipped=skipped)
+
+
+def read_problem_set(path: Path, cfg: ProblemsConfig) -> list[Problem]:
+    """Held-out problems from ``path`` in file order, for evaluating outside a run folder:
+    ``Problem`` records (a problems stage's ``eval.jsonl``), or a dataset file read through
+    ``cfg.fields`` like any source; a folder means its ``eval.jsonl`` or ``test.jsonl``
+    (a problems folder, or ``../shared/data/gsm8k``)."""
+    from .. import io
+
+    path = Path(path)
+    if path.is_dir():
+        found = [path / n for n in ("eval.jsonl", "test.jsonl") if (path / n).is_file()]
+        if not found:
+            return read_problems(path, cfg, None, Counter(), default_split=("test", "validation"))
+        path = found[0]
+    if path.suffix == ".jsonl":
+        first = next(io.iter_jsonl(path), None)
+        if first is not None and {"id", "source", "prompt", "answer"} <= set(first[1]):
+            return io.read_records(path, Problem)
+    return read_problems(path, cfg, None, Counter(), default_split=("test", "validation"))
