@@ -22,10 +22,11 @@ def stage_layout(out: str | Path, stage: str, **inputs: str | Path) -> Layout:
 
 def curate_all_on(student_model: str | Path, **over: Any) -> CurateConfig:
     """A curate config with every switchable policy on (the student-aware one scoring with
-    ``student_model``), for checks that must reach every ``POLICIES`` row."""
+    ``student_model``), for checks that must reach every ``POLICIES`` row. ``length.longest``
+    excludes ``length.shortest``: pass ``length=LengthConfig(longest=1)`` to reach it."""
     cfg = dict(dedup_jaccard=0.8, pass_rate_band=[0.0, 1.0], pass_rate_inclusive=True, include_hinted=False,
                length=LengthConfig(shortest=1, budget=1000, budget_by_difficulty=[[0.5, 500]]),
                student_aware=StudentAwareConfig(top=1, model=str(student_model), dtype="float32", device="cpu"),
                self_consistency=SelfConsistencyConfig(min_share=0.5), decontaminate=DecontaminateConfig(ngram=3),
-               teachers=TeachersConfig(best=True, quota={"*": 1}))
+               teachers=TeachersConfig(best=True, quota={"*": 1}), random=1)
     return CurateConfig(**{**cfg, **over})

@@ -292,6 +292,7 @@ class LengthConfig:
 
     unit: str = "tokens"  # tokens | chars
     shortest: int = 0  # > 0: keep only the n shortest correct traces of each problem, across teachers
+    longest: int = 0  # > 0: keep only the n longest correct traces of each problem (to compare with shortest)
     budget: int | None = None  # drop correct traces longer than this (reason over_budget)
     # per-difficulty budgets, [[max_difficulty, budget], ...] in increasing difficulty (1 - pass rate);
     # the first row whose bound is >= a problem's difficulty sets its budget (else `budget` applies)
@@ -299,8 +300,10 @@ class LengthConfig:
 
     def __post_init__(self) -> None:
         _choice("curate.length.unit", self.unit, ("tokens", "chars"))
-        if self.shortest < 0:
-            raise ConfigError("curate.length.shortest must be >= 0")
+        if self.shortest < 0 or self.longest < 0:
+            raise ConfigError("curate.length.shortest and curate.length.longest must be >= 0")
+        if self.shortest and self.longest:
+            raise ConfigError("curate.length: set shortest or longest, not both")
         if self.budget is not None and self.budget < 1:
             raise ConfigError("curate.length.budget must be >= 1")
         bounds = []
@@ -416,8 +419,12 @@ class CurateConfig:
     self_consistency: SelfConsistencyConfig = field(default_factory=SelfConsistencyConfig)
     decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
+    random: int = 0  # > 0: keep n correct traces per problem drawn at random (the baseline for selections)
+    random_seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.random < 0:
+            raise ConfigError("curate.random must be >= 0")
         if self.max_per_problem < 1:
             raise ConfigError("curate.max_per_problem must be >= 1")
         if self.dedup_jaccard is not None and not 0 < self.dedup_jaccard <= 1:

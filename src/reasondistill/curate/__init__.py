@@ -28,6 +28,8 @@ POLICIES = {
     "best_teacher": "reasondistill.curate.best_teacher:BestTeacher",
     "student_aware": "reasondistill.curate.student:StudentAware",
     "shortest": "reasondistill.curate.shortest:Shortest",
+    "longest": "reasondistill.curate.longest:Longest",
+    "random": "reasondistill.curate.random_pick:RandomPick",
     "teacher_quota": "reasondistill.curate.teacher_quota:TeacherQuota",
     "cap": "reasondistill.curate.cap:Cap",
 }

@@ -20,6 +20,7 @@ class Shortest:
     unit: str = "tokens"
     name: ClassVar[str] = "not_shortest"
     scope: ClassVar[tuple[str, ...]] = (TRAIN,)
+    sign: ClassVar[int] = 1  # +1: shortest first; -1: longest first (longest.py)
 
     @classmethod
     def from_config(cls, cfg: CurateConfig) -> Shortest | None:
@@ -27,7 +28,7 @@ class Shortest:
 
     def select(self, problem: Problem, traces: Sequence[Trace], verdicts: dict[str, Verdict]
                ) -> tuple[list[Trace], list[tuple[Trace, str]]]:
-        ranked = sorted(range(len(traces)), key=lambda i: (traces[i].hinted, trace_length(traces[i], self.unit), i))
+        ranked = sorted(range(len(traces)), key=lambda i: (traces[i].hinted, self.sign * trace_length(traces[i], self.unit), i))
         keep = set(ranked[: self.n])
         return ([t for i, t in enumerate(traces) if i in keep],
                 [(t, self.name) for i, t in enumerate(traces) if i not in keep])

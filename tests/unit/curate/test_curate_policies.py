@@ -2,7 +2,7 @@ import importlib
 
 import pytest
 
-from reasondistill.config import CurateConfig
+from reasondistill.config import CurateConfig, LengthConfig
 from reasondistill.curate import INCORRECT, POLICIES, GroupPolicy, Policy, build_policies, judge
 from reasondistill.curate.base import CurateContext, split
 from reasondistill.curate.cap import Cap, preference_key
@@ -37,7 +37,8 @@ def test_table_entries_load_and_follow_the_contract(tiny_model_dir, tmp_path):
         module, _, cls = target.partition(":")
         klass = getattr(importlib.import_module(module), cls)
         # every policy on; the band is inclusive so a lone correct trace (pass rate 1) is in it
-        policy = klass.from_config(curate_all_on(tiny_model_dir, drop_truncated=True, require_format=True))
+        over = {"length": LengthConfig(longest=1)} if name == "longest" else {}  # excludes shortest
+        policy = klass.from_config(curate_all_on(tiny_model_dir, drop_truncated=True, require_format=True, **over))
         if hasattr(policy, "prepare"):
             policy.prepare(CurateContext(recipe(), layout, {"p": PROBLEM}, [T()], {"t": V()}))
         if isinstance(policy, GroupPolicy):  # per problem: keeps a lone good trace

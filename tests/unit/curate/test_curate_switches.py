@@ -343,3 +343,39 @@ def test_switch_validation():
         CurateConfig(dedup_jaccard=1.5)
     with pytest.raises(ConfigError):
         DecontaminateConfig(ngram=0)
+
+
+def test_longest_correct_of_k(tmp_path):
+    m, train, _, rejected, _ = golden(tmp_path, length=LengthConfig(longest=1, unit="chars"), max_per_problem=5)
+    # the padded rationales of p1 and p4 are the longest; single-candidate problems keep theirs
+    assert train == ["p1/alpha/s0", "p2/alpha/h2", "p3/alpha/s0", "p4/alpha/s0", "p5/alpha/s0"]
+    assert {k for k, v in rejected.items() if v == "not_longest"} == {"p1/alpha/s1", "p1/beta/s1",
+                                                                      "p4/beta/s0", "p4/beta/s1"}
+    assert m["policy_reports"]["not_longest"] == {"n": 1, "unit": "chars"}
+    with pytest.raises(ConfigError, match="shortest or longest"):
+        LengthConfig(shortest=1, longest=1)
+
+
+def test_random_pick_is_seeded_per_problem_and_keeps_n():
+    from reasondistill.curate.random_pick import RandomPick
+
+    def traces(pid, n):
+        return [Trace(id=f"{pid}/t/s{i}", problem_id=pid, teacher="t", sample_idx=i, reasoning="", answer_text="1",
+                      raw=f"r{i}", finish_reason="stop") for i in range(n)]
+    p, q = Problem("p", "hand", "?", "1"), Problem("q", "hand", "?", "1")
+    picks = {seed: RandomPick(2, seed).select(p, traces("p", 8), {}) for seed in range(6)}
+    for kept, dropped in picks.values():
+        assert len(kept) == 2 and len(dropped) == 6 and {r for _, r in dropped} == {"not_drawn"}
+        assert [t.sample_idx for t in kept] == sorted(t.sample_idx for t in kept)  # survivors keep their order
+    assert len({tuple(t.id for t in kept) for kept, _ in picks.values()}) > 1  # the seed matters
+    assert RandomPick(2, 0).select(p, traces("p", 8), {})[0] == picks[0][0]  # and fixes the draw
+    # a problem's draw depends on its own id only, not on the other problems
+    assert RandomPick(2, 0).select(q, traces("q", 8), {})[0] == RandomPick(2, 0).select(q, traces("q", 8), {})[0]
+    assert RandomPick(5, 0).select(p, traces("p", 3), {})[0] == traces("p", 3)  # fewer than n: all kept
+
+
+def test_random_switch_in_the_stage(tmp_path):
+    m, train, _, rejected, _ = golden(tmp_path, random=1, max_per_problem=5)
+    assert len(train) == 5 and len({t.split("/")[0] for t in train}) == 5  # one per problem with a candidate
+    assert sum(v == "not_drawn" for v in rejected.values()) == 4  # p1's and p4's other two candidates
+    assert m["policy_reports"]["not_drawn"] == {"n": 1, "seed": 0}
