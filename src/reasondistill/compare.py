@@ -94,11 +94,12 @@ def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
 
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) -> None:
     from .evaluate import evaluate_model
-    from .pipeline import select
+    from .pipeline import resolve_references, select
     from .registry import load
 
     started = time.time()
     sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))
+    sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
     own = entry_layout(layout, entry)  # shared data stages, its own train and eval folders (and curation)
     trained: dict[str, Any] = {}
     for stage in select("curate" if entry.curate else "pairs", "train"):
