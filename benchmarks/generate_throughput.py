@@ -117,24 +117,44 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05, help="fake server: seconds per request")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--openai-problems", type=int, default=256, help="problems for the openai overhead comparison")
+    ap.add_argument("--only-openai", action="store_true", help="skip the transformers comparisons")
     args = ap.parse_args()
 
     import torch
 
     from reasondistill import device
     from reasondistill.backends.openai import OpenAIBackend
-    from reasondistill.backends.transformers import TransformersBackend
     from tests.fake_openai import FakeOpenAI
 
     dtype = device.resolve_dtype(args.dtype, "cpu")[0]
     print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; torch {torch.__version__} threads "
           f"{torch.get_num_threads()}; python {platform.python_version()}; dtype {dtype}; "
           f"load average {os.getloadavg()[0]:.1f}")
+    gen = GenerateConfig(samples=1, temperature=0.0, max_new_tokens=args.max_new_tokens, rationalize=False,
+                         prompt=PromptConfig(few_shot=3))
+    if not args.only_openai:
+        transformers_comparisons(args, gen)
+    problems = chain_sum(args.openai_problems)
+    problems_file = Path(tempfile.mkdtemp(prefix="bench-problems-")) / "train.jsonl"
+    io.write_jsonl(problems_file, problems)
+    with FakeOpenAI(latency_s=args.latency) as fake:
+        served = TeacherConfig(backend="openai", model="fake-model", batch_size=8,
+                               options={"base_url": fake.url})
+        oa = OpenAIBackend("fake-model", base_url=fake.url, concurrency=8, batch_size=8, max_retries=0)
+        reqs = requests_for(problems, gen, "openai")
+        (t_pipe, _), (t_direct, _) = median_pair(lambda: pipeline(oa, served, gen, problems_file),
+                                                 lambda: _direct_async(oa, reqs, gen), args.repeats)
+        print(f"[overhead openai, fake server {args.latency * 1000:.0f} ms, concurrency 8, {len(problems)} problems] "
+              f"pipeline {t_pipe:.2f} s, direct acomplete {t_direct:.2f} s: {t_direct / t_pipe:.3f}x")
+
+
+def transformers_comparisons(args, gen: GenerateConfig) -> None:
+    from reasondistill.backends.transformers import TransformersBackend
+
     problems = chain_sum(args.problems)
     problems_file = Path(tempfile.mkdtemp(prefix="bench-problems-")) / "train.jsonl"
     io.write_jsonl(problems_file, problems)
-    gen = GenerateConfig(samples=1, temperature=0.0, max_new_tokens=args.max_new_tokens, rationalize=False,
-                         prompt=PromptConfig(few_shot=3))
 
     teacher = TeacherConfig(backend="transformers", model="smollm2-135m-instruct", dtype=args.dtype,
                             batch_size=args.batch_size)
@@ -154,16 +174,6 @@ def main() -> None:
     print(f"[batching] transformers backend {tok_b / t_batched:.1f} tok/s ({tok_b} tokens in {t_batched:.2f} s), "
           f"per-problem generate loop {tok_l / t_loop:.1f} tok/s ({tok_l} tokens in {t_loop:.2f} s): "
           f"{(tok_b / t_batched) / (tok_l / t_loop):.2f}x")
-
-    with FakeOpenAI(latency_s=args.latency) as fake:
-        served = TeacherConfig(backend="openai", model="fake-model", batch_size=8,
-                               options={"base_url": fake.url})
-        oa = OpenAIBackend("fake-model", base_url=fake.url, concurrency=8, batch_size=8, max_retries=0)
-        reqs = requests_for(problems, gen, "openai")
-        (t_pipe, _), (t_direct, _) = median_pair(lambda: pipeline(oa, served, gen, problems_file),
-                                                 lambda: _direct_async(oa, reqs, gen), args.repeats)
-        print(f"[overhead openai, fake server {args.latency * 1000:.0f} ms, concurrency 8] pipeline {t_pipe:.2f} s, "
-              f"direct acomplete {t_direct:.2f} s: {t_direct / t_pipe:.3f}x")
 
 
 def _direct_async(backend, reqs: list[Request], gen: GenerateConfig) -> tuple[float, int]:

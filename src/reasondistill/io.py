@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -198,17 +199,27 @@ _JSON_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "tru
                dict: "an object", list: "a list", tuple: "a list"}
 
 
+@functools.lru_cache(maxsize=None)
+def _field_kinds(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """``(field, the origin types its annotation allows)`` per field of ``cls``, worked out once per
+    class (``get_type_hints`` per record cost more than parsing the record)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        out.append((f.name, tuple(typing.get_origin(o) or o for o in options)))
+    return tuple(out)
+
+
 def _wrong_type(cls: type, obj: dict[str, Any]) -> tuple[str, str] | None:
     """``(field, expected)`` for the first field of ``obj`` whose JSON type cannot be ``cls``'s
     annotation (container and scalar kinds only), so a bad record fails here, at its line,
     rather than deep inside a later stage."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name not in obj:
+    for name, kinds in _field_kinds(cls):
+        if name not in obj:
             continue
-        value, tp = obj[f.name], hints[f.name]
-        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-        kinds = [typing.get_origin(o) or o for o in options]
+        value = obj[name]
         if value is None and type(None) in kinds:
             continue
         if isinstance(value, bool):
@@ -219,7 +230,7 @@ def _wrong_type(cls: type, obj: dict[str, Any]) -> tuple[str, str] | None:
             ok = ok or not any(k in _JSON_TYPES for k in kinds)  # a type we do not check
         if not ok:
             expected = " or ".join(_JSON_TYPES.get(k, "null") for k in kinds)
-            return f.name, expected
+            return name, expected
     return None
 
 

@@ -165,3 +165,18 @@ def test_reasoning_gym_unknown_task_is_an_error_score():
     problem = P("5", {"rg_entry": {"question": "q", "answer": "5", "metadata": {}}, "task": "no_such_task"})
     score = score_text(problem, "Answer: 5", VerifyConfig(verifier="reasoning_gym"))
     assert not score.passed and score.reason.startswith("error: ValueError")
+
+
+def test_a_timed_out_check_does_not_delay_the_next_one():
+    # the hung check keeps its worker; the next check runs at once on a fresh one, and the
+    # worker is reused afterwards (one thread, not one per check)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        call_with_timeout(lambda: time.sleep(1.5), 0.05)
+    assert call_with_timeout(lambda: Score(1.0, True, "1", True, "correct"), 1).passed
+    assert time.perf_counter() - started < 1.0
+    names = lambda: sum(t.name == "reasondistill-verify" for t in threading.enumerate())  # noqa: E731
+    before = names()
+    for _ in range(50):
+        call_with_timeout(lambda: Score(1.0, True, "1", True, "correct"), 1)
+    assert names() == before
