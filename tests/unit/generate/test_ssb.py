@@ -11,7 +11,6 @@ from reasondistill.config import GenerateConfig, ProbeConfig, PromptConfig, Teac
 from reasondistill.errors import ConfigError, InputError
 from reasondistill.generate import ssb
 from reasondistill.generate.student import StudentAnswers, read_probe
-from reasondistill.layout import Layout
 from reasondistill.prompts import ssb_prompt, student_messages
 from reasondistill.records import EvalSample, Problem, Trace
 from tests.helpers import recipe, stage_layout
