@@ -7,16 +7,10 @@ server, llama-cpp-python's ``server`` extra)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import math
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -25,7 +19,7 @@ from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.config import Recipe, build
 from reasondistill.records import Problem
 from tests.helpers import stage_layout
-from tests.transformers_serve import free_port
+from tests.loopback import LoopbackServer
 
 LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 pytestmark = [pytest.mark.slow,
@@ -107,51 +101,19 @@ def test_generate_stage_end_to_end(gguf, tmp_path):
     assert again["outputs"]["teacher_calls"] == 0 and again["outputs"]["cached_teacher_calls"] == 6
 
 
-class LlamaCppServer:
-    """``python -m llama_cpp.server`` on a free 127.0.0.1 port, in its own session, waited for
-    (bounded) and stopped after."""
+class LlamaCppServer(LoopbackServer):
+    """``python -m llama_cpp.server`` serving the GGUF on a free 127.0.0.1 port."""
+
+    name = "llama_cpp.server"
+    health_path = "/v1/models"
 
     def __init__(self, gguf, log_path, startup_s: float = 120.0) -> None:
-        self.gguf, self.log_path, self.startup_s, self.port = gguf, log_path, startup_s, free_port()
-        self.proc = None
+        super().__init__(log_path, startup_s=startup_s)
+        self.gguf = gguf
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> LlamaCppServer:
-        self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", "1024", "--chat_format", "chat_template.default"]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + self.startup_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.__exit__()
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}:\n{self._tail()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            time.sleep(0.5)
-        self.__exit__()
-        raise RuntimeError(f"llama_cpp.server not up after {self.startup_s:.0f} s:\n{self._tail()}")
-
-    def _tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def __exit__(self, *exc: object) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        self._log.close()
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--host", "127.0.0.1",
+                "--port", str(self.port), "--n_ctx", "1024", "--chat_format", "chat_template.default"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sse_starlette") is None or importlib.util.find_spec("uvicorn") is None,
