@@ -44,7 +44,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,45 +181,30 @@ class OpenAIBackend(Backend):
     # ---- the contract ----
 
     def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.acomplete(requests, sampling))
-        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop: run beside it
-            return pool.submit(asyncio.run, self.acomplete(requests, sampling)).result()
+        return _blocking(self.acomplete(requests, sampling))
 
     async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
-        if not requests:
-            return []
-        session = self._open()
-        try:
-            return list(await asyncio.gather(*(self._request(session, r, sampling) for r in requests)))
-        finally:
-            session.users -= 1
-            if session.users == 0:  # the last batch in flight on this loop: release the connections
-                self._sessions.pop(asyncio.get_running_loop(), None)
-                await session.client.aclose()
+        return await self._each(requests, lambda session, r: self._request(session, r, sampling))
 
     def use_tokenizer(self, tokenizer: Any) -> None:
         self.tokenizer, self._ids_by_string = tokenizer, None
 
     def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.ascore(items, top_k))
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self.ascore(items, top_k)).result()
+        return _blocking(self.ascore(items, top_k))
 
     async def ascore(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        return await self._each(items, lambda session, it: self._score_one(session, it, top_k))
+
+    async def _each(self, items: Sequence[Any], call: Callable[[Any, Any], Awaitable[Any]]) -> list[Any]:
+        """``call(session, item)`` for every item at once on this loop's session, in order."""
         if not items:
             return []
         session = self._open()
         try:
-            return list(await asyncio.gather(*(self._score_one(session, it, top_k) for it in items)))
+            return list(await asyncio.gather(*(call(session, it) for it in items)))
         finally:
             session.users -= 1
-            if session.users == 0:
+            if session.users == 0:  # the last batch in flight on this loop: release the connections
                 self._sessions.pop(asyncio.get_running_loop(), None)
                 await session.client.aclose()
 
@@ -591,3 +576,13 @@ def _error_message(content: bytes) -> str:
 def _snippet(content: bytes, limit: int = 200) -> str:
     text = content.decode("utf-8", errors="replace").strip()
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _blocking(coro: Awaitable[Any]) -> Any:
+    """Run ``coro`` to the end from synchronous code, beside the caller's event loop if it has one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook): run beside it
+        return pool.submit(asyncio.run, coro).result()
