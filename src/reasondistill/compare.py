@@ -6,7 +6,10 @@ then trains in its own child process, so its wall time and peak memory are its o
 and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``sft``'s
 checkpoint). An entry with ``curate`` settings re-curates the shared verified traces with them
 into its own ``compare/entries/<name>/curate/`` (in its child process: a student-aware policy
-loads the student there) and trains on that. ``run:NAME`` model references resolve first.
+loads the student there) and trains on that. An entry with ``loop`` settings runs student-driven
+rounds (``reasondistill loop``) in ``compare/entries/<name>/loop/`` instead, each round training
+``compare.max_steps / rounds`` steps, so it spends the same step budget as the other entries.
+``run:NAME`` model references resolve first.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import CurateConfig, Recipe, TrainConfig, build
+from .config import CurateConfig, LoopConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
 from .train import objective_config
@@ -39,6 +42,7 @@ class CompareEntry:
     init: str | None = None  # name of an earlier entry whose checkpoint is this entry's student
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change for this entry
     curate: dict[str, Any] = field(default_factory=dict)  # CurateConfig fields to change: its own curated data
+    loop: dict[str, Any] = field(default_factory=dict)  # LoopConfig fields: student-driven rounds instead of one run
 
 
 def entries(recipe: Recipe) -> list[CompareEntry]:
@@ -55,6 +59,8 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
             raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
         train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
         curate_cfg(recipe, entry)
+        if entry.loop:
+            loop_recipe(recipe, entry, Layout(Path(".")))
         out.append(entry)
     return out
 
@@ -84,6 +90,28 @@ def curate_cfg(recipe: Recipe, entry: CompareEntry) -> CurateConfig:
     return build(CurateConfig, _merged(dataclasses.asdict(recipe.curate), entry.curate), f"compare.{entry.name}.curate")
 
 
+def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout) -> Recipe:
+    """The recipe a ``loop`` entry runs: its rounds split the step budget (``compare.max_steps``);
+    each round evaluates only its own student (the table's teacher and baseline are the compare's)."""
+    from . import loop
+
+    cfg = build(LoopConfig, entry.loop, f"compare.{entry.name}.loop")
+    train = train_cfg(recipe, entry, layout)
+    if recipe.compare.max_steps > 0:
+        if cfg.retrain != "last" or recipe.compare.max_steps % cfg.rounds:
+            raise ConfigError(f"compare.{entry.name}.loop: an equal step budget needs retrain: last and "
+                              f"compare.max_steps ({recipe.compare.max_steps}) divisible by rounds ({cfg.rounds})")
+        train = dataclasses.replace(train, max_steps=recipe.compare.max_steps // cfg.rounds)
+    sub = dataclasses.replace(recipe, train=train, curate=curate_cfg(recipe, entry), loop=cfg,
+                              eval=dataclasses.replace(recipe.eval, models=[]))
+    loop.check(sub)
+    return sub
+
+
+def loop_dir(layout: Layout, name: str) -> Path:
+    return layout.compare_dir() / "entries" / name / "loop"
+
+
 def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
     """The shared data stages, the entry's own train and eval folders, and its own curate (and pairs)
     folders when it changes curation."""
@@ -98,18 +126,31 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) 
     from .registry import load
 
     started = time.time()
-    sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))
-    sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
     own = entry_layout(layout, entry)  # shared data stages, its own train and eval folders (and curation)
-    trained: dict[str, Any] = {}
-    for stage in select("curate" if entry.curate else "pairs", "train"):
-        if stage.applies(sub):
-            trained = load(stage.run)(sub, own)
+    extra: dict[str, Any] = {}
+    if entry.loop:
+        from . import loop
+
+        sub = resolve_references(loop_recipe(recipe, entry, layout))
+        done = Layout(loop_dir(layout, entry.name)).loop_json
+        done_before = done.is_file() and len(io.read_json(done)["rounds"]) == sub.loop.rounds
+        rounds = loop.run(sub, loop_dir(layout, entry.name))["rounds"]
+        checkpoint = rounds[-1]["checkpoint"]
+        trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": sub.train.max_steps * len(rounds)}}
+        extra = {"curated": rounds[-1]["train_examples"], "rounds": len(rounds)}
+    else:
+        sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))
+        sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
+        trained = {}
+        for stage in select("curate" if entry.curate else "pairs", "train"):
+            if stage.applies(sub):
+                trained = load(stage.run)(sub, own)
+        checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
-    evaluated = evaluate_model(sub, str(own.checkpoint), entry.name, own)
+    evaluated = evaluate_model(sub, checkpoint, entry.name, own)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
-             "steps": trained["outputs"].get("steps")}
+             "steps": trained["outputs"].get("steps"), **extra}
     stats_path = layout.compare_stats(entry.name)
     reused = all(m.get("this_run", {}).get("skipped") for m in (trained, evaluated))
     if reused and stats_path.exists():
@@ -146,7 +187,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
         stats = queue.get()
         entry_eval = layout.compare_entry(entry.name, entry.name).eval_dir(entry.name)
         summary = io.read_json(entry_eval / EVAL_FILES["summary"])
-        kept = io.read_json(entry_layout(layout, entry).manifest("curate"))["outputs"]["counts"]["kept"]
+        kept = stats["curated"] if entry.loop else \
+            io.read_json(entry_layout(layout, entry).manifest("curate"))["outputs"]["counts"]["kept"]
         rows.append({"objective": entry.name, "method": entry.method, "curated": kept, "accuracy": summary["accuracy"],
                      "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"],
                      "wall_seconds": round(stats["wall_seconds"], 1),

@@ -62,3 +62,40 @@ def test_bad_curate_override_fails_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("unknown recipe key 'compare.a.curate.nope'")):
         compare.run(recipe, tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_loop_entry_spends_the_same_step_budget_in_rounds(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "plain", "method": "sft"},
+        {"name": "loop", "method": "sft", "loop": {"rounds": 2, "student_samples": 1}},
+    ], max_steps=2)
+    recipe.generate.rationalize = False
+    out = tmp_path / "run"
+    rows = compare.run(recipe, out)
+    plain, looped = rows
+    rounds = json.loads((out / "compare" / "entries" / "loop" / "loop" / "loop.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    for r in (1, 2):  # each round trains half the budget; round 2 continues from round 1's checkpoint
+        train = json.loads((out / "compare" / "entries" / "loop" / "loop" / f"round-{r}" / "train" /
+                            "manifest.json").read_text())
+        assert train["outputs"]["steps"] == 1
+    assert train["config"]["student"].endswith("round-1/train/model")
+    assert plain["steps"] == looped["steps"] == 2
+    assert looped["curated"] == rounds[-1]["train_examples"] > 0
+    # the final round's student is evaluated on the compare's held-out problems, paired with the baseline
+    assert looped["vs_untrained"]["n"] == plain["vs_untrained"]["n"] > 0
+    ev = out / "compare" / "entries" / "loop" / "eval" / "summary.json"
+    assert json.loads(ev.read_text())["accuracy"] == looped["accuracy"] == rounds[-1]["accuracy"]
+    assert compare.run(recipe, out) == rows  # a re-run reuses every round and keeps the figures
+
+
+@pytest.mark.parametrize("loop_cfg,msg", [
+    ({"rounds": 3}, "compare.max_steps (4) divisible by rounds (3)"),
+    ({"rounds": 2, "retrain": "scratch"}, "needs retrain: last"),
+    ({"rounds": 0}, "loop.rounds must be >= 1"),
+])
+def test_bad_loop_entry_fails_before_any_work(tmp_path, loop_cfg, msg):
+    recipe = build(Recipe, {"compare": {"max_steps": 4, "entries": [{"name": "a", "loop": loop_cfg}]}})
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        compare.run(recipe, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
