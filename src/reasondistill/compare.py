@@ -120,11 +120,21 @@ def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
     return own.override(dirs={"curate": folder / "curate", "pairs": folder / "pairs"}) if entry.curate else own
 
 
-def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue) -> None:
+def _log_like_parent() -> dict[str, Any]:
+    """The parent's root logging (level, format) for a spawned child, which starts without any."""
+    root = logging.getLogger()
+    fmt = root.handlers[0].formatter if root.handlers else None
+    return {"level": root.getEffectiveLevel(), "format": fmt._fmt if fmt else None,
+            "datefmt": fmt.datefmt if fmt else None} if root.handlers else {}
+
+
+def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any]) -> None:
     from .evaluate import evaluate_model
     from .pipeline import resolve_references, select
     from .registry import load
 
+    if logs:  # so a loop entry's rounds report their progress like the parent's stages do
+        logging.basicConfig(**logs)
     started = time.time()
     own = entry_layout(layout, entry)  # shared data stages, its own train and eval folders (and curation)
     extra: dict[str, Any] = {}
@@ -179,7 +189,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     for entry in todo:
         log.info("compare: %s (%s)", entry.name, entry.method)
         queue = ctx.Queue()
-        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue))
+        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue, _log_like_parent()))
         proc.start()
         proc.join()
         if proc.exitcode != 0:

@@ -794,6 +794,7 @@ BUILTIN_RECIPES = {
     "compare": "smollm2-135m/compare/objectives.yaml",
     "compare-weak-teacher": "smollm2-135m/compare/objectives_weak_teacher.yaml",
     "curation": "smollm2-135m/compare/curation.yaml",
+    "curation-mixed": "smollm2-135m/compare/curation_mixed.yaml",
     "loop": "smollm2-135m/loop/self_train.yaml",
 }
 
