@@ -7,8 +7,10 @@ and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``s
 checkpoint). An entry with ``curate`` settings re-curates the shared verified traces with them
 into its own ``compare/entries/<name>/curate/`` (in its child process: a student-aware policy
 loads the student there) and trains on that. An entry with ``loop`` settings runs student-driven
-rounds (``reasondistill loop``) in ``compare/entries/<name>/loop/`` instead, each round training
-``compare.max_steps / rounds`` steps, so it spends the same step budget as the other entries.
+rounds (``reasondistill loop``) in ``compare/entries/<name>/loop/`` instead. Its last student has
+the entries' step budget either way: with ``retrain: last`` each round trains
+``compare.max_steps / rounds`` steps from the previous round's checkpoint; with ``scratch`` each
+round trains ``compare.max_steps`` from ``train.student`` (the earlier rounds' students only pick).
 ``run:NAME`` model references resolve first.
 """
 
@@ -97,10 +99,11 @@ def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout) -> Recipe:
 
     cfg = build(LoopConfig, entry.loop, f"compare.{entry.name}.loop")
     train = train_cfg(recipe, entry, layout)
-    if recipe.compare.max_steps > 0:
-        if cfg.retrain != "last" or recipe.compare.max_steps % cfg.rounds:
-            raise ConfigError(f"compare.{entry.name}.loop: an equal step budget needs retrain: last and "
-                              f"compare.max_steps ({recipe.compare.max_steps}) divisible by rounds ({cfg.rounds})")
+    if recipe.compare.max_steps > 0 and cfg.retrain == "last":
+        if recipe.compare.max_steps % cfg.rounds:
+            raise ConfigError(f"compare.{entry.name}.loop: with retrain: last the rounds split the step budget; "
+                              f"compare.max_steps ({recipe.compare.max_steps}) must be divisible by rounds "
+                              f"({cfg.rounds})")
         train = dataclasses.replace(train, max_steps=recipe.compare.max_steps // cfg.rounds)
     sub = dataclasses.replace(recipe, train=train, curate=curate_cfg(recipe, entry), loop=cfg,
                               eval=dataclasses.replace(recipe.eval, models=[]))
@@ -146,7 +149,8 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
         done_before = done.is_file() and len(io.read_json(done)["rounds"]) == sub.loop.rounds
         rounds = loop.run(sub, loop_dir(layout, entry.name))["rounds"]
         checkpoint = rounds[-1]["checkpoint"]
-        trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": sub.train.max_steps * len(rounds)}}
+        steps = sub.train.max_steps * (len(rounds) if sub.loop.retrain == "last" else 1)  # the last student's
+        trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": steps}}
         extra = {"curated": rounds[-1]["train_examples"], "rounds": len(rounds)}
     else:
         sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))

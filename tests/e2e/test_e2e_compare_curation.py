@@ -89,9 +89,24 @@ def test_loop_entry_spends_the_same_step_budget_in_rounds(tmp_path, tiny_model_d
     assert compare.run(recipe, out) == rows  # a re-run reuses every round and keeps the figures
 
 
+def test_scratch_loop_entry_trains_every_round_on_the_whole_budget(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "loop", "method": "sft", "loop": {"rounds": 2, "student_samples": 1, "retrain": "scratch"}},
+    ], max_steps=2)
+    recipe.generate.rationalize = False
+    recipe.compare.baseline = False
+    out = tmp_path / "run"
+    [row] = compare.run(recipe, out)
+    for r in (1, 2):  # each round starts from train.student and trains the entries' whole budget
+        train = json.loads((out / "compare" / "entries" / "loop" / "loop" / f"round-{r}" / "train" /
+                            "manifest.json").read_text())
+        assert train["outputs"]["steps"] == 2 and train["config"]["student"] == str(tiny_model_dir)
+    assert row["steps"] == 2
+
+
 @pytest.mark.parametrize("loop_cfg,msg", [
-    ({"rounds": 3}, "compare.max_steps (4) divisible by rounds (3)"),
-    ({"rounds": 2, "retrain": "scratch"}, "needs retrain: last"),
+    ({"rounds": 3}, "compare.max_steps (4) must be divisible by rounds (3)"),
+    ({"rounds": 2, "retrain": "nope"}, "loop.retrain"),
     ({"rounds": 0}, "loop.rounds must be >= 1"),
 ])
 def test_bad_loop_entry_fails_before_any_work(tmp_path, loop_cfg, msg):
