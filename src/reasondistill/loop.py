@@ -126,6 +126,15 @@ def union(paths: list[Path], out: Path) -> tuple[int, int]:
     return len(rows), added
 
 
+def teacher_label(recipe: Recipe) -> str:
+    """The teacher column of the round table: a model, a backend, or a list's ``name=model`` pairs."""
+    def one(t: TeacherConfig) -> str:
+        return t.model if t.backend in ("transformers", "openai") else t.backend
+    if recipe.multi_teacher:
+        return ", ".join(f"{t.name}={one(t)}" for t in recipe.teachers())
+    return one(recipe.teacher)
+
+
 def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool: Any) -> dict[str, Any]:
     """One round (see the module docstring); its table row."""
     from .registry import load
@@ -136,8 +145,7 @@ def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool:
     student = str(previous) if previous is not None else recipe.train.student
     picked, row = pick(recipe, root, r, student)
     skipped = [row.pop("skipped")]
-    row = {"round": r, "teacher": sub.teacher.model if sub.teacher.backend in ("transformers", "openai")
-           else sub.teacher.backend, "start": sub.train.student, **row}
+    row = {"round": r, "teacher": teacher_label(sub), "start": sub.train.student, **row}
     if row["problems_picked"] == 0:
         return {**row, "stopped": "no training problem in loop.pick_band", "wall_seconds": time.time() - started}
     data = Layout(folder).override(files={"train_problems": picked, "eval_problems": root.eval_problems})
