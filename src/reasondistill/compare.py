@@ -255,8 +255,7 @@ def evaluate_teacher(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     with BackendPool() as pool:
         run_teacher(recipe, own, pool)
     summary = io.read_json(own.eval_file("teacher", "summary"))
-    first = recipe.teachers()[0]  # of a teacher list, the first is the one evaluated
-    row = {"model": first.model if first.backend != "program" else "program",
+    row = {"model": recipe.teachers()[0].label,  # of a teacher list, the first is the one evaluated
            "accuracy": summary["accuracy"], "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"]}
     io.write_json(layout.compare_dir() / "teacher.json", row)
     return row

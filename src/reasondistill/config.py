@@ -74,6 +74,11 @@ class TeacherConfig:
         if self.batch_size < 1:
             raise ConfigError("teacher.batch_size must be >= 1")
 
+    @property
+    def label(self) -> str:
+        """How tables name this teacher: its model for an LLM backend, else the backend."""
+        return self.model if self.backend in ("transformers", "openai", "llamacpp", "vllm") else self.backend
+
     def backend_config(self) -> TeacherConfig:
         """The fields that build the backend (a named teacher's own fields dropped), so two named
         teachers on the same model share one loaded backend."""

@@ -128,11 +128,9 @@ def union(paths: list[Path], out: Path) -> tuple[int, int]:
 
 def teacher_label(recipe: Recipe) -> str:
     """The teacher column of the round table: a model, a backend, or a list's ``name=model`` pairs."""
-    def one(t: TeacherConfig) -> str:
-        return t.model if t.backend in ("transformers", "openai") else t.backend
     if recipe.multi_teacher:
-        return ", ".join(f"{t.name}={one(t)}" for t in recipe.teachers())
-    return one(recipe.teacher)
+        return ", ".join(f"{t.name}={t.label}" for t in recipe.teachers())
+    return recipe.teacher.label
 
 
 def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool: Any) -> dict[str, Any]:

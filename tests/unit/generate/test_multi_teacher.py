@@ -13,7 +13,7 @@ from reasondistill.backends import BackendPool
 from reasondistill.backends.dummy import DummyBackend
 from reasondistill.backends.program import ProgramBackend
 from reasondistill.config import (CurateConfig, EvalConfig, GenerateConfig, NamedTeacherConfig, RouteConfig,
-                                  TeachersConfig, build)
+                                  TeacherConfig, TeachersConfig, build)
 from reasondistill.layout import Layout
 from reasondistill.records import Problem, Trace
 from reasondistill.report import build_report, write_report
@@ -194,6 +194,20 @@ def test_teacher_evaluation_uses_the_first_teacher(tmp_path):
     with BackendPool() as pool:
         m = evaluate.run(r, layout, pool=pool)["teacher"]
     assert m["outputs"]["accuracy"] == 1.0 and m["config"]["identity"] == "program:v1#teacher=prog"
+
+
+
+def test_compare_and_loop_name_the_teachers_of_a_list(tmp_path):
+    from reasondistill import compare, loop
+
+    layout = Layout(tmp_path / "run")
+    io.write_jsonl(layout.eval_problems, SUMS)
+    r = recipe(teacher=[teachers(("guess",))[0], teachers(("prog",))[0]], eval=EvalConfig(models=["teacher"]),
+               generate=GenerateConfig(cache_dir=str(tmp_path / "cache")))
+    row = compare.evaluate_teacher(r, layout)  # the compare's (teacher) row: the first listed teacher
+    assert row["model"] == "dummy" and row["accuracy"] < 1  # the dummy, not the program (which solves every sum)
+    assert loop.teacher_label(r) == "guess=dummy, prog=program"
+    assert loop.teacher_label(recipe(teacher=TeacherConfig(backend="transformers", model="m"))) == "m"
 
 
 @pytest.mark.parametrize("data,msg", [
