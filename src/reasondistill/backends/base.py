@@ -8,9 +8,11 @@ servers, OpenAI-compatible APIs) can overlap requests.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -149,3 +151,14 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def run_blocking(coro: Awaitable[Any]) -> Any:
+    """Run ``coro`` to the end from synchronous code, beside the caller's event loop if it has one
+    (called from inside a running loop, e.g. a notebook, ``asyncio.run`` would refuse)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

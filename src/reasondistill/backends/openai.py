@@ -45,13 +45,12 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, ReasondistillError
-from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
+from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +180,7 @@ class OpenAIBackend(Backend):
     # ---- the contract ----
 
     def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
-        return _blocking(self.acomplete(requests, sampling))
+        return run_blocking(self.acomplete(requests, sampling))
 
     async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
         return await self._each(requests, lambda session, r: self._request(session, r, sampling))
@@ -190,7 +189,7 @@ class OpenAIBackend(Backend):
         self.tokenizer, self._ids_by_string = tokenizer, None
 
     def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
-        return _blocking(self.ascore(items, top_k))
+        return run_blocking(self.ascore(items, top_k))
 
     async def ascore(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
         return await self._each(items, lambda session, it: self._score_one(session, it, top_k))
@@ -576,13 +575,3 @@ def _error_message(content: bytes) -> str:
 def _snippet(content: bytes, limit: int = 200) -> str:
     text = content.decode("utf-8", errors="replace").strip()
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _blocking(coro: Awaitable[Any]) -> Any:
-    """Run ``coro`` to the end from synchronous code, beside the caller's event loop if it has one."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook): run beside it
-        return pool.submit(asyncio.run, coro).result()

@@ -14,13 +14,12 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from .base import Completion, Request, SamplingParams, Backend
+from .base import Completion, Request, SamplingParams, Backend, run_blocking
 from .cache import SampleCache, sample_key
 
 log = logging.getLogger(__name__)
@@ -129,13 +128,7 @@ def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams
                     state.done(missing, teacher.complete([requests[i] for i in missing], sampling))
                 bar.update(len(idx))
             return state.outcome()
-        coro = _overlapped(state, bar)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook): run beside it
-            return pool.submit(asyncio.run, coro).result()
+        return run_blocking(_overlapped(state, bar))
 
 
 async def _overlapped(state: _Draw, bar: Any) -> tuple[list[Completion], CallCounts]:
