@@ -30,3 +30,20 @@ def curate_all_on(student_model: str | Path, **over: Any) -> CurateConfig:
                self_consistency=SelfConsistencyConfig(min_share=0.5), decontaminate=DecontaminateConfig(ngram=3),
                teachers=TeachersConfig(best=True, quota={"*": 1}), random=1)
     return CurateConfig(**{**cfg, **over})
+
+
+def harness_cli_result(harness: str, model_dir: Path, problems: Path, out: Path) -> dict[str, Any]:
+    """``reasondistill evaluate --harness NAME`` on 3 problems with a tiny model, offline; its result.json
+    (after checking the command succeeded and the scores are shares)."""
+    import json
+
+    from reasondistill.cli import main
+    from reasondistill.evaluate.harness import task
+
+    rc = main(["evaluate", "--harness", harness, "--model", str(model_dir), "--problems", str(problems),
+               "--out", str(out), "eval.n=3", "eval.max_new_tokens=8", "eval.dtype=float32", "eval.device=cpu"])
+    assert rc == 0
+    result = json.loads((out / task.RESULT_FILE).read_text())
+    assert result["harness"] == harness and result["n"] == 3
+    assert 0.0 <= result["harness_score"] <= 1.0 and 0.0 <= result["our_score"] <= 1.0
+    return result

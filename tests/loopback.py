@@ -4,6 +4,7 @@ health URL answers (bounded in time), and stopped with its whole process group."
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -20,7 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LoopbackServer:
+class LoopbackServer(abc.ABC):
     """Subclasses give ``name``, ``command()``, ``health_path`` and optionally ``environment()``;
     ``with Server(...) as srv: srv.base_url`` -> ``http://127.0.0.1:PORT/v1``."""
 
@@ -38,8 +39,9 @@ class LoopbackServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's argv."""
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)

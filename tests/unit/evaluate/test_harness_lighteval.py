@@ -18,6 +18,7 @@ from reasondistill.errors import ConfigError
 from reasondistill.evaluate.harness import lighteval, task
 from reasondistill.problems.files import read_problem_set
 from tests.conftest import SHARED_DATA
+from tests.helpers import harness_cli_result
 
 GSM8K = SHARED_DATA / "gsm8k"
 LIGHTEVAL_PYTHON = os.environ.get(lighteval.PYTHON_ENV)
@@ -97,15 +98,9 @@ def test_lighteval_loads_our_task_and_builds_our_prompts(tmp_path: Path):
 @require_lighteval
 @require_gsm8k
 def test_cli_runs_lighteval_offline_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path):
-    from reasondistill.cli import main
-
     out = tmp_path / "harness"
-    rc = main(["evaluate", "--harness", "lighteval", "--model", str(tiny_model_dir), "--problems", str(GSM8K),
-               "--out", str(out), "eval.n=3", "eval.max_new_tokens=8", "eval.dtype=float32", "eval.device=cpu"])
-    assert rc == 0
-    result = json.loads((out / task.RESULT_FILE).read_text())
-    assert result["harness"] == "lighteval" and result["harness_version"] == "0.13.0"
-    assert result["n"] == 3 and 0.0 <= result["harness_score"] <= 1.0 and 0.0 <= result["our_score"] <= 1.0
+    result = harness_cli_result("lighteval", tiny_model_dir, GSM8K, out)
+    assert result["harness_version"] == "0.13.0"
     raw = json.loads((out / lighteval.RAW_FILE).read_text())
     gens = {s["id"]: s["text"] for s in raw["samples"]}
     both = [json.loads(line) for line in (out / task.HARNESS_SAMPLES_FILE).read_text().splitlines()]

@@ -15,6 +15,7 @@ from reasondistill.config import ProblemsConfig
 from reasondistill.evaluate.harness import lmeval, task
 from reasondistill.problems.files import read_problem_set
 from tests.conftest import SHARED_DATA
+from tests.helpers import harness_cli_result
 
 GSM8K = SHARED_DATA / "gsm8k"
 require_lm_eval = pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None,
@@ -131,15 +132,9 @@ def test_cli_harness_refuses_the_teacher(tmp_path: Path, capsys: pytest.CaptureF
 @require_gsm8k
 def test_cli_runs_lm_eval_offline_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path):
     """The whole path: export, task, lm-eval in a child process (HF offline), result.json."""
-    from reasondistill.cli import main
-
     out = tmp_path / "harness"
-    rc = main(["evaluate", "--harness", "lm-eval", "--model", str(tiny_model_dir), "--problems", str(GSM8K),
-               "--out", str(out), "eval.n=3", "eval.max_new_tokens=8", "eval.dtype=float32", "eval.device=cpu"])
-    assert rc == 0
-    result = json.loads((out / task.RESULT_FILE).read_text())
-    assert result["harness"] == "lm-eval" and result["harness_version"] == importlib.metadata.version("lm_eval")
-    assert result["n"] == 3 and 0.0 <= result["harness_score"] <= 1.0 and 0.0 <= result["our_score"] <= 1.0
+    result = harness_cli_result("lm-eval", tiny_model_dir, GSM8K, out)
+    assert result["harness_version"] == importlib.metadata.version("lm_eval")
     raw = json.loads((out / lmeval.RAW_FILE).read_text())
     gens = [s["resps"][0][0] for s in sorted(raw["samples"][task.TASK_NAME], key=lambda s: s["doc_id"])]
     both = [json.loads(line) for line in (out / task.HARNESS_SAMPLES_FILE).read_text().splitlines()]
