@@ -111,7 +111,8 @@ def summarize(samples: Sequence[EvalSample], model: str) -> dict[str, Any]:
     """Aggregate one model's samples into a JSON-safe dict.
 
     Greedy metrics (``accuracy``, ``ci95``, ``format_rate``, ``mean_tokens``,
-    ``truncated_rate``) use the ``sample_idx == 0`` sample of each problem. When sampled
+    ``truncated_rate``, ``fallback_credits``: passed without the answer format, through the
+    last-number fallback) use the ``sample_idx == 0`` sample of each problem. When sampled
     generations (``sample_idx >= 1``) exist, also ``pass_at_k`` and ``maj_at_k`` (keys are
     ``str(k)``, k = 1, 2, 4, ... up to the smallest per-problem sample count, plus that count),
     ``sampled_accuracy`` (share of all sampled generations that passed) and ``n_samples``.
@@ -143,6 +144,8 @@ def summarize(samples: Sequence[EvalSample], model: str) -> dict[str, Any]:
         "mean_tokens": _mean([float(s.completion_tokens) for s in g]),
         "truncated_rate": _mean([1.0 if s.finish_reason == "length" else 0.0 for s in g]),
         "answer_rate": _mean([1.0 if s.extracted is not None else 0.0 for s in g]),
+        # credited without an ``Answer:`` line, by the last-number fallback: a lenient score shows here
+        "fallback_credits": sum(1 for s in g if s.passed and not s.formatted),
     }
     for key, flags in (("format", [s.formatted for s in g]), ("truncated", [s.finish_reason == "length" for s in g]),
                        ("answer", [s.extracted is not None for s in g])):

@@ -34,14 +34,15 @@ def audit(problems: Sequence[Problem], samples: Sequence[EvalSample],
     by_id = {p.id: p for p in problems}
     checkers = [get_verifier(name, fallback_last_number=cfg.fallback_last_number) for name in CHECKERS]
     rows: list[dict[str, Any]] = []
-    n = math_only = string_only = 0
+    n = math_only = string_only = fallback_credits = 0
     for s in samples:
         problem = by_id.get(s.problem_id)
         if problem is None or not (problem.answer or "").strip():
             continue
         n += 1
-        math_score, string_score = (run_check(c, problem, s.text, cfg.timeout_s,
-                                              fallback_last_number=cfg.fallback_last_number) for c in checkers)
+        math_score, string_score = (run_check(c, problem, s.text, cfg.timeout_s, fallback_last_number=cfg.fallback_last_number,
+                                              truncated=s.finish_reason == "length") for c in checkers)
+        fallback_credits += s.passed and not s.formatted
         if math_score.passed == string_score.passed:
             continue
         math_only += math_score.passed
@@ -53,7 +54,7 @@ def audit(problems: Sequence[Problem], samples: Sequence[EvalSample],
                      "recorded_passed": s.passed})
     counts = {"checkers": {"math": "math-verify equivalence", "exact": "normalised string match"},
               "n": n, "agree": n - len(rows), "disagree": len(rows), "math_only": math_only,
-              "exact_only": string_only, "file": EVAL_FILES["audit"]}
+              "exact_only": string_only, "fallback_credits": fallback_credits, "file": EVAL_FILES["audit"]}
     return rows, counts
 
 

@@ -61,7 +61,7 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
                             desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
             counts.add(c)
             for req, comp in zip(reqs, comps):
-                s = score_text(req.problem, comp.text, verify_cfg)
+                s = score_text(req.problem, comp.text, verify_cfg, truncated=comp.finish_reason == "length")
                 samples.append(EvalSample(problem_id=req.problem.id, model=model_name, sample_idx=req.sample_idx,
                                           score=s.score, passed=s.passed, extracted=s.extracted,
                                           formatted=s.formatted, completion_tokens=comp.completion_tokens,

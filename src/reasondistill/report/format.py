@@ -25,7 +25,7 @@ def fmt_seconds(value: Any) -> str:
     return f"{value:.1f} s"
 
 
-TABLE_HEADER = ["model", "accuracy", "95% CI", "format rate", "tokens/answer", "n"]
+TABLE_HEADER = ["model", "accuracy", "95% CI", "fallback credits", "format rate", "tokens/answer", "n"]
 
 
 def model_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -41,11 +41,21 @@ def model_rows(report: dict[str, Any]) -> list[list[str]]:
             MODEL_LABELS[model],
             pct(s.get("accuracy")),
             f"[{pct(ci[0])}, {pct(ci[1])}]",
+            _fallback_cell(s),
             pct(s.get("format_rate")),
             "n/a" if tokens is None else f"{tokens:.1f}",
             str(s.get("n", "")),
         ])
     return rows
+
+
+def _fallback_cell(summary: dict[str, Any]) -> str:
+    """How much of an accuracy the last-number fallback credited (answers without an ``Answer:``
+    line), so a score built on lenient extraction is visible as such; ``n/a`` for older summaries."""
+    k, n = summary.get("fallback_credits"), summary.get("n")
+    if not isinstance(k, int) or not n:
+        return "n/a"
+    return f"{k} ({pct(k / n)})"
 
 
 def sampled_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -83,7 +93,9 @@ def audit_lines(report: dict[str, Any]) -> list[str]:
         if isinstance(a, dict) and "n" in a:
             lines.append(f"{MODEL_LABELS[model]}: the two checkers (math-verify, normalised string match) disagree "
                          f"on {a.get('disagree', 0)} of {a['n']} answers ({a.get('math_only', 0)} accepted only by "
-                         f"math-verify, {a.get('exact_only', 0)} only by the string match; eval/{model}/audit.jsonl)")
+                         f"math-verify, {a.get('exact_only', 0)} only by the string match; eval/{model}/audit.jsonl)"
+                         + (f"; {a['fallback_credits']} answers credited by the last-number fallback"
+                            if "fallback_credits" in a else ""))
     return lines
 
 

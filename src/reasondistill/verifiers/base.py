@@ -18,6 +18,7 @@ sympy evaluating ``9^{9^{9}}``); :mod:`.math` screens such expressions before ca
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import queue
@@ -217,12 +218,20 @@ def call_with_timeout(fn: Callable[[], Score], timeout_s: float) -> Score:
 
 
 def run_check(verifier: Verifier, problem: Problem, text: str, timeout_s: float | None,
-              *, fallback_last_number: bool = True) -> Score:
+              *, fallback_last_number: bool = True, truncated: bool = False) -> Score:
     """``verifier.check`` under a wall-clock limit; timeouts and exceptions become failed Scores.
+
+    ``truncated``: the text was cut at its token limit. Its last number is then wherever the cut
+    fell, not an answer, so the last-number fallback never credits it (only an ``Answer:`` line or
+    ``\\boxed{}`` written before the cut counts): the verifier is re-picked without the fallback.
 
     A problem without a gold answer (empty ``answer``) cannot be graded: the Score fails with reason
     ``no_gold`` and carries the extracted answer, so curation can pseudo-label such problems by
     majority vote (``curate.self_consistency``) instead of taking their traces for wrong ones."""
+    if truncated and fallback_last_number:
+        fallback_last_number = False
+        if getattr(verifier, "fallback_last_number", False) and dataclasses.is_dataclass(verifier):
+            verifier = dataclasses.replace(verifier, fallback_last_number=False)
     if not (problem.answer or "").strip():
         extracted, formatted = extract_answer(text or "", fallback_last_number=fallback_last_number)
         return Score(0.0, False, extracted, formatted, NO_GOLD)
@@ -240,11 +249,14 @@ def run_check(verifier: Verifier, problem: Problem, text: str, timeout_s: float 
     return Score(0.0, False, extracted, formatted, reason)
 
 
-def score_text(problem: Problem, text: str, cfg: VerifyConfig | None = None) -> Score:
+def score_text(problem: Problem, text: str, cfg: VerifyConfig | None = None, *, truncated: bool = False) -> Score:
     """Score one model output for ``problem`` with the verifier ``cfg.verifier`` picks.
 
-    Safe to call from any thread; never raises for a bad output (see :class:`Score` reasons).
+    ``truncated``: the output was cut at its token limit, so the last-number fallback is off for it
+    (see :func:`run_check`). Safe to call from any thread; never raises for a bad output (see
+    :class:`Score` reasons).
     """
     cfg = cfg or VerifyConfig()
-    verifier = get_verifier(cfg.verifier, problem, fallback_last_number=cfg.fallback_last_number)
-    return run_check(verifier, problem, text, cfg.timeout_s, fallback_last_number=cfg.fallback_last_number)
+    fallback = cfg.fallback_last_number and not truncated
+    verifier = get_verifier(cfg.verifier, problem, fallback_last_number=fallback)
+    return run_check(verifier, problem, text, cfg.timeout_s, fallback_last_number=fallback)

@@ -55,7 +55,7 @@ def run(recipe: Any, layout: Layout) -> dict:
             problem = problems[trace.problem_id]
             verifier = get_verifier(cfg.verifier, problem, fallback_last_number=cfg.fallback_last_number)
             score = run_check(verifier, problem, trace.raw, cfg.timeout_s,
-                              fallback_last_number=cfg.fallback_last_number)
+                              fallback_last_number=cfg.fallback_last_number, truncated=trace.finish_reason == "length")
             verdicts.append(Verdict(trace_id=trace.id, problem_id=trace.problem_id, verifier=verifier.name,
                                     score=score.score, passed=score.passed, reason=score.reason,
                                     extracted=score.extracted))

@@ -123,8 +123,8 @@ def test_write_json_roundtrip_and_md_table(tmp_path):
     assert not (run_dir / "report.html").exists()
     assert json.loads((run_dir / "report.json").read_text()) == json.loads(json.dumps(r))
     md = (run_dir / "report.md").read_text()
-    assert "| model | accuracy | 95% CI | format rate | tokens/answer | n |" in md
-    assert re.search(r"\| teacher \| 90\.0% \| \[\d+\.\d%, \d+\.\d%\] \| 100\.0% \|", md)
+    assert "| model | accuracy | 95% CI | fallback credits | format rate | tokens/answer | n |" in md
+    assert re.search(r"\| teacher \| 90\.0% \| \[\d+\.\d%, \d+\.\d%\] \| [^|]+ \| 100\.0% \|", md)
     assert "| student (after) | 60.0% |" in md
     assert "+50.0 pts" in md and "62.5%" in md  # improvement and gap recovered
     assert "| generate | 30.0 s |" in md
