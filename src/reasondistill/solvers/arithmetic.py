@@ -10,6 +10,7 @@ import re
 from fractions import Fraction
 
 from ..records import Problem
+from .styles import Calc, Op, Style
 
 _TOKEN = re.compile(r"\s*(\d+\.\d+|\d+|[-+*/()])")
 
@@ -64,14 +65,16 @@ def render(tokens: list) -> str:
     return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", "".join(out))).strip()
 
 
-def _reduce_once(tokens: list) -> list:
-    """Apply exactly one operation (or drop one pair of brackets) and return the new tokens."""
+def _reduce_once(tokens: list, calc: Calc | None = None) -> list:
+    """Apply exactly one operation (or drop one pair of brackets) and return the new tokens;
+    ``calc`` does (and records) the arithmetic."""
+    calc = calc or Calc(n_ops=0)
     # innermost bracket pair
     if "(" in tokens:
         close = tokens.index(")")
         open_ = max(i for i in range(close) if tokens[i] == "(")
         inner = tokens[open_ + 1 : close]
-        inner = inner if len(inner) == 1 else _reduce_once(inner)
+        inner = inner if len(inner) == 1 else _reduce_once(inner, calc)
         if len(inner) == 1:  # a bracket around a single value disappears in the same step
             if open_ > 0 and tokens[open_ - 1] == "neg":  # -( x ) becomes -x
                 return tokens[: open_ - 1] + [-inner[0]] + tokens[close + 1 :]
@@ -80,28 +83,175 @@ def _reduce_once(tokens: list) -> list:
     for ops in (("*", "/"), ("+", "-")):
         for i, tok in enumerate(tokens):
             if tok in ops and isinstance(tokens[i - 1], Fraction) and isinstance(tokens[i + 1], Fraction):
-                a, b = tokens[i - 1], tokens[i + 1]
-                val = {"*": a * b, "/": a / b if b else None, "+": a + b, "-": a - b}[tok]
-                if val is None:
-                    raise ZeroDivisionError("division by zero")
-                return tokens[: i - 1] + [val] + tokens[i + 2 :]
+                return tokens[: i - 1] + [calc(tokens[i - 1], tok, tokens[i + 1])] + tokens[i + 2 :]
     raise ValueError("expression does not reduce")
 
 
-def steps(expr: str) -> tuple[list[str], Fraction]:
-    tokens = tokenize(expr)
+def n_operations(tokens: list) -> int:
+    return sum(1 for t in tokens if isinstance(t, str) and t in "+-*/")
+
+
+def steps(expr: str, slip: int | None = None) -> tuple[list[str], Fraction]:
+    """Every intermediate form of ``expr`` (the first is ``expr`` itself) and the final value;
+    with a ``slip`` seed, one operation goes wrong (see :mod:`.styles`)."""
+    lines, value, _ = _reduced(tokenize(expr), slip)
+    return lines, value
+
+
+def _reduced(tokens: list, slip: int | None) -> tuple[list[str], Fraction, Calc]:
+    calc = Calc(n_ops=n_operations(tokens), slip=slip)
     lines = [render(tokens)]
     while len(tokens) > 1:
-        tokens = _reduce_once(tokens)
+        tokens = _reduce_once(tokens, calc)
         lines.append(render(tokens))
-    return lines, tokens[0]
+    return lines, tokens[0], calc
 
 
-def solve(problem: Problem) -> tuple[str, str]:
+def _expression(problem: Problem) -> str:
     entry = problem.meta.get("rg_entry", {})
     expr = entry.get("metadata", {}).get("expression") or problem.meta.get("expression")
     if not expr:
         raise ValueError(f"problem {problem.id}: no arithmetic expression in its metadata")
-    lines, value = steps(expr)
-    body = lines[0] + "".join(f"\n= {line}" for line in lines[1:])
-    return body, fmt(value)
+    return expr
+
+
+STYLES = ("steps", "terse", "verbose", "varied")
+
+
+def solve(problem: Problem, style: Style = Style()) -> tuple[str, str]:
+    """``(reasoning, answer)`` for ``problem`` written in ``style`` (see :mod:`.styles`)."""
+    tokens = tokenize(_expression(problem))
+    if style.name == "varied":
+        return _varied(tokens, style)
+    lines, value, calc = _reduced(list(tokens), style.slip)
+    if style.name == "terse":
+        return ", ".join(_op(o) for o in calc.ops) or render(tokens), fmt(value)
+    if style.name == "verbose":
+        return _verbose(tokens, lines, calc, value), fmt(value)
+    return lines[0] + "".join(f"\n= {line}" for line in lines[1:]), fmt(value)
+
+
+def _op(o: Op) -> str:
+    return f"{_signed(o.a)} {o.op} {_signed(o.b)} = {fmt(o.result)}"
+
+
+def _signed(x: Fraction) -> str:
+    return f"({fmt(x)})" if x < 0 else fmt(x)
+
+
+_INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
+
+
+def _verbose(tokens: list, lines: list[str], calc: Calc, value: Fraction) -> str:
+    """The long rationale: the plan, each step named with the expression it leaves, a check of
+    every step backwards (undoing it from its written result), and a conclusion."""
+    order = "from left to right" if _chain(tokens) else "innermost brackets first, then * and /, then + and -"
+    out = [f"We need the value of {lines[0]}. We work one operation at a time, {order}."]
+    for i, (o, after) in enumerate(zip(calc.ops, [ln for ln in lines[1:] if ln]), 1):
+        out.append(f"Step {i}: {_op(o)}, so the expression becomes {after}.")
+    if calc.ops:
+        checks = [f"{_signed(o.result)} {_INVERSE[o.op]} {_signed(o.b)} = {fmt(o.a)}"
+                  for o in reversed(calc.ops) if not (o.op == "*" and o.b == 0)]
+        out.append("Check each step backwards: " + ", ".join(checks) + ".")
+    out.append(f"Every step checks out, so the value is {fmt(value)}.")
+    return "\n".join(out)
+
+
+def _chain(tokens: list) -> list[Fraction] | None:
+    """The signed terms of a plain sum/difference (``12 - 5 + 3`` -> ``[12, -5, 3]``), else ``None``."""
+    if not tokens or len(tokens) % 2 == 0:
+        return None
+    terms = [tokens[0]]
+    for op, b in zip(tokens[1::2], tokens[2::2]):
+        if op not in ("+", "-") or not isinstance(b, Fraction):
+            return None
+        terms.append(b if op == "+" else -b)
+    return terms if all(isinstance(t, Fraction) for t in terms) else None
+
+
+def _add(calc: Calc, acc: Fraction, term: Fraction) -> Fraction:
+    """``acc + term`` written the way a person would: ``7 - 5`` rather than ``7 + (-5)``."""
+    return calc(acc, "-", -term) if term < 0 else calc(acc, "+", term)
+
+
+def _sum(calc: Calc, terms: list[Fraction]) -> Fraction:
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = _add(calc, acc, t)
+    return acc
+
+
+def _lines(calc: Calc, start: int) -> list[str]:
+    return [_op(o) for o in calc.ops[start:]]
+
+
+def _left_to_right(terms: list[Fraction], calc: Calc) -> tuple[list[str], Fraction]:
+    value = _sum(calc, terms)
+    return ["From left to right:"] + _lines(calc, 0), value
+
+
+def _signs_apart(terms: list[Fraction], calc: Calc) -> tuple[list[str], Fraction]:
+    plus, minus = [t for t in terms if t >= 0], [-t for t in terms if t < 0]
+    out = []
+    pos = _sum(calc, plus) if plus else Fraction(0)
+    out.append("Add the positive terms: " + (", ".join(_lines(calc, 0)) if len(plus) > 1 else fmt(pos)) + ".")
+    if not minus:
+        return out + ["There is nothing to subtract."], pos
+    mark = len(calc.ops)
+    neg = _sum(calc, minus)
+    out.append("Add the amounts to subtract: " + (", ".join(_lines(calc, mark)) if len(minus) > 1 else fmt(neg)) + ".")
+    mark = len(calc.ops)
+    value = calc(pos, "-", neg)
+    return out + ["Subtract: " + _lines(calc, mark)[0] + "."], value
+
+
+def _right_to_left(terms: list[Fraction], calc: Calc) -> tuple[list[str], Fraction]:
+    acc = terms[-1]
+    for t in reversed(terms[:-1]):
+        acc = calc(t, "-", -acc) if acc < 0 else calc(t, "+", acc)
+    return [f"From right to left, starting with {fmt(terms[-1])}:"] + _lines(calc, 0), acc
+
+
+def _place_value(terms: list[Fraction], calc: Calc) -> tuple[list[str], Fraction]:
+    """Last digits and the rest summed apart, then together (integers only)."""
+    rest = [Fraction(int(t / abs(t)) * (abs(t) - abs(t) % 10)) if t else Fraction(0) for t in terms]
+    digits = [t - r for t, r in zip(terms, rest)]
+    high = _sum(calc, rest)
+    mark = len(calc.ops)
+    low = _sum(calc, digits)
+    mark2 = len(calc.ops)
+    value = _add(calc, high, low)
+    return ["Split each number into its last digit and the rest.",
+            "The rest: " + ", ".join(_lines(calc, 0)[:mark]) + ".",
+            "The last digits: " + ", ".join(_lines(calc, mark)[: mark2 - mark]) + ".",
+            "Together: " + _lines(calc, mark2)[0] + "."], value
+
+
+_VARIANTS = (_left_to_right, _signs_apart, _right_to_left, _place_value)
+
+
+def _n_ops(variant, terms: list[Fraction]) -> int:
+    probe = Calc(n_ops=0)
+    variant(terms, probe)
+    return len(probe.ops)
+
+
+def _varied(tokens: list, style: Style) -> tuple[str, str]:
+    """One of several distinct correct rationales, by ``style.variant``; an expression that is not
+    a plain sum of integers has two: the rewriting and the operation list."""
+    terms = _chain(tokens)
+    variants = _VARIANTS if terms and len(terms) > 1 and all(t.denominator == 1 for t in terms) else ()
+    if not variants:
+        name = ("steps", "terse")[style.variant % 2]
+        return solve_tokens(tokens, Style(name, slip=style.slip))
+    variant = variants[style.variant % len(variants)]
+    calc = Calc(n_ops=_n_ops(variant, terms), slip=style.slip)
+    lines, value = variant(terms, calc)
+    return "\n".join(lines), fmt(value)
+
+
+def solve_tokens(tokens: list, style: Style) -> tuple[str, str]:
+    lines, value, calc = _reduced(list(tokens), style.slip)
+    if style.name == "terse":
+        return ", ".join(_op(o) for o in calc.ops) or render(tokens), fmt(value)
+    return lines[0] + "".join(f"\n= {line}" for line in lines[1:]), fmt(value)
