@@ -1,0 +1,177 @@
+"""Intervals for results trained with several seeds: training noise and held-out sampling together.
+
+A comparison row is a mean over training seeds of an accuracy on held-out problems. Its
+uncertainty has two sources: which data order (seed) training happened to get, and which
+problems the held-out set happened to draw. An interval over problems alone (a paired bootstrap)
+calls two runs of the *same* recipe with different seeds significantly different; an interval over
+seeds alone ignores that 300 problems are a sample.
+
+What we compute, for arms A (N_A seeds) and B (N_B seeds) scored on the same n problems:
+
+- the training component from the per-seed accuracies, Welch-style: ``var(A)/N_A + var(B)/N_B``
+  (sample variances; arms are not paired by seed index, because the same seed on other data is
+  another data order);
+- the problem component from the per-problem differences of the seed-averaged scores (problems
+  paired across arms): ``var(d)/n``;
+- their sum as the variance of the difference of means, with Welch-Satterthwaite degrees of
+  freedom, and a Student t interval.
+
+Why not a two-level bootstrap (resample seeds, then problems): with the 3-5 seeds a comparison
+can afford, resampling seeds sees only those few values, so it understates their spread (its
+variance is (N-1)/N of the sample's) and its percentiles carry no small-sample widening, while
+the t quantile at 2 degrees of freedom is 4.3, not 1.96. The problem component also holds some
+seed-to-seed flipping of single problems, so the sum errs on the wide side, never the narrow one.
+With one seed the training noise is not measured: the interval is then the problems' alone, and
+says so (``seeds_measured: false``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+LEVEL = 0.95
+METHOD = "t interval: training variance over seeds (Welch) + problem variance (paired), Welch-Satterthwaite df"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedInterval:
+    """A mean over seeds (or a difference of two such means) with its interval and its parts."""
+
+    value: float
+    lo: float
+    hi: float
+    df: float
+    se_seeds: float  # the training-noise part of the standard error
+    se_problems: float  # the held-out sampling part
+    n_seeds: tuple[int, ...]
+    n_problems: int
+    per_seed: tuple[tuple[float, ...], ...] = field(default=())  # each arm's per-seed accuracies
+
+    @property
+    def seeds_measured(self) -> bool:
+        return all(n > 1 for n in self.n_seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "ci95": [self.lo, self.hi], "df": self.df, "se_seeds": self.se_seeds,
+                "se_problems": self.se_problems, "n_seeds": list(self.n_seeds), "n_problems": self.n_problems,
+                "per_seed": [list(p) for p in self.per_seed], "seeds_measured": self.seeds_measured,
+                "method": METHOD}
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _var(xs: Sequence[float]) -> float:
+    """Sample variance (ddof 1); 0 for a single value."""
+    if len(xs) < 2:
+        return 0.0
+    m = _mean(xs)
+    return sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+
+def _check(arm: Sequence[Sequence[float]], n: int | None, name: str) -> int:
+    if not arm or not arm[0]:
+        raise ValueError(f"{name}: no seeds or no problems")
+    widths = {len(s) for s in arm}
+    if len(widths) != 1 or (n is not None and widths != {n}):
+        raise ValueError(f"{name}: every seed must be scored on the same problems "
+                         f"(got {sorted(widths)} problems{'' if n is None else f', expected {n}'})")
+    return widths.pop()
+
+
+def interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]] | None = None,
+             level: float = LEVEL) -> SeedInterval:
+    """Mean over seeds of ``a`` (``a[s][i]``: seed ``s``, problem ``i``), or the difference of the
+    means ``a - b`` when ``b`` is given (problems matched by index). See the module docstring."""
+    n = _check(a, None, "a")
+    arms = [a] if b is None else [a, b]
+    if b is not None:
+        _check(b, n, "b")
+    per_seed = [tuple(_mean(s) for s in arm) for arm in arms]
+    sign = [1.0, -1.0]
+    value = sum(sg * _mean(ps) for sg, ps in zip(sign, per_seed))
+    per_problem = [sum(sg * _mean([s[i] for s in arm]) for sg, arm in zip(sign, arms)) for i in range(n)]
+    parts = [(_var(ps) / len(ps), len(ps) - 1) for ps in per_seed]  # (variance of the mean, its df)
+    parts.append((_var(per_problem) / n, n - 1))
+    total = sum(v for v, _ in parts)
+    denom = sum(v * v / d for v, d in parts if d > 0 and v > 0)
+    df = total * total / denom if denom > 0 else math.inf
+    half = t_quantile(0.5 + level / 2, df) * math.sqrt(total)
+    return SeedInterval(value=value, lo=value - half, hi=value + half, df=df,
+                        se_seeds=math.sqrt(sum(v for v, _ in parts[:-1])), se_problems=math.sqrt(parts[-1][0]),
+                        n_seeds=tuple(len(arm) for arm in arms), n_problems=n, per_seed=tuple(per_seed))
+
+
+def verdict(diff: SeedInterval) -> str:
+    """``better`` / ``worse`` when the interval of ``a - b`` excludes 0, else ``no detectable difference``."""
+    if diff.lo > 0:
+        return "better"
+    if diff.hi < 0:
+        return "worse"
+    return "no detectable difference"
+
+
+# ---------------------------------------------------------------------------
+# Student t quantiles, without scipy (not a dependency): the CDF through the regularized incomplete
+# beta function (a continued fraction), inverted by bisection.
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    if math.isinf(df):
+        return 0.5 * (1.0 + math.erf(t / math.sqrt(2.0)))
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``inf``: the normal)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"quantile needs 0 < p < 1, got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2.0

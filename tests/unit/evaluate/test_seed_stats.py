@@ -1,0 +1,67 @@
+"""Seed-aware intervals: hand-computed cases (fractions worked out on paper, see each comment)."""
+
+import math
+
+import pytest
+
+from reasondistill.seed_stats import interval, t_quantile, verdict
+
+# 3 seeds x 4 problems. Per-seed accuracies 3/4, 3/4, 1/2: mean 2/3, sample variance 1/48, so the
+# training part of the variance of the mean is 1/144. Per-problem seed means 2/3, 1/3, 2/3, 1:
+# sample variance 2/27, over 4 problems 1/54. Total 11/432; Welch-Satterthwaite
+# df = (11/432)^2 / ((1/144)^2/2 + (1/54)^2/3) = 726/155.
+A = [[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 1]]
+# 2 seeds, both 1/4 (no training variance). Per-problem differences of seed means:
+# 1/6, 1/3, 1/6, 1 -> mean 5/12, sample variance 17/108, over 4 problems 17/432.
+B = [[0, 0, 1, 0], [1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("df,expected", [(1, 12.7062047), (2, 4.3026527), (4, 2.7764451), (10, 2.2281389),
+                                         (30, 2.0422725), (math.inf, 1.9599640)])
+def test_t_quantiles_match_the_tables(df, expected):
+    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-6)
+    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-6)
+
+
+def test_mean_over_seeds_hand_computed():
+    iv = interval(A)
+    assert iv.value == pytest.approx(2 / 3)
+    assert iv.se_seeds ** 2 == pytest.approx(1 / 144) and iv.se_problems ** 2 == pytest.approx(1 / 54)
+    assert iv.df == pytest.approx(726 / 155)
+    half = t_quantile(0.975, 726 / 155) * math.sqrt(11 / 432)
+    assert (iv.lo, iv.hi) == (pytest.approx(2 / 3 - half), pytest.approx(2 / 3 + half))
+    assert iv.per_seed == ((0.75, 0.75, 0.5),) and iv.seeds_measured
+
+
+def test_difference_hand_computed():
+    iv = interval(A, B)
+    assert iv.value == pytest.approx(5 / 12)
+    assert iv.se_seeds ** 2 == pytest.approx(1 / 144) and iv.se_problems ** 2 == pytest.approx(17 / 432)
+    total = 1 / 144 + 17 / 432
+    df = total ** 2 / ((1 / 144) ** 2 / 2 + (17 / 432) ** 2 / 3)  # B's zero variance adds nothing
+    assert iv.df == pytest.approx(df)
+    assert iv.hi - iv.value == pytest.approx(t_quantile(0.975, df) * math.sqrt(total))
+    assert verdict(iv) == "no detectable difference" and iv.n_seeds == (3, 2)
+
+
+def test_seed_noise_widens_what_a_problems_only_interval_would_call_significant():
+    # two arms on 200 problems whose per-seed accuracies differ by a constant 5 points, but whose
+    # seeds spread by 20 points: the difference is not detectable
+    def arm(accs):
+        return [[1] * int(200 * a) + [0] * (200 - int(200 * a)) for a in accs]
+    wide = interval(arm([0.30, 0.50, 0.40]), arm([0.25, 0.45, 0.35]))
+    assert wide.value == pytest.approx(0.05) and verdict(wide) == "no detectable difference"
+    tight = interval(arm([0.50, 0.51, 0.49]), arm([0.30, 0.31, 0.29]))
+    assert verdict(tight) == "better" and verdict(interval(arm([0.30, 0.31, 0.29]), arm([0.50, 0.51, 0.49]))) == "worse"
+
+
+def test_one_seed_is_the_problems_alone_and_says_so():
+    iv = interval([[1, 0, 1, 1]])
+    assert iv.se_seeds == 0 and not iv.seeds_measured and iv.df == pytest.approx(3)
+
+
+def test_arms_on_different_problems_are_refused():
+    with pytest.raises(ValueError, match="same problems"):
+        interval(A, [[1, 0, 1]])
+    with pytest.raises(ValueError, match="same problems"):
+        interval([[1, 0], [1]])
