@@ -12,6 +12,12 @@ the entries' step budget either way: with ``retrain: last`` each round trains
 ``compare.max_steps / rounds`` steps from the previous round's checkpoint; with ``scratch`` each
 round trains ``compare.max_steps`` from ``train.student`` (the earlier rounds' students only pick).
 ``run:NAME`` model references resolve first.
+
+``compare.train_seeds: N`` trains every entry N times, with ``train.seed + k`` (another data
+order each; seed ``k``'s ``init`` is the earlier entry's seed-``k`` checkpoint). A row is the mean
+over its seeds, with an interval that counts training-seed variance and held-out sampling
+together (:mod:`.seed_stats`), and a verdict against the reference entry (the first, or
+``compare.reference``) and against the untrained student: better, worse, or no detectable difference.
 """
 
 from __future__ import annotations
@@ -59,20 +65,28 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): init '{entry.init}' must name an earlier entry")
         if entry.name in {e.name for e in out}:
             raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
+        if "seed" in entry.train:
+            raise ConfigError(f"compare.entries[{i}] ({entry.name}): train.seed is set per training seed; use "
+                              "compare.train_seeds to train every entry with several seeds")
         train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
         curate_cfg(recipe, entry)
         if entry.loop:
             loop_recipe(recipe, entry, Layout(Path(".")))
         out.append(entry)
+    ref = recipe.compare.reference
+    if ref is not None and ref not in {e.name for e in out}:
+        raise ConfigError(f"compare.reference '{ref}' names no entry (entries: {', '.join(e.name for e in out)})")
     return out
 
 
-def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout) -> TrainConfig:
+def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0) -> TrainConfig:
+    """The entry's training config for its training seed ``seed`` (0 .. ``compare.train_seeds`` - 1)."""
     data = {**dataclasses.asdict(recipe.train), **entry.train, "method": entry.method, "objective": entry.objective}
+    data["seed"] = recipe.train.seed + seed
     if recipe.compare.max_steps > 0:
         data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
     if entry.init is not None:
-        data["student"] = str(layout.compare_entry(entry.init, entry.init).checkpoint)
+        data["student"] = str(layout.compare_entry(entry.init, entry.init, seed).checkpoint)
     cfg = build(TrainConfig, data, f"compare.{entry.name}.train")
     objective_config(cfg.method, cfg.objective)  # the objective's own options, before anything loads
     return cfg
@@ -92,13 +106,13 @@ def curate_cfg(recipe: Recipe, entry: CompareEntry) -> CurateConfig:
     return build(CurateConfig, _merged(dataclasses.asdict(recipe.curate), entry.curate), f"compare.{entry.name}.curate")
 
 
-def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout) -> Recipe:
+def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0) -> Recipe:
     """The recipe a ``loop`` entry runs: its rounds split the step budget (``compare.max_steps``);
     each round evaluates only its own student (the table's teacher and baseline are the compare's)."""
     from . import loop
 
     cfg = build(LoopConfig, entry.loop, f"compare.{entry.name}.loop")
-    train = train_cfg(recipe, entry, layout)
+    train = train_cfg(recipe, entry, layout, seed)
     if recipe.compare.max_steps > 0 and cfg.retrain == "last":
         if recipe.compare.max_steps % cfg.rounds:
             raise ConfigError(f"compare.{entry.name}.loop: with retrain: last the rounds split the step budget; "
@@ -111,14 +125,14 @@ def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout) -> Recipe:
     return sub
 
 
-def loop_dir(layout: Layout, name: str) -> Path:
-    return layout.compare_dir() / "entries" / name / "loop"
+def loop_dir(layout: Layout, name: str, seed: int = 0) -> Path:
+    return layout.compare_seed_dir(name, seed) / "loop"
 
 
-def entry_layout(layout: Layout, entry: CompareEntry) -> Layout:
-    """The shared data stages, the entry's own train and eval folders, and its own curate (and pairs)
-    folders when it changes curation."""
-    own = layout.compare_entry(entry.name, entry.name)
+def entry_layout(layout: Layout, entry: CompareEntry, seed: int = 0) -> Layout:
+    """The shared data stages, the entry's own train and eval folders (per training seed), and its
+    own curate (and pairs) folders when it changes curation (shared by its seeds)."""
+    own = layout.compare_entry(entry.name, entry.name, seed)
     folder = layout.compare_dir() / "entries" / entry.name
     return own.override(dirs={"curate": folder / "curate", "pairs": folder / "pairs"}) if entry.curate else own
 
@@ -131,7 +145,8 @@ def _log_like_parent() -> dict[str, Any]:
             "datefmt": fmt.datefmt if fmt else None} if root.handlers else {}
 
 
-def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any]) -> None:
+def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
+                    seed: int = 0) -> None:
     from .evaluate import evaluate_model
     from .pipeline import resolve_references, select
     from .registry import load
@@ -139,21 +154,21 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
     if logs:  # so a loop entry's rounds report their progress like the parent's stages do
         logging.basicConfig(**logs)
     started = time.time()
-    own = entry_layout(layout, entry)  # shared data stages, its own train and eval folders (and curation)
+    own = entry_layout(layout, entry, seed)  # shared data stages, its own train and eval folders (and curation)
     extra: dict[str, Any] = {}
     if entry.loop:
         from . import loop
 
-        sub = resolve_references(loop_recipe(recipe, entry, layout))
-        done = Layout(loop_dir(layout, entry.name)).loop_json
+        sub = resolve_references(loop_recipe(recipe, entry, layout, seed))
+        done = Layout(loop_dir(layout, entry.name, seed)).loop_json
         done_before = done.is_file() and len(io.read_json(done)["rounds"]) == sub.loop.rounds
-        rounds = loop.run(sub, loop_dir(layout, entry.name))["rounds"]
+        rounds = loop.run(sub, loop_dir(layout, entry.name, seed))["rounds"]
         checkpoint = rounds[-1]["checkpoint"]
         steps = sub.train.max_steps * (len(rounds) if sub.loop.retrain == "last" else 1)  # the last student's
         trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": steps}}
         extra = {"curated": rounds[-1]["train_examples"], "rounds": len(rounds)}
     else:
-        sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout), curate=curate_cfg(recipe, entry))
+        sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout, seed), curate=curate_cfg(recipe, entry))
         sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
         trained = {}
         for stage in select("curate" if entry.curate else "pairs", "train"):
@@ -165,7 +180,7 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
              "steps": trained["outputs"].get("steps"), **extra}
-    stats_path = layout.compare_stats(entry.name)
+    stats_path = layout.compare_stats(entry.name, seed)
     reused = all(m.get("this_run", {}).get("skipped") for m in (trained, evaluated))
     if reused and stats_path.exists():
         stats = io.read_json(stats_path)  # both reused: keep the figures measured when they ran
@@ -189,42 +204,71 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
         evaluate_baseline(recipe, layout)
         baseline_dir = baseline_layout(layout).eval_dir("student_before")
     rows = []
+    scores: dict[str, list[dict[str, float]]] = {}  # entry -> per seed: {problem id: greedy pass}
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
+    n_seeds = recipe.compare.train_seeds
     for entry in todo:
-        log.info("compare: %s (%s)", entry.name, entry.method)
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue, _log_like_parent()))
-        proc.start()
-        proc.join()
-        if proc.exitcode != 0:
-            raise RuntimeError(f"compare entry '{entry.name}' failed (exit code {proc.exitcode}); see the log above")
-        stats = queue.get()
-        entry_eval = layout.compare_entry(entry.name, entry.name).eval_dir(entry.name)
-        summary = io.read_json(entry_eval / EVAL_FILES["summary"])
-        kept = stats["curated"] if entry.loop else \
+        per_seed = []
+        for seed in range(n_seeds):
+            log.info("compare: %s (%s)%s", entry.name, entry.method,
+                     f", training seed {seed + 1} of {n_seeds}" if n_seeds > 1 else "")
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue, _log_like_parent(), seed))
+            proc.start()
+            proc.join()
+            if proc.exitcode != 0:
+                raise RuntimeError(f"compare entry '{entry.name}' (training seed {seed}) failed (exit code "
+                                   f"{proc.exitcode}); see the log above")
+            entry_eval = layout.compare_entry(entry.name, entry.name, seed).eval_dir(entry.name)
+            per_seed.append((queue.get(), io.read_json(entry_eval / EVAL_FILES["summary"]), entry_eval))
+        scores[entry.name] = [greedy_scores(d) for *_, d in per_seed]
+        stats = [s for s, *_ in per_seed]
+        summaries = [s for _, s, _ in per_seed]
+        kept = stats[0]["curated"] if entry.loop else \
             io.read_json(entry_layout(layout, entry).manifest("curate"))["outputs"]["counts"]["kept"]
-        rows.append({"objective": entry.name, "method": entry.method, "curated": kept, "accuracy": summary["accuracy"],
-                     "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"],
-                     "wall_seconds": round(stats["wall_seconds"], 1),
-                     "train_wall_seconds": round(stats["train_wall_seconds"], 1),
-                     "peak_rss_mb": round(stats["peak_rss_mb"], 1), "steps": stats["steps"]})
-        if baseline_dir is not None:
-            rows[-1]["vs_untrained"] = paired_vs(entry_eval, baseline_dir)
+        iv = seed_interval(scores[entry.name])
+        # one seed: the Wilson interval of the proportion; several: over seeds and problems, within [0, 1]
+        ci = summaries[0]["ci95"] if n_seeds == 1 else [max(0.0, iv["ci95"][0]), min(1.0, iv["ci95"][1])]
+        rows.append({"objective": entry.name, "method": entry.method, "curated": kept, "accuracy": iv["value"],
+                     "ci95": ci, "seeds": n_seeds, "per_seed": [s["accuracy"] for s in summaries],
+                     "interval": iv, "tokens_per_answer": sum(s["mean_tokens"] for s in summaries) / n_seeds,
+                     "wall_seconds": round(sum(s["wall_seconds"] for s in stats) / n_seeds, 1),
+                     "train_wall_seconds": round(sum(s["train_wall_seconds"] for s in stats) / n_seeds, 1),
+                     "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"]})
+    ref = recipe.compare.reference or todo[0].name
+    base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
+    for row in rows:
+        if row["objective"] != ref:
+            row["vs_reference"] = {"reference": ref, **seed_interval(scores[row["objective"]], scores[ref])}
+        if base is not None:
+            row["vs_untrained"] = seed_interval(scores[row["objective"]], base)
     io.write_json(layout.compare_json, rows)
     return rows
 
 
-def paired_vs(eval_dir: Path, baseline_dir: Path) -> dict[str, Any]:
-    """Accuracy gain over the untrained student, problem by problem (``metrics.paired_difference``)."""
-    from .metrics import paired_difference
+def greedy_scores(eval_dir: Path) -> dict[str, float]:
+    """``{problem id: 1.0 if the greedy answer passed else 0.0}`` of an evaluation folder."""
     from .records import EvalSample
 
-    diff = paired_difference(io.read_records(eval_dir / EVAL_FILES["samples"], EvalSample),
-                             io.read_records(baseline_dir / EVAL_FILES["samples"], EvalSample))
-    if diff["n"] == 0:
-        return diff  # no problem in common: nothing to compare
-    return {"delta": round(diff["delta"], 4), "ci95": [round(x, 4) for x in diff["ci95"]], "n": diff["n"],
-            "wins": diff["wins"], "losses": diff["losses"]}
+    return {s.problem_id: float(s.passed) for s in io.read_records(eval_dir / EVAL_FILES["samples"], EvalSample)
+            if s.sample_idx == 0}
+
+
+def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """The mean over seeds of ``a`` (or of ``a - b``) on the problems every run answered, with its
+    interval over training seeds and problems (:mod:`.seed_stats`), a verdict for a difference, and
+    ``delta`` (the difference, as the single-seed table called it)."""
+    from . import seed_stats
+
+    shared = sorted(set.intersection(*(set(s) for s in a + (b or []))))
+    if not shared:
+        return {"value": None, "ci95": None, "n_problems": 0, "verdict": "no problems in common"}
+    iv = seed_stats.interval([[s[p] for p in shared] for s in a],
+                             None if b is None else [[s[p] for p in shared] for s in b])
+    out = iv.to_dict()
+    if b is not None:
+        out.update(delta=iv.value, n=len(shared), verdict=seed_stats.verdict(iv))
+    return out
 
 
 def baseline_layout(layout: Layout) -> Layout:
@@ -271,20 +315,37 @@ def load_baseline(out_dir: str | Path) -> dict[str, Any] | None:
     return io.read_json(path) if path.exists() else None
 
 
+def _vs(vs: dict[str, Any] | None) -> str:
+    """``+0.053 [-0.012, +0.118] no detectable difference`` for a seed-aware difference."""
+    if not vs or not vs.get("n"):
+        return "-"
+    lo, hi = vs["ci95"]
+    short = {"better": "better", "worse": "worse", "no detectable difference": "no diff"}.get(vs["verdict"], "")
+    return f"{vs['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}] {short}"
+
+
 def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None,
                  teacher: dict[str, Any] | None = None) -> str:
-    head = (f"{'objective':<14} {'accuracy':>8} {'95% CI':>16} {'vs untrained, paired 95% CI':>30} "
-            f"{'tok/answer':>10} {'wall s':>8} {'peak MB':>8}")
+    """The compare table: each row's mean over its training seeds with its interval (training seeds
+    and held-out problems), and its difference from the reference entry and from the untrained
+    student with a verdict."""
+    ref = next((r["vs_reference"]["reference"] for r in rows if r.get("vs_reference")), None)
+    vs_head = f"vs {ref or 'reference'}"
+    head = (f"{'objective':<14} {'seeds':>5} {'accuracy':>8} {'95% CI':>16} {vs_head:>36} "
+            f"{'vs untrained':>36} {'tok/answer':>10} {'wall s':>8} {'peak MB':>8}")
     lines = [head, "-" * len(head)]
-    for label, ref in (("(teacher)", teacher), ("(untrained)", baseline)):
-        if ref:
-            lo, hi = ref["ci95"]
-            lines.append(f"{label:<14} {ref['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>30} "
-                         f"{ref['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
+    for label, other in (("(teacher)", teacher), ("(untrained)", baseline)):
+        if other:
+            lo, hi = other["ci95"]
+            lines.append(f"{label:<14} {'-':>5} {other['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>36} "
+                         f"{'-':>36} {other['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
     for r in rows:
         lo, hi = r["ci95"]
-        vs = r.get("vs_untrained")
-        paired = f"{vs['delta']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]" if vs and vs["n"] else "-"
-        lines.append(f"{r['objective']:<14} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {paired:>30} "
-                     f"{r['tokens_per_answer']:>10.1f} {r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
+        vs_ref = "(reference)" if r["objective"] == ref else _vs(r.get("vs_reference"))
+        lines.append(f"{r['objective']:<14} {r.get('seeds', 1):>5} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
+                     f"{vs_ref:>36} {_vs(r.get('vs_untrained')):>36} {r['tokens_per_answer']:>10.1f} "
+                     f"{r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
+    if any(r.get("seeds", 1) > 1 for r in rows):
+        lines.append("intervals: t over training seeds (Welch) and held-out problems (paired); verdict: the "
+                     "interval of the difference excludes 0 (better/worse) or not (no diff)")
     return "\n".join(lines)

@@ -107,11 +107,16 @@ class Layout:
     def compare_baseline(self) -> Path:
         return self.compare_dir() / "baseline.json"
 
-    def compare_entry(self, name: str, model: str) -> Layout:
+    def compare_entry(self, name: str, model: str, seed: int = 0) -> Layout:
         """The layout an entry trains and evaluates in: the shared data stages, its own
-        ``train`` folder and its own evaluation folder for ``model``."""
-        entry = self.compare_dir() / "entries" / name
+        ``train`` folder and its own evaluation folder for ``model``; training seed ``k > 0``
+        (``compare.train_seeds``) has its own under ``seed-<k>/``."""
+        entry = self.compare_seed_dir(name, seed)
         return self.override(dirs={"train": entry / "train", f"eval/{model}": entry / "eval"})
 
-    def compare_stats(self, name: str) -> Path:
-        return self.compare_dir() / "entries" / name / "stats.json"
+    def compare_seed_dir(self, name: str, seed: int = 0) -> Path:
+        entry = self.compare_dir() / "entries" / name
+        return entry / f"seed-{seed}" if seed else entry
+
+    def compare_stats(self, name: str, seed: int = 0) -> Path:
+        return self.compare_seed_dir(name, seed) / "stats.json"

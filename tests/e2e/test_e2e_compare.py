@@ -47,8 +47,51 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
     for r in rows:  # each entry against the untrained student, problem by problem
         vs = r["vs_untrained"]
         assert vs["n"] == base_n(tmp_path) and vs["ci95"][0] <= vs["delta"] <= vs["ci95"][1]
+        assert vs["verdict"] in ("better", "worse", "no detectable difference") and not vs["seeds_measured"]
+    assert rows[1]["vs_reference"]["reference"] == "sft" and "vs_reference" not in rows[0]
     # a re-run reuses every checkpoint and evaluation, and reports the figures measured when they ran
     assert compare.run(recipe, tmp_path / "run") == rows
+
+
+def test_train_seeds_train_every_entry_per_seed_and_rows_are_seed_means(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "sft", "method": "sft"},
+        {"name": "sft+redi", "method": "redi", "init": "sft", "objective": {"alpha": 0.5}},
+    ], max_steps=1)
+    recipe.compare.train_seeds = 2
+    recipe.compare.baseline = False
+    rows = compare.run(recipe, tmp_path / "run")
+    entries = tmp_path / "run" / "compare" / "entries"
+    for name in ("sft", "sft+redi"):
+        configs = [json.loads((entries / name / sub / "train" / "manifest.json").read_text())["config"]
+                   for sub in (".", "seed-1")]
+        seeds = [c.get("train", c)["seed"] for c in configs]
+        assert seeds == [0, 1]  # another data order per training seed
+    redi1 = json.loads((entries / "sft+redi" / "seed-1" / "train" / "manifest.json").read_text())
+    assert redi1["config"]["train"]["student"].endswith("sft/seed-1/train/model")  # seed k starts from seed k
+    for r in rows:
+        assert r["seeds"] == 2 and len(r["per_seed"]) == 2
+        assert r["accuracy"] == pytest.approx(sum(r["per_seed"]) / 2)
+        assert r["interval"]["n_seeds"] == [2] and r["interval"]["seeds_measured"]
+    vs = rows[1]["vs_reference"]
+    assert vs["reference"] == "sft" and vs["n_seeds"] == [2, 2] and vs["verdict"] in (
+        "better", "worse", "no detectable difference")
+    assert vs["delta"] == pytest.approx(rows[1]["accuracy"] - rows[0]["accuracy"])
+    table = compare.format_table(rows)
+    assert "(reference)" in table and "t over training seeds" in table
+    assert compare.run(recipe, tmp_path / "run") == rows  # every seed's checkpoint and evaluation reused
+
+
+def test_bad_train_seeds_and_reference_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="compare.train_seeds must be a count >= 1"):
+        build(Recipe, {"compare": {"entries": [{"name": "a"}], "train_seeds": 0}})
+    recipe = build(Recipe, {"compare": {"entries": [{"name": "a"}], "reference": "b"}})
+    with pytest.raises(ConfigError, match="compare.reference 'b' names no entry"):
+        compare.run(recipe, tmp_path / "never")
+    recipe = build(Recipe, {"compare": {"entries": [{"name": "a", "train": {"seed": 3}}]}})
+    with pytest.raises(ConfigError, match="use compare.train_seeds"):
+        compare.run(recipe, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.parametrize("entries,msg", [
