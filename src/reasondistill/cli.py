@@ -153,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate the model an OpenAI-compatible server at URL serves under the --model name "
                         "(the openai backend; shorthand for teacher.backend=openai teacher.model=NAME "
                         "teacher.options.base_url=URL --model teacher)")
-    p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
-                   help="evaluation folders (or summary.json files): both scores and B - A with a paired interval")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="A B",
+                   help="evaluation folders (or summary.json files): both scores and B - A with a paired interval; "
+                        "several seeds per side as A1 A2 .. vs B1 B2 ..: seed means, B - A with an interval over "
+                        "training seeds and problems, and a verdict")
     p.add_argument("--allow-different", nargs="+", default=[], metavar="SETTING",
                    help="with --compare: settings (dotted, e.g. sampling.max_new_tokens) or groups (libraries) "
                         "that may differ")
@@ -418,8 +420,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _compare_evaluations(args: argparse.Namespace) -> int:
     """``evaluate --compare A B``: exit 2 with the differing settings named, unless allowed or forced."""
-    from .evaluate.compare_scores import compare, format_result
-    result = compare(*args.compare, allow=args.allow_different, force=args.force)
+    from .evaluate.compare_scores import compare, compare_seeds, format_result
+    words = [str(p) for p in args.compare]
+    if "vs" in words:
+        cut = words.index("vs")
+        sides = args.compare[:cut], args.compare[cut + 1:]
+        if not sides[0] or not sides[1] or "vs" in words[cut + 1:]:
+            raise ConfigError("--compare: give A1 [A2 ...] vs B1 [B2 ...], with folders on both sides of one 'vs'")
+        result = compare_seeds(*sides, allow=args.allow_different, force=args.force)
+    elif len(args.compare) == 2:
+        result = compare(*args.compare, allow=args.allow_different, force=args.force)
+    else:
+        raise ConfigError(f"--compare takes two evaluations (A B), or several seeds per side separated by 'vs' "
+                          f"(A1 A2 vs B1 B2); got {len(args.compare)} paths and no 'vs'")
     print(format_result(result))
     print(json.dumps(result))
     return 0

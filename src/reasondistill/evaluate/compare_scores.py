@@ -6,6 +6,11 @@ answered (from ``samples.jsonl``; without it, an unpaired normal interval). The 
 refused (:class:`SettingsDiffer`) when any recorded setting other than the model itself differs
 (:func:`.settings.differences`), naming each one with both values, unless those settings are
 allowed to differ (``--allow-different KEY|GROUP ...``) or the check is overridden (``--force``).
+
+Each side may also be several evaluations of one recipe trained with different seeds
+(``--compare A1 A2 A3 vs B1 B2 B3``): every folder is checked against the first, each side is the
+mean over its seeds, and B - A gets the interval over training seeds and problems of
+:mod:`reasondistill.seed_stats` with a verdict (better, worse, no detectable difference).
 """
 
 from __future__ import annotations
@@ -120,6 +125,41 @@ def compare(path_a: str | Path, path_b: str | Path, *, allow: list[str] | tuple[
             "allowed": list(allow), "forced": bool(force and diffs)}
 
 
+def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow: list[str] | tuple[str, ...] = (),
+                  force: bool = False) -> dict[str, Any]:
+    """Each side the mean over its seed evaluations, and B - A with the seed-aware interval and a
+    verdict (see the module docstring). Every folder's settings are checked against A's first."""
+    from .. import seed_stats
+
+    a, b = [load(p) for p in paths_a], [load(p) for p in paths_b]
+    first = a[0]
+    diffs: dict[str, tuple[Any, Any]] = {}
+    for other in a[1:] + b:
+        for key, va, vb in check(first, other, allow=allow, force=force):
+            diffs.setdefault(key, (va, vb))
+    if missing := [str(e.path) for e in a + b if e.samples is None]:
+        raise InputError(f"a comparison over seeds needs each evaluation's {EVAL_FILES['samples']} (per-problem "
+                         "answers); missing in: " + ", ".join(missing), file=missing[0])
+    scores = [{s.problem_id: float(s.passed) for s in e.samples if s.sample_idx == 0} for e in a + b]
+    shared = sorted(set.intersection(*(set(s) for s in scores)))
+    if not shared:
+        raise InputError("the evaluations share no problem", file=first.path)
+    rows = [[s[p] for p in shared] for s in scores]
+    ra, rb = rows[: len(a)], rows[len(a):]
+
+    def side(evals: list[ScoredEval], arm: list[list[float]]) -> dict[str, Any]:
+        iv = seed_stats.interval(arm)
+        return {"paths": [str(e.path) for e in evals], "model": evals[0].summary.get("model"),
+                "accuracy": iv.value, "ci95": [iv.lo, iv.hi], "n": len(shared), "per_seed": list(iv.per_seed[0]),
+                "seeds": len(evals)}
+
+    iv = seed_stats.interval(rb, ra)
+    difference = {**iv.to_dict(), "n": len(shared), "verdict": seed_stats.verdict(iv), "paired": False}
+    return {"a": side(a, ra), "b": side(b, rb), "difference": difference,
+            "settings_differ": [{"setting": k, "a": va, "b": vb} for k, (va, vb) in diffs.items()],
+            "allowed": list(allow), "forced": bool(force and diffs)}
+
+
 def format_result(result: dict[str, Any]) -> str:
     """The comparison as a few lines for a terminal."""
     def pct(x: Any) -> str:
@@ -129,12 +169,17 @@ def format_result(result: dict[str, Any]) -> str:
     for label in ("a", "b"):
         s = result[label]
         ci = s.get("ci95") or [None, None]
-        lines.append(f"{label.upper()}  {s['path']}  ({s.get('model')}): accuracy {pct(s['accuracy'])} "
-                     f"[{pct(ci[0])}, {pct(ci[1])}], n = {s.get('n')}")
+        where = s["path"] if "path" in s else f"{s['seeds']} seeds: {', '.join(s['paths'])}"
+        per_seed = f", per seed {', '.join(pct(x) for x in s['per_seed'])}" if "per_seed" in s else ""
+        lines.append(f"{label.upper()}  {where}  ({s.get('model')}): accuracy {pct(s['accuracy'])} "
+                     f"[{pct(ci[0])}, {pct(ci[1])}], n = {s.get('n')}{per_seed}")
     d = result["difference"]
     ci = d.get("ci95")
-    how = (f"paired bootstrap over {d['n']} shared problems; B won {d['wins']}, lost {d['losses']}"
-           if d.get("paired") else d.get("method", ""))
+    if "verdict" in d:
+        how = f"{d['method']}; {d['n']} shared problems; {d['verdict']}"
+    else:
+        how = (f"paired bootstrap over {d['n']} shared problems; B won {d['wins']}, lost {d['losses']}"
+               if d.get("paired") else d.get("method", ""))
     value = "n/a" if d.get("value") is None else f"{100 * d['value']:+.1f} pts"
     interval = "" if not ci else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
     lines.append(f"B - A: {value}{interval} ({how})")

@@ -210,3 +210,45 @@ def test_compare_refuses_a_summary_without_settings(tmp_path, problems, capsys):
     assert cli.main(["evaluate", "--compare", str(a), str(old), "--force"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["difference"]["value"] == 0.0 and not result["difference"]["paired"]  # unpaired: no samples
+
+
+def test_compare_several_seeds_per_side(tmp_path, problems, capsys):
+    """``A1 A2 vs B1 B2``: seed means, B - A with the seed-aware interval and a verdict."""
+    from reasondistill.seed_stats import interval
+
+    weak = [evaluate(tmp_path, problems, f"weak{i}", f"teacher.options.accuracy={acc}") for i, acc in
+            enumerate((0.1, 0.2))]
+    strong = [evaluate(tmp_path, problems, f"strong{i}", f"teacher.options.accuracy={acc}") for i, acc in
+              enumerate((0.9, 0.95))]
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--compare", *map(str, weak), "vs", *map(str, strong)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+
+    def greedy(folder):
+        rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+        by_id = {r["problem_id"]: float(r["passed"]) for r in rows if r["sample_idx"] == 0}
+        return [by_id[p] for p in sorted(by_id)]
+
+    expected = interval([greedy(f) for f in strong], [greedy(f) for f in weak])
+    d = result["difference"]
+    assert d["value"] == pytest.approx(expected.value) and d["ci95"] == pytest.approx([expected.lo, expected.hi])
+    assert d["n_seeds"] == [2, 2] and d["n"] == 12 and d["verdict"] == "better"
+    assert result["a"]["seeds"] == 2 and len(result["b"]["per_seed"]) == 2
+    assert "2 seeds:" in out and "better" in out
+
+    # a side whose seeds were measured under other settings is refused like a pair is
+    odd = evaluate(tmp_path, problems, "odd", "teacher.options.accuracy=0.9", "eval.max_new_tokens=50")
+    assert cli.main(["evaluate", "--compare", str(weak[0]), "vs", str(strong[0]), str(odd)]) == 2
+    assert "sampling.max_new_tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["a", "b", "c"], "got 3 paths and no 'vs'"),
+    (["a", "vs"], "folders on both sides of one 'vs'"),
+    (["vs", "b"], "folders on both sides of one 'vs'"),
+    (["a", "vs", "b", "vs", "c"], "folders on both sides of one 'vs'"),
+])
+def test_compare_arguments_that_do_not_split_into_two_sides(argv, needle, capsys):
+    assert cli.main(["evaluate", "--compare", *argv]) == 2
+    assert needle in capsys.readouterr().err
