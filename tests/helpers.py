@@ -28,7 +28,7 @@ def curate_all_on(student_model: str | Path, **over: Any) -> CurateConfig:
                length=LengthConfig(shortest=1, budget=1000, budget_by_difficulty=[[0.5, 500]]),
                student_aware=StudentAwareConfig(top=1, model=str(student_model), dtype="float32", device="cpu"),
                self_consistency=SelfConsistencyConfig(min_share=0.5), decontaminate=DecontaminateConfig(ngram=3),
-               teachers=TeachersConfig(best=True, quota={"*": 1}), random=1)
+               teachers=TeachersConfig(best=True, quota={"*": 1}, share={"*": 1.0}), random=1)
     return CurateConfig(**{**cfg, **over})
 
 

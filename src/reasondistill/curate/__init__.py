@@ -31,6 +31,7 @@ POLICIES = {
     "longest": "reasondistill.curate.longest:Longest",
     "random": "reasondistill.curate.random_pick:RandomPick",
     "teacher_quota": "reasondistill.curate.teacher_quota:TeacherQuota",
+    "teacher_share": "reasondistill.curate.teacher_share:TeacherShare",
     "cap": "reasondistill.curate.cap:Cap",
 }
 

@@ -328,6 +328,42 @@ def test_teacher_quota(tmp_path):
     assert not any("/alpha/" in t for t in train) and rejected["p3/alpha/s0"] == "over_teacher_quota"
 
 
+def test_teacher_share_keeps_one_drawn_teacher_per_problem(tmp_path):
+    m, train, _, rejected, _ = golden(tmp_path, teachers=TeachersConfig(share={"alpha": 1, "beta": 1}),
+                                      max_per_problem=5)
+    report = m["policy_reports"]["not_share_teacher"]
+    kept_teachers = {}
+    for t in train:
+        kept_teachers.setdefault(t.split("/")[0], set()).add(t.split("/")[1])
+    assert all(len(v) == 1 for v in kept_teachers.values())  # one teacher per problem
+    assert sum(report["problems_per_teacher"].values()) == len(kept_teachers)
+    assert any(r == "not_share_teacher" for r in rejected.values())
+    # only alpha named: beta is never drawn, and problems only beta solved keep nothing
+    _, train, _, _, _ = golden(tmp_path / "b", teachers=TeachersConfig(share={"alpha": 1}), max_per_problem=5)
+    assert train and all("/alpha/" in t for t in train)
+
+
+def test_teacher_share_ratio_on_many_problems():
+    """A 1:4 long:short share gives about a fifth of the problems to `long`, seeded per problem."""
+    from reasondistill.curate.teacher_share import TeacherShare
+    from reasondistill.records import Problem, Trace
+
+    policy = TeacherShare.from_config(CurateConfig(teachers=TeachersConfig(share={"long": 1, "short": 4})))
+    picks = []
+    for i in range(1000):
+        p = Problem(f"q{i}", "t", "?", "1")
+        traces = [Trace(f"q{i}/{name}/s0", p.id, name, 0, "r", "1", "r", "stop") for name in ("long", "short")]
+        kept, dropped = policy.select(p, traces, {})
+        assert len(kept) == 1 and len(dropped) == 1 and dropped[0][1] == "not_share_teacher"
+        picks.append(kept[0].teacher)
+    assert 0.17 < picks.count("long") / 1000 < 0.23
+    assert policy.report()["problems_per_teacher"] == {"long": picks.count("long"), "short": picks.count("short")}
+    again = TeacherShare.from_config(CurateConfig(teachers=TeachersConfig(share={"long": 1, "short": 4})))
+    p = Problem("q7", "t", "?", "1")
+    traces = [Trace(f"q7/{name}/s0", p.id, name, 0, "r", "1", "r", "stop") for name in ("long", "short")]
+    assert again.select(p, traces, {})[0][0].teacher == picks[7]  # the draw depends on the problem alone
+
+
 def test_shortest_across_teachers(tmp_path):
     _, train, _, _, _ = golden(tmp_path, length=LengthConfig(shortest=1), dedup=False)
     # p1: alpha's "1+1=2" (3 words) beats beta's; p4: beta's boxed one (8 words) beats its "Answer:" twin (9)
@@ -337,6 +373,10 @@ def test_shortest_across_teachers(tmp_path):
 def test_switch_validation():
     with pytest.raises(ConfigError):
         TeachersConfig(quota={"a": -1})
+    with pytest.raises(ConfigError, match="curate.teachers.share"):
+        TeachersConfig(share={"a": 0})
+    with pytest.raises(ConfigError, match="curate.teachers.share"):
+        TeachersConfig(share={"a": -1, "b": 2})
     with pytest.raises(ConfigError):
         SelfConsistencyConfig(min_share=0)
     with pytest.raises(ConfigError):
