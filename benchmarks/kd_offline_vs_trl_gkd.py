@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"offline KD (ours):      {offline:8.2f} s  {tokens / offline:9.1f} tokens/s")
     print(f"TRL GKDTrainer (live):  {gkd:8.2f} s  {tokens / gkd:9.1f} tokens/s")
     print(f"ratio offline / GKD:    {gkd / offline:.2f}x")
+    from sft_vs_trl import print_mfu
+    print_mfu(student, device, args.dtype, tokens, {"offline KD": offline, "TRL GKD": gkd})
 
 
 def run_offline(args, student: str, examples, work: Path, steps: int) -> float:

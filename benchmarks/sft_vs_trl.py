@@ -103,6 +103,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ours (train/sft.py):  {o:8.2f} s  {tokens / o:8.1f} tokens/s")
     print(f"TRL SFTTrainer:       {t:8.2f} s  {tokens / t:8.1f} tokens/s")
     print(f"ratio ours / TRL:     {t / o:.2f}x")
+    print_mfu(args.student, base.precision(cfg)[0], args.dtype, tokens, {"ours": o, "TRL": t})
+
+
+def print_mfu(student: str, device: str, dtype: str, tokens: int, seconds: dict[str, float]) -> None:
+    """Each trainer's model-FLOP utilisation against this machine's matmul ceiling (``mfu.py``)."""
+    from mfu import matmul_ceiling, model_shapes, utilisation
+
+    from reasondistill import models
+
+    hidden, inter, vocab, n = model_shapes(models.resolve(student).path)
+    ceiling = matmul_ceiling(hidden, inter, vocab, dtype=dtype, device=device)
+    for name, s in seconds.items():
+        print(f"{name}: {utilisation(n, tokens, s, ceiling)}")
 
 
 if __name__ == "__main__":
