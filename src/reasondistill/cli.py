@@ -423,12 +423,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
         args.model = "teacher"
     r = _recipe(args, served)
+    if args.harness and args.model == "teacher":
+        raise ConfigError("--harness evaluates a model folder (or run folder, .gguf, packaged name), not 'teacher'")
     check_out(args.out, [named("--problems", args.problems), named("--model", model_input(args.model)),
                          named("--recipe", args.recipe), *recipe_inputs(r, None, sources=False)],
               stage=None if args.harness else "evaluate", writes="harness" if args.harness else "evaluate")
     if args.harness:
-        if args.model == "teacher":
-            raise ConfigError("--harness evaluates a model folder (or run folder, .gguf, packaged name), not 'teacher'")
         from .evaluate import harness
         from .problems.files import read_problem_set
         res = harness.run(args.harness, args.model, read_problem_set(args.problems, r.problems), args.out,

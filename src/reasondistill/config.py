@@ -659,10 +659,18 @@ def check_int(name: str, value: Any, floor: int = 1, sentinel: int | None = None
         raise ConfigError(f"{name} {problem}, got {value}")
 
 
+# float options that count something (fractional epochs): never negative
+FLOAT_FLOORS: dict[str, float] = {"TrainConfig.epochs": 0.0}
+
+
 def _check_ints(cls: type, kwargs: dict[str, Any], where: str) -> None:
-    """Every int field the recipe sets (defaults are trusted) against :func:`int_floor`."""
+    """Every int field the recipe sets (defaults are trusted) against :func:`int_floor`, and the
+    float counts of :data:`FLOAT_FLOORS`."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        floor = FLOAT_FLOORS.get(f"{cls.__name__}.{f.name}")
+        if floor is not None and isinstance(kwargs.get(f.name), float) and kwargs[f.name] < floor:
+            raise ConfigError(f"{where}.{f.name} must be >= {floor:g}, got {kwargs[f.name]:g}")
         if f.name in kwargs and _strip_optional(hints[f.name]) is int:
             default = f.default if f.default is not dataclasses.MISSING else None
             check_int(f"{where}.{f.name}" if where else f.name, kwargs[f.name], *int_floor(cls, f.name, default))

@@ -224,6 +224,7 @@ def test_eval_n_is_a_count_not_a_slice(cli, earlier, tmp_path, override):
     "teacher.backend=openai teacher.model=m teacher.options.concurrency=0",
     "teacher.backend=openai teacher.model=m teacher.options.max_retries=-1",
     "train.method=kd train.objective.top_k=0", "train.method=grpo train.objective.num_iterations=0",
+    "train.max_steps=10 train.epochs=-1",
 ])
 def test_counts_are_counts_everywhere(cli, earlier, override):
     *rest, culprit = override.split()
