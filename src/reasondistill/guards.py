@@ -85,7 +85,8 @@ def check_out(out: str | Path, inputs: Iterable[Named | None], *, stage: str | N
     r_out = _resolve(out)
     found = manifest_stage(r_out) if r_out.is_dir() else None
     if found is not None and found != stage:
-        what = f"the {stage} stage" if stage else "a run folder"
+        what = {"run": "a run folder", "report": "the report", "export": "the export",
+                "harness": "the harness results"}.get(writes, f"the {stage} stage")
         raise ConfigError(f"{flag} {out}: holds the finished {found} stage ({out / MANIFEST}); writing {what} "
                           f"there would replace it; choose another {flag}")
     names = STAGE_WRITES[writes]
