@@ -39,7 +39,15 @@ def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
     """The recipe with the command's overrides, its names checked against the tables."""
     from .pipeline import check_recipe
     recipe = load_recipe(args.recipe, (extra or []) + list(args.overrides))
-    check_recipe(recipe)
+    try:
+        check_recipe(recipe)
+    except ConfigError as e:  # an objective's or backend's own option: name the override that set it
+        typed = [o for o in args.overrides if "=" in o and o.split("=", 1)[0].strip() in str(e)]
+        if not typed or getattr(e, "override", None):
+            raise
+        err = ConfigError(f"override '{typed[-1]}': {e}")
+        err.override, err.detail = typed[-1], str(e)
+        raise err from None
     return recipe
 
 
