@@ -486,7 +486,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.recipe is None and layout.recipe_file.is_file():  # the recipe the run was made with
         args.recipe = str(layout.recipe_file)
     recipe = _recipe(args)
-    check_out(args.run_dir, [named("--recipe", args.recipe)], stage=None, writes="report")
+    check_out(args.run_dir, [named("--recipe", args.recipe)], stage=None, writes="report",
+              flag="RUN_DIR", manifests=False)
     rep = report.run(recipe, layout)
     print(json.dumps({"report": str(layout.report_json), "n_eval": rep["n_eval"]}))
     return 0

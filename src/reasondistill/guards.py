@@ -71,22 +71,23 @@ def manifest_stage(folder: Path) -> str | None:
 
 
 def check_out(out: str | Path, inputs: Iterable[Named | None], *, stage: str | None, writes: str,
-              flag: str = "--out", keep: Iterable[str] = ()) -> None:
+              flag: str = "--out", keep: Iterable[str] = (), manifests: bool = True) -> None:
     """Refuse ``out`` (a :class:`ConfigError` naming both paths) when writing ``stage`` there would
     replace an input or another stage's work:
 
     - ``out`` holds the ``manifest.json`` of another stage (``stage=None``: of any stage, as a run
-      folder has none at its root); the same stage's folder is fine, so re-runs resume;
+      folder has none at its root); the same stage's folder is fine, so re-runs resume
+      (``manifests=False``: the command writes beside a manifest, never over it);
     - ``out`` is an input, or lies inside an input folder (a model folder, a logprob store);
     - an input lies where the command writes inside ``out`` (``STAGE_WRITES[writes]``), except the
       root files named in ``keep`` (a run's own ``recipe.yaml``, rewritten with the same recipe).
     """
     out = Path(out)
     r_out = _resolve(out)
-    found = manifest_stage(r_out) if r_out.is_dir() else None
+    found = manifest_stage(r_out) if manifests and r_out.is_dir() else None
     if found is not None and found != stage:
-        what = {"run": "a run folder", "report": "the report", "export": "the export",
-                "harness": "the harness results"}.get(writes, f"the {stage} stage")
+        what = {"run": "a run folder", "export": "the export", "harness": "the harness results"}.get(
+            writes, f"the {stage} stage")
         raise ConfigError(f"{flag} {out}: holds the finished {found} stage ({out / MANIFEST}); writing {what} "
                           f"there would replace it; choose another {flag}")
     names = STAGE_WRITES[writes]

@@ -367,3 +367,14 @@ def test_error_lines_stay_single_in_a_real_process(tmp_path):
     line = error_line(done.stderr)
     assert str(folder / "train.jsonl") in line and f"--out {folder}" in line
     assert sorted(p.name for p in folder.iterdir()) == ["train.jsonl"]
+
+
+def test_a_run_rerun_from_its_own_recipe_file_is_fine(cli, tmp_path):
+    out = tmp_path / "run"
+    argv = ["--until", "problems", "problems.n_train=3", "problems.n_eval=1"]
+    rc, _, err = cli("run", "--out", out, *argv)
+    assert rc == 0, err
+    before = snapshot(out / "problems")
+    rc, _, err = cli("run", out / "recipe.yaml", "--out", out, "--until", "problems")
+    assert rc == 0, err
+    unchanged(out / "problems", before)  # the same recipe: the finished stage is reused
