@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="file, folder, or reasoning-gym task name (e.g. chain_sum)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--eval-source", default=None, help="separate file for held-out problems")
-    p.add_argument("--n-train", type=int, default=None, help="number of training problems")
-    p.add_argument("--n-eval", type=int, default=None, help="number of held-out problems")
+    p.add_argument("--n-train", type=int, default=None, help="number of training problems (0: none)")
+    p.add_argument("--n-eval", type=int, default=None, help="number of held-out problems (0: none)")
     p.add_argument("--seed", type=int, default=None, help="shuffle / generation seed")
     p.add_argument("--answer-format", choices=["auto", "gsm8k", "boxed", "raw"], default=None,
                    help="how to parse the gold answer column")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import int_problem
+from .config import Recipe, int_problem
 from .errors import ConfigError
 from .layout import EVAL_FILES, FILES, MANIFEST, ROOT_FILES, Layout
 
@@ -122,27 +122,27 @@ def model_input(spec: str | Path | None) -> Path | None:
     return p if p.exists() else None
 
 
-def recipe_inputs(recipe: object, recipe_arg: str | Path | None, *, sources: bool = True) -> list[Named | None]:
+def recipe_inputs(recipe: Recipe, recipe_arg: str | Path | None, *, sources: bool = True) -> list[Named | None]:
     """The local paths a recipe reads: its own file, problem sources (``sources``: a whole run reads
     them, a single stage reads the files its flags name), prompt templates and model folders
     (a missing or non-path value is skipped by :func:`check_out`)."""
     items: list[Named | None] = []
     if recipe_arg is not None and Path(str(recipe_arg)).is_file():
         items.append(named("recipe", recipe_arg))
-    problems = recipe.problems  # type: ignore[attr-defined]
+    problems = recipe.problems
     if sources and problems.source != "reasoning_gym":
         items.append(named("problems.source", problems.source))
     if sources:
         items.append(named("problems.eval_source", problems.eval_source))
-    prompt = recipe.generate.prompt  # type: ignore[attr-defined]
+    prompt = recipe.generate.prompt
     for key in ("template", "rationalize_template", "ssb_template", "tailored_template"):
         items.append(named(f"generate.prompt.{key}", getattr(prompt, key, None)))
-    models = {"train.student": recipe.train.student,  # type: ignore[attr-defined]
-              "curate.student_aware.model": recipe.curate.student_aware.model}  # type: ignore[attr-defined]
-    for i, t in enumerate(recipe.teachers()):  # type: ignore[attr-defined]
+    models = {"train.student": recipe.train.student,
+              "curate.student_aware.model": recipe.curate.student_aware.model}
+    for i, t in enumerate(recipe.teachers()):
         models[f"teacher[{i}].model"] = t.model
-    teacher = recipe.train.objective.get("teacher") if isinstance(recipe.train.objective, Mapping) else None  # type: ignore[attr-defined]
-    models["train.objective.teacher"] = teacher
+    objective = recipe.train.objective
+    models["train.objective.teacher"] = objective.get("teacher") if isinstance(objective, Mapping) else None
     for label, spec in models.items():
         if isinstance(spec, str) and not spec.startswith("run:"):
             items.append(named(label, model_input(spec)))
