@@ -420,6 +420,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _compare_evaluations(args)
     if args.audit:
         from .evaluate.audit import audit_dir
+        check_out(args.audit, [named("--problems", args.problems)], stage="evaluate", writes="evaluate",
+                  flag="--audit")
         counts = audit_dir(args.audit, problems_path=args.problems, verify_cfg=_recipe(args).verify)
         print(json.dumps({"audit": str(args.audit / "audit.jsonl"), **counts}))
         return 0

@@ -378,3 +378,14 @@ def test_a_run_rerun_from_its_own_recipe_file_is_fine(cli, tmp_path):
     rc, _, err = cli("run", out / "recipe.yaml", "--out", out, "--until", "problems")
     assert rc == 0, err
     unchanged(out / "problems", before)  # the same recipe: the finished stage is reused
+
+
+def test_audit_refuses_a_problem_file_it_would_overwrite(cli, earlier, tmp_path):
+    evals = tmp_path / "eval"
+    shutil.copytree(earlier / "eval" / "teacher", evals)
+    problems = evals / "audit.jsonl"  # the held-out problems saved under the name the audit writes
+    shutil.copy(earlier / "problems" / "eval.jsonl", problems)
+    before = snapshot(evals)
+    fails(cli, ["evaluate", "--audit", evals, "--problems", problems], 2, f"--audit {evals}", f"--problems {problems}")
+    unchanged(evals, before)
+    fails(cli, ["evaluate", "--audit", earlier / "generate"], 2, "generate stage")
