@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
 from .errors import ConfigError, OutputError, ReasondistillError
+from .guards import check_int_flags, check_out, model_input, named, recipe_inputs
 from .layout import FILES, Layout
 from .pipeline import STAGE_NAMES
 
@@ -38,7 +39,15 @@ def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
     """The recipe with the command's overrides, its names checked against the tables."""
     from .pipeline import check_recipe
     recipe = load_recipe(args.recipe, (extra or []) + list(args.overrides))
-    check_recipe(recipe)
+    try:
+        check_recipe(recipe)
+    except ConfigError as e:  # an objective's or backend's own option: name the override that set it
+        typed = [o for o in args.overrides if "=" in o and o.split("=", 1)[0].strip() in str(e)]
+        if not typed or getattr(e, "override", None):
+            raise
+        err = ConfigError(f"override '{typed[-1]}': {e}")
+        err.override, err.detail = typed[-1], str(e)
+        raise err from None
     return recipe
 
 
@@ -81,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="file, folder, or reasoning-gym task name (e.g. chain_sum)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--eval-source", default=None, help="separate file for held-out problems")
-    p.add_argument("--n-train", type=int, default=None, help="number of training problems")
-    p.add_argument("--n-eval", type=int, default=None, help="number of held-out problems")
+    p.add_argument("--n-train", type=int, default=None, help="number of training problems (0: none)")
+    p.add_argument("--n-eval", type=int, default=None, help="number of held-out problems (0: none)")
     p.add_argument("--seed", type=int, default=None, help="shuffle / generation seed")
     p.add_argument("--answer-format", choices=["auto", "gsm8k", "boxed", "raw"], default=None,
                    help="how to parse the gold answer column")
@@ -219,6 +228,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _runs_root(args)
     recipe = run_recipe(args)
     out = args.out or Path("runs") / recipe.name
+    _check_run_out(out, recipe, args.recipe)
     result = pipeline.run(recipe, out, first=args.first, last=args.last)
     if pipeline.select(args.first, args.last)[-1].name == "report":
         _print_summary(result, out)
@@ -247,6 +257,7 @@ def _cmd_loop(args: argparse.Namespace) -> int:
     from . import loop
     recipe = _named_recipe(args, "loop", [f"loop.rounds={args.rounds}"] if args.rounds is not None else [])
     out = args.out or Path("runs") / recipe.name
+    _check_run_out(out, recipe, args.recipe)
     result = loop.run(recipe, out)
     print(loop.format_table(result))
     print(f"\n{Layout(out).loop_json}; report: {Layout(out).report_html}")
@@ -257,10 +268,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
     recipe = _named_recipe(args, "compare")
     out = args.out or Path("runs") / recipe.name
+    _check_run_out(out, recipe, args.recipe)
     rows = compare.run(recipe, out)
     print(compare.format_table(rows, compare.load_baseline(out), compare.load_teacher(out)))
     print(f"\n{out / 'compare.json'}")
     return 0
+
+
+def _check_run_out(out: Path, recipe: Recipe, recipe_arg: str | None) -> None:
+    """A run folder may hold none of the recipe's inputs where it writes; its own recipe.yaml may
+    be the recipe (a re-run rewrites it with the same recipe)."""
+    check_out(out, recipe_inputs(recipe, recipe_arg), stage=None, writes="run",
+              keep=(Layout(out).recipe_file.name,))
 
 
 def _print_summary(report: dict, out: Path) -> None:
@@ -289,6 +308,9 @@ def _cmd_problems(args: argparse.Namespace) -> int:
         if val is not None:
             extra.append(f"problems.{key}={val}")
     recipe = _recipe(args, extra)
+    check_out(args.out, [named("source", src) if Path(src).exists() else None,
+                         named("--eval-source", args.eval_source), named("--recipe", args.recipe)],
+              stage="problems", writes="problems")
     m = problems.run(recipe, Layout(args.out).override(dirs={"problems": args.out}))
     print(json.dumps({"out": str(args.out), **{k: m["outputs"][k] for k in ("n_train", "n_eval", "skipped")}}))
     return 0
@@ -296,7 +318,11 @@ def _cmd_problems(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from . import generate
-    m = generate.run(_recipe(args), _stage_layout(args.out, "generate", train_problems=args.problems,
+    recipe = _recipe(args)
+    check_out(args.out, [named("--problems", args.problems), named("--probe", args.probe),
+                         named("--recipe", args.recipe), *recipe_inputs(recipe, None, sources=False)],
+              stage="generate", writes="generate")
+    m = generate.run(recipe, _stage_layout(args.out, "generate", train_problems=args.problems,
                                                   probe_samples=args.probe))
     out, skipped = m["outputs"], m["this_run"]["skipped"]
     print(json.dumps({"out": str(args.out), "teacher_calls": 0 if skipped else out["teacher_calls"],
@@ -307,14 +333,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
-    m = verify.run(_recipe(args), _stage_layout(args.out, "verify", train_problems=args.problems, traces=args.traces))
+    recipe = _recipe(args)
+    check_out(args.out, [named("--problems", args.problems), named("--traces", args.traces),
+                         named("--recipe", args.recipe)], stage="verify", writes="verify")
+    m = verify.run(recipe, _stage_layout(args.out, "verify", train_problems=args.problems, traces=args.traces))
     print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
     return 0
 
 
 def _cmd_curate(args: argparse.Namespace) -> int:
     from .curate import run as curate_run
-    m = curate_run(_recipe(args), _stage_layout(args.out, "curate", train_problems=args.problems, traces=args.traces,
+    recipe = _recipe(args)
+    check_out(args.out, [named("--problems", args.problems), named("--traces", args.traces),
+                         named("--verdicts", args.verdicts), named("--recipe", args.recipe),
+                         *recipe_inputs(recipe, None, sources=False)], stage="curate", writes="curate")
+    m = curate_run(recipe, _stage_layout(args.out, "curate", train_problems=args.problems, traces=args.traces,
                                                 verdicts=args.verdicts))
     print(json.dumps({"out": str(args.out), **{k: v for k, v in m["outputs"].items() if k != "files"}}))
     return 0
@@ -323,6 +356,10 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import run_objective
     recipe = _recipe(args, [f"train.method={args.method}"])
+    if not args.dry_run:
+        check_out(args.out, [named("--data", args.data), named("--logprobs", args.logprobs),
+                             named("--recipe", args.recipe), *recipe_inputs(recipe, None, sources=False)],
+                  stage="train", writes="train")
     if args.launch or args.dry_run:
         from .train import launch
         n = args.num_processes or _cuda_count()
@@ -369,6 +406,8 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
     from .curate.pairs import build_pairs
     from .curate.tailored import tailored_pairs
     out = Layout(args.out).override(dirs={"pairs": args.out}).pairs
+    check_out(args.out, [named("--train", args.train), named("--negatives", args.negatives),
+                         named("--student-traces", args.student_traces)], stage="pairs", writes="pairs")
     extra = tailored_pairs(args.train, args.student_traces) if args.student_traces else []
     counts = build_pairs(args.train, args.negatives, out,
                          max_pairs_per_problem=args.max_pairs_per_problem, seed=args.seed, extra=extra)
@@ -383,6 +422,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _compare_evaluations(args)
     if args.audit:
         from .evaluate.audit import audit_dir
+        check_out(args.audit, [named("--problems", args.problems)], stage="evaluate", writes="evaluate",
+                  flag="--audit")
         counts = audit_dir(args.audit, problems_path=args.problems, verify_cfg=_recipe(args).verify)
         print(json.dumps({"audit": str(args.audit / "audit.jsonl"), **counts}))
         return 0
@@ -394,9 +435,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
         args.model = "teacher"
     r = _recipe(args, served)
+    if args.harness and args.model == "teacher":
+        raise ConfigError("--harness evaluates a model folder (or run folder, .gguf, packaged name), not 'teacher'")
+    check_out(args.out, [named("--problems", args.problems), named("--model", model_input(args.model)),
+                         named("--recipe", args.recipe), *recipe_inputs(r, None, sources=False)],
+              stage=None if args.harness else "evaluate", writes="harness" if args.harness else "evaluate")
     if args.harness:
-        if args.model == "teacher":
-            raise ConfigError("--harness evaluates a model folder (or run folder, .gguf, packaged name), not 'teacher'")
         from .evaluate import harness
         from .problems.files import read_problem_set
         res = harness.run(args.harness, args.model, read_problem_set(args.problems, r.problems), args.out,
@@ -439,7 +483,14 @@ def _compare_evaluations(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from .device import normalize
     from .evaluate.harness import export
+    from .evaluate.harness.export import source_model
+    try:  # before the model loads: a typo costs nothing
+        normalize(args.dtype)
+    except ConfigError as e:
+        raise ConfigError(f"--dtype {args.dtype}: {e}") from None
+    check_out(args.out, [named("model", model_input(source_model(args.model)))], stage=None, writes="export")
     print(json.dumps({"out": export(args.model, args.out, dtype=args.dtype).path}))
     return 0
 
@@ -449,7 +500,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     layout = Layout(args.run_dir)
     if args.recipe is None and layout.recipe_file.is_file():  # the recipe the run was made with
         args.recipe = str(layout.recipe_file)
-    rep = report.run(_recipe(args), layout)
+    recipe = _recipe(args)
+    check_out(args.run_dir, [named("--recipe", args.recipe)], stage=None, writes="report",
+              flag="RUN_DIR", manifests=False)
+    rep = report.run(recipe, layout)
     print(json.dumps({"report": str(layout.report_json), "n_eval": rep["n_eval"]}))
     return 0
 
@@ -505,6 +559,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     # overrides may follow options (`problems SRC --out D a.b=c`): argparse leaves those unknown
     args, unknown = parser.parse_known_args(argv)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    check_int_flags(sub.choices[args.command]._actions, args)
     stray = [u for u in unknown if u.startswith("-") or "=" not in u]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")

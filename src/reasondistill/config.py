@@ -622,6 +622,72 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 # dict <-> dataclass
 
 
+# ---------------------------------------------------------------------------
+# integers are counts
+
+
+# The smallest value of an int option whose default does not already say it (see
+# :func:`int_floor`), keyed ``Class.field``: each 0 or -1 here has the meaning documented beside
+# the field. Every other int option is a count (>= 1), a seed or an "off" switch defaulting to
+# 0 (>= 0), or -1 "unset" (-1 or >= 1), so 0 or -2 never silently mean "unset" or "all but two".
+INT_FLOORS: dict[str, int] = {
+    "ProblemsConfig.n_train": 0,  # 0: no training problems
+    "ProblemsConfig.n_eval": 0,  # 0: no held-out problems
+    "RayConfig.max_retries": 0,  # 0: a dead replica fails the run
+    "LoopConfig.student_samples": 0,  # 0: no picking
+    "OpenAIOptions.max_retries": 0,  # further attempts after the first
+    "OpenAIOptions.score_max_tokens": 0,  # 0 where the server allows it
+    "LlamaCppOptions.n_gpu_layers": -1,  # -1: all layers
+}
+
+
+def int_floor(cls: type, name: str, default: Any) -> tuple[int, int | None]:
+    """``(floor, sentinel)`` of int field ``name`` of ``cls``: values must be >= floor or equal the
+    sentinel. From :data:`INT_FLOORS`, else from the default: 0 -> a seed or switch (>= 0); a
+    negative default is an "unset" sentinel beside counts >= 1; None or >= 1 -> a count (>= 1)."""
+    key = f"{cls.__name__}.{name}"
+    if key in INT_FLOORS:
+        return INT_FLOORS[key], None
+    if isinstance(default, int) and not isinstance(default, bool):
+        if default == 0:
+            return 0, None
+        if default < 0:
+            return 1, default
+    return 1, None
+
+
+def int_problem(value: Any, floor: int = 1, sentinel: int | None = None) -> str | None:
+    """What is wrong with int ``value`` given its floor and sentinel (``None``: nothing)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value >= floor or value == sentinel:
+        return None
+    also = f" or {sentinel} (unset)" if sentinel is not None else " (a count)" if floor == 1 else ""
+    return f"must be >= {floor}{also}"
+
+
+def check_int(name: str, value: Any, floor: int = 1, sentinel: int | None = None) -> None:
+    """The one integer check of every recipe key and objective or backend option: a
+    :class:`ConfigError` naming ``name`` when ``value`` is below ``floor``."""
+    if (problem := int_problem(value, floor, sentinel)) is not None:
+        raise ConfigError(f"{name} {problem}, got {value}")
+
+
+# float options that count something (fractional epochs): never negative
+FLOAT_FLOORS: dict[str, float] = {"TrainConfig.epochs": 0.0}
+
+
+def _check_ints(cls: type, kwargs: dict[str, Any], where: str) -> None:
+    """Every int field the recipe sets (defaults are trusted) against :func:`int_floor`, and the
+    float counts of :data:`FLOAT_FLOORS`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        floor = FLOAT_FLOORS.get(f"{cls.__name__}.{f.name}")
+        if floor is not None and isinstance(kwargs.get(f.name), float) and kwargs[f.name] < floor:
+            raise ConfigError(f"{where}.{f.name} must be >= {floor:g}, got {kwargs[f.name]:g}")
+        if f.name in kwargs and _strip_optional(hints[f.name]) is int:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            check_int(f"{where}.{f.name}" if where else f.name, kwargs[f.name], *int_floor(cls, f.name, default))
+
+
 def _strip_optional(tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -652,6 +718,7 @@ def build(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
             kwargs[key] = _build_either(shapes, value, dotted)
         else:
             kwargs[key] = _coerce(value, tp, dotted)
+    _check_ints(cls, kwargs, where)
     try:
         return cls(**kwargs)
     except TypeError as e:
@@ -777,6 +844,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(part.strip() for part in parts):
+            what = "has no key" if not key.strip() else "has an empty part in its key"
+            err = ConfigError(f"override '{item}' {what}; write section.key=value, e.g. train.epochs=2")
+            err.override = item
+            raise err
         try:
             value = _override_value(raw, _field_type(parts))
         except yaml.YAMLError as e:

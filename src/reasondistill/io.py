@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from .errors import InputError, OutputError
 from .layout import MANIFEST
-from .records import from_dict, to_dict
+from .records import Problem, from_dict, to_dict
 
 T = TypeVar("T")
 
@@ -234,10 +234,22 @@ def _wrong_type(cls: type, obj: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# record types whose field must be unique within a file: a repeated problem id would otherwise
+# surface stages later (16 traces with 15 ids), far from the line that caused it
+UNIQUE_FIELDS: dict[type, str] = {Problem: "id"}
+
+
 def read_records(path: str | Path, cls: type[T], *, allow_empty: bool = False) -> list[T]:
-    """Read a JSONL file of ``cls`` records, naming file/line/field on a bad row."""
+    """Read a JSONL file of ``cls`` records, naming file/line/field on a bad row (a repeated
+    :data:`UNIQUE_FIELDS` value included)."""
     out: list[T] = []
+    unique, seen = UNIQUE_FIELDS.get(cls), {}
     for lineno, obj in iter_jsonl(path, allow_empty=allow_empty):
+        if unique is not None and isinstance(key := obj.get(unique), str):
+            if key in seen:
+                raise InputError(f"duplicate {unique} {key!r} (first at line {seen[key]}); {unique}s must be "
+                                 "unique", file=path, line=lineno, field=unique)
+            seen[key] = lineno
         if (bad := _wrong_type(cls, obj)) is not None:
             name, expected = bad
             raise InputError(f"not a valid {cls.__name__} record: expected {expected}, got "

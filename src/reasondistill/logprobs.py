@@ -179,6 +179,11 @@ class LogprobReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         index_path = self.path / INDEX
+        if not self.path.exists():
+            raise InputError("logprob store not found (a folder such as a run's generate/logprobs, written "
+                             "with generate.top_logprobs > 0)", file=self.path)
+        if not self.path.is_dir():
+            raise InputError("is a file; a logprob store is a folder (a run's generate/logprobs)", file=self.path)
         if not index_path.exists():
             raise InputError(f"no {INDEX}: not a finished logprob store (was the writer closed?)", file=self.path)
         meta = io.read_json(index_path)

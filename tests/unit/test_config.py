@@ -63,3 +63,35 @@ def test_invalid_yaml_names_line(tmp_path):
 def test_missing_recipe_file():
     with pytest.raises(ConfigError, match="neither a file nor a built-in recipe"):
         load_recipe("no/such/recipe.yaml")
+
+
+def test_every_int_default_passes_the_count_rule_it_implies():
+    """The rule of ``config.int_floor`` (and INT_FLOORS) never refuses a field's own default, for
+    the recipe's dataclasses and every objective's and backend's options."""
+    import dataclasses
+    import typing
+
+    from reasondistill import config
+    from reasondistill.backends import BACKENDS
+    from reasondistill.registry import load
+    from reasondistill.train import OBJECTIVES
+
+    classes = {config.Recipe}
+    classes |= {load(o.config) for o in OBJECTIVES.values() if o.config}
+    classes |= {load(spec).Options for spec in BACKENDS.values()}
+    seen, checked = set(), 0
+    while classes:
+        cls = classes.pop()
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = config._strip_optional(hints[f.name])
+            nested = [a for a in (tp, *typing.get_args(tp), *(typing.get_args(a)[0] for a in typing.get_args(tp)
+                                                             if typing.get_origin(a) is list))
+                      if dataclasses.is_dataclass(a)]
+            classes |= set(nested) - seen
+            if tp is int and f.default is not dataclasses.MISSING and f.default is not None:
+                config.check_int(f"{cls.__name__}.{f.name}", f.default, *config.int_floor(cls, f.name, f.default))
+                checked += 1
+    assert checked > 40
+    assert set(config.INT_FLOORS) <= {f"{c.__name__}.{f.name}" for c in seen for f in dataclasses.fields(c)}

@@ -149,7 +149,12 @@ def _hf_folder(path: Path, split: str | None, default_split: tuple[str, ...]) ->
                          "dataset_info.json)", file=path)
     import datasets
 
-    ds = datasets.load_from_disk(str(path))
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (OSError, ValueError) as e:  # a file of the folder missing (dataset_info.json, state.json, a shard)
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise InputError(f"not a complete datasets save_to_disk folder ({first}); save it again with "
+                         "Dataset.save_to_disk", file=path) from None
     if isinstance(ds, datasets.DatasetDict):
         if split is None:  # the first default present, else name the first default in the error
             split = next((s for s in default_split if s in ds), default_split[0])

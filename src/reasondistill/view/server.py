@@ -16,6 +16,7 @@ The run folder is only read; when its files change the index is rebuilt on the n
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .index import Index
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,18 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(run_dir: str | Path, port: int = 0) -> ViewServer:
-    """Index ``run_dir`` and bind to 127.0.0.1:``port`` (0: any free port); call ``serve_forever``."""
-    return ViewServer(Path(run_dir), port)
+    """Index ``run_dir`` and bind to 127.0.0.1:``port`` (0: any free port); call ``serve_forever``.
+    A port that cannot be bound is a :class:`ConfigError` naming the address and what to do."""
+    try:
+        return ViewServer(Path(run_dir), port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port}: {HOST}:{port} is already in use (another view, or another "
+                              f"program); choose another --port, or --port 0 for any free one") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"--port {port}: not allowed to listen on {HOST}:{port} ({e.strerror}); "
+                              "choose a port above 1023, or --port 0 for any free one") from None
+        raise
 
 
 def serve(run_dir: str | Path, port: int = 0) -> None:
