@@ -545,10 +545,6 @@ class CompareConfig:
     train_seeds: int = 1  # train every entry this many times, with train.seed + 0 .. N-1 (data orders)
     reference: str | None = None  # the entry every row's verdict is against; default: the first entry
 
-    def __post_init__(self) -> None:
-        if isinstance(self.train_seeds, bool) or not isinstance(self.train_seeds, int) or self.train_seeds < 1:
-            raise ConfigError(f"compare.train_seeds must be a count >= 1, got {self.train_seeds!r}")
-
 
 @dataclass
 class LoopConfig:

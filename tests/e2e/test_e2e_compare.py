@@ -83,7 +83,7 @@ def test_train_seeds_train_every_entry_per_seed_and_rows_are_seed_means(tmp_path
 
 
 def test_bad_train_seeds_and_reference_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="compare.train_seeds must be a count >= 1"):
+    with pytest.raises(ConfigError, match=r"compare.train_seeds must be >= 1 \(a count\)"):
         build(Recipe, {"compare": {"entries": [{"name": "a"}], "train_seeds": 0}})
     recipe = build(Recipe, {"compare": {"entries": [{"name": "a"}], "reference": "b"}})
     with pytest.raises(ConfigError, match="compare.reference 'b' names no entry"):
