@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from .errors import InputError, OutputError
@@ -267,17 +267,40 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def hash_inputs(paths: Iterable[str | Path]) -> dict[str, str]:
+def file_key(path: str | Path, base: str | Path | None = None) -> str:
+    """How a manifest names ``path``: relative to ``base`` (the stage folder, ``../problems/train.jsonl``),
+    so a run folder that is moved, copied or addressed from another working directory keeps its names;
+    without ``base``, the path as given."""
+    if base is None:
+        return str(path)
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+
+
+def hash_inputs(paths: Iterable[str | Path], base: str | Path | None = None) -> dict[str, str]:
+    """``{name: sha256}`` of every file of ``paths`` in the order given (a folder: its files in name
+    order, dot files left out), named by :func:`file_key` relative to ``base``."""
     out = {}
     for p in paths:
         p = Path(p)
         if p.is_file():
-            out[str(p)] = sha256_file(p)
+            out[file_key(p, base)] = sha256_file(p)
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file() and not f.name.startswith("."):
-                    out[str(f)] = sha256_file(f)
+                    out[file_key(f, base)] = sha256_file(f)
     return out
+
+
+def same_files(recorded: Any, current: dict[str, str]) -> bool:
+    """Whether a manifest's ``recorded`` hashes name the same files as ``current``: in the same order,
+    each with the same file name and sha256. Only the last part of a name counts, so a manifest that
+    named its files relative to another folder or working directory (one written before names were
+    relative to the stage folder, or one in a run folder since moved) is recognised by its contents."""
+    if not isinstance(recorded, dict):
+        return False
+    def signature(hashes: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(PurePosixPath(str(k).replace("\\", "/")).name, v) for k, v in hashes.items()]
+    return signature(recorded) == signature(current)
 
 
 _VERSIONED = ("reasondistill", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
@@ -303,7 +326,10 @@ def peak_rss_mb() -> float:
 
 def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict[str, str],
                    outputs: dict[str, Any], started: float, extra: dict[str, Any] | None = None) -> dict:
-    """Record what produced this stage's outputs. Written last: its presence marks the stage done."""
+    """Record what produced this stage's outputs. Written last: its presence marks the stage done.
+
+    ``inputs`` (from :func:`hash_inputs`) and ``output_hashes`` name files relative to ``out_dir``,
+    so nothing in the manifest depends on where the run folder is or how it was addressed."""
     out_dir = Path(out_dir)
     manifest = {
         "stage": stage,
@@ -311,7 +337,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
         "config_hash": sha256_json(config),
         "inputs": inputs,
         "outputs": outputs,
-        "output_hashes": hash_inputs(out_dir / name for name in outputs.get("files", [])),
+        "output_hashes": output_hashes(out_dir, outputs),
         "versions": library_versions(),
         "peak_rss_mb": peak_rss_mb(),  # of the process so far: the report's run_cost takes the max
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -326,23 +352,69 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
     return manifest
 
 
+def output_hashes(out_dir: str | Path, outputs: dict[str, Any]) -> dict[str, str]:
+    """The hashes of the files ``outputs["files"]`` names, inside ``out_dir`` (the stage folder)."""
+    return hash_inputs((Path(out_dir) / name for name in outputs.get("files") or []), out_dir)
+
+
+# model identities as recorded before they came from content: {current: earlier} (see models.resolve)
+_EARLIER_IDENTITIES: dict[str, str] = {}
+
+
+def earlier_identity(current: str, earlier: str) -> None:
+    """Note that manifests written before may name the model ``current`` as ``earlier``, so a
+    finished stage keyed on ``earlier`` is still recognised (and its manifest rewritten)."""
+    if current != earlier:
+        _EARLIER_IDENTITIES[current] = earlier
+
+
+def _config_matches(recorded: Any, config: Any) -> bool:
+    """``recorded`` is the hash of ``config``, or of ``config`` with the model identities as they
+    were spelled before (:func:`earlier_identity`)."""
+    if recorded == sha256_json(config):
+        return True
+    text = json.dumps(config, sort_keys=True, default=str)
+    spelled = text
+    for current, earlier in _EARLIER_IDENTITIES.items():
+        spelled = spelled.replace(current, earlier)
+    return spelled != text and recorded == hashlib.sha256(spelled.encode()).hexdigest()
+
+
 def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str]) -> dict | None:
-    """The manifest of a finished stage whose config and inputs match, else ``None``."""
-    path = Path(out_dir) / MANIFEST
+    """The manifest of a finished stage whose config and inputs match, else ``None``.
+
+    Inputs match by content (:func:`same_files`) and outputs are checked against the files in
+    ``out_dir`` itself, so a moved or copied run folder is reused (and validated against its own
+    files, not the ones it was copied from). A manifest recognised only through its older form
+    (paths as typed, an earlier model identity) is rewritten in the current form."""
+    out_dir = Path(out_dir)
+    path = out_dir / MANIFEST
     if not path.exists():
         return None
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if m.get("config_hash") != sha256_json(config) or m.get("inputs") != inputs:
+    if not isinstance(m, dict) or not _config_matches(m.get("config_hash"), config):
+        return None
+    if not same_files(m.get("inputs"), inputs):
         return None
     if (m.get("outputs") or {}).get("n_errors"):  # some outputs failed (a teacher request): retry those
         return None
-    for rel, digest in m.get("output_hashes", {}).items():
-        p = Path(rel)
-        if not p.exists() or sha256_file(p) != digest:
-            return None
+    outputs = output_hashes(out_dir, m.get("outputs") or {})
+    if not same_files(m.get("output_hashes") or {}, outputs):
+        return None
+    changed = {k: v for k, v in (("inputs", inputs), ("output_hashes", outputs)) if m.get(k) != v}
+    if m.get("config_hash") != sha256_json(config):
+        changed.update(config=config, config_hash=sha256_json(config))
+    if changed:
+        m.update(changed)
+        try:  # a read-only run folder is still reused; it is only not migrated
+            write_json(path, m)
+            log.info("%s: recognised in its older form (paths as typed, or an earlier model identity); "
+                     "rewrote it with paths relative to its folder", path)
+        except OSError as e:
+            log.debug("%s: cannot rewrite the manifest (%s)", path, e)
     return m
 
 
@@ -350,14 +422,14 @@ def cached_stage(out_dir: str | Path, *, stage: str, config: Any, inputs: Iterab
                  body: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:
     """The skip-if-finished / run / write-manifest step every stage shares.
 
-    When ``out_dir`` holds a manifest for the same ``config`` and input hashes whose outputs
+    When ``out_dir`` holds a manifest for the same ``config`` and input contents whose outputs
     are intact, that manifest is returned with ``this_run = {"skipped": True}`` and ``body``
     never runs (no model is loaded), unless its ``outputs`` count ``n_errors`` (failed teacher
     requests, which the sample cache does not keep): then it runs again. Otherwise ``body()``
     writes the outputs and returns the manifest's ``outputs`` (``files`` lists the ones to
     hash); the manifest is written last, so an interrupted stage is never taken for a finished one.
     """
-    hashes = hash_inputs(inputs)
+    hashes = hash_inputs(inputs, out_dir)
     done = completed_manifest(out_dir, config, hashes)
     if done is not None:
         log.info("%s: %s is up to date, reusing it", stage, out_dir)
