@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from .errors import InputError, OutputError
-from .layout import MANIFEST
+from .layout import MANIFEST, ROOT_FILES
 from .records import from_dict, to_dict
 
 T = TypeVar("T")
@@ -334,7 +334,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
     manifest = {
         "stage": stage,
         "config": config,
-        "config_hash": sha256_json(config),
+        "config_hash": config_hash(config, out_dir),
         "inputs": inputs,
         "outputs": outputs,
         "output_hashes": output_hashes(out_dir, outputs),
@@ -357,6 +357,37 @@ def output_hashes(out_dir: str | Path, outputs: dict[str, Any]) -> dict[str, str
     return hash_inputs((Path(out_dir) / name for name in outputs.get("files") or []), out_dir)
 
 
+def run_root(out_dir: str | Path) -> Path | None:
+    """The run folder a stage folder belongs to: the nearest folder at or above ``out_dir`` holding
+    a run's ``recipe.yaml`` (``None`` for a stage run alone, outside any run folder)."""
+    out_dir = Path(os.path.abspath(out_dir))
+    return next((d for d in (out_dir, *out_dir.parents) if (d / ROOT_FILES["recipe_file"]).is_file()), None)
+
+
+def _within_run(config: Any, root: Path | None) -> Any:
+    """``config`` with every string naming an existing path inside the run folder ``root`` (a loop
+    round's or a compare entry's starting checkpoint) written as ``{run}/<path relative to root>``,
+    so the config means the same wherever the run folder is and however it was addressed."""
+    if root is None:
+        return config
+    if isinstance(config, dict):
+        return {k: _within_run(v, root) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_within_run(v, root) for v in config]
+    if isinstance(config, str) and "/" in config and "\n" not in config and len(config) < 4096 \
+            and os.path.exists(config):
+        rel = os.path.relpath(os.path.abspath(config), root)
+        if rel != ".." and not rel.startswith("../"):
+            return "{run}/" + Path(rel).as_posix()
+    return config
+
+
+def config_hash(config: Any, out_dir: str | Path) -> str:
+    """The hash a stage's config is recognised by: of ``config`` with the paths inside the run
+    folder made relative to it (:func:`_within_run`)."""
+    return sha256_json(_within_run(config, run_root(out_dir)))
+
+
 # model identities as recorded before they came from content: {current: earlier} (see models.resolve)
 _EARLIER_IDENTITIES: dict[str, str] = {}
 
@@ -368,16 +399,20 @@ def earlier_identity(current: str, earlier: str) -> None:
         _EARLIER_IDENTITIES[current] = earlier
 
 
-def _config_matches(recorded: Any, config: Any) -> bool:
-    """``recorded`` is the hash of ``config``, or of ``config`` with the model identities as they
-    were spelled before (:func:`earlier_identity`)."""
-    if recorded == sha256_json(config):
-        return True
-    text = json.dumps(config, sort_keys=True, default=str)
-    spelled = text
-    for current, earlier in _EARLIER_IDENTITIES.items():
-        spelled = spelled.replace(current, earlier)
-    return spelled != text and recorded == hashlib.sha256(spelled.encode()).hexdigest()
+def _config_matches(recorded: Any, config: Any, out_dir: Path) -> bool:
+    """``recorded`` is the hash of ``config`` (:func:`config_hash`, or of ``config`` as given, as
+    manifests recorded it before), or of either with the model identities as they were spelled
+    before (:func:`earlier_identity`)."""
+    for form in (_within_run(config, run_root(out_dir)), config):
+        text = json.dumps(form, sort_keys=True, default=str)
+        if recorded == hashlib.sha256(text.encode()).hexdigest():
+            return True
+        spelled = text
+        for current, earlier in _EARLIER_IDENTITIES.items():
+            spelled = spelled.replace(current, earlier)
+        if spelled != text and recorded == hashlib.sha256(spelled.encode()).hexdigest():
+            return True
+    return False
 
 
 def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str]) -> dict | None:
@@ -395,7 +430,7 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
         m = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(m, dict) or not _config_matches(m.get("config_hash"), config):
+    if not isinstance(m, dict) or not _config_matches(m.get("config_hash"), config, out_dir):
         return None
     if not same_files(m.get("inputs"), inputs):
         return None
@@ -405,8 +440,8 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
     if not same_files(m.get("output_hashes") or {}, outputs):
         return None
     changed = {k: v for k, v in (("inputs", inputs), ("output_hashes", outputs)) if m.get(k) != v}
-    if m.get("config_hash") != sha256_json(config):
-        changed.update(config=config, config_hash=sha256_json(config))
+    if m.get("config_hash") != (current := config_hash(config, out_dir)):
+        changed.update(config=config, config_hash=current)
     if changed:
         m.update(changed)
         try:  # a read-only run folder is still reused; it is only not migrated

@@ -160,7 +160,7 @@ def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool:
     load("reasondistill.report:run")(sub, Layout(folder))
     after = io.read_json(Layout(folder).eval_file("student_after", "summary"))
     row.update(traces_added=added, train_examples=n_train, accuracy=after["accuracy"], ci95=after["ci95"],
-               n_eval=after.get("n"), checkpoint=str(Layout(folder).checkpoint),
+               n_eval=after.get("n"), checkpoint=Layout(folder).checkpoint.relative_to(root.root).as_posix(),
                wall_seconds=round(time.time() - started, 1))
     stats = folder / "round.json"
     if all(skipped) and stats.is_file():  # nothing ran again: keep the figures measured when it ran
@@ -196,7 +196,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
                 log.warning("loop: stopping at %s", stopped)
                 break
             rows.append(row)
-            previous = Path(row["checkpoint"])
+            previous = root.root / row["checkpoint"]  # recorded relative to the loop folder
     first = round_dir(root.root, 1)
     before = Layout(first).eval_file("student_before", "summary")
     base = io.read_json(before) if before.is_file() else None

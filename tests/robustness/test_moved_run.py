@@ -188,3 +188,23 @@ def test_old_form_manifests_are_recognised_and_migrated(cli, finished, tmp_path,
     rc, _, err = cli("run", finished["recipe"], "--out", "old")
     assert rc == 0, err
     assert stage_files(moved) == after
+
+
+def test_report_and_audit_of_a_moved_run_read_its_own_files(cli, finished, tmp_path, monkeypatch):
+    moved = copy_run(finished["run"], tmp_path / "there" / "moved")
+    other = tmp_path / "here"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    rc, _, err = cli("report", "../there/moved")
+    assert rc == 0, err
+    assert json.loads((moved / "report.json").read_text())["lineage"]["checkpoint"] == "train/model"
+    # the problems the evaluation read: found through its manifest, in the copy (the path its
+    # settings recorded was typed relative to another working directory)
+    eval_dir = moved / "eval" / "student_after"
+    started = json.loads((eval_dir / "manifest.json").read_text())["started_at"]
+    rc, printed, err = cli("evaluate", "--audit", "../there/moved/eval/student_after")
+    assert rc == 0, err
+    assert json.loads(printed)["n"] == 6
+    rc, printed, err = cli("run", finished["recipe"], "--out", "../there/moved")  # the audited evaluation counts
+    assert rc == 0, err
+    assert json.loads((eval_dir / "manifest.json").read_text())["started_at"] == started
