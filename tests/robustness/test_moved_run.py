@@ -208,3 +208,34 @@ def test_report_and_audit_of_a_moved_run_read_its_own_files(cli, finished, tmp_p
     rc, printed, err = cli("run", finished["recipe"], "--out", "../there/moved")  # the audited evaluation counts
     assert rc == 0, err
     assert json.loads((eval_dir / "manifest.json").read_text())["started_at"] == started
+
+
+@pytest.mark.slow  # two rounds of generate, train and evaluate: ~30 s on 2 shared cores
+def test_moved_loop_retrains_no_round(cli, tiny_model_dir, tmp_path, monkeypatch):
+    """``reasondistill loop``: round 2 starts from round 1's checkpoint, a path inside the loop
+    folder; copied elsewhere, neither round trains or evaluates again."""
+    cache = tmp_path / "cache"
+    spec = {**recipe(tiny_model_dir, cache), "name": "movedloop",
+            "eval": {"models": ["student_after"], "max_new_tokens": 6, "batch_size": 8, "dtype": "float32",
+                     "device": "cpu"},
+            "report": {"formats": ["md"]}, "loop": {"rounds": 2, "student_samples": 1, "retrain": "last"}}
+    spec["problems"] = {**spec["problems"], "n_train": 4, "n_eval": 4}
+    spec["train"] = {**spec["train"], "max_steps": 1}
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    rc, _, err = cli("loop", path, "--out", "loops/one")
+    assert rc == 0, err
+    loop_json = json.loads((home / "loops" / "one" / "loop.json").read_text())
+    assert [r["checkpoint"] for r in loop_json["rounds"]] == ["round-1/train/model", "round-2/train/model"]
+    moved = copy_run(home / "loops" / "one", tmp_path / "elsewhere" / "loop")
+    before = {k: v for k, v in snapshot(moved).items() if not k.startswith("report.")}
+    shutil.rmtree(cache)
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = cli("loop", path, "--out", moved)
+    assert rc == 0, err
+    after = {k: v for k, v in snapshot(moved).items() if not k.startswith("report.")}
+    changed = [k for k in before if before[k] != after.get(k)]
+    assert not changed, changed  # no round trained, generated or evaluated again
