@@ -448,7 +448,7 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
             write_json(path, m)
             log.info("%s: recognised in its older form (paths as typed, or an earlier model identity); "
                      "rewrote it with paths relative to its folder", path)
-        except OSError as e:
+        except (OSError, OutputError) as e:
             log.debug("%s: cannot rewrite the manifest (%s)", path, e)
     return m
 
