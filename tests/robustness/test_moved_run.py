@@ -208,6 +208,10 @@ def test_report_and_audit_of_a_moved_run_read_its_own_files(cli, finished, tmp_p
     rc, printed, err = cli("run", finished["recipe"], "--out", "../there/moved")  # the audited evaluation counts
     assert rc == 0, err
     assert json.loads((eval_dir / "manifest.json").read_text())["started_at"] == started
+    from reasondistill.view.index import Index
+    index = Index.build("../there/moved")  # the trace browser reads the copy's own files
+    assert index.rows and not index.notes, index.notes
+    assert str(finished["run"]) not in json.dumps(index.facets())
 
 
 @pytest.mark.slow  # two rounds of generate, train and evaluate: ~30 s on 2 shared cores
