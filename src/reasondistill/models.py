@@ -95,7 +95,7 @@ def folder_digest(config: Path, weights: list[Path]) -> str:
     return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
 
 
-def _stat_digest(config: Path, weights: list[Path]) -> str:
+def earlier_digest(config: Path, weights: list[Path]) -> str:
     """The digest identities had before they came from content (sizes and modification times),
     so stages finished under it are still recognised (``io.earlier_identity``)."""
     return hashlib.sha256(config.read_bytes() + b"".join(
@@ -129,7 +129,7 @@ def resolve(spec: str) -> ModelRef:
         if not cfg.exists():
             raise ConfigError(f"model folder {p} has no config.json")
         ident = f"{p.name}@{folder_digest(cfg, weights)}"
-        io.earlier_identity(ident, f"{p.name}@{_stat_digest(cfg, weights)}")
+        io.earlier_identity(ident, f"{p.name}@{earlier_digest(cfg, weights)}")
         return ModelRef(spec, str(p), ident)
     if p.exists():
         raise ConfigError(f"model '{spec}' is a file, not a model folder; give the folder that holds "

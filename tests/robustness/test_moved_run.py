@@ -146,7 +146,7 @@ def _old_form(folder: Path, typed_root: str) -> None:
     ckpt = folder / "train" / "model"
     weights = sorted(ckpt.glob("*.safetensors"))
     ref = models.resolve(str(ckpt))
-    legacy = f"model@{models._stat_digest(ckpt / 'config.json', weights)}"
+    legacy = f"model@{models.earlier_digest(ckpt / 'config.json', weights)}"
     assert legacy != ref.identity
     for stage in STAGES:
         path = folder / stage / "manifest.json"

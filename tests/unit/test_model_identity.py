@@ -57,7 +57,7 @@ def test_a_stage_keyed_on_the_earlier_identity_is_recognised_and_rewritten(tmp_p
     and modification times; they are still recognised, and their manifest takes the new identity."""
     ckpt = checkpoint(tmp_path / "model")
     ref = models.resolve(str(ckpt))
-    earlier = f"model@{models._stat_digest(ckpt / 'config.json', [ckpt / 'model.safetensors'])}"
+    earlier = f"model@{models.earlier_digest(ckpt / 'config.json', [ckpt / 'model.safetensors'])}"
     out = tmp_path / "eval"
     out.mkdir()
     (out / "samples.jsonl").write_text("{}\n")
