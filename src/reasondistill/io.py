@@ -267,27 +267,36 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_key(path: str | Path, base: str | Path | None = None) -> str:
-    """How a manifest names ``path``: relative to ``base`` (the stage folder, ``../problems/train.jsonl``),
-    so a run folder that is moved, copied or addressed from another working directory keeps its names;
-    without ``base``, the path as given."""
+def file_key(path: str | Path, base: str | Path | None = None, root: str | Path | None = None) -> str:
+    """How a manifest names ``path``: relative to ``base`` (the stage folder, ``../problems/train.jsonl``)
+    when it lies inside the run folder ``root`` (default: :func:`run_root` of ``base``, else the folder
+    above ``base``), so a run folder that is moved, copied or addressed from another working
+    directory keeps its names; a file outside (a user's data, a prompt template) by its absolute path.
+    Without ``base``, the path as given."""
     if base is None:
         return str(path)
-    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+    base = os.path.abspath(base)
+    root = os.path.abspath(root if root is not None else run_root(base) or os.path.dirname(base))
+    path = os.path.abspath(path)
+    inside = os.path.relpath(path, root)
+    if inside == ".." or inside.startswith("../"):
+        return Path(path).as_posix()
+    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def hash_inputs(paths: Iterable[str | Path], base: str | Path | None = None) -> dict[str, str]:
     """``{name: sha256}`` of every file of ``paths`` in the order given (a folder: its files in name
     order, dot files left out), named by :func:`file_key` relative to ``base``."""
+    root = None if base is None else run_root(base) or Path(os.path.abspath(base)).parent
     out = {}
     for p in paths:
         p = Path(p)
         if p.is_file():
-            out[file_key(p, base)] = sha256_file(p)
+            out[file_key(p, base, root)] = sha256_file(p)
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file() and not f.name.startswith("."):
-                    out[file_key(f, base)] = sha256_file(f)
+                    out[file_key(f, base, root)] = sha256_file(f)
     return out
 
 
@@ -446,8 +455,8 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
         m.update(changed)
         try:  # a read-only run folder is still reused; it is only not migrated
             write_json(path, m)
-            log.info("%s: recognised in its older form (paths as typed, or an earlier model identity); "
-                     "rewrote it with paths relative to its folder", path)
+            log.info("%s: recognised by content; rewrote it in the current form (files named relative to "
+                     "its folder, content identities)", path)
         except (OSError, OutputError) as e:
             log.debug("%s: cannot rewrite the manifest (%s)", path, e)
     return m

@@ -84,3 +84,16 @@ def test_an_old_manifest_is_migrated_once_and_a_read_only_one_still_counts(tmp_p
     migrated = json.loads(path.read_text())
     assert migrated["inputs"] == inputs and list(migrated["output_hashes"]) == ["train.jsonl"]
     assert migrated["started_at"] == m["started_at"]
+
+
+def test_a_file_outside_the_run_folder_is_named_by_its_absolute_path(tmp_path):
+    run = tmp_path / "runs" / "a"
+    (run / "curate").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("name: x\n")
+    data = tmp_path / "data" / "mine.jsonl"
+    data.parent.mkdir()
+    data.write_text("{}\n")
+    assert io.file_key(run / "problems" / "train.jsonl", run / "curate") == "../problems/train.jsonl"
+    assert io.file_key(data, run / "curate") == data.as_posix()
+    # a stage run alone: the folders beside it count as its run
+    assert io.file_key(tmp_path / "data" / "mine.jsonl", tmp_path / "data" / "out") == "../mine.jsonl"
