@@ -355,6 +355,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import run_objective
+    from .train.base import checkpoint_path
     recipe = _recipe(args, [f"train.method={args.method}"])
     if not args.dry_run:
         check_out(args.out, [named("--data", args.data), named("--logprobs", args.logprobs),
@@ -378,7 +379,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = m["outputs"]
     if "rank" in m["this_run"]:  # a launched process other than rank 0: rank 0 reports
         return 0
-    print(json.dumps({"method": args.method, "model": out.get("model_dir"), "steps": out.get("steps"),
+    print(json.dumps({"method": args.method, "model": str(checkpoint_path(args.out, out)), "steps": out.get("steps"),
                       "train_loss": out.get("train_loss")}))
     return 0
 

@@ -163,7 +163,7 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
         done = Layout(loop_dir(layout, entry.name, seed)).loop_json
         done_before = done.is_file() and len(io.read_json(done)["rounds"]) == sub.loop.rounds
         rounds = loop.run(sub, loop_dir(layout, entry.name, seed))["rounds"]
-        checkpoint = rounds[-1]["checkpoint"]
+        checkpoint = str(loop_dir(layout, entry.name, seed) / rounds[-1]["checkpoint"])  # relative to the loop folder
         steps = sub.train.max_steps * (len(rounds) if sub.loop.retrain == "last" else 1)  # the last student's
         trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": steps}}
         extra = {"curated": rounds[-1]["train_examples"], "rounds": len(rounds)}

@@ -24,11 +24,11 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from .errors import InputError, OutputError
-from .layout import MANIFEST
+from .layout import MANIFEST, ROOT_FILES
 from .records import Problem, from_dict, to_dict
 
 T = TypeVar("T")
@@ -279,17 +279,49 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def hash_inputs(paths: Iterable[str | Path]) -> dict[str, str]:
+def file_key(path: str | Path, base: str | Path | None = None, root: str | Path | None = None) -> str:
+    """How a manifest names ``path``: relative to ``base`` (the stage folder, ``../problems/train.jsonl``)
+    when it lies inside the run folder ``root`` (default: :func:`run_root` of ``base``, else the folder
+    above ``base``), so a run folder that is moved, copied or addressed from another working
+    directory keeps its names; a file outside (a user's data, a prompt template) by its absolute path.
+    Without ``base``, the path as given."""
+    if base is None:
+        return str(path)
+    base = os.path.abspath(base)
+    root = os.path.abspath(root if root is not None else run_root(base) or os.path.dirname(base))
+    path = os.path.abspath(path)
+    inside = os.path.relpath(path, root)
+    if inside == ".." or inside.startswith("../"):
+        return Path(path).as_posix()
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def hash_inputs(paths: Iterable[str | Path], base: str | Path | None = None) -> dict[str, str]:
+    """``{name: sha256}`` of every file of ``paths`` in the order given (a folder: its files in name
+    order, dot files left out), named by :func:`file_key` relative to ``base``."""
+    root = None if base is None else run_root(base) or Path(os.path.abspath(base)).parent
     out = {}
     for p in paths:
         p = Path(p)
         if p.is_file():
-            out[str(p)] = sha256_file(p)
+            out[file_key(p, base, root)] = sha256_file(p)
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file() and not f.name.startswith("."):
-                    out[str(f)] = sha256_file(f)
+                    out[file_key(f, base, root)] = sha256_file(f)
     return out
+
+
+def same_files(recorded: Any, current: dict[str, str]) -> bool:
+    """Whether a manifest's ``recorded`` hashes name the same files as ``current``: in the same order,
+    each with the same file name and sha256. Only the last part of a name counts, so a manifest that
+    named its files relative to another folder or working directory (one written before names were
+    relative to the stage folder, or one in a run folder since moved) is recognised by its contents."""
+    if not isinstance(recorded, dict):
+        return False
+    def signature(hashes: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(PurePosixPath(str(k).replace("\\", "/")).name, v) for k, v in hashes.items()]
+    return signature(recorded) == signature(current)
 
 
 _VERSIONED = ("reasondistill", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
@@ -315,15 +347,18 @@ def peak_rss_mb() -> float:
 
 def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict[str, str],
                    outputs: dict[str, Any], started: float, extra: dict[str, Any] | None = None) -> dict:
-    """Record what produced this stage's outputs. Written last: its presence marks the stage done."""
+    """Record what produced this stage's outputs. Written last: its presence marks the stage done.
+
+    ``inputs`` (from :func:`hash_inputs`) and ``output_hashes`` name files relative to ``out_dir``,
+    so nothing in the manifest depends on where the run folder is or how it was addressed."""
     out_dir = Path(out_dir)
     manifest = {
         "stage": stage,
         "config": config,
-        "config_hash": sha256_json(config),
+        "config_hash": config_hash(config, out_dir),
         "inputs": inputs,
         "outputs": outputs,
-        "output_hashes": hash_inputs(out_dir / name for name in outputs.get("files", [])),
+        "output_hashes": output_hashes(out_dir, outputs),
         "versions": library_versions(),
         "peak_rss_mb": peak_rss_mb(),  # of the process so far: the report's run_cost takes the max
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -338,23 +373,104 @@ def write_manifest(out_dir: str | Path, *, stage: str, config: Any, inputs: dict
     return manifest
 
 
+def output_hashes(out_dir: str | Path, outputs: dict[str, Any]) -> dict[str, str]:
+    """The hashes of the files ``outputs["files"]`` names, inside ``out_dir`` (the stage folder)."""
+    return hash_inputs((Path(out_dir) / name for name in outputs.get("files") or []), out_dir)
+
+
+def run_root(out_dir: str | Path) -> Path | None:
+    """The run folder a stage folder belongs to: the nearest folder at or above ``out_dir`` holding
+    a run's ``recipe.yaml`` (``None`` for a stage run alone, outside any run folder)."""
+    out_dir = Path(os.path.abspath(out_dir))
+    return next((d for d in (out_dir, *out_dir.parents) if (d / ROOT_FILES["recipe_file"]).is_file()), None)
+
+
+def _within_run(config: Any, root: Path | None) -> Any:
+    """``config`` with every string naming an existing path inside the run folder ``root`` (a loop
+    round's or a compare entry's starting checkpoint) written as ``{run}/<path relative to root>``,
+    so the config means the same wherever the run folder is and however it was addressed."""
+    if root is None:
+        return config
+    if isinstance(config, dict):
+        return {k: _within_run(v, root) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_within_run(v, root) for v in config]
+    if isinstance(config, str) and "/" in config and "\n" not in config and len(config) < 4096 \
+            and os.path.exists(config):
+        rel = os.path.relpath(os.path.abspath(config), root)
+        if rel != ".." and not rel.startswith("../"):
+            return "{run}/" + Path(rel).as_posix()
+    return config
+
+
+def config_hash(config: Any, out_dir: str | Path) -> str:
+    """The hash a stage's config is recognised by: of ``config`` with the paths inside the run
+    folder made relative to it (:func:`_within_run`)."""
+    return sha256_json(_within_run(config, run_root(out_dir)))
+
+
+# model identities as recorded before they came from content: {current: earlier} (see models.resolve)
+_EARLIER_IDENTITIES: dict[str, str] = {}
+
+
+def earlier_identity(current: str, earlier: str) -> None:
+    """Note that manifests written before may name the model ``current`` as ``earlier``, so a
+    finished stage keyed on ``earlier`` is still recognised (and its manifest rewritten)."""
+    if current != earlier:
+        _EARLIER_IDENTITIES[current] = earlier
+
+
+def _config_matches(recorded: Any, config: Any, out_dir: Path) -> bool:
+    """``recorded`` is the hash of ``config`` (:func:`config_hash`, or of ``config`` as given, as
+    manifests recorded it before), or of either with the model identities as they were spelled
+    before (:func:`earlier_identity`)."""
+    for form in (_within_run(config, run_root(out_dir)), config):
+        text = json.dumps(form, sort_keys=True, default=str)
+        if recorded == hashlib.sha256(text.encode()).hexdigest():
+            return True
+        spelled = text
+        for current, earlier in _EARLIER_IDENTITIES.items():
+            spelled = spelled.replace(current, earlier)
+        if spelled != text and recorded == hashlib.sha256(spelled.encode()).hexdigest():
+            return True
+    return False
+
+
 def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str]) -> dict | None:
-    """The manifest of a finished stage whose config and inputs match, else ``None``."""
-    path = Path(out_dir) / MANIFEST
+    """The manifest of a finished stage whose config and inputs match, else ``None``.
+
+    Inputs match by content (:func:`same_files`) and outputs are checked against the files in
+    ``out_dir`` itself, so a moved or copied run folder is reused (and validated against its own
+    files, not the ones it was copied from). A manifest recognised only through its older form
+    (paths as typed, an earlier model identity) is rewritten in the current form."""
+    out_dir = Path(out_dir)
+    path = out_dir / MANIFEST
     if not path.exists():
         return None
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if m.get("config_hash") != sha256_json(config) or m.get("inputs") != inputs:
+    if not isinstance(m, dict) or not _config_matches(m.get("config_hash"), config, out_dir):
+        return None
+    if not same_files(m.get("inputs"), inputs):
         return None
     if (m.get("outputs") or {}).get("n_errors"):  # some outputs failed (a teacher request): retry those
         return None
-    for rel, digest in m.get("output_hashes", {}).items():
-        p = Path(rel)
-        if not p.exists() or sha256_file(p) != digest:
-            return None
+    outputs = output_hashes(out_dir, m.get("outputs") or {})
+    if not same_files(m.get("output_hashes") or {}, outputs):
+        return None
+    changed = {k: v for k, v in (("inputs", inputs), ("output_hashes", outputs)) if m.get(k) != v}
+    if m.get("config_hash") != (current := config_hash(config, out_dir)):
+        changed.update(config=config, config_hash=current)
+    if changed:
+        m.update(changed)
+        try:  # a read-only run folder is still reused; it is only not migrated
+            write_json(path, m)
+            log.info("%s: recognised by content; rewrote it in the current form (files named relative to "
+                     "its folder, content identities)", path)
+        except (OSError, OutputError) as e:
+            log.debug("%s: cannot rewrite the manifest (%s)", path, e)
     return m
 
 
@@ -362,14 +478,14 @@ def cached_stage(out_dir: str | Path, *, stage: str, config: Any, inputs: Iterab
                  body: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:
     """The skip-if-finished / run / write-manifest step every stage shares.
 
-    When ``out_dir`` holds a manifest for the same ``config`` and input hashes whose outputs
+    When ``out_dir`` holds a manifest for the same ``config`` and input contents whose outputs
     are intact, that manifest is returned with ``this_run = {"skipped": True}`` and ``body``
     never runs (no model is loaded), unless its ``outputs`` count ``n_errors`` (failed teacher
     requests, which the sample cache does not keep): then it runs again. Otherwise ``body()``
     writes the outputs and returns the manifest's ``outputs`` (``files`` lists the ones to
     hash); the manifest is written last, so an interrupted stage is never taken for a finished one.
     """
-    hashes = hash_inputs(inputs)
+    hashes = hash_inputs(inputs, out_dir)
     done = completed_manifest(out_dir, config, hashes)
     if done is not None:
         log.info("%s: %s is up to date, reusing it", stage, out_dir)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -133,6 +134,17 @@ def teacher_label(recipe: Recipe) -> str:
     return recipe.teacher.label
 
 
+def within(spec: str, root: Path) -> str:
+    """``spec`` for the round table: a path inside the loop folder (an earlier round's checkpoint)
+    relative to it, so ``loop.json`` reads the same wherever the folder is and however it was named."""
+    path = Path(spec)
+    if path.exists():
+        rel = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root)))
+        if rel.parts[:1] != ("..",):
+            return rel.as_posix()
+    return spec
+
+
 def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool: Any) -> dict[str, Any]:
     """One round (see the module docstring); its table row."""
     from .registry import load
@@ -143,7 +155,8 @@ def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool:
     student = str(previous) if previous is not None else recipe.train.student
     picked, row = pick(recipe, root, r, student)
     skipped = [row.pop("skipped")]
-    row = {"round": r, "teacher": teacher_label(sub), "start": sub.train.student, **row}
+    row = {"round": r, "teacher": within(teacher_label(sub), root.root), "start": within(sub.train.student, root.root),
+           **row}
     if row["problems_picked"] == 0:
         return {**row, "stopped": "no training problem in loop.pick_band", "wall_seconds": time.time() - started}
     data = Layout(folder).override(files={"train_problems": picked, "eval_problems": root.eval_problems})
@@ -160,7 +173,7 @@ def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool:
     load("reasondistill.report:run")(sub, Layout(folder))
     after = io.read_json(Layout(folder).eval_file("student_after", "summary"))
     row.update(traces_added=added, train_examples=n_train, accuracy=after["accuracy"], ci95=after["ci95"],
-               n_eval=after.get("n"), checkpoint=str(Layout(folder).checkpoint),
+               n_eval=after.get("n"), checkpoint=Layout(folder).checkpoint.relative_to(root.root).as_posix(),
                wall_seconds=round(time.time() - started, 1))
     stats = folder / "round.json"
     if all(skipped) and stats.is_file():  # nothing ran again: keep the figures measured when it ran
@@ -196,7 +209,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
                 log.warning("loop: stopping at %s", stopped)
                 break
             rows.append(row)
-            previous = Path(row["checkpoint"])
+            previous = root.root / row["checkpoint"]  # recorded relative to the loop folder
     first = round_dir(root.root, 1)
     before = Layout(first).eval_file("student_before", "summary")
     base = io.read_json(before) if before.is_file() else None

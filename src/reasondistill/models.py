@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import io
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,48 @@ def _file_identity(path: Path) -> str:
     return hashlib.sha256(f"{path.name}:{st.st_size}".encode()).hexdigest()[:16]
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of ``path``, cached by (absolute path, size, mtime) in ``<cache>/weight_hashes.json``:
+    a model's weights are read once, not at every run. The cache only saves the reading; the
+    digest itself comes from the bytes, so a copy or a rewrite with the same bytes gets the same one."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    cache_path = cache_root() / "weight_hashes.json"
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    if isinstance(cache.get(key), str):
+        return cache[key]
+    digest = io.sha256_file(path)
+    cache[key] = digest
+    try:  # a read-only cache only costs a re-hash next time
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, cache_path)
+    except OSError:
+        pass
+    return digest
+
+
+def folder_digest(config: Path, weights: list[Path]) -> str:
+    """A model folder's identity digest, from content only: its ``config.json`` and each weight
+    file's name and sha256. A checkpoint retrained to the same bytes, copied or moved keeps it."""
+    parts = [config.read_bytes()] + [f"{w.name}:{file_sha256(w)}\n".encode() for w in weights]
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
+
+
+def earlier_digest(config: Path, weights: list[Path]) -> str:
+    """The digest identities had before they came from content (sizes and modification times),
+    so stages finished under it are still recognised (``io.earlier_identity``)."""
+    return hashlib.sha256(config.read_bytes() + b"".join(
+        f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}".encode() for w in weights)).hexdigest()[:16]
+
+
 def resolve(spec: str) -> ModelRef:
     """Turn a recipe's model spec into a loadable path.
 
@@ -85,9 +128,9 @@ def resolve(spec: str) -> ModelRef:
                 f".save_pretrained('{p}')")
         if not cfg.exists():
             raise ConfigError(f"model folder {p} has no config.json")
-        ident = hashlib.sha256(cfg.read_bytes() + b"".join(
-            f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}".encode() for w in weights)).hexdigest()[:16]
-        return ModelRef(spec, str(p), f"{p.name}@{ident}")
+        ident = f"{p.name}@{folder_digest(cfg, weights)}"
+        io.earlier_identity(ident, f"{p.name}@{earlier_digest(cfg, weights)}")
+        return ModelRef(spec, str(p), ident)
     if p.exists():
         raise ConfigError(f"model '{spec}' is a file, not a model folder; give the folder that holds "
                           "config.json and *.safetensors, a .gguf file, or a packaged model name")

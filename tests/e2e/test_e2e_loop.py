@@ -96,7 +96,7 @@ def test_loop_scratch_and_self_teach(tmp_path, tiny_model_dir):
     gen1, gen2 = manifest(out / "round-1" / "generate"), manifest(out / "round-2" / "generate")
     assert "dummy" in json.dumps(gen1["config"]) and ckpt1 not in json.dumps(gen1["config"])
     assert ckpt1 in json.dumps(gen2["config"])  # round 1's student is round 2's teacher
-    assert result["rounds"][1]["teacher"] == ckpt1
+    assert result["rounds"][1]["teacher"] == "round-1/train/model"  # relative to the loop folder
 
 
 def test_loop_rejects_objectives_without_a_curated_union(tmp_path, tiny_model_dir):

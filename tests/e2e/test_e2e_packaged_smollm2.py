@@ -21,7 +21,7 @@ def test_default_recipe_shrunken_with_real_model(tmp_path, smollm2_dir, capsys):
     model_dir = out / "train" / "model"
     assert (model_dir / "model.safetensors").exists() and (model_dir / "tokenizer.json").exists()
     train_manifest = json.loads((out / "train" / "manifest.json").read_text())
-    assert train_manifest["inputs"] == {str(out / "curate" / "train.jsonl"): sha256_file(out / "curate" / "train.jsonl")}
+    assert train_manifest["inputs"] == {"../curate/train.jsonl": sha256_file(out / "curate" / "train.jsonl")}
     assert train_manifest["outputs"]["steps"] == 2
     after = [json.loads(line) for line in (out / "eval" / "student_after" / "samples.jsonl").read_text().splitlines()]
     assert len(after) == 6 and all(s["model"] == "student_after" for s in after)
@@ -44,6 +44,7 @@ def test_default_recipe_shrunken_with_real_model(tmp_path, smollm2_dir, capsys):
                ("eval/student_after", "problems/eval.jsonl")]
     for stage, upstream in lineage:
         inputs = json.loads((out / stage / "manifest.json").read_text())["inputs"]
-        assert inputs[str(out / upstream)] == sha256_file(out / upstream), (stage, upstream)
+        key = "../" * stage.count("/") + "../" + upstream  # named relative to the stage folder
+        assert inputs[key] == sha256_file(out / upstream), (stage, upstream)
     for name in ("report.md", "report.html"):
         assert (out / name).stat().st_size > 500

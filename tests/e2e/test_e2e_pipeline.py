@@ -41,13 +41,13 @@ def test_pipeline_tiny_end_to_end_and_rerun(tmp_path, tiny_model_dir):
 
     # lineage: each stage's manifest names the hash of the file the previous stage wrote
     problems_hash = sha256_file(out / "problems" / "train.jsonl")
-    assert gen["inputs"][str(out / "problems" / "train.jsonl")] == problems_hash
+    assert gen["inputs"]["../problems/train.jsonl"] == problems_hash  # named relative to the stage folder
     ver = json.loads((out / "verify" / "manifest.json").read_text())
-    assert ver["inputs"][str(out / "generate" / "traces.jsonl")] == sha256_file(out / "generate" / "traces.jsonl")
+    assert ver["inputs"]["../generate/traces.jsonl"] == sha256_file(out / "generate" / "traces.jsonl")
     cur = json.loads((out / "curate" / "manifest.json").read_text())
-    assert cur["inputs"][str(out / "verify" / "verdicts.jsonl")] == sha256_file(out / "verify" / "verdicts.jsonl")
+    assert cur["inputs"]["../verify/verdicts.jsonl"] == sha256_file(out / "verify" / "verdicts.jsonl")
     tr = json.loads((out / "train" / "manifest.json").read_text())
-    assert tr["inputs"][str(out / "curate" / "train.jsonl")] == sha256_file(out / "curate" / "train.jsonl")
+    assert tr["inputs"]["../curate/train.jsonl"] == sha256_file(out / "curate" / "train.jsonl")
     for m in (gen, ver, cur, tr):
         assert m["versions"]["torch"].startswith("2.13") and m["wall_seconds"] >= 0 and m["config"]
 
@@ -68,7 +68,7 @@ def test_pipeline_dispatches_preference_objective_on_pairs(tmp_path, tiny_model_
     pairs = (out / "pairs" / "pairs.jsonl").read_text().splitlines()
     assert pairs and all({"prompt", "chosen", "rejected"} <= set(json.loads(p)) for p in pairs)
     manifest = json.loads((out / "train" / "manifest.json").read_text())
-    assert manifest["inputs"] == {str(out / "pairs" / "pairs.jsonl"): sha256_file(out / "pairs" / "pairs.jsonl")}
+    assert manifest["inputs"] == {"../pairs/pairs.jsonl": sha256_file(out / "pairs" / "pairs.jsonl")}
     assert report["student_after"]["n"] == 8
 
 

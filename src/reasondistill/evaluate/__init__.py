@@ -55,7 +55,7 @@ def evaluate_teacher(recipe: Any, layout: Layout, pool: BackendPool) -> dict:
     identity = cache_identity(teacher, pool.identity(teacher))
     out = layout.eval_dir("teacher")
     config = eval_config(recipe.eval, recipe.verify, "teacher", identity, prefix)
-    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems]))) is not None:
+    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems], out))) is not None:
         return {**done, "this_run": {"skipped": True}}
     backend = pool.get(teacher)
     cache = SampleCache(recipe.generate.cache_dir or models.cache_root() / "samples",
@@ -79,7 +79,7 @@ def evaluate_model(recipe: Any, spec: str, name: str, layout: Layout) -> dict:
     task_prefix = prefixes.get(recipe.eval.task) if prefixes else None
     out = layout.eval_dir(name)
     config = eval_config(recipe.eval, recipe.verify, name, ref.identity, task_prefix=task_prefix)
-    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems]))) is not None:
+    if (done := io.completed_manifest(out, config, io.hash_inputs([layout.eval_problems], out))) is not None:
         return {**done, "this_run": {"skipped": True}}
     backend = backend_class("transformers")(spec, dtype=recipe.eval.dtype, device=recipe.eval.device,
                                             batch_size=recipe.eval.batch_size,

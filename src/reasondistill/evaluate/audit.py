@@ -59,15 +59,20 @@ def audit(problems: Sequence[Problem], samples: Sequence[EvalSample],
 
 
 def problems_path_of(eval_dir: Path, summary: dict[str, Any]) -> Path:
-    """The problem file an evaluation read: from its settings, else its manifest's inputs."""
-    recorded = ((summary.get("settings") or {}).get("problems") or {}).get("path")
-    if recorded and Path(recorded).is_file():
-        return Path(recorded)
+    """The problem file an evaluation read: its manifest's input (named relative to ``eval_dir``;
+    an older manifest's name as typed is tried too), else the path its settings recorded. A file
+    found is only taken when its sha256 is the one recorded, so a moved run folder finds its own."""
+    recorded = (summary.get("settings") or {}).get("problems") or {}
+    candidates: list[tuple[Path, str | None]] = []
     manifest = eval_dir / MANIFEST
     if manifest.is_file() and isinstance(m := io.read_json(manifest), dict):
-        for path in (m.get("inputs") or {}):
-            if Path(path).is_file():
-                return Path(path)
+        for name, digest in (m.get("inputs") or {}).items():
+            candidates += [(eval_dir / name, digest), (Path(name), digest)]
+    if recorded.get("path"):
+        candidates.append((Path(recorded["path"]), recorded.get("sha256")))
+    for path, digest in candidates:
+        if path.is_file() and (digest is None or io.sha256_file(path) == digest):
+            return path
     raise InputError("cannot find the problems this evaluation read (none recorded exists); pass --problems",
                      file=eval_dir)
 
@@ -96,8 +101,6 @@ def audit_dir(eval_dir: str | Path, *, problems_path: str | Path | None = None,
         if EVAL_FILES["audit"] not in files:
             files.append(EVAL_FILES["audit"])
             m.setdefault("outputs", {})["files"] = files
-        hashes = m.get("output_hashes") or {}
-        base = Path(next(iter(hashes))).parent if hashes else eval_dir  # keep the paths as first recorded
-        m["output_hashes"] = io.hash_inputs(base / name for name in files)
+        m["output_hashes"] = io.output_hashes(eval_dir, {"files": files})
         io.write_json(manifest_path, m)
     return counts

@@ -47,7 +47,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
         cfg = backend_config(recipe)
         identity = owned.identity(cfg)
         key = runner.eval_config(eval_config(gen.probe), recipe.verify, gen.probe.model, identity)
-        if (done := io.completed_manifest(out, key, io.hash_inputs([layout.train_problems]))) is not None:
+        if (done := io.completed_manifest(out, key, io.hash_inputs([layout.train_problems], out))) is not None:
             return {**done, "this_run": {"skipped": True}}
         backend = owned.get(cfg)
         cache = SampleCache(gen.cache_dir or models.cache_root() / "samples", backend.identity)

@@ -20,15 +20,14 @@ Comparing two scores (:mod:`.compare_scores`) requires every setting to match ex
 live in two places; its hash must match).
 
 Weight hashes are full sha256s of the weight files, cached by path, size and mtime in
-``<cache>/weight_hashes.json``, so a model is hashed once, not at every evaluation.
+``<cache>/weight_hashes.json`` (:func:`reasondistill.models.file_sha256`), so a model is hashed
+once, not at every evaluation; the hash itself is of the bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,34 +55,7 @@ def _sha256_text(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _cache_file() -> Path:
-    return models.cache_root() / "weight_hashes.json"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of ``path``, cached by (absolute path, size, mtime): a model is hashed once."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
-    cache_path = _cache_file()
-    try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
-    if isinstance(cache.get(key), str):
-        return cache[key]
-    digest = io.sha256_file(path)
-    cache[key] = digest
-    try:  # a read-only cache only costs a re-hash next time
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, cache_path)
-    except OSError:
-        pass
-    return digest
+file_sha256 = models.file_sha256  # cached by (absolute path, size, mtime): a model is hashed once
 
 
 def weights_sha256(spec: str) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..metrics import gap_recovered, gap_recovered_interval, paired_bootstrap
 from ..io import read_json, read_records, write_json
-from ..layout import MANIFEST, Layout
+from ..layout import FILES, MANIFEST, Layout
 from ..records import EvalSample
 from . import html, markdown
 from .format import MODELS
@@ -228,7 +228,8 @@ def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str,
         out["objective"] = {**_pick(t[0], "method", "student", "objective", "lora", "epochs", "max_steps",
                                     "learning_rate", "batch_size"),
                             **_pick(t[1], "steps", "train_loss", "n_examples")}
-        out["checkpoint"] = t[1].get("model_dir")
+        if t[1].get("model_dir"):  # relative to the run folder (the report sits there), wherever it was trained
+            out["checkpoint"] = f"{FILES['checkpoint'][0]}/{Path(t[1]['model_dir']).name}"
     after = summaries.get("student_after")
     if after:
         out["score"] = {"model": "student_after", **_pick(after, "accuracy", "ci95", "n")}

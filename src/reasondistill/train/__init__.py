@@ -96,7 +96,8 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
     manifest = load(obj.run)(train_cfg, cfg, data, out_dir, context=context)
     if obj.prompts:  # the checkpoint carries how it is to be asked; evaluation reads it back
         from ..models import record_task_prefixes
-        record_task_prefixes(manifest["outputs"]["model_dir"], dict(load(obj.prompts)(cfg)))
+        from .base import checkpoint_path
+        record_task_prefixes(checkpoint_path(out_dir, manifest["outputs"]), dict(load(obj.prompts)(cfg)))
     return manifest
 
 

@@ -355,12 +355,20 @@ def first_last(history: list[dict[str, Any]], key: str, name: str | None = None)
 def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str, Any]], *, method: str,
            outputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The save-run step: ``out_dir/model`` (safetensors, atomically) and ``loss.jsonl``; returns the
-    manifest's ``outputs`` (the objective's own ``outputs`` after the shared keys)."""
+    manifest's ``outputs`` (the objective's own ``outputs`` after the shared keys). ``model_dir`` is
+    relative to ``out_dir`` (:func:`checkpoint_path` reads it back), so a moved run still finds it."""
     out_dir = Path(out_dir)
-    path = save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
+    save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
     io.write_jsonl(out_dir / LOSS_LOG, history)
-    return {"files": [LOSS_LOG], "model_dir": str(path), "method": method, "steps": result.global_step,
+    return {"files": [LOSS_LOG], "model_dir": MODEL_DIR, "method": method, "steps": result.global_step,
             "train_loss": result.training_loss, **first_last(history, "loss"), **(outputs or {})}
+
+
+def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
+    """The checkpoint a train folder's manifest ``outputs`` name, inside ``out_dir``. ``model_dir``
+    is relative to the train folder; older manifests recorded the path as it was typed then (maybe
+    relative to another working directory), whose last part is the same folder name."""
+    return Path(out_dir) / Path(outputs.get("model_dir") or MODEL_DIR).name
 
 
 TrainResult = tuple[Any, Any, Any, list[dict[str, Any]], dict[str, Any]]  # (model, tokenizer, result, history, info)
@@ -380,7 +388,7 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
     from .launch import rank
 
     if rank() > 0:  # under `--launch`: train alongside rank 0, which alone writes checkpoint, log and manifest
-        done = io.completed_manifest(out_dir, config, io.hash_inputs(inputs))
+        done = io.completed_manifest(out_dir, config, io.hash_inputs(inputs, out_dir))
         if done is not None:  # every rank sees the same finished run and skips it
             return {**done, "this_run": {"skipped": True}}
         _, _, result, history, _ = train()

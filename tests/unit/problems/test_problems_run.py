@@ -40,7 +40,7 @@ def test_run_file_source_writes_splits_and_manifest(tmp_path):
     assert (len(train), len(evals)) == (4, 3)
     assert m["stage"] == "problems" and m["config"] == dataclasses.asdict(cfg)
     assert m["outputs"] == {"files": ["train.jsonl", "eval.jsonl"], "n_train": 4, "n_eval": 3, "skipped": {}}
-    assert list(m["inputs"]) == [str(FIXTURES / "mini.jsonl")]
+    assert list(m["inputs"]) == [str(FIXTURES / "mini.jsonl")]  # outside the run folder: its absolute path
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["config_hash"] == m["config_hash"]
 
 

@@ -168,7 +168,7 @@ def test_lineage_from_the_manifests(tmp_path):
     assert lin["filters"]["policies"] == ["errored", "truncated", "correct", "duplicate", "over_cap"]
     assert lin["filters"]["dropped"] == {"truncated": 20, "duplicate": 7} and lin["filters"]["kept"] == 23
     assert lin["objective"]["method"] == "sft" and lin["objective"]["steps"] == 10
-    assert lin["checkpoint"] == str(layout.checkpoint)
+    assert lin["checkpoint"] == "train/model"  # relative to the run folder, where the report is
     assert lin["score"]["accuracy"] == pytest.approx(0.6) and lin["verify"] is None and lin["pairs"] is None
     json.dumps(r)
     write_report(layout.root, r, ["md", "html"])

@@ -107,7 +107,7 @@ def test_finish_writes_checkpoint_and_loss_log_atomically(tmp_path, student, tok
     result = SimpleNamespace(global_step=2, training_loss=1.75)
     out = base.finish(tmp_path / "run", model, tok, result, history, method="m", outputs={"n_examples": 4})
     model_dir = tmp_path / "run" / base.MODEL_DIR
-    assert out == {"files": ["loss.jsonl"], "model_dir": str(model_dir), "method": "m", "steps": 2,
+    assert out == {"files": ["loss.jsonl"], "model_dir": "model", "method": "m", "steps": 2,
                    "train_loss": 1.75, "first_loss": 2.0, "last_loss": 1.5, "n_examples": 4}
     assert [json.loads(line) for line in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()] == history
     assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
