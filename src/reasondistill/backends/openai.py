@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError, ReasondistillError
+from ..config import check_url
+from ..errors import ConfigError, ReasondistillError, ServiceError
+from .secrets import mask, mask_bytes, register
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,7 @@ class OpenAIOptions:
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"teacher.options.endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"teacher.options.base_url must start with http:// or https://, got {self.base_url!r}")
+        check_url("teacher.options.base_url", self.base_url)
         if self.timeout_s <= 0:
             raise ConfigError("teacher.options.timeout_s must be > 0")
         if self.max_retries < 0:
@@ -392,6 +393,7 @@ class OpenAIBackend(Backend):
         import httpx2
 
         opts = self.options
+        shown = public_url(url)
         attempt = 0
         while True:
             attempt += 1
@@ -399,25 +401,29 @@ class OpenAIBackend(Backend):
             try:
                 async with session.gate:
                     response = await asyncio.wait_for(session.client.post(url, json=body), opts.timeout_s)
+                # masked before anything reads, cuts or stores it: a key cut in half is no longer found
+                content = mask_bytes(response.content, self._key, generic=response.status_code != 200)
                 if response.status_code == 200:
                     try:
-                        return parse(response.content), "", attempt
+                        return parse(content), "", attempt
                     except BadResponse as e:
                         problem, retry = f"bad response: {e}", True
                 else:
                     status = response.status_code
-                    problem = f"HTTP {status}: {_error_message(response.content)}"
+                    problem = f"HTTP {status} from {shown}: {_error_message(content)}"
+                    if status in (401, 403):
+                        problem += " (check the key: teacher.options.api_key_env)"
                     retry = status in RETRY_STATUSES or status >= 500
                     retry_after = parse_retry_after(response.headers)
             except (TimeoutError, httpx2.TimeoutException):
-                problem, retry = f"timed out after {opts.timeout_s:g} s", True
+                problem, retry = f"{shown} timed out after {opts.timeout_s:g} s (teacher.options.timeout_s)", True
             except (httpx2.TransportError, httpx2.DecodingError) as e:
-                problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
+                problem, retry = _transport_problem(shown, e), True
+            problem = self._scrub(problem)
             if not retry or attempt > opts.max_retries:
-                return None, self._scrub(problem), attempt
+                return None, problem, attempt
             wait = self._wait(attempt, retry_after)
-            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, what, attempt,
-                      self._scrub(problem), wait)
+            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, what, attempt, problem, wait)
             await asyncio.sleep(wait)
 
     def _wait(self, attempt: int, retry_after: float | None) -> float:
@@ -430,9 +436,7 @@ class OpenAIBackend(Backend):
 
     def _scrub(self, text: str) -> str:
         """Error text comes from the server; some echo the key back. It never leaves here."""
-        if self._key:
-            text = text.replace(self._key, "***")
-        return text
+        return mask(text, self._key)
 
     # ---- answers ----
 
@@ -482,6 +486,7 @@ def _read_key(env: str | None) -> str | None:
     key = os.environ.get(env)
     if not key:
         raise ConfigError(f"teacher.options.api_key_env names the environment variable {env}, which is not set")
+    register(key)  # masked from every error line and log record of this process from now on
     return key
 
 
@@ -572,6 +577,19 @@ def _error_message(content: bytes) -> str:
     return _snippet(content)
 
 
+def public_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part (for messages and identities)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
+
+
+def _transport_problem(url: str, e: Exception) -> str:
+    """A failed connection, naming the URL (``connection refused`` means nothing listens there)."""
+    what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return f"cannot reach {url} ({what}); check teacher.options.base_url and that the server is up"
+
+
 def _snippet(content: bytes, limit: int = 200) -> str:
-    text = content.decode("utf-8", errors="replace").strip()
+    """The start of a body, credentials masked first (a key across the cut would survive it)."""
+    text = mask(content.decode("utf-8", errors="replace")).strip()
     return text if len(text) <= limit else text[:limit] + "..."
