@@ -154,6 +154,22 @@ def test_a_gguf_without_the_magic_bytes_is_an_input_error_naming_the_file(cli, t
     assert str(bad) in line and "not a GGUF file" in line
 
 
+@pytest.mark.parametrize("content", [b"not a gguf at all", b""], ids=["text", "empty"])
+def test_a_llamacpp_teacher_gguf_without_the_magic_bytes_is_an_input_error(cli, tmp_path, monkeypatch, content):
+    from tests import fake_llama_cpp
+
+    fake_llama_cpp.install(monkeypatch)
+    problems = write_jsonl(tmp_path / "problems.jsonl", problem_rows(1))
+    bad = tmp_path / "teacher.gguf"
+    bad.write_bytes(content)
+    rc, _, err = cli("generate", "--problems", problems, "--out", tmp_path / "gen", "teacher.backend=llamacpp",
+                     f"teacher.model={bad}")
+    assert rc == 2
+    line = error_line(err)
+    assert str(bad) in line and "not a GGUF file" in line
+    assert not (tmp_path / "gen").exists()
+
+
 # --- 3. a dead Ray address fails in bounded time -------------------------------------------------
 
 
@@ -190,6 +206,39 @@ def test_a_listener_that_is_not_ray_times_out_naming_the_option(tmp_path):
     line = error_line(proc.stderr)
     assert f"generate.ray.address=127.0.0.1:{port}" in line and "connect_timeout_s=3" in line
     assert wall < 45, wall
+
+
+def test_a_server_that_never_accepts_fails_after_the_connect_timeout(cli, tmp_path):
+    """A host that takes no connections (a full accept queue, a firewall dropping SYNs): every
+    request gives up after teacher.options.connect_timeout_s, not the 120 s request limit."""
+    import socket
+
+    problems = write_jsonl(tmp_path / "problems.jsonl", problem_rows(2))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(4):  # fill the accept queue: later SYNs are dropped, connects hang
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            queued.append(c)
+        url = f"http://127.0.0.1:{port}/v1"
+        started = time.monotonic()
+        rc, _, err = cli("generate", "--problems", problems, "--out", tmp_path / "gen",
+                         f"generate.cache_dir={tmp_path / 'c'}",
+                         *openai_teacher(url, "teacher.options.connect_timeout_s=0.5", "teacher.options.max_retries=0"))
+        wall = time.monotonic() - started
+        for c in queued:
+            c.close()
+    assert rc == 1, err
+    line = error_line(err)
+    assert f"cannot reach {url}" in line and "teacher.options.connect_timeout_s" in line
+    assert wall < 20, wall
 
 
 # --- 4. runs that produce nothing usable fail, partial failures are counted ----------------------
@@ -330,3 +379,55 @@ def test_generate_counts_prompts_longer_than_the_teacher_context(cli, short_cont
     assert rc == 0, err
     assert json.loads(out.strip().splitlines()[-1])["n_over_context"] == 1
     assert "p1 (" in caplog.text and "longer than the model's context of 64 tokens" in caplog.text
+
+
+# --- 5. a Ray replica that dies with no retries left ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_replica_dying_with_no_retries_left_is_an_environment_failure_and_resumes(cli, fake_openai, tmp_path):
+    """``generate.ray.max_retries=0`` and a replica SIGKILLed mid-batch: exit 1 naming the option
+    (not "unexpected ActorDiedError"); the batches already returned stay cached and the same
+    command, with retries, finishes paying only for the rest."""
+    import os
+    import signal
+    import threading
+
+    ray = pytest.importorskip("ray")
+    psutil = pytest.importorskip("psutil")
+    from tests.unit.generate.test_ray_executor import _replica_holding
+
+    problems = write_jsonl(tmp_path / "problems.jsonl", problem_rows(8))
+    fake_openai.hang_s = 60.0
+    fake_openai.fault("hang", match="What is 5 + 2?", times=1)
+    argv = ["generate", "--problems", problems, "--out", tmp_path / "gen", f"generate.cache_dir={tmp_path / 'c'}",
+            *openai_teacher(fake_openai.url, "teacher.batch_size=2"), "generate.executor=ray",
+            "generate.ray.num_workers=2", "generate.ray.num_cpus=1"]
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.update(
+            zip(("rc", "out", "err"), cli(*argv, "generate.ray.max_retries=0"))))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not (hung := [r for r in fake_openai.log if r.fault == "hang"]):
+            assert time.monotonic() < deadline and worker.is_alive(), "the hung request never arrived"
+            time.sleep(0.1)
+        time.sleep(0.5)  # let the other replica's batches land in the cache
+        os.kill(_replica_holding(hung[0].client), signal.SIGKILL)
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+        assert result["rc"] == 1, result["err"]
+        line = error_line(result["err"])
+        assert "Ray replica died" in line and "generate.ray.max_retries=0" in line
+        assert "error: unexpected" not in result["err"] and "this is a bug" not in result["err"]
+        assert not (tmp_path / "gen" / "traces.jsonl").exists()
+        before = len(fake_openai.log)
+        rc, out, err = cli(*argv)
+        assert rc == 0, err
+        final = json.loads(out.strip().splitlines()[-1])
+        assert final["n_traces"] == 8 and final["n_errors"] == 0
+        assert final["cached_teacher_calls"] > 0 and final["teacher_calls"] == 8 - final["cached_teacher_calls"]
+        assert len(fake_openai.log) - before == final["teacher_calls"]
+    finally:
+        ray.shutdown()

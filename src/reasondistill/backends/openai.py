@@ -70,6 +70,7 @@ class OpenAIOptions:
     endpoint: str = "chat"  # chat (server-side chat template) | completions (plain-text prompt)
     api_key_env: str | None = None  # name of the environment variable holding the API key (never the key)
     timeout_s: float = 120.0  # whole-request limit, connection to last byte
+    connect_timeout_s: float = 10.0  # limit on opening a connection (a dead or firewalled host fails in this time)
     max_retries: int = 4  # further attempts after the first
     backoff_s: float = 0.5  # first retry waits about this long, doubling each time (with jitter)
     max_backoff_s: float = 30.0  # cap on one wait, a Retry-After included
@@ -84,8 +85,8 @@ class OpenAIOptions:
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"teacher.options.endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
         check_url("teacher.options.base_url", self.base_url)
-        if self.timeout_s <= 0:
-            raise ConfigError("teacher.options.timeout_s must be > 0")
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ConfigError("teacher.options.timeout_s and connect_timeout_s must be > 0")
         if self.max_retries < 0:
             raise ConfigError("teacher.options.max_retries must be >= 0")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
@@ -122,7 +123,8 @@ class OpenAIBackend(Backend):
     can_score = True  # where the server answers echo + logprobs on /completions
 
     def __init__(self, model: str, *, base_url: str = OpenAIOptions.base_url, endpoint: str = "chat",
-                 api_key_env: str | None = None, timeout_s: float = 120.0, max_retries: int = 4,
+                 api_key_env: str | None = None, timeout_s: float = 120.0, connect_timeout_s: float = 10.0,
+                 max_retries: int = 4,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, concurrency: int = 8,
                  send_seed: bool = True, token_ids: bool = False, extra_body: dict[str, Any] | None = None,
                  batch_size: int = 32, score_max_tokens: int = 1, score_ids: bool = False) -> None:
@@ -134,7 +136,8 @@ class OpenAIBackend(Backend):
         if client_log.level == logging.NOTSET:  # one INFO line per request would bury the CLI's progress
             client_log.setLevel(logging.WARNING)
         self.options = OpenAIOptions(base_url=base_url, model=model, endpoint=endpoint, api_key_env=api_key_env,
-                                     timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                                     timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                                     max_retries=max_retries, backoff_s=backoff_s,
                                      max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
                                      token_ids=token_ids, extra_body=dict(extra_body or {}),
                                      score_max_tokens=score_max_tokens, score_ids=score_ids)
@@ -172,7 +175,8 @@ class OpenAIBackend(Backend):
     @classmethod
     def from_config(cls, cfg: Any, options: OpenAIOptions) -> OpenAIBackend:
         return cls(options.model or cfg.model, base_url=options.base_url, endpoint=options.endpoint,
-                   api_key_env=options.api_key_env, timeout_s=options.timeout_s, max_retries=options.max_retries,
+                   api_key_env=options.api_key_env, timeout_s=options.timeout_s,
+                   connect_timeout_s=options.connect_timeout_s, max_retries=options.max_retries,
                    backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
                    concurrency=options.concurrency, send_seed=options.send_seed, token_ids=options.token_ids,
                    extra_body=options.extra_body, batch_size=cfg.batch_size,
@@ -346,7 +350,9 @@ class OpenAIBackend(Backend):
         if session is None:
             n = self.options.concurrency
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-            client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.options.timeout_s),
+            timeout = httpx2.Timeout(self.options.timeout_s,
+                                     connect=min(self.options.connect_timeout_s, self.options.timeout_s))
+            client = httpx2.AsyncClient(headers=headers, timeout=timeout,
                                         limits=httpx2.Limits(max_connections=n, max_keepalive_connections=n))
             session = self._sessions[loop] = _Session(client, asyncio.Semaphore(n))
         session.users += 1
@@ -415,6 +421,9 @@ class OpenAIBackend(Backend):
                         problem += " (check the key: teacher.options.api_key_env)"
                     retry = status in RETRY_STATUSES or status >= 500
                     retry_after = parse_retry_after(response.headers)
+            except httpx2.ConnectTimeout:
+                problem, retry = (f"cannot reach {shown}: no connection within {opts.connect_timeout_s:g} s "
+                                  f"(teacher.options.connect_timeout_s); check teacher.options.base_url"), True
             except (TimeoutError, httpx2.TimeoutException):
                 problem, retry = f"{shown} timed out after {opts.timeout_s:g} s (teacher.options.timeout_s)", True
             except (httpx2.TransportError, httpx2.DecodingError) as e:
