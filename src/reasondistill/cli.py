@@ -223,7 +223,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_summary(result, out)
     else:
         print(f"\nrun folder: {out} (stopped after {args.last})")
+    _print_failed_rows(Layout(out), recipe)
     return 0
+
+
+def _print_failed_rows(layout: Layout, recipe: Recipe) -> None:
+    """The rows of this run's generate and evaluate stages whose requests failed, and the most
+    common cause (URL, status, option), as the last lines: the same command retries them."""
+    folders = [("generate", layout.traces.parent)] + [(f"evaluate {m}", layout.eval_dir(m)) for m in recipe.eval.models]
+    for what, folder in folders:
+        try:
+            outputs = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("outputs") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if outputs.get("n_errors"):
+            print(f"  {what}: {outputs.get('errors') or str(outputs['n_errors']) + ' failed rows'}; "
+                  "run the same command to retry them")
 
 
 def _runs_root(args: argparse.Namespace) -> None:

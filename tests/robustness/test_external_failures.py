@@ -257,6 +257,19 @@ def test_a_server_refusing_every_request_fails_the_run_naming_status_and_url(cli
     assert not (out / "generate" / "traces.jsonl").exists() and not (out / "curate").exists()
 
 
+def test_a_run_with_some_failed_rows_ends_with_their_count_and_cause(cli, fake_openai, tmp_path):
+    fake_openai.fault("503", times=1)  # one request fails, with no retry left
+    out = tmp_path / "run"
+    rc, stdout, err = cli("run", "--out", out, "--until", "curate", "problems.source=reasoning_gym",
+                          "problems.task=chain_sum", "problems.n_train=5", "problems.n_eval=2",
+                          f"generate.cache_dir={tmp_path / 'c'}", *openai_teacher(fake_openai.url),
+                          "teacher.options.max_retries=0")
+    assert rc == 0, err
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("  generate: 1 of 5 teacher requests failed: HTTP 503 from " + fake_openai.url), stdout
+    assert last.endswith("run the same command to retry them")
+
+
 def test_a_server_where_nothing_listens_fails_naming_the_url(cli, tmp_path):
     import socket
 
