@@ -407,7 +407,7 @@ def test_a_replica_dying_with_no_retries_left_is_an_environment_failure_and_resu
     import threading
 
     ray = pytest.importorskip("ray")
-    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("psutil")
     from tests.unit.generate.test_ray_executor import _replica_holding
 
     problems = write_jsonl(tmp_path / "problems.jsonl", problem_rows(8))

@@ -12,7 +12,10 @@ it and the generate stage runs again on the next invocation, paying only for tho
 
 The API key is read from the environment variable named by ``api_key_env`` when the backend
 is built; it is sent in the ``Authorization`` header and nowhere else (not in the identity,
-the options, traces, the cache, manifests or error messages).
+the options, traces, the cache, manifests or error messages). A server that echoes it back
+(or any ``Bearer``/``api-key`` value) has it masked in the whole answer body before any part of
+it is read, cut to a snippet or stored (``secrets.py``). Error texts name the URL, the status and
+the option to check; a connection that cannot be opened gives up after ``connect_timeout_s``.
 
 Logprobs (``generate.top_logprobs > 0``) map into the ``Completion.logprobs`` format of the
 transformers backend, per token ``{"id", "logprob", "top": [[id, logprob], ...]}`` plus the
@@ -50,9 +53,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import check_url
-from ..errors import ConfigError, ReasondistillError, ServiceError
-from .secrets import mask, mask_bytes, register
+from ..errors import ConfigError, ReasondistillError
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
+from .secrets import mask, mask_bytes, register
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +166,7 @@ class OpenAIBackend(Backend):
         """``openai:<endpoint>:<model>@<base_url>`` (+ a hash of ``extra_body``), without the key
         or any network call. The key, timeouts, retries and concurrency change no sample."""
         model = options.model or (cfg.model if cfg is not None else "")
-        parts = urlsplit(options.base_url.rstrip("/"))
-        netloc = parts.netloc.rsplit("@", 1)[-1]  # no user:password in an identity
-        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        url = public_url(options.base_url.rstrip("/"))  # no user:password in an identity
         ident = f"openai:{options.endpoint}:{model}@{url}"
         if options.extra_body:
             digest = hashlib.sha256(json.dumps(options.extra_body, sort_keys=True).encode()).hexdigest()[:12]
