@@ -79,10 +79,13 @@ def test_a_key_straddling_the_snippet_cut_is_masked_everywhere(cli, keyed, tmp_p
     assert_no_key(out, err, caplog.text, folder=folder)
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["json", "text"])
 @pytest.mark.parametrize("split", range(1, len(KEY)))
-def test_a_key_broken_over_lines_by_the_server_is_masked(cli, keyed, tmp_path, caplog, split):
-    """Servers that wrap long lines cut the key in two: the known key still matches across the break."""
-    keyed.echo_template = "y" * 150 + "key rejected: " + KEY[:split] + "\n" + KEY[split:] + " (see docs)"
+def test_a_key_broken_over_lines_by_the_server_is_masked(cli, keyed, tmp_path, caplog, split, raw):
+    """Servers that wrap long lines cut the key in two (a JSON ``\\n`` escape, or a real newline in
+    a text body): the known key still matches across the break, wherever the snippet is cut."""
+    keyed.echo_template = "y" * (150 + split) + "key rejected: " + KEY[:split] + "\r\n  " + KEY[split:] + " (docs)"
+    keyed.echo_raw = raw
     rc, out, err, folder = echo_generate(cli, keyed, tmp_path)
     assert rc == 0, err
     assert_no_key(out, err, caplog.text, folder=folder)
