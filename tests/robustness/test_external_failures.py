@@ -309,6 +309,27 @@ def test_partial_failures_are_counted_in_the_final_line_and_retried(cli, fake_op
     assert "errors" not in final
 
 
+def test_training_against_a_served_teacher_where_nothing_listens_fails_naming_the_url(cli, tiny_model_dir, tmp_path):
+    """KD scoring through a dead server: exit 1 (the server failed, not the recipe), the URL named."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    data = write_jsonl(tmp_path / "train.jsonl", [
+        {"prompt": [{"role": "user", "content": f"What is {i} + 2?"}],
+         "completion": [{"role": "assistant", "content": f"{i} + 2 = {i + 2}.\nAnswer: {i + 2}"}],
+         "meta": {"problem_id": f"p{i}", "trace_id": f"p{i}/t/s0"}} for i in range(2)])
+    teacher = ("{backend: openai, model: fake-model, options: {base_url: '%s', endpoint: completions, "
+               "max_retries: 0}}" % url)
+    rc, _, err = cli("train", "kd", "--data", data, "--out", tmp_path / "out", f"train.student={tiny_model_dir}",
+                     "train.max_steps=1", "train.batch_size=2", "train.device=cpu", "train.dtype=float32",
+                     "train.objective.top_k=2", f"train.objective.teacher={teacher}")
+    assert rc == 1, err
+    line = error_line(err)
+    assert f"cannot reach {url}" in line and "teacher.options.base_url" in line
+
+
 def test_evaluate_of_a_teacher_refusing_everything_fails(cli, fake_openai, tmp_path):
     fake_openai.api_key = "the-right-one"
     problems = write_jsonl(tmp_path / "eval.jsonl", problem_rows(3))

@@ -53,7 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import check_url
-from ..errors import ConfigError, ReasondistillError
+from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
 from .secrets import mask, mask_bytes, register
 
@@ -108,8 +108,9 @@ class BadResponse(Exception):
     """A 200 answer that is not an OpenAI completion (unreadable JSON, no choices...)."""
 
 
-class ScoreFailed(ReasondistillError):
-    """A scoring request failed after its retries: training cannot go on without the teacher."""
+class ScoreFailed(ServiceError):
+    """A scoring request failed after its retries: training cannot go on without the teacher (exit 1,
+    the server's failure, naming the URL and the cause)."""
 
 
 @dataclass
