@@ -18,7 +18,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from .backends.secrets import install_log_filter, mask
+from .backends.masking import install_log_filter, mask
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
 from .errors import ConfigError, OutputError, ReasondistillError, ServiceError
 from .layout import FILES, Layout

@@ -14,7 +14,7 @@ The API key is read from the environment variable named by ``api_key_env`` when 
 is built; it is sent in the ``Authorization`` header and nowhere else (not in the identity,
 the options, traces, the cache, manifests or error messages). A server that echoes it back
 (or any ``Bearer``/``api-key`` value) has it masked in the whole answer body before any part of
-it is read, cut to a snippet or stored (``secrets.py``). Error texts name the URL, the status and
+it is read, cut to a snippet or stored (``masking.py``). Error texts name the URL, the status and
 the option to check; a connection that cannot be opened gives up after ``connect_timeout_s``.
 
 Logprobs (``generate.top_logprobs > 0``) map into the ``Completion.logprobs`` format of the
@@ -55,7 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import check_url
 from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
-from .secrets import mask, mask_bytes, register
+from .masking import mask, mask_bytes, register
 
 log = logging.getLogger(__name__)
 
