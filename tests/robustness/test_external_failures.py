@@ -468,3 +468,31 @@ def test_a_replica_dying_with_no_retries_left_is_an_environment_failure_and_resu
         assert len(fake_openai.log) - before == final["teacher_calls"]
     finally:
         ray.shutdown()
+
+
+# --- 3. a harness child past its limit ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["lmeval", "lighteval"])
+def test_a_harness_child_past_its_time_limit_is_an_environment_failure(tmp_path, monkeypatch, module):
+    """``subprocess.run(timeout=...)`` kills the child and raises TimeoutExpired: a ServiceError naming
+    the log with what the child printed, not an unexpected exception."""
+    import importlib
+    import subprocess
+
+    from reasondistill.errors import ServiceError
+
+    harness = importlib.import_module(f"reasondistill.evaluate.harness.{module}")
+
+    def too_slow(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, kwargs.get("timeout"), output="loading model\n", stderr=b"step 1\n")
+
+    monkeypatch.setattr(harness.subprocess, "run", too_slow)
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "generation.json").write_text('{"max_new_tokens": 8}')
+    with pytest.raises(ServiceError, match=r"did not finish within 5 s and was stopped; its output: "):
+        harness.run_harness(tmp_path / "model", task, tmp_path, device="cpu", dtype="float32", batch_size=1,
+                            timeout_s=5)
+    log = next(tmp_path.glob("*.log")).read_text()
+    assert "loading model" in log and "step 1" in log

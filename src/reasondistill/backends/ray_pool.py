@@ -130,7 +130,7 @@ class RayReplicas(Backend):
                                             max_restarts=retries, max_task_retries=retries)
         self._actors = [actor.remote(teacher_cfg) for _ in range(ray_cfg.num_workers)]
         self._busy = [0] * len(self._actors)
-        with self._replica_failures():
+        with self._replica_failures(starting=True):
             info = ray.get(self._actors[0].describe.remote())  # also waits until a replica is built
         self.name, self.identity = info["name"], info["identity"]
         self.batch_size = info["batch_size"]  # the local batches, hence the same per-batch seeds
@@ -152,16 +152,21 @@ class RayReplicas(Backend):
         return min(range(len(self._actors)), key=self._busy.__getitem__)
 
     @contextlib.contextmanager
-    def _replica_failures(self) -> Iterator[None]:
+    def _replica_failures(self, starting: bool = False) -> Iterator[None]:
         """A replica that died for good (retries spent) is the cluster failing, not a bug: a
         :class:`ServiceError` naming ``generate.ray.max_retries``; the batches already returned are
-        in the sample cache, so the same command resumes from there."""
+        in the sample cache, so the same command resumes from there. ``starting``: the first
+        replica could not even be built (its error, e.g. a teacher that does not load, is named)."""
         from ray.exceptions import RayActorError
 
         try:
             yield
         except RayActorError as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            first = lines[0] if lines else type(e).__name__
+            if starting:
+                cause = next((ln for ln in reversed(lines) if "Error" in ln.split(":", 1)[0]), first)
+                raise ServiceError(f"a Ray replica of the teacher could not start: {cause[:300]}") from None
             raise ServiceError(f"a Ray replica died with no retries left (generate.ray.max_retries="
                                f"{self._retries}): {type(e).__name__}: {first[:200]}; finished samples are cached, "
                                f"run the same command to resume") from None
