@@ -14,7 +14,9 @@ Fault kinds: ``429`` (no Retry-After), ``429-retry-after`` (``Retry-After: 1``),
 connection reset halfway through the body), ``malformed`` (a 200 whose body is not JSON),
 ``no-choices`` (a 200 without ``choices``), ``empty`` (an empty completion), ``length`` (cut
 short with ``finish_reason: length``), ``400-echo`` (a 400 whose message echoes the request's
-Authorization header, as some servers echo a bad key).
+Authorization header, as some servers echo a bad key), ``401-echo`` (a 401 whose message is
+``echo_template`` with ``{auth}`` the Authorization header received: long bodies, keys across
+the snippet's cut or broken over lines; ``echo_raw``: a plain-text body instead of JSON).
 
 Scoring: a ``/completions`` request with ``echo: true`` and ``logprobs: k`` gets the logprobs of
 the prompt's own tokens (vLLM's behaviour). With ``tokenizer`` set, the prompt is split by it and
@@ -41,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 KINDS = ("429", "429-retry-after", "500", "503", "hang", "reset", "malformed", "no-choices", "empty", "length",
-         "400-echo")
+         "400-echo", "401-echo")
 SUM = re.compile(r"-?\d+(?:\s*[+\-]\s*-?\d+)+")
 
 
@@ -91,6 +93,8 @@ class FakeOpenAI:
     tokenizer: Any = None  # splits echoed prompts into real token ids (scoring); None: words
     score_noise: float = 0.0  # std of the noise added to echoed logprobs (0: deterministic)
     ignore_logprobs: bool = False  # drop echo/logprobs from requests, as transformers serve does
+    echo_template: str = "invalid key: {auth}"  # the 401-echo message
+    echo_raw: bool = False  # 401-echo: a text/plain body rather than an OpenAI error object
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -347,6 +351,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(int(kind), "server trouble")
         elif kind == "400-echo":
             self._error(400, f"request refused for credentials {auth}")
+        elif kind == "401-echo":
+            message = fake.echo_template.format(auth=auth)
+            if fake.echo_raw:
+                self._send(401, message.encode())
+            else:
+                self._error(401, message)
         elif kind == "hang":
             fake._stopping.wait(fake.hang_s)
             self._send(200, json.dumps(fake.completion(self.path, body, prompt, None)).encode())

@@ -18,8 +18,9 @@ import threading
 import traceback
 from pathlib import Path
 
+from .backends.masking import install_log_filter, mask
 from .config import BUILTIN_RECIPES, Recipe, load_recipe
-from .errors import ConfigError, OutputError, ReasondistillError
+from .errors import ConfigError, OutputError, ReasondistillError, ServiceError
 from .guards import check_int_flags, check_out, model_input, named, recipe_inputs
 from .layout import FILES, Layout
 from .pipeline import STAGE_NAMES
@@ -234,7 +235,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_summary(result, out)
     else:
         print(f"\nrun folder: {out} (stopped after {args.last})")
+    _print_failed_rows(Layout(out), recipe)
     return 0
+
+
+def _print_failed_rows(layout: Layout, recipe: Recipe) -> None:
+    """The rows of this run's generate and evaluate stages whose requests failed, and the most
+    common cause (URL, status, option), as the last lines: the same command retries them."""
+    folders = [("generate", layout.traces.parent)] + [(f"evaluate {m}", layout.eval_dir(m)) for m in recipe.eval.models]
+    for what, folder in folders:
+        try:
+            outputs = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("outputs") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if outputs.get("n_errors"):
+            print(f"  {what}: {outputs.get('errors') or str(outputs['n_errors']) + ' failed rows'}; "
+                  "run the same command to retry them")
 
 
 def _runs_root(args: argparse.Namespace) -> None:
@@ -327,7 +343,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out, skipped = m["outputs"], m["this_run"]["skipped"]
     print(json.dumps({"out": str(args.out), "teacher_calls": 0 if skipped else out["teacher_calls"],
                       "cached_teacher_calls": out["n_traces"] if skipped else out["cached_teacher_calls"],
-                      "skipped": skipped, "n_traces": out["n_traces"]}))
+                      "skipped": skipped, "n_traces": out["n_traces"], "n_errors": out.get("n_errors", 0),
+                      **{k: out[k] for k in ("errors", "n_over_context") if out.get(k)}}))
     return 0
 
 
@@ -459,7 +476,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         m = evaluate.evaluate_model(r, args.model, name, layout)
     print(json.dumps({"model": name, "n": m["outputs"]["n"], "accuracy": m["outputs"]["accuracy"],
-                      "ci95": m["outputs"]["ci95"]}))
+                      "ci95": m["outputs"]["ci95"], "n_errors": m["outputs"].get("n_errors", 0),
+                      **{k: m["outputs"][k] for k in ("errors", "n_over_context") if m["outputs"].get(k)}}))
     return 0
 
 
@@ -627,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose = args.verbose
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        install_log_filter()  # API keys never reach a log line
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         return COMMANDS[args.command](args)
@@ -641,8 +660,8 @@ def main(argv: list[str] | None = None) -> int:
         override = getattr(e, "override", None)
         flag = _flag_for(args, override) if override else None
         message = f"{flag}: {e.detail}" if flag and getattr(e, "detail", None) else str(e)
-        print(f"reasondistill: error: {message}", file=sys.stderr)
-        return 1 if isinstance(e, OutputError) else 2
+        print(f"reasondistill: error: {mask(message)}", file=sys.stderr)
+        return 1 if isinstance(e, (OutputError, ServiceError)) else 2
     except OSError as e:
         if verbose:
             traceback.print_exc()
@@ -651,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 (the boundary: anything else is a bug or an unhandled case)
         if verbose:
             traceback.print_exc()
-        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        first = next((line for line in mask(str(e)).splitlines() if line.strip()), "")  # mask, then cut
         print(f"reasondistill: error: unexpected {type(e).__name__}: {first[:300]}\n"
               "reasondistill: this is a bug or an unhandled case; re-run with -v (reasondistill -v COMMAND ...) "
               "for the traceback", file=sys.stderr)

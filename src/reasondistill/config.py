@@ -216,8 +216,13 @@ class RayConfig:
     num_cpus: float = 1.0  # CPUs reserved per replica
     num_gpus: float = 0.0  # GPUs reserved per replica (an in-process engine on a GPU node)
     max_retries: int = 3  # a replica that dies is restarted and its unfinished batches resubmitted this often
+    connect_timeout_s: float = 30.0  # how long to wait for the cluster at `address` to answer
 
     def __post_init__(self) -> None:
+        if self.address is not None and self.address not in ("auto", "local"):
+            check_address("generate.ray.address", self.address)
+        if self.connect_timeout_s <= 0:
+            raise ConfigError("generate.ray.connect_timeout_s must be > 0")
         if self.num_workers < 1:
             raise ConfigError("generate.ray.num_workers must be >= 1")
         if self.num_cpus < 0 or self.num_gpus < 0:
@@ -607,6 +612,33 @@ class Recipe:
     def teachers(self) -> list[TeacherConfig]:
         """The teachers in order: the single ``teacher`` mapping, or each named one."""
         return list(self.teacher) if isinstance(self.teacher, list) else [self.teacher]
+
+
+def check_url(option: str, url: str, schemes: tuple[str, ...] = ("http", "https")) -> None:
+    """A server URL must parse: a known scheme, a host, a port in 1..65535 (checked with the recipe,
+    so a typo fails before anything loads instead of deep inside the HTTP client)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of 0..65535 or not a number
+    except ValueError as e:
+        raise ConfigError(f"{option} = {url!r} is not a valid URL: {e}") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(f"{option} = {url!r} must start with {' or '.join(s + '://' for s in schemes)}")
+    if not parts.hostname:
+        raise ConfigError(f"{option} = {url!r} has no host name")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{option} = {url!r}: port {port} is not in 1..65535")
+
+
+def check_address(option: str, address: str) -> None:
+    """A ``host:port`` or ``scheme://host:port`` address (a Ray cluster's): a host and a port in 1..65535."""
+    check_url(option, address if "://" in address else f"tcp://{address}", ("tcp", "ray", "http", "https"))
+    from urllib.parse import urlsplit
+
+    if urlsplit(address if "://" in address else f"tcp://{address}").port is None:
+        raise ConfigError(f"{option} = {address!r} has no port (host:port)")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

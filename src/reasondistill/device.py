@@ -47,7 +47,8 @@ ONEDNN_BELOW_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2
                                "AVX512_CORE_VNNI"})
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ARM_BF16_FLAGS = ("bf16", "sve_bf16")
-OPTIONAL_BACKENDS = ("vllm", "llama_cpp", "openai", "ray", "deepspeed")
+#: optional backend -> the module it needs (the openai backend speaks HTTP through httpx2, not the openai package)
+OPTIONAL_BACKENDS = {"vllm": "vllm", "llama_cpp": "llama_cpp", "openai": "httpx2", "ray": "ray", "deepspeed": "deepspeed"}
 SLOW_BF16 = ("on an AVX2-only CPU the built-in default recipe took 159 s for its first optimizer step "
              "in emulated bf16, against about 7 s per step in float32")
 
@@ -232,9 +233,9 @@ def resolve_dtype(requested: str, device: str = "auto") -> tuple[str, str]:
 def optional_backends() -> dict[str, bool]:
     """Which optional backends are installed (found, never imported: some are slow or heavy to import)."""
     found = {}
-    for name in OPTIONAL_BACKENDS:
+    for name, module in OPTIONAL_BACKENDS.items():
         try:
-            found[name] = importlib.util.find_spec(name) is not None
+            found[name] = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):  # ValueError: already imported without a __spec__
-            found[name] = name in sys.modules
+            found[name] = module in sys.modules
     return found

@@ -38,3 +38,9 @@ class OutputError(ReasondistillError):
     The message names the path; the output it would have replaced is left as it was."""
 
     errno: int | None = None
+
+
+class ServiceError(ReasondistillError):
+    """An external engine or server failed us: unreachable within its connect timeout, refused
+    every request, or lost a worker with no retries left. The message names the URL or address
+    and the option to check; exit 1, as for other environment failures."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import io
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def resolve(spec: str) -> ModelRef:
     if p.suffix == ".gguf":
         if not p.exists():
             raise ConfigError(f"GGUF file not found: {p}")
+        check_gguf(p)
         return ModelRef(spec, str(ensure_safetensors(p, p.stem)), f"{p.stem}@{_file_identity(p)}")
     if p.is_dir():
         cfg = p / "config.json"
@@ -153,11 +154,37 @@ def _load_failed(path: str, what: str, e: Exception) -> ConfigError:
     return ConfigError(f"{where}: cannot load its {what}: {first}")
 
 
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    """A ``.gguf`` must start with the GGUF magic bytes: anything else (a renamed safetensors, an
+    HTML error page saved by a download) is bad input naming the file, not a loader's ValueError."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(GGUF_MAGIC))
+    except IsADirectoryError:
+        raise InputError("is a folder, expected a .gguf file", file=path) from None
+    if head != GGUF_MAGIC:
+        raise InputError(f"not a GGUF file: it starts with {head!r}, not the GGUF magic bytes {GGUF_MAGIC!r} "
+                         f"(a truncated download or a renamed file?)", file=path)
+
+
 def ensure_safetensors(gguf: Path, name: str) -> Path:
     """Dequantize ``gguf`` once into ``<cache>/models/<name>-<id>/`` and return that folder."""
     out = cache_root() / "models" / f"{name}-{_file_identity(gguf)}"
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out
+    try:
+        return _dequantize(gguf, out)
+    except (ValueError, KeyError, EOFError, RuntimeError) as e:  # a damaged or unsupported file
+        if isinstance(e, InputError):
+            raise
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise InputError(f"cannot read this GGUF file: {type(e).__name__}: {first[:200]}", file=gguf) from None
+
+
+def _dequantize(gguf: Path, out: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

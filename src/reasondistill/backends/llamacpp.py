@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import models
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .base import Backend, Completion, Request, SamplingParams
 from .openai import request_seed
 
@@ -71,6 +71,7 @@ def gguf_file(spec: str) -> Path:
                           f"({', '.join(models.PACKAGED)}), got {spec!r}")
     if not path.is_file():
         raise ConfigError(f"teacher.model: GGUF file not found: {path}")
+    models.check_gguf(path)
     return path
 
 
@@ -128,8 +129,11 @@ class LlamaCppBackend(Backend):
         self.batch_size = batch_size
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.llm = self.lib.Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads,
-                                  n_gpu_layers=n_gpu_layers, logits_all=False, verbose=False)
+        try:
+            self.llm = self.lib.Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads,
+                                      n_gpu_layers=n_gpu_layers, logits_all=False, verbose=False)
+        except ValueError as e:  # llama.cpp refused the file (damaged, or an architecture it does not know)
+            raise InputError(f"llama.cpp cannot load this GGUF file: {e}", file=self.path) from None
         template = (Path(chat_template).expanduser().read_text(encoding="utf-8") if chat_template
                     else self.llm.metadata.get("tokenizer.chat_template"))
         if not template:

@@ -12,7 +12,10 @@ it and the generate stage runs again on the next invocation, paying only for tho
 
 The API key is read from the environment variable named by ``api_key_env`` when the backend
 is built; it is sent in the ``Authorization`` header and nowhere else (not in the identity,
-the options, traces, the cache, manifests or error messages).
+the options, traces, the cache, manifests or error messages). A server that echoes it back
+(or any ``Bearer``/``api-key`` value) has it masked in the whole answer body before any part of
+it is read, cut to a snippet or stored (``masking.py``). Error texts name the URL, the status and
+the option to check; a connection that cannot be opened gives up after ``connect_timeout_s``.
 
 Logprobs (``generate.top_logprobs > 0``) map into the ``Completion.logprobs`` format of the
 transformers backend, per token ``{"id", "logprob", "top": [[id, logprob], ...]}`` plus the
@@ -49,8 +52,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError, ReasondistillError
+from ..config import check_url
+from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
+from .masking import mask, mask_bytes, register
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,7 @@ class OpenAIOptions:
     endpoint: str = "chat"  # chat (server-side chat template) | completions (plain-text prompt)
     api_key_env: str | None = None  # name of the environment variable holding the API key (never the key)
     timeout_s: float = 120.0  # whole-request limit, connection to last byte
+    connect_timeout_s: float = 10.0  # limit on opening a connection (a dead or firewalled host fails in this time)
     max_retries: int = 4  # further attempts after the first
     backoff_s: float = 0.5  # first retry waits about this long, doubling each time (with jitter)
     max_backoff_s: float = 30.0  # cap on one wait, a Retry-After included
@@ -81,10 +87,9 @@ class OpenAIOptions:
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"teacher.options.endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"teacher.options.base_url must start with http:// or https://, got {self.base_url!r}")
-        if self.timeout_s <= 0:
-            raise ConfigError("teacher.options.timeout_s must be > 0")
+        check_url("teacher.options.base_url", self.base_url)
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ConfigError("teacher.options.timeout_s and connect_timeout_s must be > 0")
         if self.max_retries < 0:
             raise ConfigError("teacher.options.max_retries must be >= 0")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
@@ -103,8 +108,9 @@ class BadResponse(Exception):
     """A 200 answer that is not an OpenAI completion (unreadable JSON, no choices...)."""
 
 
-class ScoreFailed(ReasondistillError):
-    """A scoring request failed after its retries: training cannot go on without the teacher."""
+class ScoreFailed(ServiceError):
+    """A scoring request failed after its retries: training cannot go on without the teacher (exit 1,
+    the server's failure, naming the URL and the cause)."""
 
 
 @dataclass
@@ -121,7 +127,8 @@ class OpenAIBackend(Backend):
     can_score = True  # where the server answers echo + logprobs on /completions
 
     def __init__(self, model: str, *, base_url: str = OpenAIOptions.base_url, endpoint: str = "chat",
-                 api_key_env: str | None = None, timeout_s: float = 120.0, max_retries: int = 4,
+                 api_key_env: str | None = None, timeout_s: float = 120.0, connect_timeout_s: float = 10.0,
+                 max_retries: int = 4,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, concurrency: int = 8,
                  send_seed: bool = True, token_ids: bool = False, extra_body: dict[str, Any] | None = None,
                  batch_size: int = 32, score_max_tokens: int = 1, score_ids: bool = False) -> None:
@@ -133,7 +140,8 @@ class OpenAIBackend(Backend):
         if client_log.level == logging.NOTSET:  # one INFO line per request would bury the CLI's progress
             client_log.setLevel(logging.WARNING)
         self.options = OpenAIOptions(base_url=base_url, model=model, endpoint=endpoint, api_key_env=api_key_env,
-                                     timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                                     timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                                     max_retries=max_retries, backoff_s=backoff_s,
                                      max_backoff_s=max_backoff_s, concurrency=concurrency, send_seed=send_seed,
                                      token_ids=token_ids, extra_body=dict(extra_body or {}),
                                      score_max_tokens=score_max_tokens, score_ids=score_ids)
@@ -159,9 +167,7 @@ class OpenAIBackend(Backend):
         """``openai:<endpoint>:<model>@<base_url>`` (+ a hash of ``extra_body``), without the key
         or any network call. The key, timeouts, retries and concurrency change no sample."""
         model = options.model or (cfg.model if cfg is not None else "")
-        parts = urlsplit(options.base_url.rstrip("/"))
-        netloc = parts.netloc.rsplit("@", 1)[-1]  # no user:password in an identity
-        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        url = public_url(options.base_url.rstrip("/"))  # no user:password in an identity
         ident = f"openai:{options.endpoint}:{model}@{url}"
         if options.extra_body:
             digest = hashlib.sha256(json.dumps(options.extra_body, sort_keys=True).encode()).hexdigest()[:12]
@@ -171,7 +177,8 @@ class OpenAIBackend(Backend):
     @classmethod
     def from_config(cls, cfg: Any, options: OpenAIOptions) -> OpenAIBackend:
         return cls(options.model or cfg.model, base_url=options.base_url, endpoint=options.endpoint,
-                   api_key_env=options.api_key_env, timeout_s=options.timeout_s, max_retries=options.max_retries,
+                   api_key_env=options.api_key_env, timeout_s=options.timeout_s,
+                   connect_timeout_s=options.connect_timeout_s, max_retries=options.max_retries,
                    backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
                    concurrency=options.concurrency, send_seed=options.send_seed, token_ids=options.token_ids,
                    extra_body=options.extra_body, batch_size=cfg.batch_size,
@@ -345,7 +352,9 @@ class OpenAIBackend(Backend):
         if session is None:
             n = self.options.concurrency
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-            client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.options.timeout_s),
+            timeout = httpx2.Timeout(self.options.timeout_s,
+                                     connect=min(self.options.connect_timeout_s, self.options.timeout_s))
+            client = httpx2.AsyncClient(headers=headers, timeout=timeout,
                                         limits=httpx2.Limits(max_connections=n, max_keepalive_connections=n))
             session = self._sessions[loop] = _Session(client, asyncio.Semaphore(n))
         session.users += 1
@@ -392,6 +401,7 @@ class OpenAIBackend(Backend):
         import httpx2
 
         opts = self.options
+        shown = public_url(url)
         attempt = 0
         while True:
             attempt += 1
@@ -399,25 +409,32 @@ class OpenAIBackend(Backend):
             try:
                 async with session.gate:
                     response = await asyncio.wait_for(session.client.post(url, json=body), opts.timeout_s)
+                # masked before anything reads, cuts or stores it: a key cut in half is no longer found
+                content = mask_bytes(response.content, self._key, generic=response.status_code != 200)
                 if response.status_code == 200:
                     try:
-                        return parse(response.content), "", attempt
+                        return parse(content), "", attempt
                     except BadResponse as e:
                         problem, retry = f"bad response: {e}", True
                 else:
                     status = response.status_code
-                    problem = f"HTTP {status}: {_error_message(response.content)}"
+                    problem = f"HTTP {status} from {shown}: {_error_message(content)}"
+                    if status in (401, 403):
+                        problem += " (check the key: teacher.options.api_key_env)"
                     retry = status in RETRY_STATUSES or status >= 500
                     retry_after = parse_retry_after(response.headers)
+            except httpx2.ConnectTimeout:
+                problem, retry = (f"cannot reach {shown}: no connection within {opts.connect_timeout_s:g} s "
+                                  f"(teacher.options.connect_timeout_s); check teacher.options.base_url"), True
             except (TimeoutError, httpx2.TimeoutException):
-                problem, retry = f"timed out after {opts.timeout_s:g} s", True
+                problem, retry = f"{shown} timed out after {opts.timeout_s:g} s (teacher.options.timeout_s)", True
             except (httpx2.TransportError, httpx2.DecodingError) as e:
-                problem, retry = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, True
+                problem, retry = _transport_problem(shown, e), True
+            problem = self._scrub(problem)
             if not retry or attempt > opts.max_retries:
-                return None, self._scrub(problem), attempt
+                return None, problem, attempt
             wait = self._wait(attempt, retry_after)
-            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, what, attempt,
-                      self._scrub(problem), wait)
+            log.debug("%s: %s attempt %d: %s; retrying in %.2f s", self.name, what, attempt, problem, wait)
             await asyncio.sleep(wait)
 
     def _wait(self, attempt: int, retry_after: float | None) -> float:
@@ -430,9 +447,7 @@ class OpenAIBackend(Backend):
 
     def _scrub(self, text: str) -> str:
         """Error text comes from the server; some echo the key back. It never leaves here."""
-        if self._key:
-            text = text.replace(self._key, "***")
-        return text
+        return mask(text, self._key)
 
     # ---- answers ----
 
@@ -482,6 +497,7 @@ def _read_key(env: str | None) -> str | None:
     key = os.environ.get(env)
     if not key:
         raise ConfigError(f"teacher.options.api_key_env names the environment variable {env}, which is not set")
+    register(key)  # masked from every error line and log record of this process from now on
     return key
 
 
@@ -572,6 +588,19 @@ def _error_message(content: bytes) -> str:
     return _snippet(content)
 
 
+def public_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part (for messages and identities)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
+
+
+def _transport_problem(url: str, e: Exception) -> str:
+    """A failed connection, naming the URL (``connection refused`` means nothing listens there)."""
+    what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return f"cannot reach {url} ({what}); check teacher.options.base_url and that the server is up"
+
+
 def _snippet(content: bytes, limit: int = 200) -> str:
-    text = content.decode("utf-8", errors="replace").strip()
+    """The start of a body, credentials masked first (a key across the cut would survive it)."""
+    text = mask(content.decode("utf-8", errors="replace")).strip()
     return text if len(text) <= limit else text[:limit] + "..."

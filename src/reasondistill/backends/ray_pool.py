@@ -20,11 +20,15 @@ cache. This module keeps the cache as the single source of truth and uses plain 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import socket
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,54 @@ def _ray():
         raise ConfigError(f"generate.executor: ray needs Ray: pip install 'reasondistill[ray]' "
                           f"(ray=={RAY_VERSION})") from e
     return ray
+
+
+def probe(address: str, timeout_s: float) -> None:
+    """A TCP connection to a ``host:port`` Ray address within ``timeout_s``: Ray itself retries a
+    dead address for minutes, printing only its own warnings."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s):
+            pass
+    except OSError as e:
+        what = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__).lower()
+        raise ServiceError(f"cannot reach the Ray cluster at generate.ray.address={address}: {what} "
+                           f"(within generate.ray.connect_timeout_s={timeout_s:g}); start it (ray start --head) "
+                           f"or fix the address") from None
+
+
+def connect(ray: Any, address: str | None, timeout_s: float) -> None:
+    """``ray.init`` bounded by ``timeout_s``: the address answers TCP first, then the handshake runs
+    on a helper thread and is given up (a :class:`ServiceError`) if it does not finish in time."""
+    if address not in (None, "auto", "local"):
+        probe(address, timeout_s)
+    outcome: list[BaseException | None] = []
+    where = f"generate.ray.address={address}" if address else "a local Ray instance"
+    if address in (None, "local"):  # starting a local instance: on this thread, at its own pace
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, TimeoutError) as e:
+            raise ServiceError(f"cannot start {where}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+        return
+
+    def init() -> None:
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(e)
+
+    worker = threading.Thread(target=init, name="ray-init", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise ServiceError(f"no answer from the Ray cluster at {where} within generate.ray.connect_timeout_s="
+                           f"{timeout_s:g}; is it a Ray head node (ray start --head)?")
+    if isinstance(outcome[0], (ConnectionError, RuntimeError, TimeoutError)):
+        first = (str(outcome[0]).splitlines() or [type(outcome[0]).__name__])[0]
+        raise ServiceError(f"cannot connect to {where}: {first}") from None
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 class Replica:
@@ -69,15 +121,17 @@ class RayReplicas(Backend):
     def __init__(self, teacher_cfg: Any, ray_cfg: Any) -> None:
         ray = _ray()
         self._started = False
+        self._retries = ray_cfg.max_retries
         if not ray.is_initialized():
-            ray.init(address=ray_cfg.address, include_dashboard=False, logging_level=logging.WARNING)
+            connect(ray, ray_cfg.address, ray_cfg.connect_timeout_s)
             self._started = True
         retries = ray_cfg.max_retries
         actor = ray.remote(Replica).options(num_cpus=ray_cfg.num_cpus, num_gpus=ray_cfg.num_gpus,
                                             max_restarts=retries, max_task_retries=retries)
         self._actors = [actor.remote(teacher_cfg) for _ in range(ray_cfg.num_workers)]
         self._busy = [0] * len(self._actors)
-        info = ray.get(self._actors[0].describe.remote())  # also waits until a replica is built
+        with self._replica_failures(starting=True):
+            info = ray.get(self._actors[0].describe.remote())  # also waits until a replica is built
         self.name, self.identity = info["name"], info["identity"]
         self.batch_size = info["batch_size"]  # the local batches, hence the same per-batch seeds
         self._vocab = info["vocab_size"]
@@ -97,9 +151,30 @@ class RayReplicas(Backend):
     def _pick(self) -> int:
         return min(range(len(self._actors)), key=self._busy.__getitem__)
 
+    @contextlib.contextmanager
+    def _replica_failures(self, starting: bool = False) -> Iterator[None]:
+        """A replica that died for good (retries spent) is the cluster failing, not a bug: a
+        :class:`ServiceError` naming ``generate.ray.max_retries``; the batches already returned are
+        in the sample cache, so the same command resumes from there. ``starting``: the first
+        replica could not even be built (its error, e.g. a teacher that does not load, is named)."""
+        from ray.exceptions import RayActorError
+
+        try:
+            yield
+        except RayActorError as e:
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            first = lines[0] if lines else type(e).__name__
+            if starting:
+                cause = next((ln for ln in reversed(lines) if "Error" in ln.split(":", 1)[0]), first)
+                raise ServiceError(f"a Ray replica of the teacher could not start: {cause[:300]}") from None
+            raise ServiceError(f"a Ray replica died with no retries left (generate.ray.max_retries="
+                               f"{self._retries}): {type(e).__name__}: {first[:200]}; finished samples are cached, "
+                               f"run the same command to resume") from None
+
     def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
         i = self._pick()
-        return _ray().get(self._actors[i].complete.remote(list(requests), sampling))
+        with self._replica_failures():
+            return _ray().get(self._actors[i].complete.remote(list(requests), sampling))
 
     async def acomplete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
         if not requests:
@@ -107,7 +182,8 @@ class RayReplicas(Backend):
         i = self._pick()
         self._busy[i] += 1
         try:
-            return await self._actors[i].complete.remote(list(requests), sampling)
+            with self._replica_failures():
+                return await self._actors[i].complete.remote(list(requests), sampling)
         finally:
             self._busy[i] -= 1
 

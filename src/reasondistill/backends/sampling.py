@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,20 @@ class CallCounts:
     def add(self, other: CallCounts) -> None:
         self.made += other.made
         self.cached += other.cached
+
+
+def failure_summary(errors: Sequence[str], total: int, what: str = "teacher requests") -> str:
+    """``"15 of 80 teacher requests failed: <the most common cause> (12 times; 1 other cause)"``:
+    how many rows failed and why, in one line (each cause names the URL or option, see the backend)."""
+    causes = Counter(e or "no reason given" for e in errors)
+    (top, n), rest = causes.most_common(1)[0], len(causes) - 1
+    more = f"; {rest} other cause{'s' if rest > 1 else ''}" if rest else ""
+    return f"{len(errors)} of {total} {what} failed: {top} ({n} time{'s' if n > 1 else ''}{more})"
+
+
+def over_context(meta: dict[str, Any]) -> bool:
+    """Whether a completion's prompt did not fit the model's context (``context_overflow`` in its meta)."""
+    return bool(meta.get("context_overflow"))
 
 
 class _Draw:

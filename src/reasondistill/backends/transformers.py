@@ -7,10 +7,13 @@ batched; stop strings are applied both inside ``generate`` and on the decoded te
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 
 from .. import models
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
+
+log = logging.getLogger(__name__)
 
 
 class TransformersBackend(Backend):
@@ -49,6 +52,12 @@ class TransformersBackend(Backend):
         self.tokenizer.padding_side = "left"
         return self
 
+    @property
+    def context_length(self) -> int | None:
+        """The positions the model was built for (``max_position_embeddings``), if it says."""
+        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return n if isinstance(n, int) and n > 0 else None
+
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
@@ -80,6 +89,7 @@ class TransformersBackend(Backend):
         prompt_len = enc["input_ids"].shape[1]
         new = sequences[:, prompt_len:]
         prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        overflow = self._over_context(requests, prompt_counts)
         results = []
         for i, row in enumerate(new.tolist()):
             ids, finish = self._trim(row)
@@ -91,8 +101,23 @@ class TransformersBackend(Backend):
             if sampling.top_logprobs > 0:
                 logprobs = self._top_logprobs(out.logits, i, ids, sampling.top_logprobs)
             results.append(Completion(text=text, finish_reason=finish, prompt_tokens=int(prompt_counts[i]),
-                                      completion_tokens=len(ids), logprobs=logprobs))
+                                      completion_tokens=len(ids), logprobs=logprobs,
+                                      meta={"context_overflow": overflow[i]} if i in overflow else {}))
         return results
+
+    def _over_context(self, requests: Sequence[Request], prompt_counts: list[int]) -> dict[int, dict[str, int]]:
+        """Requests whose prompt alone fills the model's context: what is generated after it is
+        past every position the model was trained on. Warned (problem ids and lengths) and marked
+        in the completion's meta, so the stage summaries count them."""
+        ctx = self.context_length
+        if ctx is None:
+            return {}
+        over = {i: {"prompt_tokens": int(n), "context": ctx} for i, n in enumerate(prompt_counts) if n >= ctx}
+        if over:
+            shown = ", ".join(f"{requests[i].problem.id} ({v['prompt_tokens']} tokens)" for i, v in list(over.items())[:5])
+            log.warning("%s: %d prompt(s) longer than the model's context of %d tokens: %s%s", self.name, len(over),
+                        ctx, shown, " ..." if len(over) > 5 else "")
+        return over
 
     def encode_item(self, item: ScoreItem) -> tuple[list[int], list[int]]:
         """``(prompt_ids, full_ids)``: a conversation as training encodes it (chat template, the

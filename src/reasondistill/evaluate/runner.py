@@ -9,6 +9,7 @@ itself, the student before training, the student after. Per-sample scores go to
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from .. import io
@@ -18,9 +19,12 @@ from ..records import EvalSample, Problem
 from ..backends.base import Request, SamplingParams, Backend
 from ..backends.cache import SampleCache
 from ..prompts import student_messages, with_task_prefix
-from ..backends.sampling import CallCounts, draw
+from ..backends.sampling import CallCounts, draw, failure_summary, over_context
+from ..errors import ServiceError
 from .. import metrics
 from . import audit, settings
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, problems_path: str | Path,
@@ -54,19 +58,33 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
         plans += [(i, SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                      seed=cfg.seed + i)) for i in range(1, cfg.seeds + 1)]
         samples: list[EvalSample] = []
+        errors: list[str] = []
+        n_over = 0
         for idx, sampling in _group(plans):
             reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)),
                             i) for p in problems for i in idx]
             comps, c = draw(teacher, reqs, sampling, cache,
                             desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
             counts.add(c)
+            errors += [comp.meta.get("error", "") for comp in comps if comp.finish_reason == "error"]
+            n_over += sum(over_context(comp.meta) for comp in comps)
             for req, comp in zip(reqs, comps):
                 s = score_text(req.problem, comp.text, verify_cfg, truncated=comp.finish_reason == "length")
                 samples.append(EvalSample(problem_id=req.problem.id, model=model_name, sample_idx=req.sample_idx,
                                           score=s.score, passed=s.passed, extracted=s.extracted,
                                           formatted=s.formatted, completion_tokens=comp.completion_tokens,
                                           text=comp.text, finish_reason=comp.finish_reason))
+        if errors and len(errors) == len(samples):  # a score of 0 on every problem would be a lie: fail, say why
+            raise ServiceError(f"evaluate {model_name}: {failure_summary(errors, len(samples), 'requests')}; "
+                               f"nothing was written")
+        if errors:
+            log.warning("evaluate %s: %s (scored 0); the same command retries them", model_name,
+                        failure_summary(errors, len(samples), "requests"))
+        if n_over:
+            log.warning("evaluate %s: %d prompt(s) longer than the model's context (n_over_context in the summary)",
+                        model_name, n_over)
         summary = metrics.summarize(samples, model_name)
+        summary["n_errors"], summary["n_over_context"] = len(errors), n_over
         dtype = model_dtype(teacher)
         info = model_info or settings.model_settings(model_name, identity or teacher.identity, teacher)
         summary["settings"] = settings.build(cfg, verify_cfg, prompt_cfg, problems_path, problems, model=info,
@@ -79,7 +97,10 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
         io.write_json(out_dir / EVAL_FILES["summary"], summary)
         return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"], EVAL_FILES["audit"]], "n": len(problems),
                 "accuracy": summary["accuracy"], "ci95": summary["ci95"], "calls": counts.made,
-                "cached": counts.cached, "dtype": dtype}
+                "cached": counts.cached, "dtype": dtype,
+                # failed requests score 0 and are not cached: > 0 makes the next run retry them
+                "n_errors": len(errors), "n_over_context": n_over,
+                **({"errors": failure_summary(errors, len(samples), "requests")} if errors else {})}
 
     return io.cached_stage(out_dir, stage="evaluate", config=config, inputs=[problems_path], body=body)
 

@@ -11,6 +11,7 @@ the ones it fails back with its wrong solution (``tailored.py``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,9 @@ from .. import io
 from ..backends import BackendPool
 from ..backends.base import Backend, Completion, Request, SamplingParams
 from ..backends.cache import SampleCache, cache_identity
-from ..backends.sampling import CallCounts, draw
+from ..backends.sampling import CallCounts, draw, failure_summary, over_context
 from ..config import GenerateConfig
+from ..errors import ServiceError
 from ..layout import Layout
 from ..logprobs import INDEX, store_traces
 from ..models import cache_root
@@ -29,6 +31,7 @@ from ..records import Trace, Problem
 from . import pot, ssb, student, tailored
 
 STAGE = "generate"
+log = logging.getLogger(__name__)
 
 
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
@@ -180,6 +183,17 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
             if pool is None:
                 owned.close()
         traces = [t for d in drawn for t in d.traces]
+        # failed teacher requests (not cached): > 0 makes the next run retry them; a program that
+        # failed in the sandbox is a finished (failed) trace, not a request to retry
+        errors = [t.meta.get("error", "") for t in traces if t.finish_reason == "error" and "pot" not in t.meta]
+        if errors and len(errors) == len(traces):  # nothing to verify, curate or train on: say why, write nothing
+            raise ServiceError(f"generate: {failure_summary(errors, len(traces))}; nothing was written")
+        if errors:
+            log.warning("generate: %s; the finished traces are kept and the same command retries the failed ones",
+                        failure_summary(errors, len(traces)))
+        if n_over := sum(over_context(t.meta) for t in traces):
+            log.warning("generate: %d prompt(s) longer than the teacher's context (n_over_context in the manifest)",
+                        n_over)
         counts = CallCounts()
         for d in drawn:
             counts.add(d.counts)
@@ -200,12 +214,13 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
                    "n_hinted": sum(d.n_hinted for d in drawn),
                    "problems_solved_unhinted": sum(d.solved for d in drawn),
                    "teacher_calls": counts.made, "cached_teacher_calls": counts.cached,
-                   # failed teacher requests (not cached): > 0 makes the next run retry them; a program
-                   # that failed in the sandbox is a finished (failed) trace, not a request to retry
-                   "n_errors": sum(t.finish_reason == "error" and "pot" not in t.meta for t in traces),
+                   "n_errors": len(errors),
+                   "n_over_context": n_over,
                    "teacher": ", ".join(names), "teacher_identity": "; ".join(d.identity for d in drawn),
                    "executor": gen_cfg.executor,
                    "completion_tokens": sum(t.usage.get("completion_tokens", 0) for t in traces)}
+        if errors:
+            outputs["errors"] = failure_summary(errors, len(traces))
         if multi:
             outputs["teachers"] = {name: d.summary() for name, d in zip(names, drawn)}
         if gen_cfg.prompt.style == "pot":

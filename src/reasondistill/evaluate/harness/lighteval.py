@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ServiceError
 from .task import TASK_NAME, HarnessAdapter, RawSample
 
 NAME = "lighteval"
@@ -52,6 +52,9 @@ TASKS_TABLE = [LightevalTaskConfig(
 '''
 
 
+VERSION_TIMEOUT_S = 120
+
+
 def python() -> str:
     """The interpreter that has lighteval: ``$REASONDISTILL_LIGHTEVAL_PYTHON``, else this one."""
     return os.environ.get(PYTHON_ENV) or sys.executable
@@ -60,7 +63,11 @@ def python() -> str:
 def version() -> str:
     """lighteval's exact version in its environment."""
     code = "import importlib.metadata as m; print(m.version('lighteval'))"
-    proc = subprocess.run([python(), "-c", code], capture_output=True, text=True)
+    try:  # a broken interpreter at REASONDISTILL_LIGHTEVAL_PYTHON must not hang the command
+        proc = subprocess.run([python(), "-c", code], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"--harness lighteval: {python()} did not say lighteval's version within "
+                           f"{VERSION_TIMEOUT_S} s (check {PYTHON_ENV})") from None
     if proc.returncode != 0:
         raise ConfigError(f"--harness lighteval: lighteval is not installed for {python()}; it cannot be installed "
                           f"beside reasondistill (it pins latex2sympy2_extended==1.0.6, math-verify pins 1.11.0), so "
@@ -95,8 +102,11 @@ def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str((out / "hf_datasets_cache").resolve()), "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.run([python(), "-m", __name__, json.dumps(spec)], env=env, capture_output=True, text=True,
-                          timeout=timeout_s)
+    try:
+        proc = subprocess.run([python(), "-m", __name__, json.dumps(spec)], env=env, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise _timed_out("lighteval", e, out / "lighteval.log") from None
     shutil.rmtree(out / "hf_datasets_cache", ignore_errors=True)
     (out / "lighteval.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
@@ -157,8 +167,18 @@ def _child(spec: dict[str, Any]) -> None:
     Path(spec["out"]).write_text(json.dumps(out, default=str), encoding="utf-8")
 
 
+def _timed_out(harness: str, e: subprocess.TimeoutExpired, log_file: Path) -> ServiceError:
+    """A harness child past its time limit (killed by ``subprocess.run``): its output so far goes to the log."""
+    def text(x: bytes | str | None) -> str:
+        return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
+
+    log_file.write_text(text(e.stdout) + text(e.stderr), encoding="utf-8")
+    return ServiceError(f"{harness} did not finish within {e.timeout:g} s and was stopped; its output: {log_file}")
+
+
 ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
                          version=version)
 
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]))
+

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ServiceError
 from .task import ANSWER_REGEX, TASK_NAME, HarnessAdapter, RawSample
 
 NAME = "lm-eval"
@@ -69,8 +69,11 @@ def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str
             "device": device, "dtype": dtype, "batch_size": batch_size, "out": str((out / RAW_FILE).resolve())}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str((out / "hf_datasets_cache").resolve()), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+    try:
+        proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env, capture_output=True,
+                              text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise _timed_out("lm-eval", e, out / "lm_eval.log") from None
     shutil.rmtree(out / "hf_datasets_cache", ignore_errors=True)  # datasets' copy of problems.jsonl
     (out / "lm_eval.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
@@ -127,8 +130,18 @@ def version() -> str:
                           "install it with: pip install 'reasondistill[harness]'") from None
 
 
+def _timed_out(harness: str, e: subprocess.TimeoutExpired, log_file: Path) -> ServiceError:
+    """A harness child past its time limit (killed by ``subprocess.run``): its output so far goes to the log."""
+    def text(x: bytes | str | None) -> str:
+        return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
+
+    log_file.write_text(text(e.stdout) + text(e.stderr), encoding="utf-8")
+    return ServiceError(f"{harness} did not finish within {e.timeout:g} s and was stopped; its output: {log_file}")
+
+
 ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,
                          version=version)
 
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]))
+
