@@ -204,6 +204,25 @@ def _teacher_calls(manifest: dict[str, Any], made: str, cached: str, total: str)
     return int(outputs.get(made, 0)), int(outputs.get(cached, 0))
 
 
+def check_trainable(recipe: Recipe, layout: Layout, curated: dict) -> None:
+    """A curation that kept no trace leaves an objective that trains on traces (or pairs of them)
+    nothing to learn from: stop here, with why each trace was dropped, rather than succeed (with
+    ``--until curate``) or fail later on an empty file."""
+    from .errors import InputError
+    from .train import objective
+
+    counts = (curated.get("outputs") or {}).get("counts") or {}
+    if counts.get("kept", 1) or objective(recipe.train.method).data not in ("curated", "pairs"):
+        return
+    reasons = {**({"incorrect (kept as negatives)": counts["negatives"]} if counts.get("negatives") else {}),
+               **(counts.get("dropped") or {})}
+    dropped = ", ".join(f"{reason}: {n}" for reason, n in reasons.items()) or "none"
+    raise InputError(f"curation kept none of {counts.get('traces', 0)} traces (dropped: {dropped}), so "
+                     f"train.method {recipe.train.method} has nothing to learn from; each trace's reason is in "
+                     f"{layout.path('rejected')} (check the teacher's answers in generate/traces.jsonl, or the "
+                     "curate.* switches)", file=layout.path("curated"))
+
+
 def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: str | None = None) -> dict:
     """Run the stages ``first..last`` of ``recipe`` into ``out_dir``; return the report dict
     (or, when the slice ends before the report, ``{stage: result}``)."""
@@ -241,6 +260,8 @@ def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: 
                 continue
             kwargs = {"pool": pool} if stage.pool else {}
             results[stage.name] = result = load(stage.run)(recipe, layout, **kwargs)
+            if stage.name == "curate":
+                check_trainable(recipe, layout, result)
             if stage.name == "generate":
                 made, cached = _teacher_calls(result, "teacher_calls", "cached_teacher_calls", "n_traces")
             elif stage.name == "evaluate" and "teacher" in result:

@@ -260,6 +260,20 @@ def test_a_server_refusing_every_request_fails_the_run_naming_status_and_url(cli
     assert not (out / "generate" / "traces.jsonl").exists() and not (out / "curate").exists()
 
 
+@pytest.mark.parametrize("until", ["curate", "train"])
+def test_a_curation_that_keeps_nothing_fails_with_why_each_trace_was_dropped(cli, tmp_path, until):
+    """Every answer wrong (a dummy teacher at accuracy 0, no hints): nothing to train on, named."""
+    out = tmp_path / "run"
+    rc, _, err = cli("run", "--out", out, "--until", until, "problems.source=reasoning_gym", "problems.task=chain_sum",
+                     "problems.n_train=4", "problems.n_eval=2", "teacher.backend=dummy",
+                     "teacher.options.accuracy=0.0", "generate.rationalize=false", f"generate.cache_dir={tmp_path / 'c'}")
+    assert rc == 2, err
+    line = error_line(err)
+    assert "curation kept none of 4 traces (dropped: incorrect (kept as negatives): 4)" in line and "train.method sft" in line
+    assert str(out / "curate" / "rejected.jsonl") in line
+    assert (out / "curate" / "rejected.jsonl").is_file() and not (out / "train").exists()
+
+
 def test_a_run_with_some_failed_rows_ends_with_their_count_and_cause(cli, fake_openai, tmp_path):
     fake_openai.fault("503", times=1)  # one request fails, with no retry left
     out = tmp_path / "run"
