@@ -913,6 +913,9 @@ BUILTIN_RECIPES = {
     "curation": "smollm2-135m/compare/curation.yaml",
     "curation-mixed": "smollm2-135m/compare/curation_mixed.yaml",
     "loop": "smollm2-135m/loop/self_train.yaml",
+    "reproduce-redi": "smollm2-135m/reproduce/redi.yaml",
+    "reproduce-learnability": "smollm2-135m/reproduce/learnability.yaml",
+    "reproduce-student-likely": "smollm2-135m/reproduce/student_likely.yaml",
 }
 
 # a model reference "run:NAME" is the checkpoint of built-in recipe NAME's run (or of the recipe

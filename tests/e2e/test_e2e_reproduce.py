@@ -1,0 +1,57 @@
+"""The built-in `reproduce-*` comparisons end to end on a tiny student: the recipe as shipped, with
+only the student, sizes and budget made small (the figures are the README's, from full runs)."""
+
+import json
+
+import pytest
+
+from reasondistill import compare
+from reasondistill.config import BUILTIN_RECIPES, load_recipe
+
+TINY = ["problems.n_train=8", "problems.n_eval=4", "compare.max_steps=1", "compare.train_seeds=2",
+        "train.batch_size=4", "train.dtype=float32", "train.device=cpu", "eval.max_new_tokens=16",
+        "eval.dtype=float32", "eval.device=cpu"]
+
+
+def tiny(name, tiny_model_dir, cache, *more):
+    return load_recipe(name, [f"train.student={tiny_model_dir}", f"generate.cache_dir={cache}", *TINY, *more])
+
+
+@pytest.mark.parametrize("name", [n for n in BUILTIN_RECIPES if n.startswith("reproduce-")])
+def test_reproduce_recipes_load_with_seeds_and_a_program_teacher(name):
+    recipe = load_recipe(name)
+    assert recipe.compare.train_seeds >= 3 and len(compare.entries(recipe)) >= 3
+    assert all(t.backend == "program" for t in recipe.teachers())
+
+
+def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):
+    recipe = tiny("reproduce-learnability", tiny_model_dir, tmp_path / "cache")
+    rows = compare.run(recipe, tmp_path / "run")
+    assert [r["objective"] for r in rows] == ["short", "long", "mix-1to4"]
+    traces = [json.loads(line) for line in (tmp_path / "run" / "generate" / "traces.jsonl").read_text().splitlines()]
+    styles = {t["teacher"]: t["meta"]["program_style"] for t in traces}
+    assert styles == {"short": "terse", "long": "verbose"}
+    entries = tmp_path / "run" / "compare" / "entries"
+    for name, teachers in (("short", {"short"}), ("long", {"long"})):
+        kept = [json.loads(line) for line in (entries / name / "curate" / "train.jsonl").read_text().splitlines()]
+        assert {k["meta"]["teacher"] for k in kept} == teachers, name
+    mixed = json.loads((entries / "mix-1to4" / "curate" / "manifest.json").read_text())
+    assert sum(mixed["outputs"]["policy_reports"]["not_share_teacher"]["problems_per_teacher"].values()) == 8
+    for r in rows:
+        assert r["seeds"] == 2 and len(r["per_seed"]) == 2 and r["interval"]["seeds_measured"]
+        if r["objective"] != "short":
+            assert r["vs_reference"]["reference"] == "short"
+            assert r["vs_reference"]["verdict"] in ("better", "worse", "no detectable difference")
+        assert r["vs_untrained"]["n"] == 4
+    assert "(reference)" in compare.format_table(rows, compare.load_baseline(tmp_path / "run"),
+                                                  compare.load_teacher(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_reproduce_redi_end_to_end(tmp_path, tiny_model_dir):
+    recipe = tiny("reproduce-redi", tiny_model_dir, tmp_path / "cache")
+    rows = compare.run(recipe, tmp_path / "run")
+    assert [r["objective"] for r in rows] == ["sft", "sft+sft", "sft+redi", "sft+dpo", "sft+simpo"]
+    pairs = (tmp_path / "run" / "pairs" / "pairs.jsonl").read_text().splitlines()
+    assert pairs  # slipped traces became the rejected side of preference pairs
+    assert all(r["seeds"] == 2 for r in rows)
