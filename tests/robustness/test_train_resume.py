@@ -1,0 +1,245 @@
+"""Training resumes: a run interrupted after step k continues from its newest checkpoint and ends
+with the weights of an uninterrupted run, for every objective.
+
+The interruption is deterministic: a ``Killed`` (a ``BaseException``, so no handler of the CLI
+turns it into a clean exit, as none runs on a kill -9) raised at the start of step k + 1, after
+step k's checkpoint (if one was due) is on disk. One test kills a real ``reasondistill train``
+subprocess with SIGKILL once a checkpoint appears. The figures (kill step, the step resumed
+from, steps redone, max abs weight difference) go to the ``figures`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from reasondistill.train import base, checkpoints
+
+from .conftest import Child, run, write_jsonl
+
+STEPS = 8
+BATCH = 2
+INTERVAL = 2  # train.checkpoint_every = 0.25 of 8 steps
+TOLERANCE = 1e-4
+COMMON = [f"train.max_steps={STEPS}", f"train.batch_size={BATCH}", "train.logging_steps=1", "train.dtype=float32",
+          "train.device=cpu", "train.max_length=64", "train.learning_rate=1e-2", "train.warmup_ratio=0.25",
+          "train.checkpoint_every=0.25"]
+
+
+class Killed(BaseException):
+    """The test's kill: not an ``Exception``, so nothing on the way up handles it."""
+
+
+def kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the next training raise :class:`Killed` as step ``step + 1`` begins."""
+    make = checkpoints.checkpoint_callback
+
+    def patched(cfg, trainer):
+        callback = make(cfg, trainer)
+        own_begin = callback.on_step_begin
+
+        def on_step_begin(args, state, control, **kw):
+            if state.global_step == step:
+                raise Killed(step)
+            return own_begin(args, state, control, **kw)
+
+        callback.on_step_begin = on_step_begin
+        return callback
+
+    monkeypatch.setattr(checkpoints, "checkpoint_callback", patched)
+
+
+def weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def max_diff(a: Path, b: Path) -> float:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
+
+
+# --- data for every objective ----------------------------------------------------------------------
+
+
+def messages(i: int) -> list[dict]:
+    return [{"role": "user", "content": f"What is {i} + 2?"}]
+
+
+def answer(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+@pytest.fixture(scope="module")
+def data(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """Curated examples (with a teacher logprob store for KD), preference pairs and problems, 8 each."""
+    from reasondistill.backends.base import Request, SamplingParams
+    from reasondistill.backends.transformers import TransformersBackend
+    from reasondistill.logprobs import LogprobWriter
+    from reasondistill.records import Problem
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("resume-data")
+    n = 8
+    curated = [{"prompt": messages(i), "completion": answer(f"{i} plus 2 is {i + 2}.\nAnswer: {i + 2}"),
+                "meta": {"problem_id": f"p{i}"}} for i in range(n)]
+    pairs = [{"prompt": messages(i), "chosen": answer(f"Answer: {i + 2}"), "rejected": answer(f"Answer: {i + 3}"),
+              "meta": {"problem_id": f"p{i}"}} for i in range(n)]
+    problems = [{"id": f"p{i}", "source": "t", "prompt": f"What is {i} + 2?", "answer": str(i + 2)} for i in range(n)]
+    # KD: the tiny model as teacher, writing digits only (each its own token: the text re-tokenizes to its ids)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    teacher = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    digits = set(tok.convert_tokens_to_ids(list("0123456789")))
+    teacher.generation_config.suppress_tokens = [i for i in range(len(tok)) if i not in digits]
+    backend = TransformersBackend.from_model(teacher, tok, name="tiny-teacher")
+    reqs = [Request(Problem(f"p{i}", "t", f"What is {i} + 2?", str(i + 2)), tuple(messages(i)), 0) for i in range(n)]
+    comps = backend.complete(reqs, SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=8, top_logprobs=4))
+    kd_rows = []
+    with LogprobWriter(root / "logprobs", 4, vocab_size=len(tok)) as w:
+        for r, c in zip(reqs, comps):
+            trace_id = f"{r.problem.id}/tiny-teacher/s0"
+            w.add_completion(trace_id, c.logprobs)
+            kd_rows.append({"prompt": list(r.messages), "completion": answer(c.text.strip()),
+                            "meta": {"problem_id": r.problem.id, "trace_id": trace_id}})
+    return {"curated": write_jsonl(root / "curated.jsonl", curated), "pairs": write_jsonl(root / "pairs.jsonl", pairs),
+            "problems": write_jsonl(root / "problems.jsonl", problems),
+            "kd": write_jsonl(root / "kd.jsonl", kd_rows), "logprobs": root / "logprobs"}
+
+
+def argv(method: str, data: dict[str, Path], out: Path, student: Path) -> list:
+    """``reasondistill train METHOD ...`` on the objective's data, few steps, a checkpoint every 2."""
+    teacher = f"train.objective.teacher={student}"
+    grpo = "{num_generations: 2, max_completion_length: 4}"
+    own = {"sft": ["--data", data["curated"]],
+           "multitask": ["--data", data["curated"]],
+           "kd": ["--data", data["kd"], "--logprobs", data["logprobs"]],
+           "gkd": ["--data", data["curated"], teacher, "train.objective.lmbda=0.5",
+                   "train.objective.max_new_tokens=4", "train.objective.teacher_dtype=float32"],
+           "dpo": ["--data", data["pairs"]], "simpo": ["--data", data["pairs"]], "redi": ["--data", data["pairs"]],
+           "grpo": ["--data", data["problems"], "train.objective.num_generations=2",
+                    "train.objective.max_completion_length=4"],
+           "kdrl": ["--data", data["problems"], teacher, "train.objective.teacher_dtype=float32",
+                    f"train.objective.grpo={grpo}"]}[method]
+    return ["train", method, "--out", out, f"train.student={student}", *COMMON, *own]
+
+
+OBJECTIVES = ["sft", "kd", "gkd", "multitask", "dpo", "simpo", "redi", "grpo", "kdrl"]
+
+
+@pytest.mark.parametrize("method", OBJECTIVES)
+def test_interrupted_training_resumes_to_the_uninterrupted_weights(method, data, tiny_model_dir, tmp_path, cli,
+                                                                  monkeypatch, figures):
+    rc, _, err = cli(*argv(method, data, tmp_path / "whole", tiny_model_dir))
+    assert rc == 0, err
+    whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())["outputs"]
+    assert whole["steps"] == STEPS and whole["resumed_from_step"] == 0
+    assert not (tmp_path / "whole" / checkpoints.SCRATCH).exists()  # cleaned after the finish
+
+    k = random.Random(method).randrange(1, STEPS)  # killed after step k: 1..7
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        kill_at(m, k)
+        with pytest.raises(Killed):
+            cli(*argv(method, data, out, tiny_model_dir))
+    assert not (out / "manifest.json").exists() and not (out / base.MODEL_DIR).exists()
+    saved = [step for step, f in checkpoints.checkpoint_dirs(out / checkpoints.SCRATCH)]
+    assert saved == ([k // INTERVAL * INTERVAL] if k >= INTERVAL else []), saved  # checkpoint_keep=1
+
+    rc, _, err = cli(*argv(method, data, out, tiny_model_dir))
+    assert rc == 0, err
+    resumed = json.loads((out / "manifest.json").read_text())["outputs"]
+    assert resumed["steps"] == STEPS and resumed["resumed_from_step"] == k // INTERVAL * INTERVAL
+    redone = k - resumed["resumed_from_step"]
+    assert redone < INTERVAL
+    diff = max_diff(tmp_path / "whole" / base.MODEL_DIR, out / base.MODEL_DIR)
+    assert diff <= TOLERANCE, diff
+    assert not (out / checkpoints.SCRATCH).exists()
+    loss = [json.loads(x)["step"] for x in (out / base.LOSS_LOG).read_text().splitlines()]
+    assert loss == list(range(1, STEPS + 1))  # the log of the steps before the checkpoint is kept, none twice
+    figures.add(test="train resume", objective=method, steps_total=STEPS, checkpoint_every=INTERVAL, kill_step=k,
+                resumed_from=resumed["resumed_from_step"], steps_redone=redone, max_abs_weight_diff=diff)
+
+
+def test_a_changed_config_starts_fresh_instead_of_resuming(data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_at(m, 5)
+        with pytest.raises(Killed):
+            cli(*argv("sft", data, out, tiny_model_dir))
+    assert [s for s, _ in checkpoints.checkpoint_dirs(out / checkpoints.SCRATCH)] == [4]
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), "train.learning_rate=5e-3")
+    assert rc == 0, err
+    assert "another config or other inputs; starting fresh" in err
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 0
+
+
+def test_changed_checkpoint_settings_still_resume(data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    """How often a run saves is not what it trains: the resume goes on, the interval changes."""
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_at(m, 3)
+        with pytest.raises(Killed):
+            cli(*argv("sft", data, out, tiny_model_dir), "train.checkpoint_keep=2")
+    assert [s for s, _ in checkpoints.checkpoint_dirs(out / checkpoints.SCRATCH)] == [2]
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), "train.checkpoint_steps=3")
+    assert rc == 0, err
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 2
+
+
+def test_a_checkpoint_cut_off_while_saving_is_not_resumed_from(data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_at(m, 7)
+        with pytest.raises(Killed):
+            cli(*argv("sft", data, out, tiny_model_dir), "train.checkpoint_keep=2")
+    scratch = out / checkpoints.SCRATCH
+    assert [s for s, _ in checkpoints.checkpoint_dirs(scratch)] == [4, 6]
+    (scratch / "checkpoint-6" / checkpoints.COMPLETE).unlink()  # as if killed mid-save
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir))
+    assert rc == 0, err
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 4
+
+
+# --- a real kill -9 of `reasondistill train` ------------------------------------------------------------
+
+LONG = 60
+
+
+def steps_done(stderr: str) -> int:
+    found = re.findall(rf"(\d+)/{LONG} \[", stderr)
+    return int(found[-1]) if found else 0
+
+
+def test_kill_9_of_the_cli_resumes_from_the_last_checkpoint(data, tiny_model_dir, tmp_path, cli, figures):
+    args = [*argv("sft", data, tmp_path / "out", tiny_model_dir), f"train.max_steps={LONG}", "train.checkpoint_steps=10"]
+    ref = [*argv("sft", data, tmp_path / "whole", tiny_model_dir), f"train.max_steps={LONG}",
+           "train.checkpoint_steps=10"]
+    rc, _, err = cli(*ref)
+    assert rc == 0, err
+    scratch = tmp_path / "out" / checkpoints.SCRATCH
+    child = Child(*args)
+    deadline = time.time() + 240
+    while child.alive() and time.time() < deadline and not list(scratch.glob(f"checkpoint-*/{checkpoints.COMPLETE}")):
+        time.sleep(0.01)
+    assert child.alive(), "training finished before the kill: " + child.stderr[-1500:]
+    child.proc.send_signal(signal.SIGKILL)
+    assert child.finish() == -signal.SIGKILL
+    at_kill = steps_done(child.stderr)
+    done = run(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    resumed = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]["resumed_from_step"]
+    assert resumed >= 10 and resumed % 10 == 0
+    assert 0 <= at_kill - resumed < 10 or at_kill == 0  # the progress bar may lag the kill
+    diff = max_diff(tmp_path / "whole" / base.MODEL_DIR, tmp_path / "out" / base.MODEL_DIR)
+    assert diff <= TOLERANCE, diff
+    figures.add(test="train resume, kill -9 of the CLI", objective="sft", steps_total=LONG, checkpoint_every=10,
+                kill_step=at_kill, resumed_from=resumed, steps_redone=max(at_kill - resumed, 0),
+                max_abs_weight_diff=diff)
