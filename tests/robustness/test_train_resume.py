@@ -21,15 +21,15 @@ import pytest
 
 from reasondistill.train import base, checkpoints
 
-from .conftest import Child, run, write_jsonl
+from .conftest import Child, error_line, run, write_jsonl
 
 STEPS = 8
 BATCH = 2
-INTERVAL = 2  # train.checkpoint_every = 0.25 of 8 steps
+INTERVAL = 2  # train.checkpoint_steps: exact (the default fraction may skip a save that costs too much)
 TOLERANCE = 1e-4
 COMMON = [f"train.max_steps={STEPS}", f"train.batch_size={BATCH}", "train.logging_steps=1", "train.dtype=float32",
           "train.device=cpu", "train.max_length=64", "train.learning_rate=1e-2", "train.warmup_ratio=0.25",
-          "train.checkpoint_every=0.25"]
+          f"train.checkpoint_steps={INTERVAL}"]
 
 
 @pytest.fixture(autouse=True)
@@ -305,3 +305,35 @@ def test_loop_retrain_last_starts_round_2_from_round_1s_optimizer_state(tiny_mod
     state2 = torch.load(out / "round-2" / "train" / checkpoints.OPTIMIZER, weights_only=True)["state"]
     assert {float(s["step"]) for s in state1.values()} == {2.0}
     assert {float(s["step"]) for s in state2.values()} == {4.0}
+
+
+# --- when to save -------------------------------------------------------------------------------------
+
+
+def test_checkpoint_interval_and_the_overhead_cap():
+    from reasondistill.config import TrainConfig
+
+    assert checkpoints.interval(TrainConfig(max_steps=100), 100) == 10  # default: every 10% of the steps
+    assert checkpoints.interval(TrainConfig(max_steps=7, checkpoint_every=0.1), 7) == 1
+    assert checkpoints.interval(TrainConfig(max_steps=100, checkpoint_steps=3), 100) == 3
+    assert checkpoints.interval(TrainConfig(max_steps=100, checkpoint_every=0), 100) == 0
+    assert checkpoints.interval(TrainConfig(max_steps=100, checkpoint_minutes=5), 100) == 0  # by the clock
+    # the default fraction skips a save that would take over 10% of the time: 3 s saves after 20 s of training
+    assert not checkpoints.affordable(3.0, 20.0) and checkpoints.affordable(3.0, 27.0)
+    assert checkpoints.affordable(0.0, 0.0)  # the first save: its cost is not known yet
+
+
+@pytest.mark.parametrize("override,field", [
+    ("train.checkpoint_every=1.5", "train.checkpoint_every"),
+    ("train.checkpoint_keep=0", "train.checkpoint_keep"),
+    ("train.checkpoint_minutes=-1", "train.checkpoint_minutes"),
+])
+def test_bad_checkpoint_settings_are_one_error_line(override, field, data, tiny_model_dir, tmp_path, cli):
+    rc, _, err = cli(*argv("sft", data, tmp_path / "out", tiny_model_dir), override)
+    assert rc == 2 and field in error_line(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_steps_and_minutes_together_are_refused(data, tiny_model_dir, tmp_path, cli):
+    rc, _, err = cli(*argv("sft", data, tmp_path / "out", tiny_model_dir), "train.checkpoint_minutes=5")
+    assert rc == 2 and "set one of them" in error_line(err)

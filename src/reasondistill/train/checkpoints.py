@@ -5,8 +5,9 @@ scheduler, the RNG states, the step, and the data position it skips back to). Th
 what it lacks, for every objective alike (they all train through :func:`.base.fit`):
 
 - **when**: :class:`Checkpoints` asks for a save every ``train.checkpoint_every`` of the run's
-  steps, every ``checkpoint_steps`` steps or after ``checkpoint_minutes`` (the Trainer has no
-  time-based saving), never at the last step (the finished model is saved whole right after);
+  steps (skipping one that would make saving over :data:`MAX_OVERHEAD` of the time), every
+  ``checkpoint_steps`` steps or after ``checkpoint_minutes`` (the Trainer has no time-based
+  saving), never at the last step (the finished model is saved whole right after);
 - **complete or not**: a checkpoint folder gets :data:`COMPLETE` only once everything in it is
   written, so a kill during a save leaves a folder that is deleted, not resumed from;
 - **whose**: the scratch folder (``out_dir/trainer``) holds :data:`IDENTITY`, the hash of the
@@ -48,6 +49,7 @@ IDENTITY = "identity.json"  # in SCRATCH: which config and inputs wrote its chec
 COMPLETE = "complete.json"  # in a checkpoint folder: written last, so a kill mid-save is told apart
 OBJECTIVE_STATE = "objective_state.json"  # in a checkpoint folder: the trainer's resume_state()
 OPTIMIZER = "optimizer.pt"  # beside out_dir/model with train.carry_optimizer
+MAX_OVERHEAD = 0.1  # checkpoint_every (the default) skips a due save that would take more of the time than this
 NOT_IDENTITY = ("checkpoint_every", "checkpoint_steps", "checkpoint_minutes", "checkpoint_keep")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -172,7 +174,9 @@ def checkpoint_callback(cfg: TrainConfig, trainer: Any):
         """Asks the Trainer to save when one is due, and marks each save complete (see the module)."""
 
         def __init__(self) -> None:
-            self.last = time.monotonic()
+            self.last = time.monotonic()  # when the last save ended (or training began)
+            self.started = self.last  # when the save under way was asked for
+            self.cost = 0.0  # seconds the last save took
             self.pending = False
 
         def on_train_begin(self, args, state, control, **kwargs):
@@ -182,15 +186,19 @@ def checkpoint_callback(cfg: TrainConfig, trainer: Any):
             if state.global_step >= state.max_steps:  # the finished model is saved whole right after
                 control.should_save = False
                 return control
+            now = time.monotonic()
             if cfg.checkpoint_minutes:
-                due = _agree(time.monotonic() - self.last >= 60 * cfg.checkpoint_minutes, args.device)
+                due = _agree(now - self.last >= 60 * cfg.checkpoint_minutes, args.device)
             else:
                 every = interval(cfg, state.max_steps)
                 due = every > 0 and state.global_step % every == 0
+                if due and not cfg.checkpoint_steps:  # the default fraction: cheap relative to the training
+                    due = _agree(affordable(self.cost, now - self.last), args.device)
             self.pending = self.pending or due
             if self.pending and at_generation_start(trainer):
                 control.should_save = True
                 self.pending = False
+                self.started = now
             return control
 
         def on_save(self, args, state, control, **kwargs):
@@ -203,8 +211,16 @@ def checkpoint_callback(cfg: TrainConfig, trainer: Any):
                 io.write_json(folder / COMPLETE, {"step": state.global_step, "saved_at": time.time()})
                 rotate(Path(args.output_dir), cfg.checkpoint_keep)
             self.last = time.monotonic()
+            self.cost = self.last - self.started
 
     return Checkpoints()
+
+
+def affordable(cost: float, trained: float) -> bool:
+    """Whether a save that takes ``cost`` seconds (the last one's) after ``trained`` seconds of
+    training since it keeps saving within :data:`MAX_OVERHEAD` of the time: a short run on a fast
+    device would otherwise spend most of it writing checkpoints (SmolLM2-135M: ~1.5 GB, seconds)."""
+    return cost <= MAX_OVERHEAD * (trained + cost)
 
 
 def rotate(scratch: Path, keep: int) -> None:
