@@ -330,7 +330,8 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
         keep_tracker_logs(scratch, Path(out_dir) / TRACKER_LOGS)
         if run is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
+    # keys sorted: a resumed run's earlier rows come back from the checkpoint's trainer_state.json sorted
+    history = [dict(sorted(h.items())) for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history
 
 
