@@ -337,3 +337,41 @@ def test_bad_checkpoint_settings_are_one_error_line(override, field, data, tiny_
 def test_steps_and_minutes_together_are_refused(data, tiny_model_dir, tmp_path, cli):
     rc, _, err = cli(*argv("sft", data, tmp_path / "out", tiny_model_dir), "train.checkpoint_minutes=5")
     assert rc == 2 and "set one of them" in error_line(err)
+
+
+# --- under --launch: two CPU processes over gloo ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_two_process_ddp_training_resumes(data, tiny_model_dir, tmp_path, figures):
+    import subprocess
+
+    from .conftest import command, env
+
+    def args(out):
+        return [*argv("sft", data, out, tiny_model_dir), f"train.max_steps={LONG}", "train.checkpoint_steps=5",
+                "--launch", "ddp", "--num-processes", "2"]
+
+    whole = run(*args(tmp_path / "whole"), timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    scratch = tmp_path / "out" / checkpoints.SCRATCH
+    proc = subprocess.Popen(command(*args(tmp_path / "out")), env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not list(scratch.glob(f"checkpoint-*/{checkpoints.COMPLETE}")):
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before the kill"
+    # the launcher and both ranks (torch's elastic agent starts each rank in a session of its own)
+    import psutil
+    tree = psutil.Process(proc.pid)
+    for p in [tree, *tree.children(recursive=True)]:
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = run(*args(tmp_path / "out"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]["resumed_from_step"]
+    assert resumed >= 5 and resumed % 5 == 0, [ln for ln in done.stderr.splitlines() if "train:" in ln]
+    diff = max_diff(tmp_path / "whole" / base.MODEL_DIR, tmp_path / "out" / base.MODEL_DIR)
+    assert diff <= TOLERANCE, diff
+    figures.add(test="train resume, kill -9 of --launch ddp (2 CPU processes)", objective="sft", steps_total=LONG,
+                checkpoint_every=5, resumed_from=resumed, max_abs_weight_diff=diff)
