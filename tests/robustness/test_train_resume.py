@@ -152,7 +152,7 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(method, data,
     assert whole["steps"] == STEPS and whole["resumed_from_step"] == 0
     assert not (tmp_path / "whole" / checkpoints.SCRATCH).exists()  # cleaned after the finish
 
-    k = random.Random(method).randrange(1, STEPS)  # killed after step k: 1..7
+    k = random.Random(method).randrange(INTERVAL, STEPS)  # killed after step k: 2..7, past a checkpoint
     out = tmp_path / "cut"
     with monkeypatch.context() as m:
         kill_at(m, k)
