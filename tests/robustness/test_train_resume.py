@@ -375,3 +375,21 @@ def test_kill_9_of_a_two_process_ddp_training_resumes(data, tiny_model_dir, tmp_
     assert diff <= TOLERANCE, diff
     figures.add(test="train resume, kill -9 of --launch ddp (2 CPU processes)", objective="sft", steps_total=LONG,
                 checkpoint_every=5, resumed_from=resumed, max_abs_weight_diff=diff)
+
+
+def test_grpo_saves_only_where_a_generation_starts(data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    """With ``num_iterations: 2`` each sampled batch trains two steps; its samples are not in a
+    checkpoint, so a save due after the first of them waits for the next generation."""
+    extra = ["train.checkpoint_steps=1", "train.objective.num_iterations=2"]
+    rc, _, err = cli(*argv("grpo", data, tmp_path / "whole", tiny_model_dir), *extra)
+    assert rc == 0, err
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        kill_at(m, 5)
+        with pytest.raises(Killed):
+            cli(*argv("grpo", data, out, tiny_model_dir), *extra)
+    assert [s for s, _ in checkpoints.checkpoint_dirs(out / checkpoints.SCRATCH)] == [4]  # not 5: mid-generation
+    rc, _, err = cli(*argv("grpo", data, out, tiny_model_dir), *extra)
+    assert rc == 0, err
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 4
+    assert max_diff(tmp_path / "whole" / base.MODEL_DIR, out / base.MODEL_DIR) <= TOLERANCE
