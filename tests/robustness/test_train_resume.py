@@ -358,7 +358,8 @@ def test_kill_9_of_a_two_process_ddp_training_resumes(data, tiny_model_dir, tmp_
     proc = subprocess.Popen(command(*args(tmp_path / "out")), env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline and not list(scratch.glob(f"checkpoint-*/{checkpoints.COMPLETE}")):
+    marks = f"checkpoint-*/{checkpoints.COMPLETE}"
+    while proc.poll() is None and time.time() < deadline and not list(scratch.glob(marks)):
         time.sleep(0.01)
     assert proc.poll() is None, "training finished before the kill"
     # the launcher and both ranks (torch's elastic agent starts each rank in a session of its own)
@@ -393,3 +394,20 @@ def test_grpo_saves_only_where_a_generation_starts(data, tiny_model_dir, tmp_pat
     assert rc == 0, err
     assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 4
     assert max_diff(tmp_path / "whole" / base.MODEL_DIR, out / base.MODEL_DIR) <= TOLERANCE
+
+
+def test_a_missing_or_foreign_optimizer_state_is_one_error_line(data, tiny_model_dir, tmp_path, cli):
+    import torch
+
+    missing = tmp_path / "nowhere" / "optimizer.pt"
+    rc, _, err = cli(*argv("sft", data, tmp_path / "a", tiny_model_dir), f"train.init_optimizer={missing}")
+    assert rc == 2 and str(missing) in error_line(err) and "train.init_optimizer" in error_line(err)
+    foreign = tmp_path / "foreign.pt"
+    w = torch.nn.Parameter(torch.zeros(3, 3))
+    opt = torch.optim.AdamW([w])
+    w.grad = torch.ones(3, 3)
+    opt.step()
+    torch.save(opt.state_dict(), foreign)
+    rc, _, err = cli(*argv("sft", data, tmp_path / "b", tiny_model_dir), f"train.init_optimizer={foreign}")
+    assert rc == 2 and "for other parameters" in error_line(err) and str(foreign) in error_line(err)
+    assert not (tmp_path / "b" / "manifest.json").exists()

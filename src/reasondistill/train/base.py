@@ -312,8 +312,8 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
     removes the scratch folder. ``cfg.init_optimizer`` / ``cfg.carry_optimizer`` load / save the
     optimizer's state (``out_dir/optimizer.pt``)."""
     run = checkpoints.current()
-    if cfg.init_optimizer:
-        trainer.add_callback(checkpoints.carried_optimizer_callback(cfg.init_optimizer))
+    if cfg.init_optimizer:  # first: a bad file fails before the progress bar starts
+        trainer.callback_handler.callbacks.insert(0, checkpoints.carried_optimizer_callback(cfg.init_optimizer))
     start = None
     if run is not None:
         trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))

@@ -260,14 +260,19 @@ def load_optimizer_state(optimizer: Any, path: str | Path) -> None:
     import torch
 
     if not Path(path).is_file():
-        raise InputError("no optimizer state here (train.init_optimizer; saved by a run with "
-                         "train.carry_optimizer)", file=path)
+        raise InputError("train.init_optimizer: no such optimizer state (a run with train.carry_optimizer "
+                         "saves one as optimizer.pt beside its model)", file=path)
     saved = torch.load(path, map_location="cpu", weights_only=True)
     mine = optimizer.state_dict()
-    shapes = [len(g["params"]) for g in mine["param_groups"]]
-    if [len(g["params"]) for g in saved.get("param_groups", [])] != shapes:
-        raise InputError(f"optimizer state for other parameters (groups of {[len(g['params']) for g in saved.get('param_groups', [])]} "
-                         f"parameters, this student's: {shapes})", file=path, field="train.init_optimizer")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    theirs = [len(g["params"]) for g in saved.get("param_groups", [])]
+    ours = [len(g["params"]) for g in mine["param_groups"]]
+    wrong = theirs != ours or any(
+        i >= len(params) or any(torch.is_tensor(v) and v.dim() and v.shape != params[i].shape for v in st.values())
+        for i, st in saved.get("state", {}).items())
+    if wrong:
+        raise InputError(f"train.init_optimizer: an optimizer state for other parameters (groups of {theirs}; "
+                         f"this student's: {ours}, or other shapes)", file=path)
     optimizer.load_state_dict({**mine, "state": saved["state"]})
     log.info("train: optimizer state carried from %s", path)
 
