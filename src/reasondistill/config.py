@@ -488,8 +488,27 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     trust_remote_code: bool = False
+    # resumable checkpoints (train/trainer/checkpoint-N: weights, optimizer, scheduler, RNG, data position),
+    # removed once the run is saved; how often is one of: a fraction of the run's steps, steps, or minutes
+    checkpoint_every: float = 0.1  # every this fraction of the run's optimizer steps; 0: no checkpoints
+    checkpoint_steps: int = 0  # > 0: every N optimizer steps instead of the fraction
+    checkpoint_minutes: float = 0.0  # > 0: after every M minutes of training instead of the fraction
+    checkpoint_keep: int = 1  # the newest N checkpoints are kept
+    # an optimizer carried from one run to the next (loop.retrain: last sets both)
+    carry_optimizer: bool = False  # also save the optimizer's state beside the model (train/optimizer.pt)
+    init_optimizer: str | None = None  # an optimizer.pt a carry_optimizer run saved, loaded before the first step
 
     def __post_init__(self) -> None:
+        if not 0 <= self.checkpoint_every <= 1:
+            raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every!r} must be a fraction of the run's "
+                              "steps in [0, 1] (0: no checkpoints)")
+        if self.checkpoint_steps < 0 or self.checkpoint_minutes < 0:
+            raise ConfigError("train.checkpoint_steps and train.checkpoint_minutes must be >= 0")
+        if self.checkpoint_steps and self.checkpoint_minutes:
+            raise ConfigError("train.checkpoint_steps and train.checkpoint_minutes both set how often to save; "
+                              "set one of them")
+        if self.checkpoint_keep < 1:
+            raise ConfigError("train.checkpoint_keep must be >= 1")
         if self.learning_rate <= 0:
             raise ConfigError("train.learning_rate must be > 0")
         if self.batch_size < 1 or self.grad_accum < 1:

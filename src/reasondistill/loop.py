@@ -11,8 +11,9 @@ Each round r (a sub-run folder ``DIR/round-r/``, built from the ordinary stages)
    (``round-r/generate``, ``verify``, ``curate``). With ``loop.self_teach`` the teacher of round
    r >= 2 is round r-1's student (transformers backend): iterative self-training;
 3. **retrain**: on the union of the curated traces of rounds 1..r (``round-r/data/train.jsonl``,
-   identical prompt+completion pairs once), from round r-1's checkpoint (``loop.retrain: last``)
-   or from ``train.student`` (``scratch``);
+   identical prompt+completion pairs once), from round r-1's checkpoint and optimizer state
+   (``loop.retrain: last``; ``round-r/train/optimizer.pt``, the Adam moments and step counts;
+   each round keeps its own warmup and learning-rate schedule) or from ``train.student`` (``scratch``);
 4. **evaluate** on the held-out problems (round 1 also evaluates what ``eval.models`` names, e.g.
    the untrained student, which becomes round 0 of the table).
 
@@ -104,11 +105,16 @@ def round_recipe(recipe: Recipe, r: int, previous: Path | None) -> Recipe:
                                 device=recipe.eval.device, batch_size=recipe.eval.batch_size,
                                 trust_remote_code=recipe.train.trust_remote_code)
     start = str(previous) if cfg.retrain == "last" and previous is not None else recipe.train.student
+    train = recipe.train
+    if cfg.retrain == "last":  # the optimizer goes on too: its state is saved beside each round's model
+        from .train.checkpoints import OPTIMIZER
+        train = dataclasses.replace(train, carry_optimizer=True, init_optimizer=(
+            str(Path(previous).parent / OPTIMIZER) if previous is not None else train.init_optimizer))
     models = list(recipe.eval.models) if r == 1 else []
     models = [m for m in models if m != "student_after"] + ["student_after"]
     return dataclasses.replace(
         recipe, teacher=teacher, generate=dataclasses.replace(recipe.generate, seed=recipe.generate.seed + r - 1),
-        train=dataclasses.replace(recipe.train, student=start), eval=dataclasses.replace(recipe.eval, models=models))
+        train=dataclasses.replace(train, student=start), eval=dataclasses.replace(recipe.eval, models=models))
 
 
 def union(paths: list[Path], out: Path) -> tuple[int, int]:

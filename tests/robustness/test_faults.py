@@ -207,7 +207,9 @@ def interrupt_and_resume(stage, how, point, inputs, reference, tmp, figures, tes
         record.update(samples_total=ref["samples"], resumed_paid=paid,
                       redone_samples=record.get("in_flight_est", "startup"))
     else:
-        record.update(steps_total=TRAIN_STEPS, redone_steps=record["steps_done_at_signal"])
+        resumed = manifest["resumed_from_step"]  # the newest checkpoint (train.checkpoint_every: 10% of the steps)
+        record.update(steps_total=TRAIN_STEPS, resumed_from=resumed,
+                      redone_steps=max(record["steps_done_at_signal"] - resumed, 0))
         assert not (out / "model.tmp").exists()
     record.update(rows_lost=0, duplicates=rows - distinct, wall_interrupted=round(child.wall, 2),
                   wall_signal_to_done=round(time.time() - struck, 2), wall_uninterrupted=ref["wall"])

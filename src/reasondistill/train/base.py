@@ -27,6 +27,7 @@ from ..errors import ConfigError, InputError
 from ..layout import FILES
 from ..scoring import completion_logits, encode  # noqa: F401  (completion_logits: the objectives' import point)
 from ..records import TrainExample
+from . import checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def training_args(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device:
 def training_kwargs(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, device: str) -> dict[str, Any]:
     """The ``TrainingArguments`` keywords every objective shares."""
     return dict(
-        output_dir=str(Path(out_dir) / "trainer"),
+        output_dir=str(Path(out_dir) / checkpoints.SCRATCH),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
@@ -203,7 +204,7 @@ def training_kwargs(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, devic
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
         logging_steps=cfg.logging_steps,
         gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="no",
+        save_strategy="no",  # checkpoints.Checkpoints decides when (fraction, steps or minutes) and rotates
         report_to=list(cfg.report_to),
         bf16=use_bf16,
         fp16=not use_bf16 and mixed_dtype(cfg.dtype, device)[0] == "float16",
@@ -303,16 +304,34 @@ def keep_tracker_logs(scratch: Path, logs: Path) -> None:
 
 def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[dict[str, Any]]]:
     """Train. Returns ``(model, train_output, log_history)``: the model in eval mode with any LoRA
-    merged into plain weights, and only the training log rows; the trainer's scratch folder is removed."""
-    result = trainer.train()
+    merged into plain weights, and only the training log rows.
+
+    Inside :func:`cached_run` the run saves checkpoints as ``cfg`` says and resumes from the
+    newest complete one of the same config and inputs (:mod:`.checkpoints`); the scratch folder
+    then stays until the run's manifest is written. Called alone, it trains from the start and
+    removes the scratch folder. ``cfg.init_optimizer`` / ``cfg.carry_optimizer`` load / save the
+    optimizer's state (``out_dir/optimizer.pt``)."""
+    run = checkpoints.current()
+    if cfg.init_optimizer:  # first: a bad file fails before the progress bar starts
+        trainer.callback_handler.callbacks.insert(0, checkpoints.carried_optimizer_callback(cfg.init_optimizer))
+    start = None
+    if run is not None:
+        trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))
+        start = checkpoints.resume_point(trainer, run)
+    result = trainer.train(resume_from_checkpoint=start)
+    if cfg.carry_optimizer:
+        checkpoints.save_optimizer_state(trainer, Path(out_dir) / checkpoints.OPTIMIZER)
     gathered = full_state_dict(trainer)
     trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
     if gathered is not None:  # sharded weights: save_checkpoint writes the gathered copy instead
         trained._gathered_state_dict = gathered
     if trainer.args.process_index == 0:  # launched on many processes: one writer (see train/launch)
-        keep_tracker_logs(Path(out_dir) / "trainer", Path(out_dir) / TRACKER_LOGS)
-        shutil.rmtree(Path(out_dir) / "trainer", ignore_errors=True)
-    history = [h for h in trainer.state.log_history if "loss" in h]
+        scratch = Path(out_dir) / checkpoints.SCRATCH
+        keep_tracker_logs(scratch, Path(out_dir) / TRACKER_LOGS)
+        if run is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    # keys sorted: a resumed run's earlier rows come back from the checkpoint's trainer_state.json sorted
+    history = [dict(sorted(h.items())) for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history
 
 
@@ -378,12 +397,22 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
                ) -> dict:
     """An objective's whole ``run``: skipped when ``out_dir`` holds a finished run of the same config
     and inputs; else ``train()`` (which returns ``(model, tokenizer, train_output, history, info)``),
-    :func:`finish` with ``info`` as the objective's outputs, and the manifest."""
+    :func:`finish` with ``info`` as the objective's outputs, and the manifest. ``train()`` runs
+    resumable (:mod:`.checkpoints`): a killed run continues from its newest checkpoint, and the
+    checkpoints go once the manifest is written. The checkpoint settings are not part of the
+    identity (:data:`.checkpoints.NOT_IDENTITY`)."""
+    config = checkpoints.identity_config(config)
+
     def body() -> dict[str, Any]:
-        model, tok, result, history, info = train()
+        with checkpoints.resumable(out_dir, config, inputs, writer=True) as run:
+            model, tok, result, history, info = train()
         train_cfg = config.get("train", config)  # a TrainConfig as a dict, alone or beside the objective's
         numerics = dtype_record(train_cfg) if "dtype" in train_cfg else {}
-        return finish(out_dir, model, tok, result, history, method=method, outputs={**numerics, **info})
+        outputs = finish(out_dir, model, tok, result, history, method=method,
+                         outputs={**numerics, **info, "resumed_from_step": run.resumed_step})
+        if (Path(out_dir) / checkpoints.OPTIMIZER).is_file() and train_cfg.get("carry_optimizer"):
+            outputs["files"] = [*outputs["files"], checkpoints.OPTIMIZER]  # hashed: a next run starts from it
+        return outputs
 
     from .launch import rank
 
@@ -391,7 +420,11 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
         done = io.completed_manifest(out_dir, config, io.hash_inputs(inputs, out_dir))
         if done is not None:  # every rank sees the same finished run and skips it
             return {**done, "this_run": {"skipped": True}}
-        _, _, result, history, _ = train()
+        with checkpoints.resumable(out_dir, config, inputs, writer=False):
+            _, _, result, history, _ = train()
         return {"outputs": {"method": method, "steps": result.global_step, "train_loss": result.training_loss},
                 "this_run": {"skipped": False, "rank": rank()}}
-    return io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body, extra={"method": method})
+    manifest = io.cached_stage(out_dir, stage="train", config=config, inputs=inputs, body=body,
+                               extra={"method": method})
+    checkpoints.clean(out_dir)  # the run is saved and its manifest written
+    return manifest

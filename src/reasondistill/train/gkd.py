@@ -150,6 +150,19 @@ def _trainer_class():
             self.counts = dict.fromkeys(COUNTS, 0)
             self._window = dict.fromkeys(COUNTS, 0)
 
+        # -- resuming (train/checkpoints.py): what the Trainer's checkpoint does not hold
+
+        def resume_state(self) -> dict[str, Any]:
+            version, internal, gauss = self.rng.getstate()
+            return {"rng": [version, list(internal), gauss], "counts": self.counts, "window": self._window,
+                    "served_counts": self.served_counts}
+
+        def restore_state(self, state: dict[str, Any]) -> None:
+            version, internal, gauss = state["rng"]
+            self.rng.setstate((version, tuple(internal), gauss))
+            self.counts, self._window = dict(state["counts"]), dict(state["window"])
+            self.served_counts = dict(state["served_counts"])
+
         # -- batch: cached completions, some replaced by student samples
 
         def training_step(self, model, inputs, num_items_in_batch=None):
