@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, ServiceError
-from .task import TASK_NAME, HarnessAdapter, RawSample
+from .task import timed_out, TASK_NAME, HarnessAdapter, RawSample
 
 NAME = "lighteval"
 PYTHON_ENV = "REASONDISTILL_LIGHTEVAL_PYTHON"
@@ -106,7 +106,7 @@ def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str
         proc = subprocess.run([python(), "-m", __name__, json.dumps(spec)], env=env, capture_output=True, text=True,
                               timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
-        raise _timed_out("lighteval", e, out / "lighteval.log") from None
+        raise timed_out("lighteval", e, out / "lighteval.log") from None
     shutil.rmtree(out / "hf_datasets_cache", ignore_errors=True)
     (out / "lighteval.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
@@ -165,15 +165,6 @@ def _child(spec: dict[str, Any]) -> None:
     out = {"version": importlib.metadata.version("lighteval"), "results": results["results"], "samples": samples,
            "order": order}
     Path(spec["out"]).write_text(json.dumps(out, default=str), encoding="utf-8")
-
-
-def _timed_out(harness: str, e: subprocess.TimeoutExpired, log_file: Path) -> ServiceError:
-    """A harness child past its time limit (killed by ``subprocess.run``): its output so far goes to the log."""
-    def text(x: bytes | str | None) -> str:
-        return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
-
-    log_file.write_text(text(e.stdout) + text(e.stderr), encoding="utf-8")
-    return ServiceError(f"{harness} did not finish within {e.timeout:g} s and was stopped; its output: {log_file}")
 
 
 ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError, ServiceError
-from .task import ANSWER_REGEX, TASK_NAME, HarnessAdapter, RawSample
+from ...errors import ConfigError
+from .task import timed_out, ANSWER_REGEX, TASK_NAME, HarnessAdapter, RawSample
 
 NAME = "lm-eval"
 DIST = "lm_eval"
@@ -73,7 +73,7 @@ def run_harness(model_dir: str | Path, task_dir: Path, out: Path, *, device: str
         proc = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env, capture_output=True,
                               text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
-        raise _timed_out("lm-eval", e, out / "lm_eval.log") from None
+        raise timed_out("lm-eval", e, out / "lm_eval.log") from None
     shutil.rmtree(out / "hf_datasets_cache", ignore_errors=True)  # datasets' copy of problems.jsonl
     (out / "lm_eval.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
@@ -128,15 +128,6 @@ def version() -> str:
     except importlib.metadata.PackageNotFoundError:
         raise ConfigError("--harness lm-eval: lm-eval is not installed; "
                           "install it with: pip install 'reasondistill[harness]'") from None
-
-
-def _timed_out(harness: str, e: subprocess.TimeoutExpired, log_file: Path) -> ServiceError:
-    """A harness child past its time limit (killed by ``subprocess.run``): its output so far goes to the log."""
-    def text(x: bytes | str | None) -> str:
-        return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
-
-    log_file.write_text(text(e.stdout) + text(e.stderr), encoding="utf-8")
-    return ServiceError(f"{harness} did not finish within {e.timeout:g} s and was stopped; its output: {log_file}")
 
 
 ADAPTER = HarnessAdapter(name=NAME, metric=METRIC, write_task=write_task, run=run_harness, parse=parse,

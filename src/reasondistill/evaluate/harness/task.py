@@ -9,12 +9,14 @@ differ, the difference is in answer extraction and matching, not in what the mod
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ... import io, metrics
 from ...config import PromptConfig, VerifyConfig
+from ...errors import ServiceError
 from ...records import EvalSample, Problem
 from ...prompts import student_messages, with_task_prefix
 
@@ -120,3 +122,12 @@ def write_result(out: Path, *, harness: str, version: str, model: str, metric: s
     io.write_jsonl(out / HARNESS_SAMPLES_FILE, both)
     io.write_json(out / RESULT_FILE, asdict(result))
     return result
+
+
+def timed_out(harness: str, e: subprocess.TimeoutExpired, log_file: Path) -> ServiceError:
+    """A harness child past its time limit (killed by ``subprocess.run``): its output so far goes to the log."""
+    def text(x: bytes | str | None) -> str:
+        return x.decode("utf-8", "replace") if isinstance(x, bytes) else (x or "")
+
+    log_file.write_text(text(e.stdout) + text(e.stderr), encoding="utf-8")
+    return ServiceError(f"{harness} did not finish within {e.timeout:g} s and was stopped; its output: {log_file}")
