@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from . import io
 from .errors import ConfigError
 from .records import Problem
 
@@ -1033,3 +1034,9 @@ def _attributed(e: ConfigError, path: Path, base: dict[str, Any], overrides: lis
 
 def dump_recipe(recipe: Recipe) -> str:
     return yaml.safe_dump(to_dict(recipe), sort_keys=False)
+
+
+# options added after runs were made without them: a finished stage from before is the same stage
+# while they hold these values (io.later_field)
+for _name, _neutral in (("teachers.share", {}), ("carry_optimizer", False), ("init_optimizer", None)):
+    io.later_field(_name, _neutral)

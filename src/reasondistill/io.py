@@ -420,11 +420,42 @@ def earlier_identity(current: str, earlier: str) -> None:
         _EARLIER_IDENTITIES[current] = earlier
 
 
+# options a stage's config gained after runs were made with it: {dotted name: the value that keeps
+# the earlier behaviour} (see later_field)
+_LATER_FIELDS: dict[str, Any] = {}
+
+
+def later_field(name: str, neutral: Any) -> None:
+    """Declare that config option ``name`` (a dotted path, matched at the end of a key path, e.g.
+    ``teachers.share``) was added after runs were made without it, and that ``neutral`` behaves as
+    before: a manifest from before, whose config lacks it, is the same stage while it holds ``neutral``.
+    (Changing a default is not such a case: that changes the stage.)"""
+    _LATER_FIELDS[name] = neutral
+
+
+def _without_later(obj: Any, path: tuple[str, ...] = ()) -> Any:
+    """``obj`` without the later fields that hold their neutral value (see :func:`later_field`)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            key = (*path, str(k))
+            dotted = ".".join(key)
+            if any((dotted == n or dotted.endswith("." + n)) and v == neutral for n, neutral in _LATER_FIELDS.items()):
+                continue
+            out[k] = _without_later(v, key)
+        return out
+    if isinstance(obj, list):
+        return [_without_later(v, path) for v in obj]
+    return obj
+
+
 def _config_matches(recorded: Any, config: Any, out_dir: Path) -> bool:
     """``recorded`` is the hash of ``config`` (:func:`config_hash`, or of ``config`` as given, as
     manifests recorded it before), or of either with the model identities as they were spelled
-    before (:func:`earlier_identity`)."""
-    for form in (_within_run(config, run_root(out_dir)), config):
+    before (:func:`earlier_identity`), or of either without the options added since
+    (:func:`later_field`)."""
+    within = _within_run(config, run_root(out_dir))
+    for form in (within, config, _without_later(within), _without_later(config)):
         text = json.dumps(form, sort_keys=True, default=str)
         if recorded == hashlib.sha256(text.encode()).hexdigest():
             return True

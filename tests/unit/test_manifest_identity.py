@@ -97,3 +97,19 @@ def test_a_file_outside_the_run_folder_is_named_by_its_absolute_path(tmp_path):
     assert io.file_key(data, run / "curate") == data.as_posix()
     # a stage run alone: the folders beside it count as its run
     assert io.file_key(tmp_path / "data" / "mine.jsonl", tmp_path / "data" / "out") == "../mine.jsonl"
+
+
+def test_options_added_later_at_their_neutral_value_keep_a_finished_stage(tmp_path):
+    """A stage finished before ``curate.teachers.share`` (or ``train.carry_optimizer``) existed is the
+    same stage while the new option holds the value that behaves as before; any other value is not."""
+    import reasondistill.config  # noqa: F401  (declares the options added later)
+
+    old = {"max_per_problem": 2, "teachers": {"best": False, "quota": {}}, "train": {"lr": 1}}
+    stage(tmp_path / "a", old)
+    now = {"max_per_problem": 2, "teachers": {"best": False, "quota": {}, "share": {}},
+           "train": {"lr": 1, "carry_optimizer": False, "init_optimizer": None}}
+    again = stage(tmp_path / "a", now)
+    assert again["this_run"] == {"skipped": True} and again["config"] == now  # recognised, then rewritten
+    changed = {**now, "teachers": {**now["teachers"], "share": {"a": 1.0}}}
+    stage(tmp_path / "b", old)
+    assert stage(tmp_path / "b", changed)["this_run"] == {"skipped": False}  # a real change is a new stage
