@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import io, models
 from .config import CurateConfig, LoopConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
@@ -176,10 +176,13 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
                 trained = load(stage.run)(sub, own)
         checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
+    train_cpu = _cpu_seconds()
     evaluated = evaluate_model(sub, checkpoint, entry.name, own)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
-             "steps": trained["outputs"].get("steps"), **extra}
+             "train_cpu_seconds": train_cpu, "cpu_seconds": _cpu_seconds(),
+             "steps": trained["outputs"].get("steps"), "tokens_trained": trained["outputs"].get("tokens_trained"),
+             "parameters": models.parameter_count(checkpoint), **extra}
     stats_path = layout.compare_stats(entry.name, seed)
     reused = all(m.get("this_run", {}).get("skipped") for m in (trained, evaluated))
     if reused and stats_path.exists():
@@ -187,6 +190,35 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
     else:
         io.write_json(stats_path, stats)
     queue.put(stats)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) this process and its finished children have used so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def cost(stats: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
+    """What an entry's student cost, per training seed (means): train wall and CPU seconds, tokens
+    trained and the estimated training FLOPs (6 N tokens, N the student's parameters; ``None`` where
+    the trainer does not count its tokens), plus the shared data stages' cost (``data``)."""
+    def mean(key: str) -> float | None:
+        values = [s.get(key) for s in stats]
+        return None if any(v is None for v in values) else sum(values) / len(values)
+
+    tokens, n = mean("tokens_trained"), stats[0].get("parameters")
+    return {"train_wall_seconds": mean("train_wall_seconds"), "train_cpu_seconds": mean("train_cpu_seconds"),
+            "student_tokens_trained": tokens, "student_parameters": n,
+            "train_flops": None if tokens is None or n is None else 6 * n * tokens, **data}
+
+
+def data_cost(layout: Layout) -> dict[str, Any]:
+    """The shared generation's cost, from its manifest: teacher tokens generated and wall seconds."""
+    path = layout.manifest("generate")
+    m = io.read_json(path) if path.is_file() else {}
+    out = m.get("outputs") or {}
+    return {"teacher_tokens_generated": out.get("completion_tokens"), "generate_wall_seconds": m.get("wall_seconds"),
+            "teacher_calls": out.get("teacher_calls")}
 
 
 def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
@@ -207,6 +239,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     scores: dict[str, list[dict[str, float]]] = {}  # entry -> per seed: {problem id: greedy pass}
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
     n_seeds = recipe.compare.train_seeds
+    shared_cost = data_cost(layout)
     for entry in todo:
         per_seed = []
         for seed in range(n_seeds):
@@ -234,7 +267,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
                      "interval": iv, "tokens_per_answer": sum(s["mean_tokens"] for s in summaries) / n_seeds,
                      "wall_seconds": round(sum(s["wall_seconds"] for s in stats) / n_seeds, 1),
                      "train_wall_seconds": round(sum(s["train_wall_seconds"] for s in stats) / n_seeds, 1),
-                     "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"]})
+                     "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"],
+                     "cost": cost(stats, shared_cost)})
     ref = recipe.compare.reference or todo[0].name
     base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
     for row in rows:
@@ -242,6 +276,9 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
             row["vs_reference"] = {"reference": ref, **seed_interval(scores[row["objective"]], scores[ref])}
         if base is not None:
             row["vs_untrained"] = seed_interval(scores[row["objective"]], base)
+            cpu = row["cost"]["train_cpu_seconds"]
+            if cpu:  # the gain over the untrained student per CPU-hour of training (GPU-hour on a GPU)
+                row["points_per_cpu_hour"] = 100 * row["vs_untrained"]["delta"] / (cpu / 3600)
     io.write_json(layout.compare_json, rows)
     return rows
 
@@ -332,19 +369,24 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
     ref = next((r["vs_reference"]["reference"] for r in rows if r.get("vs_reference")), None)
     vs_head = f"vs {ref or 'reference'}"
     head = (f"{'objective':<14} {'seeds':>5} {'accuracy':>8} {'95% CI':>16} {vs_head:>36} "
-            f"{'vs untrained':>36} {'tok/answer':>10} {'wall s':>8} {'peak MB':>8}")
+            f"{'vs untrained':>36} {'tok/answer':>10} {'tokens trained':>14} {'train CPU s':>11} {'pts/CPU-h':>9} "
+            f"{'peak MB':>8}")
     lines = [head, "-" * len(head)]
     for label, other in (("(teacher)", teacher), ("(untrained)", baseline)):
         if other:
             lo, hi = other["ci95"]
             lines.append(f"{label:<14} {'-':>5} {other['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} {'-':>36} "
-                         f"{'-':>36} {other['tokens_per_answer']:>10.1f} {'-':>8} {'-':>8}")
+                         f"{'-':>36} {other['tokens_per_answer']:>10.1f} {'-':>14} {'-':>11} {'-':>9} {'-':>8}")
     for r in rows:
         lo, hi = r["ci95"]
         vs_ref = "(reference)" if r["objective"] == ref else _vs(r.get("vs_reference"))
+        c = r.get("cost") or {}
+        tokens = "n/a" if c.get("student_tokens_trained") is None else f"{c['student_tokens_trained']:.0f}"
+        cpu = "n/a" if c.get("train_cpu_seconds") is None else f"{c['train_cpu_seconds']:.0f}"
+        pts = "-" if r.get("points_per_cpu_hour") is None else f"{r['points_per_cpu_hour']:+.1f}"
         lines.append(f"{r['objective']:<14} {r.get('seeds', 1):>5} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
                      f"{vs_ref:>36} {_vs(r.get('vs_untrained')):>36} {r['tokens_per_answer']:>10.1f} "
-                     f"{r['wall_seconds']:>8.0f} {r['peak_rss_mb']:>8.0f}")
+                     f"{tokens:>14} {cpu:>11} {pts:>9} {r['peak_rss_mb']:>8.0f}")
     if any(r.get("seeds", 1) > 1 for r in rows):
         lines.append("intervals: t over training seeds (Welch) and held-out problems (paired); verdict: the "
                      "interval of the difference excludes 0 (better/worse) or not (no diff)")

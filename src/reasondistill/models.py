@@ -278,3 +278,24 @@ def record_task_prefixes(path: str | Path, prefixes: dict[str, str]) -> None:
     tmp = note.with_name(note.name + ".tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, note)
+
+
+def parameter_count(path: str | Path) -> int | None:
+    """Parameters in a model folder's safetensors files, read from their headers (no weights load);
+    ``None`` when it has none. Compute estimates (6 N per trained token) need it."""
+    import json
+    import struct
+
+    total = 0
+    files = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
+    for f in files:
+        with f.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, spec in header.items():
+            if name != "__metadata__":
+                n = 1
+                for d in spec["shape"]:
+                    n *= d
+                total += n
+    return total or None

@@ -37,6 +37,14 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
         assert set(r) >= {"objective", "accuracy", "ci95", "tokens_per_answer", "wall_seconds", "peak_rss_mb"}
         assert 0 <= r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] <= 1
         assert r["peak_rss_mb"] > 50 and r["wall_seconds"] > 0 and r["steps"] == 2
+        c = r["cost"]
+        assert c["student_parameters"] > 1000 and c["train_cpu_seconds"] > 0 and c["train_wall_seconds"] > 0
+        assert c["teacher_tokens_generated"] > 0 and c["generate_wall_seconds"] >= 0
+    sft = rows[0]["cost"]  # SFT counts its tokens: 2 steps of 4 examples, without padding
+    assert 0 < sft["student_tokens_trained"] <= 2 * 4 * recipe.train.max_length
+    assert sft["train_flops"] == 6 * sft["student_parameters"] * sft["student_tokens_trained"]
+    assert rows[0]["points_per_cpu_hour"] == pytest.approx(
+        100 * rows[0]["vs_untrained"]["delta"] / (sft["train_cpu_seconds"] / 3600))
     redi = json.loads((tmp_path / "run" / "compare" / "entries" / "sft+redi" / "train" / "manifest.json").read_text())
     assert redi["config"]["train"]["student"].endswith("sft/train/model")  # started from the SFT checkpoint
     assert "sft" in compare.format_table(rows)

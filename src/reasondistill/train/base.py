@@ -284,7 +284,9 @@ def trainer(cls: type, cfg: TrainConfig, model, tokenizer, out_dir: str | Path, 
             **kwargs: Any):
     """One of our own ``Trainer`` subclasses around ``model`` (LoRA-wrapped when ``cfg.lora``),
     with the shared arguments; ``kwargs`` are the dataset, collator and the subclass's own."""
-    args = training_args(cfg, out_dir, use_bf16, device, remove_unused_columns=False, disable_tqdm=False)
+    # counting the tokens each step trains on (not padding) gives every run its compute: 6 N tokens
+    args = training_args(cfg, out_dir, use_bf16, device, remove_unused_columns=False, disable_tqdm=False,
+                         include_num_input_tokens_seen="non_padding")
     return cls(model=with_lora(model, cfg), args=args, processing_class=tokenizer, **kwargs)
 
 
@@ -319,6 +321,8 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
         trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))
         start = checkpoints.resume_point(trainer, run)
     result = trainer.train(resume_from_checkpoint=start)
+    if getattr(trainer.args, "include_num_input_tokens_seen", "no") not in ("no", False):
+        result.metrics["num_input_tokens_seen"] = int(trainer.state.num_input_tokens_seen)
     if cfg.carry_optimizer:
         checkpoints.save_optimizer_state(trainer, Path(out_dir) / checkpoints.OPTIMIZER)
     gathered = full_state_dict(trainer)
@@ -380,7 +384,8 @@ def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str
     save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
     io.write_jsonl(out_dir / LOSS_LOG, history)
     return {"files": [LOSS_LOG], "model_dir": MODEL_DIR, "method": method, "steps": result.global_step,
-            "train_loss": result.training_loss, **first_last(history, "loss"), **(outputs or {})}
+            "train_loss": result.training_loss, "tokens_trained": (result.metrics or {}).get("num_input_tokens_seen"),
+            **first_last(history, "loss"), **(outputs or {})}
 
 
 def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
