@@ -280,7 +280,21 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
             if cpu:  # the gain over the untrained student per CPU-hour of training (GPU-hour on a GPU)
                 row["points_per_cpu_hour"] = 100 * row["vs_untrained"]["delta"] / (cpu / 3600)
     io.write_json(layout.compare_json, rows)
+    write_plot(layout, rows)
     return rows
+
+
+def write_plot(layout: Layout, rows: list[dict[str, Any]]) -> Path | None:
+    """``compare/accuracy_vs_compute.png`` beside ``compare.json`` (none without matplotlib)."""
+    from .report.plots import accuracy_vs_compute
+
+    png = accuracy_vs_compute(rows, load_baseline(layout.root))
+    if png is None:
+        return None
+    path = layout.compare_dir() / "accuracy_vs_compute.png"
+    with io.atomic_open(path, "wb") as fh:
+        fh.write(png)
+    return path
 
 
 def greedy_scores(eval_dir: Path) -> dict[str, float]:

@@ -43,6 +43,7 @@ def test_compare_trains_each_entry_and_writes_compare_json(tmp_path, tiny_model_
     sft = rows[0]["cost"]  # SFT counts its tokens: 2 steps of 4 examples, without padding
     assert 0 < sft["student_tokens_trained"] <= 2 * 4 * recipe.train.max_length
     assert sft["train_flops"] == 6 * sft["student_parameters"] * sft["student_tokens_trained"]
+    assert (tmp_path / "run" / "compare" / "accuracy_vs_compute.png").read_bytes()[:4] == b"\x89PNG"
     assert rows[0]["points_per_cpu_hour"] == pytest.approx(
         100 * rows[0]["vs_untrained"]["delta"] / (sft["train_cpu_seconds"] / 3600))
     redi = json.loads((tmp_path / "run" / "compare" / "entries" / "sft+redi" / "train" / "manifest.json").read_text())

@@ -165,3 +165,27 @@ def rounds_png(loop: dict[str, Any]) -> bytes | None:
     ax.set_xticks(x)
     ax.set_ylim(0, 105)
     return _png(fig)
+
+
+def accuracy_vs_compute(rows: Sequence[dict[str, Any]], baseline: dict[str, Any] | None = None) -> bytes | None:
+    """A comparison's entries: accuracy (seed mean, with its interval) against the training CPU
+    seconds each student cost (per seed), labelled by entry; the untrained student as a line."""
+    points = [(r["objective"], (r.get("cost") or {}).get("train_cpu_seconds"), r) for r in rows]
+    points = [(name, cpu, r) for name, cpu, r in points if cpu]
+    fig = _figure(6.4, 3.8) if points else None
+    if fig is None:
+        return None
+    ax = _axes(fig, "Accuracy against training compute", "training CPU seconds per student (log)",
+               "held-out accuracy (%)")
+    for name, cpu, r in points:
+        acc = 100 * float(r["accuracy"])
+        lo, hi = (100 * float(x) for x in r.get("ci95") or [r["accuracy"]] * 2)
+        ax.errorbar([cpu], [acc], yerr=[[max(0.0, acc - lo)], [max(0.0, hi - acc)]], fmt="o", capsize=3,
+                    color=_AFTER)
+        ax.annotate(name, (cpu, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if baseline:
+        ax.axhline(100 * float(baseline["accuracy"]), color=_BEFORE, linestyle="--", linewidth=1,
+                   label="untrained student")
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_xscale("log")
+    return _png(fig)
