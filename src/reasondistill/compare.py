@@ -73,10 +73,42 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
         if entry.loop:
             loop_recipe(recipe, entry, Layout(Path(".")))
         out.append(entry)
+    check_token_budget(recipe, out)
     ref = recipe.compare.reference
     if ref is not None and ref not in {e.name for e in out}:
         raise ConfigError(f"compare.reference '{ref}' names no entry (entries: {', '.join(e.name for e in out)})")
     return out
+
+
+TOKEN_BUDGETED = ("sft", "kd", "multitask")  # fixed curated data, tokens counted by our own trainers
+
+
+def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
+    """``compare.max_tokens`` excludes ``max_steps`` and needs entries whose tokens per step are known
+    before training: refused, before any work, for the others."""
+    if recipe.compare.max_tokens <= 0:
+        return
+    if recipe.compare.max_steps > 0:
+        raise ConfigError("compare.max_steps and compare.max_tokens are two budgets; set one of them")
+    for e in todo:
+        if e.loop or e.method not in TOKEN_BUDGETED:
+            what = "a loop entry" if e.loop else f"method {e.method}"
+            raise ConfigError(f"compare.max_tokens: entry '{e.name}' ({what}) cannot be given a token budget "
+                              f"(only {', '.join(TOKEN_BUDGETED)} on curated traces); use compare.max_steps")
+
+
+def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path) -> int:
+    """Optimizer steps that train about ``compare.max_tokens`` tokens of ``data`` (at least one batch,
+    else a :class:`ConfigError`: the budget cannot be met)."""
+    from .train.base import mean_example_tokens
+
+    per_step = train.batch_size * train.grad_accum * mean_example_tokens(train, data)
+    steps = round(recipe.compare.max_tokens / per_step)
+    if steps < 1:
+        raise ConfigError(f"compare.max_tokens = {recipe.compare.max_tokens} is less than one optimizer step of "
+                          f"{per_step:.0f} tokens ({train.batch_size} x {train.grad_accum} examples of "
+                          f"{per_step / train.batch_size / train.grad_accum:.0f} tokens in {data})")
+    return steps
 
 
 def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0) -> TrainConfig:
@@ -172,6 +204,9 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
         sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
         trained = {}
         for stage in select("curate" if entry.curate else "pairs", "train"):
+            if stage.name == "train" and recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
+                sub = dataclasses.replace(sub, train=dataclasses.replace(
+                    sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
             if stage.applies(sub):
                 trained = load(stage.run)(sub, own)
         checkpoint = str(own.checkpoint)
@@ -229,6 +264,8 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     layout = Layout(Path(out_dir))
     recipe = pipeline.resolve_references(recipe, layout.root)
     pipeline.run(recipe, layout.root, last="curate")
+    if recipe.compare.max_tokens > 0:  # a budget below one step is refused before any training
+        steps_for_tokens(recipe, recipe.train, layout.path("curated"))
     if "teacher" in recipe.eval.models:
         evaluate_teacher(recipe, layout)
     baseline_dir = None

@@ -116,3 +116,38 @@ def test_bad_compare_entries_fail_before_any_work(entries, msg, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(msg)):
         compare.run(recipe, tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_a_token_budget_gives_every_entry_the_same_tokens_from_its_own_data(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "all", "method": "sft"},
+        {"name": "one-each", "method": "sft", "curate": {"max_per_problem": 1}},
+    ], max_steps=-1)
+    recipe.compare.max_tokens = 1200
+    recipe.compare.baseline = False
+    rows = compare.run(recipe, tmp_path / "run")
+    for r in rows:  # steps differ with each entry's mean example length; tokens land near the budget
+        tokens = r["cost"]["student_tokens_trained"]
+        per_step = tokens / r["steps"]
+        assert abs(tokens - 1200) <= per_step / 2 + 1, (r["objective"], tokens, r["steps"])
+
+
+@pytest.mark.parametrize("compare_cfg,entries,msg", [
+    ({"max_tokens": 1000, "max_steps": 4}, [{"name": "a"}], "two budgets; set one of them"),
+    ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "method": "dpo", "init": "a"}],
+     "entry 'b' (method dpo) cannot be given a token budget"),
+    ({"max_tokens": 1000}, [{"name": "l", "loop": {"rounds": 2}}], "entry 'l' (a loop entry)"),
+])
+def test_impossible_token_budgets_are_refused_before_any_work(tmp_path, compare_cfg, entries, msg):
+    recipe = build(Recipe, {"compare": {"entries": entries, **compare_cfg}})
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        compare.run(recipe, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_token_budget_below_one_step_is_refused_before_training(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [{"name": "a", "method": "sft"}], max_steps=-1)
+    recipe.compare.max_tokens = 10
+    with pytest.raises(ConfigError, match="less than one optimizer step"):
+        compare.run(recipe, tmp_path / "run")
+    assert not (tmp_path / "run" / "compare" / "entries").exists()

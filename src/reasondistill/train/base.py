@@ -242,6 +242,16 @@ def student_tokenizer(cfg: TrainConfig):
     return ref, models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
 
 
+def mean_example_tokens(cfg: TrainConfig, path: str | Path) -> float:
+    """Mean tokens per curated example as training feeds them (prompt + completion under the chat
+    template, cut to ``max_length``): what converts a token budget into optimizer steps."""
+    _, tok = student_tokenizer(cfg)
+    examples = load_examples(path)
+    lengths = [len(encode_pair(tok, ex.prompt, ex.completion, path=path, line=i)[1][:cfg.max_length])
+               for i, ex in enumerate(examples, 1)]
+    return sum(lengths) / len(lengths)
+
+
 def load_student(cfg: TrainConfig, path: str) -> tuple[Any, str, bool]:
     """``(model, device, use_bf16)``: the student's fp32 weights in training mode on ``cfg``'s device."""
     device, use_bf16 = precision(cfg)
