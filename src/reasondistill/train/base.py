@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 IGNORE = -100  # label of a position that is not trained (the prompt, padding); torch's cross-entropy default
 MODEL_DIR = FILES["checkpoint"][1]  # the checkpoint folder inside a train stage's out_dir
 LOSS_LOG = FILES["loss_log"][1]
+TOKEN_LOG_KEYS = ("num_input_tokens_seen", "train_tokens_per_second", "train_runtime")  # the token counter logs these
 TRACKER_LOGS = FILES["tracker_logs"][1]  # trackers' event files (train.report_to), kept beside the checkpoint
 
 
@@ -344,8 +345,10 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
         keep_tracker_logs(scratch, Path(out_dir) / TRACKER_LOGS)
         if run is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    # keys sorted: a resumed run's earlier rows come back from the checkpoint's trainer_state.json sorted
-    history = [dict(sorted(h.items())) for h in trainer.state.log_history if "loss" in h]
+    # keys sorted (a resumed run's earlier rows come back from the checkpoint's trainer_state.json sorted),
+    # and without the token counter's throughput (a timing): a resumed run's log is the same
+    history = [dict(sorted((k, v) for k, v in h.items() if k not in TOKEN_LOG_KEYS))
+               for h in trainer.state.log_history if "loss" in h]
     return trained.eval(), result, history
 
 
@@ -394,8 +397,14 @@ def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str
     save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
     io.write_jsonl(out_dir / LOSS_LOG, history)
     return {"files": [LOSS_LOG], "model_dir": MODEL_DIR, "method": method, "steps": result.global_step,
-            "train_loss": result.training_loss, "tokens_trained": (result.metrics or {}).get("num_input_tokens_seen"),
-            **first_last(history, "loss"), **(outputs or {})}
+            "train_loss": result.training_loss, **_tokens_trained(result), **first_last(history, "loss"),
+            **(outputs or {})}
+
+
+def _tokens_trained(result: Any) -> dict[str, int]:
+    """``{"tokens_trained": n}`` where the trainer counted them (our own trainers), else nothing."""
+    n = (getattr(result, "metrics", None) or {}).get("num_input_tokens_seen")
+    return {} if n is None else {"tokens_trained": n}
 
 
 def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
