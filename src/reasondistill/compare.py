@@ -35,7 +35,7 @@ from . import io, models
 from .config import CurateConfig, LoopConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
-from .train import objective_config
+from .train import OBJECTIVES, objective_config
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,6 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
     return out
 
 
-TOKEN_BUDGETED = ("sft", "kd", "multitask")  # fixed curated data, tokens counted by our own trainers
-
-
 def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
     """``compare.max_tokens`` excludes ``max_steps`` and needs entries whose tokens per step are known
     before training: refused, before any work, for the others."""
@@ -90,11 +87,12 @@ def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
         return
     if recipe.compare.max_steps > 0:
         raise ConfigError("compare.max_steps and compare.max_tokens are two budgets; set one of them")
+    budgeted = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
     for e in todo:
-        if e.loop or e.method not in TOKEN_BUDGETED:
+        if e.loop or e.method not in budgeted:
             what = "a loop entry" if e.loop else f"method {e.method}"
             raise ConfigError(f"compare.max_tokens: entry '{e.name}' ({what}) cannot be given a token budget "
-                              f"(only {', '.join(TOKEN_BUDGETED)} on curated traces); use compare.max_steps")
+                              f"(only {', '.join(budgeted)} on curated traces); use compare.max_steps")
 
 
 def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path) -> int:

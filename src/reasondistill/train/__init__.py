@@ -35,6 +35,7 @@ class Objective:
     data: str  # the artifact --data is, a key of DATA_KINDS
     needs_logprobs: bool = False  # reads the teacher's top-k logprob store (generate.top_logprobs > 0)
     prompts: str | None = None  # "module:function(objective_cfg) -> {task: prefix}" for students asked per task
+    fixed_tokens: bool = False  # trains on its curated data as is, counting its tokens: a token budget applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +49,11 @@ class TrainContext:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "sft": Objective(None, "reasondistill.train.sft:run", "curated"),
+    "sft": Objective(None, "reasondistill.train.sft:run", "curated", fixed_tokens=True),
     "kd": Objective("reasondistill.train.kd_config:KDConfig", "reasondistill.train.kd:run", "curated",
-                    needs_logprobs=True),
+                    needs_logprobs=True, fixed_tokens=True),
     "multitask": Objective("reasondistill.train.multitask:MultiTaskConfig", "reasondistill.train.multitask:run",
-                           "curated", prompts="reasondistill.train.multitask:task_prefixes"),
+                           "curated", prompts="reasondistill.train.multitask:task_prefixes", fixed_tokens=True),
     "redi": Objective("reasondistill.train.redi:REDIConfig", "reasondistill.train.redi:run", "pairs"),
     "dpo": Objective("reasondistill.train.dpo:DPOObjectiveConfig", "reasondistill.train.dpo:run", "pairs"),
     "simpo": Objective("reasondistill.train.simpo:SimPOConfig", "reasondistill.train.simpo:run", "pairs"),
