@@ -254,6 +254,7 @@ class GenerateConfig:
     tailored: bool = False  # failed problems go back to the teacher with the student's wrong answer
     tailored_samples: int = 1  # teacher rationales per failed problem
     probe: ProbeConfig = field(default_factory=ProbeConfig)  # hints=ssb and tailored only
+    modes: list[str] = field(default_factory=list)  # more generation modes (rows of reasondistill.generate.MODES)
     executor: str = "local"  # local (this process) | ray (backend replicas on a Ray cluster; same cache, same traces)
     ray: RayConfig = field(default_factory=RayConfig)  # executor ray only
 

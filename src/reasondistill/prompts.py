@@ -40,13 +40,29 @@ def render(template: str, **values: str) -> str:
     return out.strip()
 
 
-def template_text(cfg: PromptConfig) -> str:
-    """The question template text ``cfg`` names (a file, or the built-in one for its style)."""
+def template_text(cfg: PromptConfig, problem: Problem | None = None) -> str:
+    """The question template text ``cfg`` names (a file, or the built-in one for its style); with no
+    template file and the cot style, ``problem``'s task row may bring its own (``Task.prompt``)."""
+    if cfg.template is None and cfg.style == "cot" and problem is not None:
+        from .tasks import task_of
+
+        if (task := task_of(problem)) is not None and task.prompt is not None:
+            return _task_template(task.prompt)
     return _read_template(cfg.template, f"{cfg.style}.txt")
 
 
+@lru_cache(maxsize=32)
+def _task_template(target: str) -> str:
+    from .registry import load
+
+    text = load(target)
+    if "{question}" not in text:
+        raise ConfigError(f"the task prompt {target} has no {{question}} placeholder")
+    return text
+
+
 def cot_prompt(problem: Problem, cfg: PromptConfig) -> str:
-    return render(template_text(cfg), question=problem.prompt)
+    return render(template_text(cfg, problem), question=problem.prompt)
 
 
 def rationalize_prompt(problem: Problem, cfg: PromptConfig) -> str:
@@ -94,12 +110,12 @@ def format_answer(answer: str) -> str:
 def few_shot_messages(demos: list[Problem], cfg: PromptConfig) -> list[dict[str, str]]:
     """Worked examples as earlier turns: a program solver's rationale where one exists,
     else the dataset's own solution text (e.g. GSM8K), else an error."""
-    from .solvers import SOLVERS, get_solver
+    from .solvers import get_solver, has_solver
 
     messages: list[dict[str, str]] = []
     for p in demos:
         task = p.meta.get("task", "")
-        if task in SOLVERS:
+        if has_solver(task):
             reasoning, answer = get_solver(task)(p)
         elif p.meta.get("solution"):
             reasoning, answer = p.meta["solution"].split("####")[0].strip(), p.answer

@@ -174,23 +174,63 @@ def check_objective(name: str) -> None:
         assert prefixes and all(isinstance(k, str) and isinstance(v, str) and v for k, v in prefixes.items())
 
 
-def check_solver(task: str) -> None:
-    """The program teacher's solver for ``task`` writes a rationale whose answer the task's own
-    scorer accepts, on generated problems."""
-    from reasondistill.config import ProblemsConfig, VerifyConfig
-    from reasondistill.problems.reasoning_gym import load as generate
-    from reasondistill.prompts import format_answer
+def check_task(name: str) -> None:
+    """The task's row loads problems that name it (through the problems stage's dispatch), ``auto``
+    picks the row's verifier for them, its prompt format shows the question, and its solver (when
+    there is one) writes a rationale the verifier accepts."""
+    from reasondistill.config import ProblemsConfig, PromptConfig, VerifyConfig
+    from reasondistill.problems.base import load as load_problems
+    from reasondistill.prompts import cot_prompt, format_answer
     from reasondistill.solvers import get_solver
-    from reasondistill.verifiers import score_text
+    from reasondistill.tasks import TASKS
+    from reasondistill.verifiers import get_verifier, pick_verifier, score_text
 
-    loaded = generate(ProblemsConfig(task=task, n_train=3, n_eval=0))
+    row = TASKS[name]
+    loaded = load_problems(ProblemsConfig(task=name, n_train=3, n_eval=1))
+    assert len(loaded.train) == 3 and len(loaded.eval) == 1
     for problem in loaded.train:
-        reasoning, answer = get_solver(task)(problem)
-        assert reasoning.strip()
-        assert score_text(problem, f"{reasoning}\n{format_answer(answer)}", VerifyConfig()).passed, problem.id
+        assert problem.meta["task"] == name
+        assert pick_verifier(problem) == row.verifier and get_verifier("auto", problem) is get_verifier(row.verifier)
+        assert problem.prompt in cot_prompt(problem, PromptConfig())
+        assert not score_text(problem, "Answer: certainly not the answer", VerifyConfig()).passed
+        if row.solver is not None:
+            reasoning, answer = get_solver(name)(problem)
+            assert reasoning.strip()
+            assert score_text(problem, f"{reasoning}\n{format_answer(answer)}", VerifyConfig()).passed, problem.id
 
 
-def check_source(target: str) -> None:
-    """A problem source is a callable taking a ProblemsConfig."""
-    fn = load(target)
+def check_source(name: str) -> None:
+    """A problem source row names a callable taking a ProblemsConfig; ``problems.source: NAME``
+    selects it, unless it is the row that reads paths."""
+    from reasondistill.config import ProblemsConfig
+    from reasondistill.problems import SOURCES
+    from reasondistill.problems.base import source_kind
+
+    row = SOURCES[name]
+    fn = load(row.load)
     assert callable(fn) and len(inspect.signature(fn).parameters) == 1
+    assert source_kind(ProblemsConfig(source=name)) == name
+    assert sum(r.paths for r in SOURCES.values()) == 1, "exactly one row reads paths"
+
+
+def check_mode(name: str) -> None:
+    """A generation mode row names a ``Mode`` whose ``name`` is the row's; its switch (its own
+    override, or ``generate.modes=[NAME]``) turns it on; a style mode writes a prompt that shows the
+    question; with no probe answers it hints nothing; its manifest block is JSON-able."""
+    from reasondistill.config import apply_overrides, build
+    from reasondistill.generate import MODES, modes_for
+    from reasondistill.generate.base import Mode
+
+    cls = load(MODES[name])
+    assert issubclass(cls, Mode) and cls.name == name, f"{name}: not a Mode named {name!r}"
+    switch = cls.switch or f"generate.modes=[{name}]"
+    recipe = build(Recipe, apply_overrides({}, [switch]))
+    mode = next((m for m in modes_for(recipe.generate) if m.name == name), None)
+    assert isinstance(mode, cls), f"{name}: {switch} does not turn it on"
+    mode.start([PROBLEM], {})
+    if cls.style:
+        assert PROBLEM.prompt in mode.prompt(PROBLEM, recipe.generate.prompt)
+    assert mode.hint(PROBLEM) is None  # no probe answers: nothing to hint
+    assert mode.annotate(_trace("t", "Answer: 5")).id == "t"
+    out = mode.outputs([])
+    assert out is None or (isinstance(out, dict) and json.dumps(out))

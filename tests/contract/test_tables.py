@@ -4,8 +4,9 @@ import pytest
 
 from reasondistill.backends import BACKENDS
 from reasondistill.curate import POLICIES
+from reasondistill.generate import MODES
 from reasondistill.problems import SOURCES
-from reasondistill.solvers import SOLVERS
+from reasondistill.tasks import TASKS
 from reasondistill.train import OBJECTIVES
 from reasondistill.train.losses import LOSSES
 from reasondistill.verifiers import VERIFIERS
@@ -70,11 +71,16 @@ def test_objective(name):
     checks.check_objective(name)
 
 
-@pytest.mark.parametrize("task", list(SOLVERS))
-def test_solver(task):
-    checks.check_solver(task)
+@pytest.mark.parametrize("task", list(TASKS))
+def test_task(task):
+    checks.check_task(task)
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_source(name):
-    checks.check_source(SOURCES[name])
+    checks.check_source(name)
+
+
+@pytest.mark.parametrize("name", list(MODES))
+def test_mode(name):
+    checks.check_mode(name)

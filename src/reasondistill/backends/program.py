@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .base import Completion, Request, SamplingParams, Backend
 from ..errors import ConfigError
 from ..prompts import format_answer
-from ..solvers import SOLVERS, get_solver, solver_styles
+from ..solvers import get_solver, has_solver, solver_styles
 from ..solvers.styles import STYLES, Style, slip_seed
 
 VERSION = "1"  # bump when a solver's wording changes: it is part of the cache identity
@@ -65,7 +65,7 @@ class ProgramBackend(Backend):
         for req in requests:
             task = req.problem.meta.get("task", "")
             style = self._style(req)
-            if task in SOLVERS and style.name not in solver_styles(task):
+            if has_solver(task) and style.name not in solver_styles(task):
                 raise ConfigError(f"teacher.options.style: the {task} solver writes only "
                                   f"{', '.join(solver_styles(task))}, not {style.name!r}")
             try:
@@ -84,4 +84,4 @@ class ProgramBackend(Backend):
 
     @staticmethod
     def supports(task: str) -> bool:
-        return task in SOLVERS
+        return has_solver(task)

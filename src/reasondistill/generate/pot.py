@@ -17,11 +17,14 @@ import dataclasses
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
 
 from ..backends.base import Completion
-from ..config import SandboxConfig
+from ..config import GenerateConfig, SandboxConfig
 from ..prompts import format_answer
+from ..records import Trace
 from ..sandbox import Limits, isolation, run_python
+from .cot import ChainOfThought
 
 # the first fenced block tagged python/py (or untagged), up to its closing fence
 _BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -70,3 +73,34 @@ def execute(comps: list[Completion], cfg: SandboxConfig) -> tuple[list[Completio
     reasons = Counter(c.meta["pot"]["reason"] for c in out if "pot" in c.meta)
     return out, {"isolation": isolation(cfg.network), "programs": sum(reasons.values()),
                  "outcomes": dict(reasons.most_common())}
+
+
+class ProgramOfThought(ChainOfThought):
+    """The style mode: the plain prompt is ``prompts/pot.txt`` (through the style), every pass's
+    programs run, and the manifest's ``pot`` block counts their outcomes over all teachers."""
+
+    name: ClassVar[str] = "pot"
+    switch: ClassVar[str] = "generate.prompt.style=pot"
+
+    def __init__(self, sandbox: SandboxConfig) -> None:
+        self.sandbox = sandbox
+        self.programs = 0
+        self.outcomes: dict[str, int] = {}
+
+    @classmethod
+    def from_config(cls, cfg: GenerateConfig) -> ProgramOfThought | None:
+        return cls(cfg.sandbox) if cfg.prompt.style == cls.name else None
+
+    def finish(self, comps: list[Completion]) -> list[Completion]:
+        out, summary = execute(comps, self.sandbox)
+        self.programs += summary["programs"]
+        for reason, n in summary["outcomes"].items():
+            self.outcomes[reason] = self.outcomes.get(reason, 0) + n
+        return out
+
+    def settled(self, trace: Trace) -> bool:
+        return "pot" in trace.meta  # a program that failed in the sandbox is a finished (failed) trace
+
+    def outputs(self, traces: list[Trace]) -> dict[str, Any]:
+        return {"isolation": isolation(self.sandbox.network), "programs": self.programs,
+                "outcomes": dict(self.outcomes)}

@@ -13,10 +13,12 @@ completion token, which offline KD lines up behind the un-hinted prompt.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar
 
-from ..config import PromptConfig
+from ..config import GenerateConfig, PromptConfig
 from ..prompts import ssb_prompt
 from ..records import Problem, Trace
+from .base import Mode
 from .student import StudentAnswers
 
 HINT = "ssb"
@@ -43,3 +45,34 @@ def annotate(trace: Trace, wrong: dict[str, str]) -> Trace:
     if not trace.hinted or trace.problem_id not in wrong:
         return trace
     return dataclasses.replace(trace, meta={**trace.meta, "hint": HINT, "wrong_answer": wrong[trace.problem_id]})
+
+
+class SsbHints(Mode):
+    """``generate.hints: ssb``: the first pass asks a problem the student got wrong with the hint."""
+
+    name: ClassVar[str] = HINT
+    switch: ClassVar[str] = "generate.hints=ssb"
+    probes: ClassVar[bool] = True
+
+    def __init__(self, cfg: PromptConfig) -> None:
+        self.cfg = cfg
+        self.answers: dict[str, StudentAnswers] = {}
+        self.wrong: dict[str, str] = {}
+
+    @classmethod
+    def from_config(cls, cfg: GenerateConfig) -> SsbHints | None:
+        return cls(cfg.prompt) if cfg.hints == HINT else None
+
+    def start(self, problems: list[Problem], answers: dict[str, StudentAnswers]) -> None:
+        self.answers, self.wrong = answers, wrong_answers(problems, answers)
+
+    def hint(self, problem: Problem) -> str | None:
+        return prompt(problem, self.wrong, self.cfg)
+
+    def annotate(self, trace: Trace) -> Trace:
+        return annotate(trace, self.wrong)
+
+    def outputs(self, traces: list[Trace]) -> dict[str, Any]:
+        return {"problems_probed": sum(bool(a.samples) for a in self.answers.values()),
+                "with_wrong_answer": len(self.wrong),
+                "hinted_traces": sum(t.meta.get("hint") == HINT for t in traces)}

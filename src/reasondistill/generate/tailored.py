@@ -12,11 +12,15 @@ the teacher traces that answer it (``meta.corrections``), so the pairs step can 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
+from .. import io
 from ..config import GenerateConfig
+from ..layout import Layout
 from ..prompts import ANSWER_PREFIX, tailored_prompt
 from ..records import EvalSample, Problem, Trace
+from .base import Drawn, Mode, Pass, Sampling
 from .student import StudentAnswers
 
 HINT = "tailored"
@@ -72,3 +76,50 @@ def counts(answers: dict[str, StudentAnswers], asked: list[tuple[Problem, EvalSa
     return {"problems_evaluated": sum(bool(a.samples) for a in answers.values()), "failed": len(asked),
             "traces": len(traces), "traces_correct": sum(t.id in passed for t in traces),
             "corrected": len({t.problem_id for t in traces if t.id in passed})}
+
+
+class Tailored(Mode):
+    """``generate.tailored``: a follow-up pass for the student's failures; the student's wrong
+    solutions are written to ``student_traces.jsonl`` once every teacher has answered."""
+
+    name: ClassVar[str] = HINT
+    switch: ClassVar[str] = "generate.tailored=true"
+    probes: ClassVar[bool] = True
+
+    def __init__(self, cfg: GenerateConfig) -> None:
+        self.cfg = cfg
+        self.answers: dict[str, StudentAnswers] = {}
+        self.asked: list[tuple[Problem, EvalSample]] = []
+        self.fresh: list[Trace] = []  # every teacher's corrections
+        self.passed: set[str] = set()
+
+    @classmethod
+    def from_config(cls, cfg: GenerateConfig) -> Tailored | None:
+        return cls(cfg) if cfg.tailored else None
+
+    def start(self, problems: list[Problem], answers: dict[str, StudentAnswers]) -> None:
+        self.answers, self.asked = answers, failed(problems, answers, self.cfg.probe.fail_below)
+
+    def follow_up(self, ctx: Sampling, drawn: Drawn) -> Pass | None:
+        if not self.asked:
+            return None
+        routed = {p.id for p in ctx.problems}
+        shown = {p.id: w for p, w in self.asked}
+        reqs = [ctx.request(p, prompt(p, w, self.cfg), drawn.next_idx + j, hinted=True)
+                for p, w in self.asked if p.id in routed for j in range(self.cfg.tailored_samples)]
+
+        def mark(trace: Trace) -> Trace:  # kept, and verified, for the manifest and the student traces
+            self.fresh.append(marked := annotate(trace, shown[trace.problem_id]))
+            self.passed |= ctx.passed([marked])
+            return marked
+
+        return Pass(f"tailored ({ctx.label})", reqs, width=self.cfg.tailored_samples, annotate=mark)
+
+    def outputs(self, traces: list[Trace]) -> dict[str, Any]:
+        return counts(self.answers, self.asked, self.fresh, self.passed)
+
+    def write(self, layout: Layout) -> list[Path]:
+        io.write_jsonl(layout.student_traces, [
+            student_trace(p, w, self.cfg.probe.model, [t.id for t in self.fresh if t.problem_id == p.id])
+            for p, w in self.asked])
+        return [layout.student_traces]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,17 @@ from ..records import Problem
 log = logging.getLogger(__name__)
 
 STAGE = "problems"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A row of ``SOURCES``. ``paths``: this row reads every ``problems.source`` that is not a row name
+    (a path; it and ``eval_source`` are the stage's inputs). ``tasks``: this row generates
+    ``problems.task``, and a task's row in ``reasondistill.tasks.TASKS`` names the loader to use."""
+
+    load: str  # "module:function": ProblemsConfig -> Loaded
+    paths: bool = False
+    tasks: bool = False
 
 
 @dataclass
@@ -89,22 +100,43 @@ def split_problems(train_pool: Iterable[Problem], n_train: int | None, n_eval: i
 
 
 def source_kind(cfg: ProblemsConfig) -> str:
-    return "reasoning_gym" if cfg.source == "reasoning_gym" else "file"
+    """The ``SOURCES`` row that reads ``cfg``: the one ``problems.source`` names, else the path row."""
+    from . import SOURCES
+
+    return cfg.source if cfg.source in SOURCES else next(k for k, row in SOURCES.items() if row.paths)
 
 
 def input_paths(cfg: ProblemsConfig) -> list[Path]:
     """The files whose content the outputs depend on (none for generated problems)."""
-    if source_kind(cfg) != "file":
+    from . import SOURCES
+
+    if not SOURCES[source_kind(cfg)].paths:
         return []
     return [Path(p) for p in (cfg.source, cfg.eval_source) if p]
 
 
-def load(cfg: ProblemsConfig) -> Loaded:
-    """Dispatch to the source named in the ``SOURCES`` table."""
-    from ..registry import lookup
+def loader(cfg: ProblemsConfig) -> Callable[[ProblemsConfig], Loaded]:
+    """The load function of ``cfg``'s source row, or of its task's row for the row that generates tasks."""
+    from ..registry import load as load_target
+    from ..tasks import TASKS
     from . import SOURCES
 
-    return lookup(SOURCES, source_kind(cfg), "problem source")(cfg)
+    row = SOURCES[source_kind(cfg)]
+    target = TASKS[cfg.task].source if row.tasks and cfg.task in TASKS else row.load
+    return load_target(target)
+
+
+def load(cfg: ProblemsConfig) -> Loaded:
+    """Dispatch to the source row (or task row) that reads ``cfg``."""
+    return loader(cfg)(cfg)
+
+
+def describe(cfg: ProblemsConfig) -> str:
+    """How warnings name where the problems came from: the path, the task, or the named source."""
+    from . import SOURCES
+
+    row = SOURCES[source_kind(cfg)]
+    return cfg.source if row.paths else f"task {cfg.task}" if row.tasks else f"source {cfg.source}"
 
 
 def _check_unique_ids(loaded: Loaded) -> None:
@@ -122,9 +154,8 @@ def _warn_shortfall(cfg: ProblemsConfig, shortfall: dict[str, dict[str, int]], s
         return
     asked = ", ".join(f"{k}={v['wanted']} but got {v['got']}" for k, v in shortfall.items())
     why = f"; rows skipped: {', '.join(f'{r} {n}' for r, n in skipped.items())}" if skipped else ""
-    src = cfg.source if source_kind(cfg) == "file" else f"task {cfg.task}"
     log.warning("problems: asked for %s: %s has no more usable rows%s (lower --n-train/--n-eval, or add rows)",
-                asked, src, why)
+                asked, describe(cfg), why)
 
 
 def run(recipe: Any, layout: Layout) -> dict:

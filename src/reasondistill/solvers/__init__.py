@@ -3,35 +3,38 @@
 Each solver is ``solve(problem, style=Style()) -> (reasoning, answer)``: the reasoning lines
 (without the final ``Answer:`` line) written in a :class:`~.styles.Style`, and the answer they
 reach. A solver module lists the styles it writes in ``STYLES`` (a solver without one writes
-only ``steps`` and may take the problem alone). One file per task family; add a row here to
-register one.
+only ``steps`` and may take the problem alone). A task names its solver in its row of
+``reasondistill.tasks.TASKS``; one file per task family lives here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..records import Problem
+from ..tasks import TASKS
 
-SOLVERS: dict[str, str] = {
-    "chain_sum": "reasondistill.solvers.arithmetic:solve",
-    "basic_arithmetic": "reasondistill.solvers.arithmetic:solve",
-    "leg_counting": "reasondistill.solvers.leg_counting:solve",
-}
+
+def solvers() -> dict[str, str]:
+    """``{task: "module:function"}`` for the tasks whose row names a solver."""
+    return {name: row.solver for name, row in TASKS.items() if row.solver}
+
+
+def has_solver(task: str) -> bool:
+    return task in TASKS and TASKS[task].solver is not None
 
 
 def get_solver(task: str) -> Callable[[Problem], tuple[str, str]]:
     from ..registry import load
 
-    if task not in SOLVERS:
+    if not has_solver(task):
         raise ConfigError(f"the program teacher has no solver for task '{task}' "
-                          f"(available: {', '.join(sorted(SOLVERS))}); use an LLM teacher instead")
-    return load(SOLVERS[task])
+                          f"(available: {', '.join(sorted(solvers()))}); use an LLM teacher instead")
+    return load(TASKS[task].solver)
 
 
 def solver_styles(task: str) -> tuple[str, ...]:
     """The styles the ``task`` solver writes (``STYLES`` of its module; ``("steps",)`` if none)."""
-    import importlib
-
-    return tuple(getattr(importlib.import_module(SOLVERS[task].split(":")[0]), "STYLES", ("steps",)))
+    return tuple(getattr(importlib.import_module(solvers()[task].split(":")[0]), "STYLES", ("steps",)))

@@ -6,7 +6,8 @@ so ``import reasondistill.verifiers`` pulls in neither math-verify (sympy) nor r
 verifier selection ("auto") and the wall-clock-timed :func:`score_text`.
 
 Adding a verifier: one file with a class that has ``name`` and ``check(problem, text) -> Score``,
-plus one row here.
+plus one row here. ``verify.verifier: auto`` takes the verifier of a problem's task row
+(``reasondistill.tasks.TASKS``), else the first row of ``AUTO`` whose class ``claims`` the problem.
 """
 
 VERIFIERS = {
@@ -14,6 +15,8 @@ VERIFIERS = {
     "reasoning_gym": "reasondistill.verifiers.reasoning_gym:ReasoningGymVerifier",
     "exact": "reasondistill.verifiers.exact:ExactVerifier",
 }
+
+AUTO = ("reasoning_gym", "math", "exact")  # the rows "auto" tries, in order (exact claims anything)
 
 from .base import Score, Verifier, get_verifier, pick_verifier, run_check, score_text  # noqa: E402
 

@@ -85,6 +85,11 @@ class AnswerVerifier(ABC):
     name: ClassVar[str] = ""
     fallback_last_number: bool = True
 
+    @staticmethod
+    def claims(problem: Problem) -> bool:
+        """Whether ``verify.verifier: auto`` picks this verifier for ``problem`` (rows are tried in order)."""
+        return False
+
     def check(self, problem: Problem, text: str) -> Score:
         extracted, formatted = extract_answer(text, fallback_last_number=self.fallback_last_number)
         if extracted is None:
@@ -119,27 +124,28 @@ def looks_mathematical(answer: str) -> bool:
     return not re.search(r"[a-z]{2,}", _FUNCTION_WORDS.sub("", a), re.IGNORECASE)
 
 
-def _is_rg_task(task: object) -> bool:
-    if not isinstance(task, str):
-        return False
-    from reasoning_gym.factory import DATASETS
-
-    return task in DATASETS
+@functools.lru_cache(maxsize=None)
+def _class(target: str) -> type:
+    from ..registry import load
+    return load(target)
 
 
 def pick_verifier(problem: Problem) -> str:
-    """The "auto" choice: reasoning_gym for reasoning-gym problems, math for numeric or
-    LaTeX-ish gold answers, else exact."""
-    meta = problem.meta or {}
-    if isinstance(meta.get("rg_entry"), dict) or _is_rg_task(meta.get("task")):
-        return "reasoning_gym"
-    return "math" if looks_mathematical(problem.answer) else "exact"
+    """The "auto" choice, a table lookup: the verifier of the problem's task row
+    (``reasondistill.tasks.TASKS``), else the first ``AUTO`` row whose class ``claims`` the
+    problem (reasoning_gym for reasoning-gym problems, math for numeric or LaTeX-ish gold
+    answers, exact for anything)."""
+    from ..tasks import task_of
+    from . import AUTO, VERIFIERS
+
+    if (task := task_of(problem)) is not None:
+        return task.verifier
+    return next(name for name in AUTO if _class(VERIFIERS[name]).claims(problem))
 
 
 @functools.lru_cache(maxsize=None)
 def _instance(target: str, fallback_last_number: bool) -> Verifier:
-    from ..registry import load
-    return load(target)(fallback_last_number=fallback_last_number)
+    return _class(target)(fallback_last_number=fallback_last_number)
 
 
 def get_verifier(name: str, problem: Problem | None = None, *, fallback_last_number: bool = True) -> Verifier:
@@ -153,6 +159,8 @@ def get_verifier(name: str, problem: Problem | None = None, *, fallback_last_num
         if problem is None:
             raise ConfigError("verify.verifier = 'auto' needs a problem to choose a verifier for")
         name = pick_verifier(problem)
+    if ":" in name:  # a task row's own "module:Class"
+        return _instance(name, fallback_last_number)
     from ..registry import check
     return _instance(VERIFIERS[check(VERIFIERS, name, "verifier (verify.verifier)")], fallback_last_number)
 

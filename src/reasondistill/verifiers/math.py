@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ..records import Problem
 from .answers import as_number, clean_answer, is_integer_literal, last_boxed, normalize
-from .base import AnswerVerifier, TooComplex
+from .base import AnswerVerifier, TooComplex, looks_mathematical
 
 MAX_ANSWER_CHARS = 500  # longer "answers" are not handed to sympy
 MAX_EXPONENT = 1e6  # |exponent| above this (with |base| > 1) is too big to evaluate safely
@@ -80,6 +80,10 @@ class MathVerifier(AnswerVerifier):
     """Numeric/LaTeX answers: ``3/4`` == ``\\frac{3}{4}`` == ``0.75``; ``1,234`` == ``1234``."""
 
     name: ClassVar[str] = "math"
+
+    @staticmethod
+    def claims(problem: Problem) -> bool:
+        return looks_mathematical(problem.answer)
 
     def grade(self, problem: Problem, extracted: str) -> float:
         return grade(problem.answer, extracted)

@@ -71,6 +71,18 @@ class ReasoningGymVerifier(AnswerVerifier):
 
     name: ClassVar[str] = "reasoning_gym"
 
+    @staticmethod
+    def claims(problem: Problem) -> bool:
+        """A reasoning-gym problem: its entry is stored, or its task is a reasoning-gym task."""
+        meta = problem.meta or {}
+        if isinstance(meta.get("rg_entry"), dict):
+            return True
+        if not isinstance(meta.get("task"), str):
+            return False
+        from reasoning_gym.factory import DATASETS
+
+        return meta["task"] in DATASETS
+
     def grade(self, problem: Problem, extracted: str) -> float:
         fn, entry = score_fn(task_of(problem)), entry_of(problem)
         score = float(fn(extracted, entry) or 0.0)

@@ -28,7 +28,7 @@ def test_table_names_importable_callables():
     import importlib
 
     for spec in problems.SOURCES.values():
-        module, _, attr = spec.partition(":")
+        module, _, attr = spec.load.partition(":")
         assert callable(getattr(importlib.import_module(module), attr))
 
 
