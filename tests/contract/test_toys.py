@@ -1,6 +1,6 @@
-"""A toy backend, curation policy, loss and objective, each one file plus one table row (patched
-in here), pass the same contract checks as the built-in entries and run through a tiny pipeline
-with no other edit."""
+"""A toy backend, curation policy, loss, objective, generation mode, task and problem source, each
+one file plus one table row (patched in here), pass the same contract checks as the built-in
+entries and run through a tiny pipeline with no other edit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from reasondistill import backends, curate, pipeline, train
+from reasondistill import backends, curate, generate, pipeline, problems, tasks, train
 from reasondistill.config import Recipe, build
 from reasondistill.io import iter_jsonl
+from reasondistill.problems import Source
+from reasondistill.tasks import Task
 from reasondistill.train import Objective
 from reasondistill.train import losses
 
@@ -28,11 +30,25 @@ def toy_rows(monkeypatch):
                                                                 f"{TOYS}.shortest_sft:run", "curated"))
 
 
-def test_toys_meet_the_contracts(toy_rows):
+@pytest.fixture
+def toy_tables(monkeypatch):
+    """The rows of the task, problem source and generation mode toys."""
+    monkeypatch.setitem(tasks.TASKS, "parity", Task(source=f"{TOYS}.parity_task:load",
+                                                    verifier=f"{TOYS}.parity_task:ParityVerifier",
+                                                    solver=f"{TOYS}.parity_task:solve",
+                                                    prompt=f"{TOYS}.parity_task:PROMPT"))
+    monkeypatch.setitem(problems.SOURCES, "counting", Source(f"{TOYS}.counting_source:load"))
+    monkeypatch.setitem(generate.MODES, "recheck", f"{TOYS}.recheck_mode:Recheck")
+
+
+def test_toys_meet_the_contracts(toy_rows, toy_tables):
     checks.check_backend("echo")
     checks.check_policy(curate.POLICIES["marked"])
     checks.check_loss(losses.LOSSES["squared"])
     checks.check_objective("shortest")
+    checks.check_task("parity")
+    checks.check_source("counting")
+    checks.check_mode("recheck")
 
 
 def tiny(tiny_model_dir, tmp_path, **sections):
@@ -79,4 +95,41 @@ def test_toy_loss_in_on_policy_distillation_in_a_pipeline(toy_rows, tiny_model_d
     report = pipeline.run(recipe, tmp_path / "run")
     trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
     assert trained["config"]["gkd"]["loss"] == "squared" and trained["outputs"]["steps"] == 1
+    assert report["student_after"]["n"] == 4
+
+
+def test_toy_source_and_mode_in_a_pipeline(toy_tables, tiny_model_dir, tmp_path):
+    """``problems.source: counting`` reads the toy source; ``generate.modes: [recheck]`` adds the toy
+    mode's pass after the first one, at the next sample index, and its manifest block."""
+    recipe = tiny(tiny_model_dir, tmp_path, problems={"source": "counting", "n_train": 8, "n_eval": 4},
+                  teacher={"backend": "dummy", "options": {"accuracy": 1.0}},
+                  generate={"samples": 1, "rationalize": False, "modes": ["recheck"],
+                            "cache_dir": str(tmp_path / "cache")})
+    report = pipeline.run(recipe, tmp_path / "run")
+    train = [o for _, o in iter_jsonl(tmp_path / "run" / "problems" / "train.jsonl")]
+    assert len(train) == 8 and all(p["prompt"].startswith("How many letters") for p in train)
+    traces = [o for _, o in iter_jsonl(tmp_path / "run" / "generate" / "traces.jsonl")]
+    rechecked = [t for t in traces if t["meta"].get("mode") == "recheck"]
+    assert len(traces) == 16 and len(rechecked) == 8
+    assert {t["sample_idx"] for t in rechecked} == {1} and not any(t["hinted"] for t in rechecked)
+    manifest = json.loads((tmp_path / "run" / "generate" / "manifest.json").read_text())
+    assert manifest["outputs"]["recheck"] == {"traces": 8} and manifest["outputs"]["n_traces"] == 16
+    verdicts = [o for _, o in iter_jsonl(tmp_path / "run" / "verify" / "verdicts.jsonl")]
+    assert len(verdicts) == 16 and all(v["passed"] for v in verdicts)  # the dummy teacher at accuracy 1
+    assert report["student_after"]["n"] == 4
+
+
+def test_toy_task_with_a_program_teacher_in_a_pipeline(toy_tables, tiny_model_dir, tmp_path):
+    """``problems.task: parity``: the task row's loader makes the problems, its solver is the program
+    teacher, ``verify.verifier: auto`` picks its verifier, and the student is trained and evaluated
+    on its prompt format."""
+    recipe = tiny(tiny_model_dir, tmp_path, problems={"task": "parity", "n_train": 8, "n_eval": 4},
+                  teacher={"backend": "program"})
+    report = pipeline.run(recipe, tmp_path / "run")
+    traces = [o for _, o in iter_jsonl(tmp_path / "run" / "generate" / "traces.jsonl")]
+    assert len(traces) == 8 and all(t["teacher"] == "program" and " = 2 * " in t["raw"] for t in traces)
+    verdicts = [o for _, o in iter_jsonl(tmp_path / "run" / "verify" / "verdicts.jsonl")]
+    assert {v["verifier"] for v in verdicts} == {"parity"} and all(v["passed"] for v in verdicts)
+    curated = [o for _, o in iter_jsonl(tmp_path / "run" / "curate" / "train.jsonl")]
+    assert len(curated) == 8 and all(e["prompt"][-1]["content"].startswith("Parity check. Is ") for e in curated)
     assert report["student_after"]["n"] == 4
