@@ -32,6 +32,12 @@ def _needs_pairs(recipe: Recipe) -> bool:
     return objective(recipe.train.method).data == "pairs"
 
 
+def _probes(recipe: Recipe) -> bool:
+    """Whether a generation mode the recipe switches on reads the student's answers (the probe stage)."""
+    from .generate import modes_for
+    return any(m.probes for m in modes_for(recipe.generate))
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the sequence: its ``run(recipe, layout, **kw)`` as a lazy import string,
@@ -57,7 +63,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("problems", "reasondistill.problems:run"),
     # the student answers the training problems first, for SSB hints and tailored learning
-    Stage("probe", "reasondistill.evaluate.probe:run", pool=True, when=lambda r: r.generate.probes),
+    Stage("probe", "reasondistill.evaluate.probe:run", pool=True, when=_probes),
     Stage("generate", "reasondistill.generate:run", pool=True),
     Stage("verify", "reasondistill.verify:run"),
     Stage("curate", "reasondistill.curate:run"),
@@ -70,9 +76,10 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
 def check_recipe(recipe: Recipe) -> None:
-    """Every name a recipe gives (backend, verifier, objective, loss) against its table, and the
-    backend's and objective's own options, before any data is read or model loaded."""
+    """Every name a recipe gives (backend, verifier, generation mode, objective, loss) against its
+    table, and the backend's and objective's own options, before any data is read or model loaded."""
     from .backends import backend_options
+    from .generate import modes_for
     from .registry import check
     from .train import objective_config
     from .verifiers import VERIFIERS
@@ -82,6 +89,7 @@ def check_recipe(recipe: Recipe) -> None:
     for where, spec in references(recipe).items():
         run_reference_recipe(spec, where)
     check(VERIFIERS, recipe.verify.verifier, "verifier (verify.verifier)", extra=("auto",))
+    modes_for(recipe.generate)
     objective_config(recipe.train.method, recipe.train.objective)
 
 
