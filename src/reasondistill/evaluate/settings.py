@@ -109,9 +109,11 @@ def build(cfg: EvalConfig, verify_cfg: VerifyConfig, prompt_cfg: PromptConfig | 
     prompt_cfg = prompt_cfg or PromptConfig()
     sampled = bool(cfg.samples or cfg.seeds)
     picked = sorted({pick_verifier(p) for p in problems}) if verify_cfg.verifier == "auto" else [verify_cfg.verifier]
+    # one template, unless a task row brings its own prompt format
+    templates = sorted({template_text(prompt_cfg, p) for p in problems} or {template_text(prompt_cfg)})
     return {
         "model": model,
-        "prompt": {"style": prompt_cfg.style, "template_sha256": _sha256_text(template_text(prompt_cfg)),
+        "prompt": {"style": prompt_cfg.style, "template_sha256": _sha256_text("\n".join(templates)),
                    "few_shot": prompt_cfg.few_shot,
                    "prefix_sha256": io.sha256_json(prefix) if prefix else None, "task_prefix": task_prefix},
         # temperature, top_p and seed only shape sampled runs: a greedy-only score does not depend on them

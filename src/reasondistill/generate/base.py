@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from ..backends.base import Backend, Completion, Request, SamplingParams
 from ..backends.cache import SampleCache
 from ..backends.sampling import CallCounts, draw
-from ..config import GenerateConfig, PromptConfig
+from ..config import GenerateConfig, PromptConfig, VerifyConfig
 from ..layout import Layout
 from ..prompts import ANSWER_PREFIX
 from ..records import Problem, Trace
@@ -64,7 +64,7 @@ class Sampling:
     """What a mode gets for one teacher: its problems, prompts, backend and cache."""
 
     cfg: GenerateConfig
-    verify: Any  # VerifyConfig: how traces are scored (STaR and tailored need to know which passed)
+    verify: VerifyConfig  # how traces are scored (STaR and tailored need to know which passed)
     backend: Backend
     problems: list[Problem]  # the ones this teacher's route admits
     all_problems: list[Problem]  # every training problem (verification looks problems up here)
@@ -106,11 +106,11 @@ class Sampling:
 
 @dataclass
 class Drawn:
-    """So far in one teacher's share: its traces, which passed, which problems it solved unhinted,
-    and the next free sample index."""
+    """So far in one teacher's share: its traces, which of the first pass's passed and which problems
+    they solved, the next free sample index, and the calls made."""
 
     traces: list[Trace]
-    passed: set[str]
+    passed: set[str]  # ids of first-pass traces that verify
     solved: set[str]  # problems with a passing first-pass trace
     next_idx: int
     counts: CallCounts = field(default_factory=CallCounts)
