@@ -19,9 +19,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from ..backends.base import Completion
-from ..config import SandboxConfig
 from ..prompts import format_answer
-from ..sandbox import Limits, isolation, run_python
+from ..sandbox import Limits, SandboxConfig, isolation, run_python
 
 # the first fenced block tagged python/py (or untagged), up to its closing fence
 _BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE)
