@@ -57,10 +57,16 @@ def field_types(cls: type) -> dict[str, Any]:
 
 
 def fill_sections(obj: Any) -> None:
-    """Give every declared sub-section of ``obj`` left at None its options class's defaults."""
+    """Give every declared sub-section of ``obj`` left at None its options class's defaults; a
+    section given as anything but an instance of its options class is a programming error."""
     for f in dataclasses.fields(obj):
-        if SECTION in f.metadata and getattr(obj, f.name) is None:
-            setattr(obj, f.name, section_class(type(obj), f.name)())
+        if SECTION not in f.metadata:
+            continue
+        options, value = section_class(type(obj), f.name), getattr(obj, f.name)
+        if value is None:
+            setattr(obj, f.name, options())
+        elif not isinstance(value, options):
+            raise TypeError(f"{type(obj).__name__}.{f.name} must be a {options.__name__}, got {type(value).__name__}")
 
 
 def declared(target: str, *args: Any) -> Any:
