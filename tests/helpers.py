@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from reasondistill.config import (CurateConfig, DecontaminateConfig, LengthConfig, Recipe, SelfConsistencyConfig,
-                                  StudentAwareConfig, TeachersConfig)
+from reasondistill.config import CurateConfig, Recipe, build
+from reasondistill.errors import ConfigError
 from reasondistill.layout import Layout
 
 
@@ -20,16 +21,31 @@ def stage_layout(out: str | Path, stage: str, **inputs: str | Path) -> Layout:
     return Layout(Path(out)).override(dirs={stage: Path(out)}, files={k: Path(v) for k, v in inputs.items()})
 
 
-def curate_all_on(student_model: str | Path, **over: Any) -> CurateConfig:
-    """A curate config with every switchable policy on (the student-aware one scoring with
-    ``student_model``), for checks that must reach every ``POLICIES`` row. ``length.longest``
-    excludes ``length.shortest``: pass ``length=LengthConfig(longest=1)`` to reach it."""
-    cfg = dict(dedup_jaccard=0.8, pass_rate_band=[0.0, 1.0], pass_rate_inclusive=True, include_hinted=False,
-               length=LengthConfig(shortest=1, budget=1000, budget_by_difficulty=[[0.5, 500]]),
-               student_aware=StudentAwareConfig(top=1, model=str(student_model), dtype="float32", device="cpu"),
-               self_consistency=SelfConsistencyConfig(min_share=0.5), decontaminate=DecontaminateConfig(ngram=3),
-               teachers=TeachersConfig(best=True, quota={"*": 1}, share={"*": 1.0}), random=1)
-    return CurateConfig(**{**cfg, **over})
+def curate_all_on(student_model: str | Path, *, first: str | None = None, **over: Any) -> CurateConfig:
+    """A curate config with every ``POLICIES`` row's ``on`` settings merged in table order, for checks
+    that must reach every row (the student-aware one scoring with ``student_model``). A row whose
+    settings contradict the ones before it (``longest`` after ``shortest``) is left out; ``first``
+    names a row merged before the others, to reach it. ``over``: fields set last."""
+    from reasondistill.curate import POLICIES
+
+    rows = sorted(POLICIES.items(), key=lambda item: item[0] != first)
+    merged: dict[str, Any] = {"student_aware": {"model": str(student_model), "dtype": "float32", "device": "cpu"}}
+    for _, row in rows:
+        candidate = _merged(merged, row.on)
+        try:
+            build(CurateConfig, candidate, "curate")
+        except ConfigError:
+            continue
+        merged = candidate
+    return dataclasses.replace(build(CurateConfig, merged, "curate"), **over)
+
+
+def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``more`` merged into it, section by section."""
+    out = dict(base)
+    for key, value in more.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def harness_cli_result(harness: str, model_dir: Path, problems: Path, out: Path) -> dict[str, Any]:

@@ -47,6 +47,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import check_choice
+from .errors import ConfigError
+
 BLOCKED_EXIT = 86  # exit status of a program the audit hook stopped
 PROGRAM = "main.py"
 STDOUT, STDERR = "stdout.txt", "stderr.txt"
@@ -112,6 +115,26 @@ _install(_root, %d)
 del _install, _root, _fh
 exec(_code, {"__name__": "__main__", "__builtins__": __builtins__, "__file__": _program})
 """ % BLOCKED_EXIT
+
+
+@dataclass
+class SandboxConfig:
+    """``generate.sandbox``: limits for running program-of-thought programs (``generate.prompt.style:
+    pot``); see ``reasondistill.sandbox``."""
+
+    timeout_s: float = 10.0  # wall clock per program
+    cpu_s: int = 5  # CPU seconds per program
+    memory_mb: int = 512  # address-space limit
+    output_bytes: int = 65536  # largest file (stdout included) a program may write
+    # auto: a network namespace (unshare -n) where possible, plus the audit hook | hook: the audit hook only
+    network: str = "auto"
+    workers: int = 4  # programs run at once
+
+    def __post_init__(self) -> None:
+        check_choice("generate.sandbox.network", self.network, ("auto", "hook"))
+        if self.timeout_s <= 0 or self.cpu_s < 1 or self.memory_mb < 64 or self.output_bytes < 1 or self.workers < 1:
+            raise ConfigError("generate.sandbox: timeout_s > 0, cpu_s >= 1, memory_mb >= 64, output_bytes >= 1 "
+                              "and workers >= 1")
 
 
 @dataclass(frozen=True)

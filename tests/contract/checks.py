@@ -15,7 +15,8 @@ import torch
 
 from reasondistill.backends import backend_class, backend_options, build_teacher
 from reasondistill.backends.base import Backend, Completion, Request, SamplingParams
-from reasondistill.config import CurateConfig, Recipe, TeacherConfig
+from reasondistill.config import CurateConfig, Recipe, TeacherConfig, build, section_class
+from reasondistill.curate import Row
 from reasondistill.curate.base import CurateContext, GroupPolicy, Policy, judge, select_group, split
 from reasondistill.io import write_jsonl
 from reasondistill.layout import Layout
@@ -91,12 +92,25 @@ def _prepare(policy, cfg: CurateConfig, traces: list[Trace], verdicts: dict[str,
         return ctx.verdicts
 
 
-def check_policy(target: str, cfg: CurateConfig | None = None) -> None:
+def check_policy_row(row: Row) -> None:
+    """A row's ``on`` settings build (their options through the row's section) and switch its
+    policy on; a row with options names a ``curate:`` section whose class is the one it names."""
+    cfg = build(CurateConfig, row.on, "curate")
+    assert load(row.policy).from_config(cfg) is not None, f"{row.policy}: `on` {row.on} leaves it off"
+    if row.section is None:
+        assert row.options is None, "options without a section"
+        return
+    options = load(row.options)
+    assert dataclasses.is_dataclass(options) and section_class(CurateConfig, row.section) is options
+    assert isinstance(getattr(CurateConfig(), row.section), options), "the section's default is its options class's"
+
+
+def check_policy(row: Row, cfg: CurateConfig | None = None) -> None:
     """``from_config`` gives an instance or None; ``prepare`` (when there is one) runs on the whole
     input; a per-trace policy keeps a clean correct trace and answers (bool, reason); a group
     policy keeps a subset of its input, in order, and gives a reason for every trace it drops;
     ``report`` is a JSON-able dict and ``keeps_problem`` a bool."""
-    cls = load(target)
+    cls = load(row.policy)
     cfg = cfg or CurateConfig()
     policy = cls.from_config(cfg)
     if policy is None:

@@ -56,8 +56,9 @@ def test_policy(name, tiny_model_dir):
 
     from tests.helpers import curate_all_on
 
+    checks.check_policy_row(POLICIES[name])
     for cfg in (CurateConfig(), CurateConfig(include_hinted=False, drop_truncated=False, require_format=False),
-                curate_all_on(tiny_model_dir)):
+                curate_all_on(tiny_model_dir), curate_all_on(tiny_model_dir, first=name)):
         checks.check_policy(POLICIES[name], cfg)
 
 

@@ -24,7 +24,7 @@ TOYS = "tests.contract.toys"
 @pytest.fixture
 def toy_rows(monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "echo", f"{TOYS}.echo_backend:EchoBackend")
-    monkeypatch.setitem(curate.POLICIES, "marked", f"{TOYS}.no_marker_policy:DropMarked")
+    monkeypatch.setitem(curate.POLICIES, "marked", curate.Row(f"{TOYS}.no_marker_policy:DropMarked"))
     monkeypatch.setitem(losses.LOSSES, "squared", f"{TOYS}.squared_loss:squared")
     monkeypatch.setitem(train.OBJECTIVES, "shortest", Objective(f"{TOYS}.shortest_sft:ShortestConfig",
                                                                 f"{TOYS}.shortest_sft:run", "curated"))
@@ -43,6 +43,7 @@ def toy_tables(monkeypatch):
 
 def test_toys_meet_the_contracts(toy_rows, toy_tables):
     checks.check_backend("echo")
+    checks.check_policy_row(curate.POLICIES["marked"])
     checks.check_policy(curate.POLICIES["marked"])
     checks.check_loss(losses.LOSSES["squared"])
     checks.check_objective("shortest")

@@ -25,9 +25,11 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import check_address
 from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams
 
@@ -35,6 +37,31 @@ log = logging.getLogger(__name__)
 
 #: the Ray release this module is tested against (the `ray` extra pins it)
 RAY_VERSION = "2.60.0"
+
+
+@dataclass
+class RayConfig:
+    """``generate.ray``: where and how wide ``generate.executor: ray`` fans out (see
+    ``reasondistill.backends.ray_pool``). The driver still writes the cache and the traces."""
+
+    address: str | None = None  # None: join the ray.init() already made in this process, else start a local one; "auto" | ray://host:port
+    num_workers: int = 2  # backend replicas (Ray actors), each built from `teacher`
+    num_cpus: float = 1.0  # CPUs reserved per replica
+    num_gpus: float = 0.0  # GPUs reserved per replica (an in-process engine on a GPU node)
+    max_retries: int = 3  # a replica that dies is restarted and its unfinished batches resubmitted this often
+    connect_timeout_s: float = 30.0  # how long to wait for the cluster at `address` to answer
+
+    def __post_init__(self) -> None:
+        if self.address is not None and self.address not in ("auto", "local"):
+            check_address("generate.ray.address", self.address)
+        if self.connect_timeout_s <= 0:
+            raise ConfigError("generate.ray.connect_timeout_s must be > 0")
+        if self.num_workers < 1:
+            raise ConfigError("generate.ray.num_workers must be >= 1")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ConfigError("generate.ray.num_cpus and num_gpus must be >= 0")
+        if self.max_retries < 0:
+            raise ConfigError("generate.ray.max_retries must be >= 0")
 
 
 def _ray():

@@ -120,7 +120,7 @@ def build_policies(cfg: CurateConfig) -> list[Any]:
     from ..registry import load
     from . import POLICIES
 
-    return [p for p in (load(target).from_config(cfg) for target in POLICIES.values()) if p is not None]
+    return [p for p in (load(row.policy).from_config(cfg) for row in POLICIES.values()) if p is not None]
 
 
 def dependencies(cfg: CurateConfig, recipe: Any, layout: Layout) -> dict[str, Any]:
@@ -131,8 +131,8 @@ def dependencies(cfg: CurateConfig, recipe: Any, layout: Layout) -> dict[str, An
 
     inputs: list[Any] = []
     config: dict[str, Any] = {}
-    for key, target in POLICIES.items():
-        depends = getattr(load(target), "depends", None)
+    for key, row in POLICIES.items():
+        depends = getattr(load(row.policy), "depends", None)
         if depends is None:
             continue
         got = depends(cfg, recipe, layout) or {}

@@ -15,8 +15,29 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..config import CurateConfig
+from ..errors import ConfigError
 from ..records import Problem, Trace, Verdict
 from .base import NO_GOLD, TRAIN, CurateContext
+
+
+@dataclass
+class TeachersConfig:
+    """``curate.teachers``: choosing among several teachers' traces (traces carry ``teacher``)."""
+
+    best: bool = False  # per problem, keep only the traces of the teacher with the highest pass rate on it
+    # at most this many kept traces per problem from each teacher ("*": every teacher not named)
+    quota: dict[str, int] = field(default_factory=dict)
+    # per problem, the traces of one teacher drawn with these weights ({long: 1, short: 4}: a 1:4 mix)
+    share: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for k, v in self.quota.items()):
+            raise ConfigError("curate.teachers.quota maps teacher names (or '*') to counts >= 0")
+        if self.share and (not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and v >= 0 for k, v in self.share.items()) or not sum(self.share.values()) > 0):
+            raise ConfigError("curate.teachers.share maps teacher names to weights >= 0, at least one above 0 "
+                              "(e.g. {long: 1, short: 4})")
 
 
 @dataclass

@@ -13,9 +13,47 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..config import CurateConfig
+from ..config import CurateConfig, check_choice
+from ..errors import ConfigError
 from ..records import Problem, Trace, Verdict
 from .base import CurateContext, TracePolicy, trace_length
+
+
+@dataclass
+class LengthConfig:
+    """``curate.length``: length-based selection. Lengths are in ``unit``: ``tokens`` (the teacher's
+    ``usage.completion_tokens`` recorded in the trace; its word count where a backend recorded none)
+    or ``chars`` (of the stripped text). Off by default."""
+
+    unit: str = "tokens"  # tokens | chars
+    shortest: int = 0  # > 0: keep only the n shortest correct traces of each problem, across teachers
+    longest: int = 0  # > 0: keep only the n longest correct traces of each problem (to compare with shortest)
+    budget: int | None = None  # drop correct traces longer than this (reason over_budget)
+    # per-difficulty budgets, [[max_difficulty, budget], ...] in increasing difficulty (1 - pass rate);
+    # the first row whose bound is >= a problem's difficulty sets its budget (else `budget` applies)
+    budget_by_difficulty: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_choice("curate.length.unit", self.unit, ("tokens", "chars"))
+        if self.shortest < 0 or self.longest < 0:
+            raise ConfigError("curate.length.shortest and curate.length.longest must be >= 0")
+        if self.shortest and self.longest:
+            raise ConfigError("curate.length: set shortest or longest, not both")
+        if self.budget is not None and self.budget < 1:
+            raise ConfigError("curate.length.budget must be >= 1")
+        bounds = []
+        for row in self.budget_by_difficulty:
+            if (not isinstance(row, list) or len(row) != 2 or not all(isinstance(x, (int, float)) for x in row)
+                    or not 0 <= row[0] <= 1 or row[1] < 1):
+                raise ConfigError("curate.length.budget_by_difficulty rows are [max_difficulty in [0, 1], "
+                                  f"budget >= 1], got {row!r}")
+            bounds.append(row[0])
+        if bounds != sorted(bounds):
+            raise ConfigError("curate.length.budget_by_difficulty rows must go from easy to hard (increasing bounds)")
+
+    @property
+    def budgeted(self) -> bool:
+        return self.budget is not None or bool(self.budget_by_difficulty)
 
 
 @dataclass

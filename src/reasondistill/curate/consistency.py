@@ -23,6 +23,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from ..config import CurateConfig
+from ..errors import ConfigError
 from ..records import Problem, Trace, Verdict
 from ..verifiers.answers import as_number, normalize
 from .base import NO_GOLD, CurateContext, TracePolicy
@@ -33,6 +34,23 @@ VERIFIER = "self_consistency"
 def answer_key(answer: str) -> Fraction | str:
     value = as_number(answer)
     return value if value is not None else normalize(answer)
+
+
+@dataclass
+class SelfConsistencyConfig:
+    """``curate.self_consistency``: for problems without a gold answer (empty ``answer``), the majority
+    answer over the unhinted samples is the pseudo-label; traces that agree with it count as correct
+    when its vote share (majority votes / samples) is at least ``min_share``. Off while ``min_share``
+    is None (such problems' traces are then rejected with reason ``no_gold``)."""
+
+    min_share: float | None = None
+    min_votes: int = 2  # fewer votes for the majority answer: no pseudo-label
+
+    def __post_init__(self) -> None:
+        if self.min_share is not None and not 0 < self.min_share <= 1:
+            raise ConfigError("curate.self_consistency.min_share must be in (0, 1]")
+        if self.min_votes < 1:
+            raise ConfigError("curate.self_consistency.min_votes must be >= 1")
 
 
 @dataclass

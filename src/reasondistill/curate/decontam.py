@@ -32,6 +32,22 @@ from .base import NEGATIVES, TRAIN, CurateContext
 _WORD = re.compile(r"\w+")
 
 
+@dataclass
+class DecontaminateConfig:
+    """``curate.decontaminate``: drop training problems whose prompt shares word n-grams with a
+    held-out problem's (reason ``contaminated``). Off while ``ngram`` is None."""
+
+    ngram: int | None = None  # n of the word n-grams (8-13 is usual; prompts shorter than n are one gram)
+    min_overlap: float = 0.5  # share of a training prompt's n-grams found in one held-out prompt
+    eval_problems: str | None = None  # held-out problems file; None: the run folder's problems/eval.jsonl
+
+    def __post_init__(self) -> None:
+        if self.ngram is not None and self.ngram < 1:
+            raise ConfigError("curate.decontaminate.ngram must be >= 1")
+        if not 0 < self.min_overlap <= 1:
+            raise ConfigError("curate.decontaminate.min_overlap must be in (0, 1]")
+
+
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.casefold())
     if len(words) < n:

@@ -19,11 +19,43 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..config import CurateConfig, StudentAwareConfig
+from ..config import CurateConfig
+from ..errors import ConfigError
 from ..layout import Layout
 from ..prompts import student_messages
 from ..records import Problem, Trace, Verdict
 from .base import TRAIN, CurateContext
+
+
+@dataclass
+class StudentAwareConfig:
+    """``curate.student_aware``: keep the correct traces the student finds most likely (its mean token
+    log-probability over the completion, under the chat template). On when ``top``,
+    ``min_mean_logprob`` or ``max_low_prob_share`` is set; thresholds apply first, then ``top``."""
+
+    top: int | None = None  # keep the n most likely traces per problem
+    min_mean_logprob: float | None = None  # keep traces whose mean token log-probability is at least this
+    max_low_prob_share: float | None = None  # keep traces whose share of low-probability tokens is at most this
+    low_prob: float = 0.1  # a token is "low-probability" below this probability
+    model: str | None = None  # the scoring model; None: train.student
+    batch_size: int = 8
+    max_length: int = 1024  # tokens of prompt + completion scored; longer ones are cut
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.top is not None and self.top < 1:
+            raise ConfigError("curate.student_aware.top must be >= 1")
+        if self.max_low_prob_share is not None and not 0 <= self.max_low_prob_share <= 1:
+            raise ConfigError("curate.student_aware.max_low_prob_share must be in [0, 1]")
+        if not 0 < self.low_prob < 1:
+            raise ConfigError("curate.student_aware.low_prob must be in (0, 1)")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ConfigError("curate.student_aware.batch_size must be >= 1 and max_length >= 2")
+
+    @property
+    def on(self) -> bool:
+        return self.top is not None or self.min_mean_logprob is not None or self.max_low_prob_share is not None
 
 
 def model_spec(opts: StudentAwareConfig, recipe: Any) -> str:

@@ -9,16 +9,43 @@ sampled answers, through the sample cache), of ``train.student`` or of the teach
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import io, models
 from ..backends import BackendPool
 from ..backends.cache import SampleCache
-from ..config import EvalConfig, GenerateConfig, ProbeConfig, TeacherConfig
+from ..config import EvalConfig, GenerateConfig, TeacherConfig, check_choice
+from ..errors import ConfigError
 from ..layout import Layout
 from . import runner
 
 STAGE = "probe"
+
+
+@dataclass
+class ProbeConfig:
+    """``generate.probe``: the student answering the training problems before generation (its greedy
+    answer plus ``samples`` sampled ones, through the evaluation runner and the sample cache), for SSB
+    hints (``generate.hints: ssb``) and tailored learning (``generate.tailored``)."""
+
+    model: str = "student"  # student (train.student, through transformers) | teacher (the recipe's teacher itself)
+    samples: int = 4  # sampled answers per problem, besides the greedy one
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 32
+    dtype: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    fail_below: float = 0.5  # tailored: a problem the student passes less often than this counts as failed
+
+    def __post_init__(self) -> None:
+        check_choice("generate.probe.model", self.model, ("student", "teacher"))
+        if self.samples < 0 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("generate.probe: samples >= 0, max_new_tokens >= 1 and batch_size >= 1")
+        if not 0 < self.fail_below <= 1:
+            raise ConfigError("generate.probe.fail_below must be in (0, 1]")
 
 
 def eval_config(cfg: ProbeConfig) -> EvalConfig:

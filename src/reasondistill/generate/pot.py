@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from ..backends.base import Completion
-from ..config import GenerateConfig, SandboxConfig
+from ..config import GenerateConfig
 from ..prompts import format_answer
 from ..records import Trace
-from ..sandbox import Limits, isolation, run_python
+from ..sandbox import Limits, SandboxConfig, isolation, run_python
 from .cot import ChainOfThought
 
 # the first fenced block tagged python/py (or untagged), up to its closing fence

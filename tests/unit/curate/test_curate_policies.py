@@ -2,7 +2,7 @@ import importlib
 
 import pytest
 
-from reasondistill.config import CurateConfig, LengthConfig
+from reasondistill.config import CurateConfig
 from reasondistill.curate import INCORRECT, POLICIES, GroupPolicy, Policy, build_policies, judge
 from reasondistill.curate.base import CurateContext, split
 from reasondistill.curate.cap import Cap, preference_key
@@ -33,12 +33,13 @@ def names(cfg):
 def test_table_entries_load_and_follow_the_contract(tiny_model_dir, tmp_path):
     layout = Layout(tmp_path)
     write_jsonl(layout.eval_problems, [Problem("e", "t", "something else entirely", "1")])
-    for name, target in POLICIES.items():
-        module, _, cls = target.partition(":")
+    for name, row in POLICIES.items():
+        module, _, cls = row.policy.partition(":")
         klass = getattr(importlib.import_module(module), cls)
-        # every policy on; the band is inclusive so a lone correct trace (pass rate 1) is in it
-        over = {"length": LengthConfig(longest=1)} if name == "longest" else {}  # excludes shortest
-        policy = klass.from_config(curate_all_on(tiny_model_dir, drop_truncated=True, require_format=True, **over))
+        # every policy on (this one first: longest excludes shortest); the band is inclusive so a
+        # lone correct trace (pass rate 1) is in it
+        policy = klass.from_config(curate_all_on(tiny_model_dir, first=name))
+        assert policy is not None, f"{name}: its row's `on` settings do not switch it on"
         if hasattr(policy, "prepare"):
             policy.prepare(CurateContext(recipe(), layout, {"p": PROBLEM}, [T()], {"t": V()}))
         if isinstance(policy, GroupPolicy):  # per problem: keeps a lone good trace

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from reasondistill import curate as curate_stage
-from reasondistill.config import CurateConfig, PromptConfig, StudentAwareConfig
+from reasondistill.config import CurateConfig, PromptConfig
+from reasondistill.curate.student import StudentAwareConfig
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
 from reasondistill.prompts import student_messages
 from reasondistill.records import Problem, Trace, TrainExample, Verdict

@@ -17,10 +17,12 @@ import pytest
 
 from reasondistill import curate as curate_stage
 from reasondistill import verify as verify_stage
-from reasondistill.config import (CurateConfig, DecontaminateConfig, LengthConfig, SelfConsistencyConfig,
-                                  TeachersConfig, VerifyConfig)
+from reasondistill.config import CurateConfig, VerifyConfig
+from reasondistill.curate.best_teacher import TeachersConfig
+from reasondistill.curate.budget import LengthConfig
+from reasondistill.curate.consistency import SelfConsistencyConfig
 from reasondistill.curate.dedup import Dedup, jaccard, word_ngrams
-from reasondistill.curate.decontam import Decontaminate, ngrams
+from reasondistill.curate.decontam import Decontaminate, DecontaminateConfig, ngrams
 from reasondistill.errors import ConfigError
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
 from reasondistill.records import Problem, Trace, TrainExample, Verdict
