@@ -36,6 +36,7 @@ class Objective:
     needs_logprobs: bool = False  # reads the teacher's top-k logprob store (generate.top_logprobs > 0)
     prompts: str | None = None  # "module:function(objective_cfg) -> {task: prefix}" for students asked per task
     fixed_tokens: bool = False  # trains on its curated data as is, counting its tokens: a token budget applies
+    on_policy: bool = False  # trains on the student's own samples: starts from SFT by default (train.warm_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,13 @@ OBJECTIVES: dict[str, Objective] = {
     "dpo": Objective("reasondistill.train.dpo:DPOObjectiveConfig", "reasondistill.train.dpo:run", "pairs"),
     "simpo": Objective("reasondistill.train.simpo:SimPOConfig", "reasondistill.train.simpo:run", "pairs"),
     "grpo": Objective("reasondistill.train.grpo:GRPOObjectiveConfig", "reasondistill.train.grpo:run",
-                      "train_problems"),
-    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "train_problems"),
-    "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated"),
+                      "train_problems", on_policy=True),
+    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "train_problems",
+                      on_policy=True),
+    "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated",
+                     on_policy=True),
+    "negative-advantage": Objective("reasondistill.train.negative_advantage:NegativeAdvantageConfig",
+                                    "reasondistill.train.negative_advantage:run", "curated", on_policy=True),
 }
 
 
