@@ -108,8 +108,12 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
 
 
 def run(recipe: Any, layout: Any) -> dict:
-    """The train stage over a run folder: the objective's declared input, into ``layout``'s train folder."""
+    """The train stage over a run folder: the objective's declared input, into ``layout``'s train folder
+    (an on-policy objective from an SFT pass on the curated traces first: :mod:`.warm_start`)."""
+    from .warm_start import sft_first
+
     obj = objective(recipe.train.method)
-    return run_objective(recipe.train, layout.path(obj.data), layout.stage_dir("train"),
+    cfg = sft_first(recipe.train, layout.path("curated"), layout.path("warm_start"))
+    return run_objective(cfg, layout.path(obj.data), layout.stage_dir("train"),
                          logprobs=layout.logprobs if obj.needs_logprobs else None, verify_cfg=recipe.verify,
                          prompt_cfg=recipe.generate.prompt)
