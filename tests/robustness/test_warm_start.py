@@ -16,18 +16,10 @@ from reasondistill.layout import Layout
 from reasondistill.train import warm_start
 
 from .conftest import error_line, problem_rows, snapshot, write_jsonl
+from .test_train_resume import _one_thread  # noqa: F401  (autouse: tiny models train faster on one thread)
 
 TINY = ["train.max_steps=1", "train.batch_size=2", "train.dtype=float32", "train.device=cpu", "train.max_length=64",
         "train.warmup_ratio=0", "train.objective.max_new_tokens=4"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def curated(path: Path) -> Path:
