@@ -6,9 +6,10 @@ then trains in its own child process, so its wall time and peak memory are its o
 and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``sft``'s
 checkpoint). An on-policy entry (gkd, kdrl, grpo, negative-advantage) without ``init`` starts from
 an SFT entry on the same data (``train.warm_start: sft``, their default; :mod:`.train.warm_start`):
-the compare's own ``sft`` entry, else one it adds and marks in the table. An entry with ``curate`` settings re-curates the shared verified traces with them
-into its own ``compare/entries/<name>/curate/`` (in its child process: a student-aware policy
-loads the student there) and trains on that. An entry with ``loop`` settings runs student-driven
+the compare's own ``sft`` entry, else one it adds and marks in the table. An entry with ``curate``
+settings re-curates the shared verified traces with them into its own
+``compare/entries/<name>/curate/`` (in its child process: a student-aware policy loads the student
+there) and trains on that. An entry with ``loop`` settings runs student-driven
 rounds (``reasondistill loop``) in ``compare/entries/<name>/loop/`` instead. Its last student has
 the entries' step budget either way: with ``retrain: last`` each round trains
 ``compare.max_steps / rounds`` steps from the previous round's checkpoint; with ``scratch`` each
