@@ -77,8 +77,8 @@ def test_one_step_on_a_tiny_model_lowers_the_log_prob_of_what_it_sampled(tmp_pat
     data = tmp_path / "train.jsonl"
     io.write_jsonl(data, examples())
     cfg = TrainConfig(student=str(tiny_model_dir), method="negative-advantage",
-                      objective={"c": 2.0, "max_new_tokens": 6}, max_steps=1, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0, logging_steps=1,
-                      dtype="float32", device="cpu", max_length=128)
+                      objective={"c": 2.0, "max_new_tokens": 6}, max_steps=1, batch_size=4, learning_rate=1e-3,
+                      warmup_ratio=0.0, logging_steps=1, dtype="float32", device="cpu", max_length=128)
     m = run_objective(cfg, data, tmp_path / "out")
     out = m["outputs"]
     assert m["method"] == "negative-advantage" and out["advantage"] == -2.0 and out["steps"] == 1
