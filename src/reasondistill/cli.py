@@ -376,8 +376,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import objective, run_objective
     from .train.base import checkpoint_path
-    from .train.warm_start import sft_first
+    from .train.warm_start import resolve, sft_first
     recipe = _recipe(args, [f"train.method={args.method}"])
+    traces = args.data if objective(args.method).data == "curated" else args.sft_data  # a warm start's SFT data
     if not args.dry_run:
         check_out(args.out, [named("--data", args.data), named("--logprobs", args.logprobs),
                              named("--sft-data", args.sft_data), named("--recipe", args.recipe),
@@ -389,6 +390,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.dry_run:
             from .train.plan import plan
             print(plan(recipe.train, args.data, launch_name=args.launch, num_processes=n).format())
+            if resolve(recipe.train) == "sft":
+                what = f"SFT on {traces} first" if traces else "none (no curated traces: --sft-data)"
+                print(f"  warm start:      {what} (train.warm_start)")
             if args.launch:
                 print("  command:         " + " ".join(launch.command(args.launch, n, _train_argv(args),
                                                                      grad_accum=recipe.train.grad_accum, check=False)))
@@ -396,7 +400,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if launch.world_size() == 1:  # not yet launched: start the processes, each running this command
             launch.check(args.launch, recipe.train)
             return launch.run(args.launch, n, _train_argv(args), grad_accum=recipe.train.grad_accum)
-    traces = args.data if objective(args.method).data == "curated" else args.sft_data
     train_cfg = sft_first(recipe.train, traces, Layout(args.out).override(dirs={"train": args.out}).path("warm_start"))
     m = run_objective(train_cfg, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
                       prompt_cfg=recipe.generate.prompt)

@@ -68,6 +68,17 @@ def test_warm_start_none_trains_from_the_student_as_given(cli, tiny_model_dir, t
     assert manifest(out)["config"]["train"]["student"] == str(tiny_model_dir)
 
 
+def test_a_dry_run_says_which_traces_the_warm_start_trains_on(cli, tiny_model_dir, tmp_path):
+    data = curated(tmp_path / "train.jsonl")
+    rc, out, err = cli("train", "negative-advantage", "--data", data, "--out", tmp_path / "out", "--dry-run",
+                       f"train.student={tiny_model_dir}")
+    assert rc == 0, err
+    assert f"warm start:      SFT on {data} first (train.warm_start)" in out
+    rc, out, err = cli("train", "negative-advantage", "--data", data, "--out", tmp_path / "out", "--dry-run",
+                       f"train.student={tiny_model_dir}", "train.warm_start=none")
+    assert rc == 0 and "warm start" not in out and not (tmp_path / "out").exists()
+
+
 def test_an_explicit_warm_start_without_traces_is_refused_before_any_work(cli, tiny_model_dir, tmp_path):
     problems, out = write_jsonl(tmp_path / "problems.jsonl", problem_rows(4)), tmp_path / "out"
     rc, _, err = cli("train", "grpo", "--data", problems, "--out", out, f"train.student={tiny_model_dir}",
