@@ -12,12 +12,15 @@ token, trained with the policy-gradient loss ``-advantage * log p``:
 
     loss = c * mean over sampled tokens of log p_student(token)
 
-so a step lowers the probability of what the student just sampled. No teacher is loaded or
-asked, so a gain of on-policy distillation over this control is what the teacher's signal adds
-(arXiv 2608.31046 reports that this control matches the teacher's signal in some settings; we
-could not read that paper, so the form here is the one described above). Nothing else differs:
-compare ``sft+gkd`` against ``sft+negative-advantage`` from the same SFT checkpoint at the same
-steps (``reasondistill compare reproduce-on-policy``).
+so a step lowers the probability of what the student just sampled. Over whole sampled sequences its
+expected gradient is zero (``E_y[grad log p(y)] = 0``), so whatever it does to the student comes
+from finite samples, the token mean's weighting of sequence lengths and the optimizer: the part of
+on-policy training that needs no teacher. No teacher is loaded or asked, so a gain of on-policy
+distillation over this control is what the teacher's signal adds (arXiv 2608.31046 reports that
+this control matches the teacher's signal in some settings; we could not read that paper, so the
+form here is the one described above). Nothing else differs: ``reasondistill compare
+reproduce-on-policy`` sets ``sft+gkd`` against ``sft+no-teacher`` from the same SFT checkpoint at
+the same steps.
 
 Data, sampling, batching, resuming and the manifest are GKD's (:mod:`.gkd`): the curated traces
 give the prompts, their completions are never trained on.
