@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("method", choices=list(OBJECTIVES), help="training objective")
     p.add_argument("--data", type=Path, required=True, help="the objective's input (see above)")
     p.add_argument("--logprobs", type=Path, default=None, help="teacher logprob store (kd): generate/logprobs")
+    p.add_argument("--sft-data", type=Path, default=None,
+                   help="curated train.jsonl to warm-start on (train.warm_start; on-policy objectives whose --data is "
+                        "not curated traces: grpo, kdrl); an SFT pass into OUT/warm_start/ comes first")
     p.add_argument("--out", type=Path, required=True, help="output folder (model/ is the checkpoint)")
     p.add_argument("--launch", choices=["ddp", "fsdp", "zero2", "zero3"], default=None,
                    help="run under `accelerate launch` with the packaged config (see `reasondistill launch-config`)")
@@ -371,12 +374,15 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import run_objective
+    from .train import objective, run_objective
     from .train.base import checkpoint_path
+    from .train.warm_start import resolve, sft_first
     recipe = _recipe(args, [f"train.method={args.method}"])
+    traces = args.data if objective(args.method).data == "curated" else args.sft_data  # a warm start's SFT data
     if not args.dry_run:
         check_out(args.out, [named("--data", args.data), named("--logprobs", args.logprobs),
-                             named("--recipe", args.recipe), *recipe_inputs(recipe, None, sources=False)],
+                             named("--sft-data", args.sft_data), named("--recipe", args.recipe),
+                             *recipe_inputs(recipe, None, sources=False)],
                   stage="train", writes="train")
     if args.launch or args.dry_run:
         from .train import launch
@@ -384,6 +390,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.dry_run:
             from .train.plan import plan
             print(plan(recipe.train, args.data, launch_name=args.launch, num_processes=n).format())
+            if resolve(recipe.train) == "sft":
+                what = f"SFT on {traces} first" if traces else "none (no curated traces: --sft-data)"
+                print(f"  warm start:      {what} (train.warm_start)")
             if args.launch:
                 print("  command:         " + " ".join(launch.command(args.launch, n, _train_argv(args),
                                                                      grad_accum=recipe.train.grad_accum, check=False)))
@@ -391,7 +400,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if launch.world_size() == 1:  # not yet launched: start the processes, each running this command
             launch.check(args.launch, recipe.train)
             return launch.run(args.launch, n, _train_argv(args), grad_accum=recipe.train.grad_accum)
-    m = run_objective(recipe.train, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
+    train_cfg = sft_first(recipe.train, traces, Layout(args.out).override(dirs={"train": args.out}).path("warm_start"))
+    m = run_objective(train_cfg, args.data, args.out, logprobs=args.logprobs, verify_cfg=recipe.verify,
                       prompt_cfg=recipe.generate.prompt)
     out = m["outputs"]
     if "rank" in m["this_run"]:  # a launched process other than rank 0: rank 0 reports
@@ -410,6 +420,7 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
     """The ``train`` command each launched process runs: this one without ``--launch``."""
     argv = ["train", args.method, "--data", str(args.data), "--out", str(args.out)]
     argv += ["--logprobs", str(args.logprobs)] if args.logprobs else []
+    argv += ["--sft-data", str(args.sft_data)] if args.sft_data else []
     argv += ["--recipe", str(args.recipe)] if args.recipe else []
     return (["-v"] if args.verbose else []) + argv + list(args.overrides)
 

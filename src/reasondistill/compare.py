@@ -4,9 +4,12 @@ data and step budget, each evaluated on the same held-out problems.
 The data stages run once (problems, teacher traces, verification, curation); each entry
 then trains in its own child process, so its wall time and peak memory are its own,
 and is evaluated greedily. ``init`` chains entries (``sft+redi`` starts from ``sft``'s
-checkpoint). An entry with ``curate`` settings re-curates the shared verified traces with them
-into its own ``compare/entries/<name>/curate/`` (in its child process: a student-aware policy
-loads the student there) and trains on that. An entry with ``loop`` settings runs student-driven
+checkpoint). An on-policy entry (gkd, kdrl, grpo, negative-advantage) without ``init`` starts from
+an SFT entry on the same data (``train.warm_start: sft``, their default; :mod:`.train.warm_start`):
+the compare's own ``sft`` entry, else one it adds and marks in the table. An entry with ``curate``
+settings re-curates the shared verified traces with them into its own
+``compare/entries/<name>/curate/`` (in its child process: a student-aware policy loads the student
+there) and trains on that. An entry with ``loop`` settings runs student-driven
 rounds (``reasondistill loop``) in ``compare/entries/<name>/loop/`` instead. Its last student has
 the entries' step budget either way: with ``retrain: last`` each round trains
 ``compare.max_steps / rounds`` steps from the previous round's checkpoint; with ``scratch`` each
@@ -35,7 +38,7 @@ from . import io, models
 from .config import CurateConfig, LoopConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
-from .train import OBJECTIVES, objective_config
+from .train import OBJECTIVES, objective_config, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,9 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
         if "seed" in entry.train:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): train.seed is set per training seed; use "
                               "compare.train_seeds to train every entry with several seeds")
-        train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
+        cfg = train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
+        if entry.init is None and not entry.loop and warm_start.resolve(cfg) == "sft":
+            entry = sft_init(recipe, entry, out, i)
         curate_cfg(recipe, entry)
         if entry.loop:
             loop_recipe(recipe, entry, Layout(Path(".")))
@@ -78,6 +83,37 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
     if ref is not None and ref not in {e.name for e in out}:
         raise ConfigError(f"compare.reference '{ref}' names no entry (entries: {', '.join(e.name for e in out)})")
     return out
+
+
+def sft_init(recipe: Recipe, entry: CompareEntry, earlier: list[CompareEntry], i: int) -> CompareEntry:
+    """``entry`` (an on-policy objective, ``train.warm_start: sft``) starting from an SFT entry on the
+    same data: an earlier one if the compare has it, else one added to ``earlier`` here (named
+    ``sft``, or ``sft-for-<entry>`` when taken; the step budget is every entry's)."""
+    def same_data(e: dict[str, Any]) -> bool:
+        return (e.get("method", "sft") == "sft" and e.get("init") is None and not e.get("loop")
+                and (e.get("curate") or {}) == entry.curate)
+
+    found = next((e for e in earlier if same_data(dataclasses.asdict(e))), None)
+    if found is None:
+        later = next((e for e in recipe.compare.entries[i + 1:] if isinstance(e, dict) and same_data(e)), None)
+        if later is not None:
+            raise ConfigError(f"compare.entries[{i}] ({entry.name}) starts from SFT on the same data "
+                              f"(train.warm_start: sft, the default for {entry.method}); list entry "
+                              f"'{later['name']}' before it, or give it init: or train: {{warm_start: none}}")
+        taken = {e.name for e in earlier} | {e.get("name") for e in recipe.compare.entries if isinstance(e, dict)}
+        name = "sft" if "sft" not in taken else f"sft-for-{entry.name}"
+        budget = {k: v for k, v in entry.train.items() if k in ("max_steps", "epochs")}
+        found = CompareEntry(name=name, method="sft", train=budget, curate=dict(entry.curate))
+        earlier.append(found)
+        log.info("compare: %s (%s) starts from SFT on the same traces: entry '%s' added", entry.name, entry.method,
+                 name)
+    return dataclasses.replace(entry, init=found.name)
+
+
+def added_entries(recipe: Recipe, todo: list[CompareEntry]) -> dict[str, list[str]]:
+    """``{entry compare added: [the entries that start from it]}`` (:func:`sft_init`)."""
+    given = {e.get("name") for e in recipe.compare.entries}
+    return {e.name: [o.name for o in todo if o.init == e.name] for e in todo if e.name not in given}
 
 
 def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
@@ -115,8 +151,9 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0
     data["seed"] = recipe.train.seed + seed
     if recipe.compare.max_steps > 0:
         data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
-    if entry.init is not None:
+    if entry.init is not None:  # the chain is its warm start
         data["student"] = str(layout.compare_entry(entry.init, entry.init, seed).checkpoint)
+        data["warm_start"] = "none"
     cfg = build(TrainConfig, data, f"compare.{entry.name}.train")
     objective_config(cfg.method, cfg.objective)  # the objective's own options, before anything loads
     return cfg
@@ -275,6 +312,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
     n_seeds = recipe.compare.train_seeds
     shared_cost = data_cost(layout)
+    added = added_entries(recipe, todo)
     for entry in todo:
         per_seed = []
         for seed in range(n_seeds):
@@ -303,8 +341,9 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
                      "wall_seconds": round(sum(s["wall_seconds"] for s in stats) / n_seeds, 1),
                      "train_wall_seconds": round(sum(s["train_wall_seconds"] for s in stats) / n_seeds, 1),
                      "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"],
-                     "cost": cost(stats, shared_cost)})
-    ref = recipe.compare.reference or todo[0].name
+                     "cost": cost(stats, shared_cost), "init": entry.init,
+                     **({"added_as_warm_start_of": added[entry.name]} if entry.name in added else {})})
+    ref = recipe.compare.reference or next(e.name for e in todo if e.name not in added)
     base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
     for row in rows:
         if row["objective"] != ref:
@@ -436,6 +475,10 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
         lines.append(f"{r['objective']:<14} {r.get('seeds', 1):>5} {r['accuracy']:>8.3f} {f'[{lo:.3f}, {hi:.3f}]':>16} "
                      f"{vs_ref:>36} {_vs(r.get('vs_untrained')):>36} {r['tokens_per_answer']:>10.1f} "
                      f"{tokens:>14} {cpu:>11} {pts:>9} {r['peak_rss_mb']:>8.0f}")
+    for r in rows:
+        if r.get("added_as_warm_start_of"):
+            lines.append(f"{r['objective']}: added as the SFT start of {', '.join(r['added_as_warm_start_of'])} "
+                         "(train.warm_start: sft, the default of on-policy objectives)")
     if any(r.get("seeds", 1) > 1 for r in rows):
         lines.append("intervals: t over training seeds (Welch) and held-out problems (paired); verdict: the "
                      "interval of the difference excludes 0 (better/worse) or not (no diff)")

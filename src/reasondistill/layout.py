@@ -34,6 +34,7 @@ FILES: dict[str, tuple[str, str]] = {
     "pairs": ("pairs", "pairs.jsonl"),
     "checkpoint": ("train", "model"),  # an HF folder with safetensors weights
     "loss_log": ("train", "loss.jsonl"),
+    "warm_start": ("train", "warm_start"),  # a folder: the SFT pass an on-policy objective starts from
     "tracker_logs": ("train", "runs"),  # a folder: TensorBoard event files when train.report_to names it
 }
 ROOT_FILES = {

@@ -151,3 +151,23 @@ def test_a_token_budget_below_one_step_is_refused_before_training(tmp_path, tiny
     with pytest.raises(ConfigError, match="less than one optimizer step"):
         compare.run(recipe, tmp_path / "run")
     assert not (tmp_path / "run" / "compare" / "entries").exists()
+
+
+def test_an_on_policy_entry_starts_from_an_added_sft_entry(tmp_path, tiny_model_dir):
+    """The no-teacher control (negative-advantage) through compare: its SFT start is added, trained,
+    shown as a row, and the reference stays the first entry the recipe gives (per training seed:
+    ``tests/unit/test_compare_warm_start.py``; ``test_e2e_reproduce.py`` runs seeds end to end)."""
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "control", "method": "negative-advantage", "objective": {"max_new_tokens": 4}},
+    ], max_steps=1)
+    recipe.compare.baseline = False
+    rows = compare.run(recipe, tmp_path / "run")
+    assert [r["objective"] for r in rows] == ["sft", "control"]
+    assert rows[0]["added_as_warm_start_of"] == ["control"] and rows[1]["init"] == "sft"
+    assert rows[0]["vs_reference"]["reference"] == "control" and "vs_reference" not in rows[1]
+    entries = tmp_path / "run" / "compare" / "entries"
+    m = json.loads((entries / "control" / "train" / "manifest.json").read_text())
+    assert m["outputs"]["method"] == "negative-advantage" and m["outputs"]["on_policy_seqs"] == 4
+    assert m["config"]["train"]["student"].endswith("sft/train/model")
+    assert not (entries / "control" / "train" / "warm_start").exists()  # the chain is the warm start
+    assert "sft: added as the SFT start of control" in compare.format_table(rows)

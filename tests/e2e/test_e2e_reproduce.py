@@ -2,10 +2,11 @@
 only the student, sizes and budget made small (the figures are the README's, from full runs)."""
 
 import json
+import shutil
 
 import pytest
 
-from reasondistill import compare
+from reasondistill import compare, pipeline
 from reasondistill.config import BUILTIN_RECIPES, load_recipe
 
 TINY = ["problems.n_train=8", "problems.n_eval=4", "compare.max_steps=1", "compare.train_seeds=2",
@@ -22,6 +23,38 @@ def test_reproduce_recipes_load_with_seeds_and_a_program_teacher(name):
     recipe = load_recipe(name)
     assert recipe.compare.train_seeds >= 3 and len(compare.entries(recipe)) >= 3
     assert all(t.backend == "program" for t in recipe.teachers())
+
+
+def test_reproduce_on_policy_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
+    """SFT, then SFT continued / on-policy distillation toward the live teacher / the no-teacher control
+    from it. The live teacher (``run:on-policy-teacher``) is a finished run in the runs root here (the
+    tiny model), so nothing trains it; one training seed (seeds per entry: ``test_e2e_compare.py``)."""
+    teacher = tmp_path / "runs" / "on-policy-teacher"
+    shutil.copytree(tiny_model_dir, teacher / "train" / "model")
+    (teacher / "report.json").write_text(json.dumps({"student_after": {"accuracy": 1.0, "ci95": [0.9, 1.0]}}))
+    monkeypatch.setenv(pipeline.RUNS_ENV, str(tmp_path / "runs"))
+    recipe = tiny("reproduce-on-policy", tiny_model_dir, tmp_path / "cache", "compare.train_seeds=1",
+                  "compare.entries.sft+gkd.objective.max_new_tokens=4",
+                  "compare.entries.sft+gkd.objective.teacher_dtype=float32",
+                  "compare.entries.sft+no-teacher.objective.max_new_tokens=4")
+    rows = compare.run(recipe, tmp_path / "run")
+    assert [r["objective"] for r in rows] == ["sft", "sft+sft", "sft+gkd", "sft+no-teacher"]
+    assert all(r["vs_reference"]["reference"] == "sft" for r in rows[1:])
+    entries = tmp_path / "run" / "compare" / "entries"
+
+    def trained(name):
+        m = json.loads((entries / name / "train" / "manifest.json").read_text())
+        train = m["config"].get("train", m["config"])  # sft's config is its TrainConfig alone
+        assert train["student"].endswith("sft/train/model"), name  # all three start from SFT
+        return m
+
+    trained("sft+sft")
+    gkd = trained("sft+gkd")
+    assert gkd["config"]["gkd"]["teacher"] == str((teacher / "train" / "model").resolve())
+    assert gkd["outputs"]["cached_seqs"] == 0 and gkd["outputs"]["on_policy_seqs"] == 4  # fully on-policy
+    control = trained("sft+no-teacher")
+    assert control["outputs"]["advantage"] == -1.0 and control["outputs"]["on_policy_seqs"] == 4
+    assert control["config"]["train"]["learning_rate"] == gkd["config"]["train"]["learning_rate"] == 5e-5
 
 
 def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):

@@ -132,15 +132,17 @@ def argv(method: str, data: dict[str, Path], out: Path, student: Path) -> list:
            "kd": ["--data", data["kd"], "--logprobs", data["logprobs"], "train.objective.top_k=4"],
            "gkd": ["--data", data["curated"], teacher, "train.objective.lmbda=0.5",
                    "train.objective.max_new_tokens=4", "train.objective.teacher_dtype=float32"],
+           "negative-advantage": ["--data", data["curated"], "train.objective.max_new_tokens=4"],
            "dpo": ["--data", data["pairs"]], "simpo": ["--data", data["pairs"]], "redi": ["--data", data["pairs"]],
            "grpo": ["--data", data["problems"], "train.objective.num_generations=2",
                     "train.objective.max_completion_length=4"],
            "kdrl": ["--data", data["problems"], teacher, "train.objective.teacher_dtype=float32",
                     f"train.objective.grpo={grpo}"]}[method]
-    return ["train", method, "--out", out, f"train.student={student}", *COMMON, *own]
+    # the objective's own run resumes here (an on-policy one's SFT warm start is a run like sft's)
+    return ["train", method, "--out", out, f"train.student={student}", "train.warm_start=none", *COMMON, *own]
 
 
-OBJECTIVES = ["sft", "kd", "gkd", "multitask", "dpo", "simpo", "redi", "grpo", "kdrl"]
+OBJECTIVES = ["sft", "kd", "gkd", "negative-advantage", "multitask", "dpo", "simpo", "redi", "grpo", "kdrl"]
 
 
 @pytest.mark.parametrize("method", OBJECTIVES)

@@ -291,6 +291,8 @@ BUILTIN_RECIPES = {
     "reproduce-redi": "smollm2-135m/reproduce/redi.yaml",
     "reproduce-learnability": "smollm2-135m/reproduce/learnability.yaml",
     "reproduce-student-likely": "smollm2-135m/reproduce/student_likely.yaml",
+    "reproduce-on-policy": "smollm2-135m/reproduce/on_policy.yaml",
+    "on-policy-teacher": "smollm2-135m/sft/on_policy_teacher.yaml",  # reproduce-on-policy's live teacher
 }
 
 # a model reference "run:NAME" is the checkpoint of built-in recipe NAME's run (or of the recipe

@@ -336,8 +336,11 @@ class TrainConfig:
     """
 
     student: str = "smollm2-135m-instruct"
-    method: str = "sft"  # a row of reasondistill.train.OBJECTIVES: sft | kd | gkd | multitask | redi | dpo | simpo | grpo | kdrl
+    method: str = "sft"  # a row of reasondistill.train.OBJECTIVES: sft | kd | gkd | multitask | redi | dpo | simpo | grpo | kdrl | negative-advantage
     objective: dict[str, Any] = field(default_factory=dict)
+    # sft: train SFT on the curated traces first and start from its checkpoint; none: start from `student`;
+    # auto: sft for on-policy objectives (gkd, kdrl, grpo, negative-advantage: their OBJECTIVES row), else none
+    warm_start: str = "auto"
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -367,6 +370,7 @@ class TrainConfig:
     init_optimizer: str | None = None  # an optimizer.pt a carry_optimizer run saved, loaded before the first step
 
     def __post_init__(self) -> None:
+        check_choice("train.warm_start", self.warm_start, ("auto", "sft", "none"))
         if not 0 <= self.checkpoint_every <= 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every!r} must be a fraction of the run's "
                               "steps in [0, 1] (0: no checkpoints)")

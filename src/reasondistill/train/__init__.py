@@ -36,6 +36,7 @@ class Objective:
     needs_logprobs: bool = False  # reads the teacher's top-k logprob store (generate.top_logprobs > 0)
     prompts: str | None = None  # "module:function(objective_cfg) -> {task: prefix}" for students asked per task
     fixed_tokens: bool = False  # trains on its curated data as is, counting its tokens: a token budget applies
+    on_policy: bool = False  # trains on the student's own samples: starts from SFT by default (train.warm_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,13 @@ OBJECTIVES: dict[str, Objective] = {
     "dpo": Objective("reasondistill.train.dpo:DPOObjectiveConfig", "reasondistill.train.dpo:run", "pairs"),
     "simpo": Objective("reasondistill.train.simpo:SimPOConfig", "reasondistill.train.simpo:run", "pairs"),
     "grpo": Objective("reasondistill.train.grpo:GRPOObjectiveConfig", "reasondistill.train.grpo:run",
-                      "train_problems"),
-    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "train_problems"),
-    "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated"),
+                      "train_problems", on_policy=True),
+    "kdrl": Objective("reasondistill.train.kdrl:KDRLConfig", "reasondistill.train.kdrl:run", "train_problems",
+                      on_policy=True),
+    "gkd": Objective("reasondistill.train.gkd_config:GKDObjectiveConfig", "reasondistill.train.gkd:run", "curated",
+                     on_policy=True),
+    "negative-advantage": Objective("reasondistill.train.negative_advantage:NegativeAdvantageConfig",
+                                    "reasondistill.train.negative_advantage:run", "curated", on_policy=True),
 }
 
 
@@ -103,8 +108,12 @@ def run_objective(train_cfg: Any, data: Any, out_dir: Any, *, logprobs: Any = No
 
 
 def run(recipe: Any, layout: Any) -> dict:
-    """The train stage over a run folder: the objective's declared input, into ``layout``'s train folder."""
+    """The train stage over a run folder: the objective's declared input, into ``layout``'s train folder
+    (an on-policy objective from an SFT pass on the curated traces first: :mod:`.warm_start`)."""
+    from .warm_start import sft_first
+
     obj = objective(recipe.train.method)
-    return run_objective(recipe.train, layout.path(obj.data), layout.stage_dir("train"),
+    cfg = sft_first(recipe.train, layout.path("curated"), layout.path("warm_start"))
+    return run_objective(cfg, layout.path(obj.data), layout.stage_dir("train"),
                          logprobs=layout.logprobs if obj.needs_logprobs else None, verify_cfg=recipe.verify,
                          prompt_cfg=recipe.generate.prompt)

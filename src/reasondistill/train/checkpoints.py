@@ -50,7 +50,8 @@ COMPLETE = "complete.json"  # in a checkpoint folder: written last, so a kill mi
 OBJECTIVE_STATE = "objective_state.json"  # in a checkpoint folder: the trainer's resume_state()
 OPTIMIZER = "optimizer.pt"  # beside out_dir/model with train.carry_optimizer
 MAX_OVERHEAD = 0.1  # checkpoint_every (the default) skips a due save that would take more of the time than this
-NOT_IDENTITY = ("checkpoint_every", "checkpoint_steps", "checkpoint_minutes", "checkpoint_keep")
+# not what a run trains: how often it saves, and warm_start (where it applies, the student it set is in the identity)
+NOT_IDENTITY = ("checkpoint_every", "checkpoint_steps", "checkpoint_minutes", "checkpoint_keep", "warm_start")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
