@@ -105,3 +105,26 @@ def test_the_run_pipelines_train_stage_warm_starts_on_the_runs_curated_traces(ti
     assert m["config"]["train"]["student"] == str(layout.path("warm_start") / "model")
     assert manifest(layout.path("warm_start"))["outputs"]["method"] == "sft"
     assert (layout.checkpoint / "config.json").is_file()
+
+
+def test_a_retrained_warm_start_retrains_the_run_that_starts_from_it(cli, tiny_model_dir, tmp_path):
+    """grpo's own input is the problems: only the warm start's weights tell it that the SFT pass
+    under it retrained on other traces, so it is not reused stale."""
+    problems = write_jsonl(tmp_path / "problems.jsonl", problem_rows(4))
+    out = tmp_path / "out"
+    tiny = [a for a in TINY if not a.startswith("train.objective.")]
+    argv = ["train", "grpo", "--data", problems, "--out", out, f"train.student={tiny_model_dir}", *tiny,
+            "train.objective.num_generations=2", "train.objective.max_completion_length=4"]
+    rc, _, err = cli(*argv, "--sft-data", curated(tmp_path / "a.jsonl"))
+    assert rc == 0, err
+    first = manifest(out)
+    rc, _, err = cli(*argv, "--sft-data", curated(tmp_path / "a.jsonl"))  # the same traces: both reused
+    assert rc == 0, err
+    assert manifest(out) == first
+    other = write_jsonl(tmp_path / "b.jsonl", [{"prompt": [{"role": "user", "content": f"What is {i} + 3?"}],
+                                               "completion": [{"role": "assistant", "content": f"Answer: {i + 3}"}],
+                                               "meta": {"problem_id": f"p{i}"}} for i in range(4)])
+    rc, _, err = cli(*argv, "--sft-data", other)
+    assert rc == 0, err
+    assert manifest(out / "warm_start")["inputs"] != first["inputs"]
+    assert manifest(out)["inputs"] != first["inputs"]  # retrained from the new warm start

@@ -425,7 +425,10 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
     resumable (:mod:`.checkpoints`): a killed run continues from its newest checkpoint, and the
     checkpoints go once the manifest is written. The checkpoint settings are not part of the
     identity (:data:`.checkpoints.NOT_IDENTITY`)."""
+    from .warm_start import started_from
+
     config = checkpoints.identity_config(config)
+    inputs = [*inputs, *started_from(config.get("train", config))]
 
     def body() -> dict[str, Any]:
         with checkpoints.resumable(out_dir, config, inputs, writer=True) as run:
