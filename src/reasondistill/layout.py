@@ -36,10 +36,13 @@ FILES: dict[str, tuple[str, str]] = {
     "loss_log": ("train", "loss.jsonl"),
     "tracker_logs": ("train", "runs"),  # a folder: TensorBoard event files when train.report_to names it
 }
+COMPARE_ROOT = "compare"
+ROUND_PREFIX = "round-"  # a loop round's folder: round-<r>
+PICK = "pick"  # a loop round: its student's answers on the training problems (an evaluation's model and folder)
 # the files of nested runs only (a loop round, a compare entry), never at a run's root, so what a run
 # writes at its root stays FILES' folders and ROOT_FILES: artifact -> (folder, "" for the root; file name)
 NESTED_FILES: dict[str, tuple[str, str]] = {
-    "picked": ("pick", "picked.jsonl"),  # a loop round: the training problems its student picked
+    "picked": (PICK, "picked.jsonl"),  # a loop round: the training problems its student picked
     "union": ("data", "train.jsonl"),  # a loop round: the curated traces of rounds 1..r, once each
     "round_json": ("", "round.json"),  # a loop round: its row of the table
     "stats_json": ("", "stats.json"),  # a compare entry (per training seed): wall, memory, steps, tokens
@@ -56,15 +59,13 @@ ROOT_FILES = {
 }
 # the stages a compare entry shares with its run (an entry with its own curation re-curates them)
 SHARED_STAGES = ("problems", "probe", "generate", "verify", "curate", "pairs")
-COMPARE_ROOT = "compare"
-ROUND_PREFIX = "round-"  # a loop round's folder: round-<r>
+EVAL_FILES = {"samples": "samples.jsonl", "summary": "summary.json", "audit": "audit.jsonl"}
 RUNS = "runs"  # where a recipe's run folder goes by default (and where run:NAME looks for it)
 
 
 def run_folder(name: str, runs: str | Path | None = None) -> Path:
     """A recipe's run folder: ``<runs>/<recipe name>`` (``runs/<name>`` by default)."""
     return Path(runs or RUNS) / name
-EVAL_FILES = {"samples": "samples.jsonl", "summary": "summary.json", "audit": "audit.jsonl"}
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class Layout:
         problems its student picked (``pick/picked.jsonl``; the student's sampled answers go to
         ``pick/`` too) and is evaluated on the loop's held-out problems."""
         root = self.root / f"{ROUND_PREFIX}{r}"
-        return Layout(root, dirs={"eval/pick": root / "pick"},
+        return Layout(root, dirs={f"eval/{PICK}": root / PICK},
                       files={"train_problems": Layout(root).picked, "eval_problems": self.eval_problems})
 
     def loop(self) -> Layout:

@@ -37,7 +37,7 @@ from typing import Any
 from . import io
 from .config import Recipe, TeacherConfig
 from .errors import ConfigError
-from .layout import Layout
+from .layout import PICK, Layout
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def pick(recipe: Recipe, root: Layout, r: int, student: str) -> tuple[Path, dict
         layout = here.override(files={"eval_problems": root.train_problems})
         sampled = dataclasses.replace(recipe, eval=dataclasses.replace(
             recipe.eval, samples=cfg.student_samples, n=None, seed=recipe.eval.seed + r))
-        skipped = StageManifest.of(evaluate_model(sampled, student, "pick", layout)).skipped
-        rates = pass_rates(here.eval_file("pick", "samples"))
+        skipped = StageManifest.of(evaluate_model(sampled, student, PICK, layout)).skipped
+        rates = pass_rates(here.eval_file(PICK, "samples"))
         lo, hi = cfg.pick_band
         order = {p.id: i for i, p in enumerate(problems)}
         chosen = sorted((p for p in problems if lo <= rates.get(p.id, 0.0) < hi),

@@ -278,7 +278,7 @@ def run_stages(todo: tuple[Stage, ...], recipe: Recipe, layout: Layout, pool: An
     stages' checks of their results (a loop round checks the union of its rounds instead)."""
     started = time.time() if started is None else started
     results = dict(done or {})
-    counted = {s.name: s.teacher_calls for s in STAGES if s.teacher_calls}
+    counted = {s.name: s.teacher_calls for s in (*STAGES, *todo) if s.teacher_calls}
     for i, stage in enumerate(todo, 1):
         if not stage.applies(recipe):
             continue
