@@ -173,7 +173,7 @@ def _log_like_parent() -> dict[str, Any]:
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
                     seed: int = 0) -> None:
     from .evaluate import evaluate_model
-    from .pipeline import resolve_references, select
+    from .pipeline import resolve_references, run_stages, select
 
     if logs:  # so a loop entry's rounds report their progress like the parent's stages do
         logging.basicConfig(**logs)
@@ -195,13 +195,12 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
     else:
         sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout, seed), curate=curate_cfg(recipe, entry))
         sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
-        trained = StageManifest("train")
-        for stage in select("curate" if entry.curate else "pairs", "train"):
-            if stage.name == "train" and recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
-                sub = dataclasses.replace(sub, train=dataclasses.replace(
-                    sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
-            if stage.applies(sub):
-                trained = stage.execute(sub, own, check=False)
+        # its own curation (and pairs), then training: the slice of the stage table after the shared data
+        run_stages(select("curate" if entry.curate else "pairs", "pairs"), sub, own, None, checks=False)
+        if recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
+            sub = dataclasses.replace(sub, train=dataclasses.replace(
+                sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
+        trained = run_stages(select("train", "train"), sub, own, None)["train"]
         checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
     train_cpu = _cpu_seconds()
