@@ -5,7 +5,9 @@ A run folder has one subfolder per stage; each stage writes its files and, last,
 ``report``, the CLI) asks a :class:`Layout` for paths instead of spelling them, so moving
 an artifact is a one-line change here. A standalone command (``reasondistill verify
 --problems P --traces T --out D``) is the same stage run on a layout whose inputs and
-output folder point where the user said (:meth:`Layout.override`).
+output folder point where the user said (:meth:`Layout.override`). A loop round
+(:meth:`Layout.round`) and a compare entry (:meth:`Layout.entry`) are run layouts of their own,
+nested in the run folder, so ``loop`` and ``compare`` run the ordinary stages over them.
 """
 
 from __future__ import annotations

@@ -30,39 +30,36 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _run_command(sub: Any, name: str, recipe_help: str, out_help: str, **texts: str) -> argparse.ArgumentParser:
+    """A command that makes a whole run folder from a recipe: RECIPE, --out, overrides, --runs-root."""
+    p = sub.add_parser(name, **texts)
+    p.add_argument("recipe", nargs="?", default=None, help=recipe_help)
+    p.add_argument("--out", type=Path, default=None, help=f"{out_help} (default: runs/<recipe name>)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    p.add_argument("--runs-root", type=Path, default=None,
+                   help="where run:NAME model references find (or make) NAME's run folder (default: "
+                        "$REASONDISTILL_RUNS, else runs)")
+    return p
+
+
 def _run_commands(sub: Any) -> None:
     """``run``, ``compare``, ``loop``: whole run folders from a recipe."""
-    p = sub.add_parser("run", help="run the whole pipeline from a recipe (default: built-in 'default')",
-                       description="Run every stage into --out; finished stages are skipped on re-run.")
-    p.add_argument("recipe", nargs="?", default=None,
-                   help=f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
+    p = _run_command(sub, "run", f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default",
+                     "run folder", help="run the whole pipeline from a recipe (default: built-in 'default')",
+                     description="Run every stage into --out; finished stages are skipped on re-run.")
     p.add_argument("--from", dest="first", choices=STAGE_NAMES, default=None, metavar="STAGE",
                    help=f"re-run from this stage on (earlier ones must have finished): {', '.join(STAGE_NAMES)}")
     p.add_argument("--until", dest="last", choices=STAGE_NAMES, default=None, metavar="STAGE",
                    help="stop after this stage")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
-
-    p = sub.add_parser("compare", help="train several objectives on the same data and step budget, compare them",
-                       description="Runs the data stages once, then trains and evaluates every entry of "
-                                   "compare.entries; prints a table and writes DIR/compare.json.")
-    p.add_argument("recipe", nargs="?", default=None, help="recipe YAML or built-in name; default: compare")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
-
-    p = sub.add_parser("loop", help="rounds: evaluate the student, pick problems, teacher traces, curate, retrain",
-                       description="Runs loop.rounds rounds into DIR/round-<r>/ (resumable); prints the per-round "
-                                   "table and writes DIR/loop.json and DIR/report.{json,md,html}.")
-    p.add_argument("recipe", nargs="?", default=None, help="recipe YAML or built-in name; default: loop")
+    _run_command(sub, "compare", "recipe YAML or built-in name; default: compare", "run folder",
+                 help="train several objectives on the same data and step budget, compare them",
+                 description="Runs the data stages once, then trains and evaluates every entry of "
+                             "compare.entries; prints a table and writes DIR/compare.json.")
+    p = _run_command(sub, "loop", "recipe YAML or built-in name; default: loop", "loop folder",
+                     help="rounds: evaluate the student, pick problems, teacher traces, curate, retrain",
+                     description="Runs loop.rounds rounds into DIR/round-<r>/ (resumable); prints the per-round "
+                                 "table and writes DIR/loop.json and DIR/report.{json,md,html}.")
     p.add_argument("--rounds", type=int, default=None, help="number of rounds (loop.rounds)")
-    p.add_argument("--out", type=Path, default=None, help="loop folder (default: runs/<recipe name>)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
-
-    for name in ("run", "compare", "loop"):
-        sub.choices[name].add_argument(
-            "--runs-root", type=Path, default=None,
-            help="where run:NAME model references find (or make) NAME's run folder (default: "
-                 "$REASONDISTILL_RUNS, else runs)")
 
 
 def _stage_commands(sub: Any) -> None:
