@@ -112,7 +112,7 @@ class EvalSummary:
     model: str
     n: int
     accuracy: float
-    ci95: list[float]
+    ci95: list[float] | None = None
     mean_score: float = 0.0
     format_rate: float = 0.0
     mean_tokens: float = 0.0
@@ -130,7 +130,7 @@ class EvalSummary:
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**out, "ci95": list(self.ci95), **self.extra}
+        return {**out, "ci95": None if self.ci95 is None else list(self.ci95), **self.extra}
 
     def with_extra(self, **extra: Any) -> EvalSummary:
         return dataclasses.replace(self, extra={**self.extra, **extra})
