@@ -122,8 +122,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("pairs", "reasondistill.curate.pairs:run", when=_needs_pairs),
     Stage("train", "reasondistill.train:run"),
     Stage("evaluate", "reasondistill.evaluate:run", pool=True, teacher_calls=_teacher_evaluated,
-          finished=_eval_manifests,
-          result=_evaluated),
+          finished=_eval_manifests, result=_evaluated),
     Stage("report", "reasondistill.report:run", finished=_report_written, spent=True),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
