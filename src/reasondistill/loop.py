@@ -168,7 +168,7 @@ def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool:
     if n_train == 0:
         return {**row, "stopped": "no curated trace to train on", "wall_seconds": time.time() - started}
     done = run_stages(select("train", "report"), sub, here.override(files={"curated": here.union}), pool,
-                      started=started, done=data)
+                      started=started, done=data, account=False)
     skipped += [done[s].skipped for s in ("generate", "verify", "curate", "train")]
     skipped += [m.skipped for m in done["evaluate"].parts.values()]
     after = io.read_summary(here.eval_file("student_after", "summary"))

@@ -270,11 +270,14 @@ def start(recipe: Recipe, layout: Layout, check: Callable[[Recipe], None] | None
 
 
 def run_stages(todo: tuple[Stage, ...], recipe: Recipe, layout: Layout, pool: Any, *, started: float | None = None,
-               done: dict[str, StageManifest] | None = None, checks: bool = True) -> dict[str, StageManifest]:
+               done: dict[str, StageManifest] | None = None, checks: bool = True,
+               account: bool = True) -> dict[str, StageManifest]:
     """Run the stages ``todo`` that apply to ``recipe`` over ``layout``; ``{stage: result}``, after the
     results ``done`` of the stages run before them. A stage that takes what the run spent (the
-    report) gets their teacher calls and the wall time since ``started``. ``checks=False`` skips the
-    stages' checks of their results (a loop round checks the union of its rounds instead)."""
+    report) gets their teacher calls and the wall time since ``started`` (``account=False``: nothing,
+    as for a loop round, whose files stay byte-identical when it is reused; the loop's own report
+    accounts). ``checks=False`` skips the stages' checks of their results (a loop round checks the
+    union of its rounds instead)."""
     started = time.time() if started is None else started
     results = dict(done or {})
     counted = {s.name: s.teacher_calls for s in (*STAGES, *todo) if s.teacher_calls}
@@ -285,7 +288,8 @@ def run_stages(todo: tuple[Stage, ...], recipe: Recipe, layout: Layout, pool: An
         calls = [counted[name](r) for name, r in results.items() if name in counted]
         spent = {"teacher_calls": sum(c for c, _ in calls), "cached_teacher_calls": sum(c for _, c in calls),
                  "wall_seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()}
-        results[stage.name] = stage.execute(recipe, layout, pool=pool, spent=spent, check=checks)
+        results[stage.name] = stage.execute(recipe, layout, pool=pool, spent=spent if account else None,
+                                            check=checks)
     return results
 
 

@@ -128,6 +128,8 @@ def test_run_stages_adds_up_the_rows_teacher_calls_and_runs_their_checks(tmp_pat
     results = pipeline.run_stages(stages, None, Layout(tmp_path), pool=None)
     assert list(results) == ["made", "other", "sum"] and results["sum"].outputs == {"written": True}
     assert (SEEN[0]["teacher_calls"], SEEN[0]["cached_teacher_calls"]) == (4, 1)
+    pipeline.run_stages(stages, None, Layout(tmp_path), pool=None, account=False)  # a loop round's report
+    assert SEEN[1] is None
     checked = (pipeline.Stage("made", f"{here}:_made", check=_refuse),)
     with pytest.raises(InputError, match="checked toy: 4 calls"):
         pipeline.run_stages(checked, None, Layout(tmp_path), pool=None)
