@@ -38,6 +38,7 @@ from . import io, models
 from .config import CurateConfig, LoopConfig, Recipe, TrainConfig, build
 from .errors import ConfigError
 from .layout import EVAL_FILES, Layout
+from .records import StageManifest
 from .train import OBJECTIVES, objective_config, warm_start
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0
     if recipe.compare.max_steps > 0:
         data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
     if entry.init is not None:  # the chain is its warm start
-        data["student"] = str(layout.compare_entry(entry.init, entry.init, seed).checkpoint)
+        data["student"] = str(layout.entry(entry.init, seed).checkpoint)
         data["warm_start"] = "none"
     cfg = build(TrainConfig, data, f"compare.{entry.name}.train")
     objective_config(cfg.method, cfg.objective)  # the objective's own options, before anything loads
@@ -192,16 +193,10 @@ def loop_recipe(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int =
     return sub
 
 
-def loop_dir(layout: Layout, name: str, seed: int = 0) -> Path:
-    return layout.compare_seed_dir(name, seed) / "loop"
-
-
 def entry_layout(layout: Layout, entry: CompareEntry, seed: int = 0) -> Layout:
     """The shared data stages, the entry's own train and eval folders (per training seed), and its
     own curate (and pairs) folders when it changes curation (shared by its seeds)."""
-    own = layout.compare_entry(entry.name, entry.name, seed)
-    folder = layout.compare_dir() / "entries" / entry.name
-    return own.override(dirs={"curate": folder / "curate", "pairs": folder / "pairs"}) if entry.curate else own
+    return layout.entry(entry.name, seed, own_curation=bool(entry.curate))
 
 
 def _log_like_parent() -> dict[str, Any]:
@@ -215,8 +210,7 @@ def _log_like_parent() -> dict[str, Any]:
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
                     seed: int = 0) -> None:
     from .evaluate import evaluate_model
-    from .pipeline import resolve_references, select
-    from .registry import load
+    from .pipeline import resolve_references, run_stages, select
 
     if logs:  # so a loop entry's rounds report their progress like the parent's stages do
         logging.basicConfig(**logs)
@@ -227,34 +221,34 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
         from . import loop
 
         sub = resolve_references(loop_recipe(recipe, entry, layout, seed))
-        done = Layout(loop_dir(layout, entry.name, seed)).loop_json
-        done_before = done.is_file() and len(io.read_json(done)["rounds"]) == sub.loop.rounds
-        rounds = loop.run(sub, loop_dir(layout, entry.name, seed))["rounds"]
-        checkpoint = str(loop_dir(layout, entry.name, seed) / rounds[-1]["checkpoint"])  # relative to the loop folder
+        rounds_at = own.loop()
+        done_before = rounds_at.loop_json.is_file() and \
+            len(io.read_json(rounds_at.loop_json)["rounds"]) == sub.loop.rounds
+        rounds = loop.run(sub, rounds_at.root)["rounds"]
+        checkpoint = str(rounds_at.root / rounds[-1]["checkpoint"])  # relative to the loop folder
         steps = sub.train.max_steps * (len(rounds) if sub.loop.retrain == "last" else 1)  # the last student's
-        trained = {"this_run": {"skipped": done_before}, "outputs": {"steps": steps}}
+        trained = StageManifest("train", skipped=done_before, outputs={"steps": steps})
         extra = {"curated": rounds[-1]["train_examples"], "rounds": len(rounds)}
     else:
         sub = dataclasses.replace(recipe, train=train_cfg(recipe, entry, layout, seed), curate=curate_cfg(recipe, entry))
         sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
-        trained = {}
-        for stage in select("curate" if entry.curate else "pairs", "train"):
-            if stage.name == "train" and recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
-                sub = dataclasses.replace(sub, train=dataclasses.replace(
-                    sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
-            if stage.applies(sub):
-                trained = load(stage.run)(sub, own)
+        # its own curation (and pairs), then training: the slice of the stage table after the shared data
+        run_stages(select("curate" if entry.curate else "pairs", "pairs"), sub, own, None, checks=False)
+        if recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
+            sub = dataclasses.replace(sub, train=dataclasses.replace(
+                sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
+        trained = run_stages(select("train", "train"), sub, own, None)["train"]
         checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
     train_cpu = _cpu_seconds()
-    evaluated = evaluate_model(sub, checkpoint, entry.name, own)
+    evaluated = StageManifest.of(evaluate_model(sub, checkpoint, entry.name, own))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
              "train_cpu_seconds": train_cpu, "cpu_seconds": _cpu_seconds(),
-             "steps": trained["outputs"].get("steps"), "tokens_trained": trained["outputs"].get("tokens_trained"),
+             "steps": trained.outputs.get("steps"), "tokens_trained": trained.outputs.get("tokens_trained"),
              "parameters": models.parameter_count(checkpoint), **extra}
-    stats_path = layout.compare_stats(entry.name, seed)
-    reused = all(m.get("this_run", {}).get("skipped") for m in (trained, evaluated))
+    stats_path = own.stats_json
+    reused = trained.skipped and evaluated.skipped
     if reused and stats_path.exists():
         stats = io.read_json(stats_path)  # both reused: keep the figures measured when they ran
     else:
@@ -284,11 +278,9 @@ def cost(stats: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
 
 def data_cost(layout: Layout) -> dict[str, Any]:
     """The shared generation's cost, from its manifest: teacher tokens generated and wall seconds."""
-    path = layout.manifest("generate")
-    m = io.read_json(path) if path.is_file() else {}
-    out = m.get("outputs") or {}
-    return {"teacher_tokens_generated": out.get("completion_tokens"), "generate_wall_seconds": m.get("wall_seconds"),
-            "teacher_calls": out.get("teacher_calls")}
+    m = io.read_manifest(layout.manifest("generate"), "generate") or StageManifest("generate")
+    return {"teacher_tokens_generated": m.outputs.get("completion_tokens"), "generate_wall_seconds": m.wall_seconds,
+            "teacher_calls": m.calls}
 
 
 def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
@@ -306,7 +298,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     baseline_dir = None
     if recipe.compare.baseline:
         evaluate_baseline(recipe, layout)
-        baseline_dir = baseline_layout(layout).eval_dir("student_before")
+        baseline_dir = layout.compare_models().eval_dir("student_before")
     rows = []
     scores: dict[str, list[dict[str, float]]] = {}  # entry -> per seed: {problem id: greedy pass}
     ctx = mp.get_context("spawn")  # a fresh interpreter per entry: its own memory peak, no shared state
@@ -325,19 +317,20 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
             if proc.exitcode != 0:
                 raise RuntimeError(f"compare entry '{entry.name}' (training seed {seed}) failed (exit code "
                                    f"{proc.exitcode}); see the log above")
-            entry_eval = layout.compare_entry(entry.name, entry.name, seed).eval_dir(entry.name)
-            per_seed.append((queue.get(), io.read_json(entry_eval / EVAL_FILES["summary"]), entry_eval))
+            own = layout.entry(entry.name, seed)
+            per_seed.append((queue.get(), io.read_summary(own.eval_file(entry.name, "summary")),
+                             own.eval_dir(entry.name)))
         scores[entry.name] = [greedy_scores(d) for *_, d in per_seed]
         stats = [s for s, *_ in per_seed]
         summaries = [s for _, s, _ in per_seed]
         kept = stats[0]["curated"] if entry.loop else \
-            io.read_json(entry_layout(layout, entry).manifest("curate"))["outputs"]["counts"]["kept"]
+            io.read_manifest(entry_layout(layout, entry).manifest("curate")).outputs["counts"]["kept"]
         iv = seed_interval(scores[entry.name])
         # one seed: the Wilson interval of the proportion; several: over seeds and problems, within [0, 1]
-        ci = summaries[0]["ci95"] if n_seeds == 1 else [max(0.0, iv["ci95"][0]), min(1.0, iv["ci95"][1])]
+        ci = summaries[0].ci95 if n_seeds == 1 else [max(0.0, iv["ci95"][0]), min(1.0, iv["ci95"][1])]
         rows.append({"objective": entry.name, "method": entry.method, "curated": kept, "accuracy": iv["value"],
-                     "ci95": ci, "seeds": n_seeds, "per_seed": [s["accuracy"] for s in summaries],
-                     "interval": iv, "tokens_per_answer": sum(s["mean_tokens"] for s in summaries) / n_seeds,
+                     "ci95": ci, "seeds": n_seeds, "per_seed": [s.accuracy for s in summaries],
+                     "interval": iv, "tokens_per_answer": sum(s.mean_tokens for s in summaries) / n_seeds,
                      "wall_seconds": round(sum(s["wall_seconds"] for s in stats) / n_seeds, 1),
                      "train_wall_seconds": round(sum(s["train_wall_seconds"] for s in stats) / n_seeds, 1),
                      "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"],
@@ -365,7 +358,7 @@ def write_plot(layout: Layout, rows: list[dict[str, Any]]) -> Path | None:
     png = accuracy_vs_compute(rows, load_baseline(layout.root))
     if png is None:
         return None
-    path = layout.compare_dir() / "accuracy_vs_compute.png"
+    path = layout.compare_plot()
     with io.atomic_open(path, "wb") as fh:
         fh.write(png)
     return path
@@ -396,20 +389,15 @@ def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = 
     return out
 
 
-def baseline_layout(layout: Layout) -> Layout:
-    """Where the untrained student's evaluation goes: ``compare/student_before/``."""
-    return layout.override(dirs={"eval/student_before": layout.compare_dir() / "student_before"})
-
-
 def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     """The untrained student on the same held-out problems; ``compare/baseline.json``."""
     from .evaluate import evaluate_model
 
-    base = baseline_layout(layout)
+    base = layout.compare_models()
     evaluate_model(recipe, recipe.train.student, "student_before", base)
-    summary = io.read_json(base.eval_file("student_before", "summary"))
-    row = {"model": recipe.train.student, "accuracy": summary["accuracy"], "ci95": summary["ci95"],
-           "tokens_per_answer": summary["mean_tokens"]}
+    summary = io.read_summary(base.eval_file("student_before", "summary"))
+    row = {"model": recipe.train.student, "accuracy": summary.accuracy, "ci95": summary.ci95,
+           "tokens_per_answer": summary.mean_tokens}
     io.write_json(layout.compare_baseline(), row)
     return row
 
@@ -420,18 +408,18 @@ def evaluate_teacher(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     from .backends import BackendPool
     from .evaluate import evaluate_teacher as run_teacher
 
-    own = layout.override(dirs={"eval/teacher": layout.compare_dir() / "teacher"})
+    own = layout.compare_models()
     with BackendPool() as pool:
         run_teacher(recipe, own, pool)
-    summary = io.read_json(own.eval_file("teacher", "summary"))
+    summary = io.read_summary(own.eval_file("teacher", "summary"))
     row = {"model": recipe.teachers()[0].label,  # of a teacher list, the first is the one evaluated
-           "accuracy": summary["accuracy"], "ci95": summary["ci95"], "tokens_per_answer": summary["mean_tokens"]}
-    io.write_json(layout.compare_dir() / "teacher.json", row)
+           "accuracy": summary.accuracy, "ci95": summary.ci95, "tokens_per_answer": summary.mean_tokens}
+    io.write_json(layout.compare_teacher(), row)
     return row
 
 
 def load_teacher(out_dir: str | Path) -> dict[str, Any] | None:
-    path = Layout(Path(out_dir)).compare_dir() / "teacher.json"
+    path = Layout(Path(out_dir)).compare_teacher()
     return io.read_json(path) if path.exists() else None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import Recipe, int_problem
 from .errors import ConfigError
-from .layout import EVAL_FILES, FILES, MANIFEST, ROOT_FILES, Layout
+from .layout import COMPARE_ROOT, EVAL_FILES, FILES, MANIFEST, ROOT_FILES, ROUND_PREFIX, Layout
 
 # what each command writes inside its --out folder (names or glob patterns of the first path part);
 # ``None``: the command replaces the whole folder
@@ -30,7 +30,8 @@ STAGE_WRITES: dict[str, tuple[str, ...] | None] = {
     "evaluate": (*EVAL_FILES.values(), MANIFEST),
     "report": tuple(ROOT_FILES[k] for k in ("report_json", "report_md", "report_html")),
     # a run folder: one folder per stage, evaluations, compare entries, loop rounds and root files
-    "run": (*sorted({s for s, _ in FILES.values()}), "eval", "compare", "round-*", *ROOT_FILES.values()),
+    "run": (*sorted({s for s, _ in FILES.values()}), "eval", COMPARE_ROOT, f"{ROUND_PREFIX}*",
+            *ROOT_FILES.values()),
     "export": None,
     "harness": None,
 }

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from .errors import InputError, OutputError
 from .layout import MANIFEST, ROOT_FILES
-from .records import Problem, from_dict, to_dict
+from .records import EvalSummary, Problem, StageManifest, from_dict, to_dict
 
 T = TypeVar("T")
 
@@ -264,6 +264,18 @@ def read_records(path: str | Path, cls: type[T], *, allow_empty: bool = False) -
             raise InputError(f"not a valid {cls.__name__} record ({msg})", file=path, line=lineno,
                              field=field) from None
     return out
+
+
+def read_summary(path: str | Path) -> EvalSummary:
+    """An evaluation's ``summary.json`` (written by ``write_json(path, summary.to_json())``)."""
+    if not isinstance(data := read_json(path), dict) or "accuracy" not in data:
+        raise InputError("not an evaluation summary (no 'accuracy')", file=path)
+    return EvalSummary.from_json(data)
+
+
+def read_manifest(path: str | Path, stage: str = "") -> StageManifest | None:
+    """A finished stage's manifest (``None`` when it has none)."""
+    return StageManifest.of(read_json(path), stage) if Path(path).is_file() else None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

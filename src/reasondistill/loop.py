@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import Recipe, TeacherConfig, dump_recipe
+from .config import Recipe, TeacherConfig
 from .errors import ConfigError
-from .layout import EVAL_FILES, Layout
+from .layout import PICK, Layout
 
 log = logging.getLogger(__name__)
 
@@ -54,45 +54,43 @@ def check(recipe: Recipe) -> None:
                           "of curated traces, so use an objective whose data is the curated file (sft, multitask, gkd)")
 
 
-def round_dir(root: Path, r: int) -> Path:
-    return Path(root) / f"round-{r}"
-
-
 def pass_rates(samples_path: Path) -> dict[str, float]:
     """``{problem_id: share of passed sampled answers}`` (sample_idx >= 1; the greedy answer is 0)."""
+    from .records import EvalSample
+
     seen: dict[str, list[bool]] = defaultdict(list)
-    for _, row in io.iter_jsonl(samples_path):
-        if row["sample_idx"] >= 1:
-            seen[row["problem_id"]].append(bool(row["passed"]))
+    for s in io.read_records(samples_path, EvalSample):
+        if s.sample_idx >= 1:
+            seen[s.problem_id].append(s.passed)
     return {pid: sum(v) / len(v) for pid, v in seen.items()}
 
 
 def pick(recipe: Recipe, root: Layout, r: int, student: str) -> tuple[Path, dict[str, Any]]:
     """Step 1: the problems of the training split the student's pass rate puts in the band."""
     from .evaluate import evaluate_model
-    from .records import Problem
+    from .records import Problem, StageManifest
 
     cfg = recipe.loop
-    out = round_dir(root.root, r) / "pick"
+    here = root.round(r)
     problems = io.read_records(root.train_problems, Problem)
-    picked_path = out / "picked.jsonl"
-    info: dict[str, Any] = {"skipped": True}
+    skipped = True
     if cfg.student_samples == 0:
         chosen, rates = problems, {}
     else:
-        layout = root.override(dirs={"eval/pick": out}, files={"eval_problems": root.train_problems})
+        layout = here.override(files={"eval_problems": root.train_problems})
         sampled = dataclasses.replace(recipe, eval=dataclasses.replace(
             recipe.eval, samples=cfg.student_samples, n=None, seed=recipe.eval.seed + r))
-        info = evaluate_model(sampled, student, "pick", layout)["this_run"]
-        rates = pass_rates(out / EVAL_FILES["samples"])
+        skipped = StageManifest.of(evaluate_model(sampled, student, PICK, layout)).skipped
+        rates = pass_rates(here.eval_file(PICK, "samples"))
         lo, hi = cfg.pick_band
         order = {p.id: i for i, p in enumerate(problems)}
         chosen = sorted((p for p in problems if lo <= rates.get(p.id, 0.0) < hi),
                         key=lambda p: (rates.get(p.id, 0.0), order[p.id]))
     chosen = chosen[: cfg.max_problems] if cfg.max_problems else chosen
-    io.write_jsonl(picked_path, chosen)
+    io.write_jsonl(here.train_problems, chosen)
     mean = round(sum(rates.values()) / len(rates), 4) if rates else None
-    return picked_path, {"problems_picked": len(chosen), "student_pass_rate": mean, "skipped": info["skipped"]}
+    return here.train_problems, {"problems_picked": len(chosen), "student_pass_rate": mean,
+                                 "skipped": skipped}
 
 
 def round_recipe(recipe: Recipe, r: int, previous: Path | None) -> Recipe:
@@ -153,38 +151,33 @@ def within(spec: str, root: Path) -> str:
 
 def run_round(recipe: Recipe, root: Layout, r: int, previous: Path | None, pool: Any) -> dict[str, Any]:
     """One round (see the module docstring); its table row."""
-    from .registry import load
+    from .pipeline import run_stages, select
 
     started = time.time()
-    folder = round_dir(root.root, r)
+    here = root.round(r)
     sub = round_recipe(recipe, r, previous)
     student = str(previous) if previous is not None else recipe.train.student
-    picked, row = pick(recipe, root, r, student)
+    _, row = pick(recipe, root, r, student)
     skipped = [row.pop("skipped")]
     row = {"round": r, "teacher": within(teacher_label(sub), root.root), "start": within(sub.train.student, root.root),
            **row}
     if row["problems_picked"] == 0:
         return {**row, "stopped": "no training problem in loop.pick_band", "wall_seconds": time.time() - started}
-    data = Layout(folder).override(files={"train_problems": picked, "eval_problems": root.eval_problems})
-    for stage, kw in (("generate", {"pool": pool}), ("verify", {}), ("curate", {})):
-        skipped.append(load(f"reasondistill.{stage}:run")(sub, data, **kw)["this_run"]["skipped"])
-    curated = [Layout(round_dir(root.root, k)).curated for k in range(1, r + 1)]
-    n_train, added = union(curated, folder / "data" / "train.jsonl")
+    data = run_stages(select("generate", "curate"), sub, here, pool, started=started, checks=False)
+    n_train, added = union([root.round(k).curated for k in range(1, r + 1)], here.union)
     if n_train == 0:
         return {**row, "stopped": "no curated trace to train on", "wall_seconds": time.time() - started}
-    trained = data.override(files={"curated": folder / "data" / "train.jsonl"})
-    skipped.append(load("reasondistill.train:run")(sub, trained)["this_run"]["skipped"])
-    evaluated = load("reasondistill.evaluate:run")(sub, trained, pool=pool)
-    skipped += [m["this_run"]["skipped"] for m in evaluated.values()]
-    load("reasondistill.report:run")(sub, Layout(folder))
-    after = io.read_json(Layout(folder).eval_file("student_after", "summary"))
-    row.update(traces_added=added, train_examples=n_train, accuracy=after["accuracy"], ci95=after["ci95"],
-               n_eval=after.get("n"), checkpoint=Layout(folder).checkpoint.relative_to(root.root).as_posix(),
+    done = run_stages(select("train", "report"), sub, here.override(files={"curated": here.union}), pool,
+                      started=started, done=data, account=False)
+    skipped += [done[s].skipped for s in ("generate", "verify", "curate", "train")]
+    skipped += [m.skipped for m in done["evaluate"].parts.values()]
+    after = io.read_summary(here.eval_file("student_after", "summary"))
+    row.update(traces_added=added, train_examples=n_train, accuracy=after.accuracy, ci95=after.ci95,
+               n_eval=after.n, checkpoint=here.checkpoint.relative_to(root.root).as_posix(),
                wall_seconds=round(time.time() - started, 1))
-    stats = folder / "round.json"
-    if all(skipped) and stats.is_file():  # nothing ran again: keep the figures measured when it ran
-        row["wall_seconds"] = io.read_json(stats).get("wall_seconds", row["wall_seconds"])
-    io.write_json(stats, row)
+    if all(skipped) and here.round_json.is_file():  # nothing ran again: keep the figures measured when it ran
+        row["wall_seconds"] = io.read_json(here.round_json).get("wall_seconds", row["wall_seconds"])
+    io.write_json(here.round_json, row)
     return row
 
 
@@ -192,21 +185,15 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
     """Run (or continue) ``recipe.loop.rounds`` rounds into ``out_dir``; returns ``loop.json``'s dict."""
     from . import pipeline
     from .backends import BackendPool
-    from .registry import load
     from .report import build_report, write_report
 
-    pipeline.check_recipe(recipe)
-    check(recipe)
     root = Layout(Path(out_dir))
-    as_given, recipe = recipe, pipeline.resolve_references(recipe, root.root)
-    root.root.mkdir(parents=True, exist_ok=True)
-    io.write_text(root.recipe_file, dump_recipe(as_given))
-    io.write_json(root.versions_file, io.library_versions())
-    load("reasondistill.problems:run")(recipe, root)
+    recipe = pipeline.start(recipe, root, check)
     rows: list[dict[str, Any]] = []
     previous: Path | None = None
     stopped = None
     with BackendPool() as pool:
+        pipeline.run_stages(pipeline.select("problems", "problems"), recipe, root, pool)
         for r in range(1, recipe.loop.rounds + 1):
             log.info("loop: round %d/%d", r, recipe.loop.rounds)
             row = run_round(recipe, root, r, previous, pool)
@@ -216,15 +203,13 @@ def run(recipe: Recipe, out_dir: str | Path) -> dict[str, Any]:
                 break
             rows.append(row)
             previous = root.root / row["checkpoint"]  # recorded relative to the loop folder
-    first = round_dir(root.root, 1)
-    before = Layout(first).eval_file("student_before", "summary")
-    base = io.read_json(before) if before.is_file() else None
+    before = root.round(1).eval_file("student_before", "summary")
+    base = io.read_summary(before) if before.is_file() else None
     result = {"rounds": rows, "stopped": stopped, "config": dataclasses.asdict(recipe.loop),
-              "baseline": {"accuracy": base["accuracy"], "ci95": base["ci95"], "n_eval": base.get("n")}
-              if base else None}
+              "baseline": {"accuracy": base.accuracy, "ci95": base.ci95, "n_eval": base.n} if base else None}
     io.write_json(root.loop_json, result)
     if rows:
-        last = round_dir(root.root, rows[-1]["round"])
+        last = root.round(rows[-1]["round"]).root
         report = build_report(last, task=recipe.problems.task_name(), recipe_name=recipe.name, teacher_calls=0,
                               cached_teacher_calls=0, wall_seconds=sum(r["wall_seconds"] for r in rows))
         report["loop"] = result

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import bootstrap
-from .records import EvalSample, EvalSummary
+from .records import EvalMetric, EvalSample
 
 
 def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -224,20 +224,20 @@ def gap_recovered_interval(teacher: Sequence[EvalSample], before: Sequence[EvalS
                                       [pa[k] for k in shared]).to_dict()
 
 
-def summaries_to_records(summary: dict[str, Any]) -> list[EvalSummary]:
-    """Flatten a :func:`summarize` dict into :class:`EvalSummary` rows (``pass@k``, ``maj@k``...)."""
+def summaries_to_records(summary: dict[str, Any]) -> list[EvalMetric]:
+    """Flatten a :func:`summarize` dict into :class:`EvalMetric` rows (``pass@k``, ``maj@k``...)."""
     model, n = summary["model"], int(summary["n"])
     ci = summary.get("ci95")
-    rows = [EvalSummary(model, "accuracy", float(summary["accuracy"]), n, tuple(ci) if ci else None)]
+    rows = [EvalMetric(model, "accuracy", float(summary["accuracy"]), n, tuple(ci) if ci else None)]
     for metric in ("mean_score", "format_rate", "mean_tokens", "truncated_rate", "answer_rate", "sampled_accuracy"):
         if metric in summary:
-            rows.append(EvalSummary(model, metric, float(summary[metric]), n))
+            rows.append(EvalMetric(model, metric, float(summary[metric]), n))
     if (p1 := summary.get("pass1_sampled")) and p1.get("value") is not None:
         ci = tuple(p1["ci95"]) if p1.get("ci95") else None
-        rows.append(EvalSummary(model, "pass@1_sampled", float(p1["value"]), n, ci))
+        rows.append(EvalMetric(model, "pass@1_sampled", float(p1["value"]), n, ci))
     for name, key in (("pass", "pass_at_k"), ("maj", "maj_at_k")):
         for k, value in summary.get(key, {}).items():
-            rows.append(EvalSummary(model, f"{name}@{k}", float(value), n))
+            rows.append(EvalMetric(model, f"{name}@{k}", float(value), n))
     return rows
 
 

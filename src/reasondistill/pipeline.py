@@ -22,7 +22,8 @@ from typing import Any
 from . import io
 from .config import Recipe, dump_recipe, load_recipe, run_reference, run_reference_recipe
 from .errors import ConfigError
-from .layout import Layout
+from .layout import RUNS, Layout, run_folder
+from .records import StageManifest
 
 log = logging.getLogger(__name__)
 
@@ -38,39 +39,97 @@ def _probes(recipe: Recipe) -> bool:
     return any(m.probes for m in modes_for(recipe.generate))
 
 
+def _evaluated(result: dict[str, Any]) -> StageManifest:
+    """The evaluate stage's manifest: one part per model."""
+    parts = {model: StageManifest.of(m, "evaluate") for model, m in result.items()}
+    return StageManifest("evaluate", skipped=all(p.skipped for p in parts.values()), parts=parts)
+
+
+def _teacher_evaluated(result: StageManifest) -> tuple[int, int]:
+    """The teacher calls of an evaluation: its teacher's answers (a student's are not teacher calls)."""
+    return result.parts["teacher"].spent() if "teacher" in result.parts else (0, 0)
+
+
+def _eval_manifests(recipe: Recipe, layout: Layout) -> list[Path]:
+    return [layout.eval_dir(m) / io.MANIFEST for m in recipe.eval.models]
+
+
+def _report_written(recipe: Recipe, layout: Layout) -> list[Path]:
+    return [layout.report_json]
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One step of the sequence: its ``run(recipe, layout, **kw)`` as a lazy import string,
-    whether it takes the shared backend pool, and when it applies."""
+    """One step of the sequence: its ``run(recipe, layout, **kw)`` as a lazy import string, whether
+    it takes the shared backend pool, when it applies, which files mark it finished (default: its
+    folder's manifest), which of its calls are the run's teacher calls, whether it takes what
+    the run spent so far (the report), a check of its result before the next stage starts, and how
+    its result reads as a :class:`StageManifest`."""
 
     name: str
     run: str
     pool: bool = False
     when: Callable[[Recipe], bool] | None = None
+    finished: Callable[[Recipe, Layout], list[Path]] | None = None
+    teacher_calls: Callable[[StageManifest], tuple[int, int]] | None = None
+    spent: bool = False
+    check: Callable[[Recipe, Layout, StageManifest], None] | None = None
+    result: Callable[[Any], StageManifest] | None = None
 
     def applies(self, recipe: Recipe) -> bool:
         return self.when is None or self.when(recipe)
 
     def manifests(self, recipe: Recipe, layout: Layout) -> list[Path]:
-        """The manifests that mark this stage finished (evaluation has one per model)."""
-        if self.name == "evaluate":
-            return [layout.eval_dir(m) / io.MANIFEST for m in recipe.eval.models]
-        if self.name == "report":
-            return [layout.report_json]
-        return [layout.manifest(self.name)]
+        """The files that mark this stage finished (evaluation has one manifest per model)."""
+        return self.finished(recipe, layout) if self.finished else [layout.manifest(self.name)]
+
+    def execute(self, recipe: Recipe, layout: Layout, *, pool: Any = None, spent: dict[str, Any] | None = None,
+                check: bool = True) -> StageManifest:
+        """Run the stage (loaded when called, so a test may replace it) and check its result."""
+        from .registry import load
+
+        kwargs = {"pool": pool} if self.pool else {"this_run": spent} if self.spent else {}
+        raw = load(self.run)(recipe, layout, **kwargs)
+        if self.spent:  # the report: its dict is the result
+            result = StageManifest(self.name, outputs=raw)
+        else:
+            result = self.result(raw) if self.result else StageManifest.of(raw, self.name)
+        if check and self.check is not None:
+            self.check(recipe, layout, result)
+        return result
+
+
+def check_trainable(recipe: Recipe, layout: Layout, curated: StageManifest) -> None:
+    """A curation that kept no trace leaves an objective that trains on traces (or pairs of them)
+    nothing to learn from: stop here, with why each trace was dropped, rather than succeed (with
+    ``--until curate``) or fail later on an empty file."""
+    from .errors import InputError
+    from .train import objective
+
+    counts = curated.outputs.get("counts") or {}
+    if counts.get("kept", 1) or objective(recipe.train.method).data not in ("curated", "pairs"):
+        return
+    reasons = {**({"incorrect (kept as negatives)": counts["negatives"]} if counts.get("negatives") else {}),
+               **(counts.get("dropped") or {})}
+    dropped = ", ".join(f"{reason}: {n}" for reason, n in reasons.items()) or "none"
+    raise InputError(f"curation kept none of {counts.get('traces', 0)} traces (dropped: {dropped}), so "
+                     f"train.method {recipe.train.method} has nothing to learn from; each trace's reason is in "
+                     f"{layout.path('rejected')} (check the teacher's answers in generate/traces.jsonl, or the "
+                     "curate.* switches)", file=layout.path("curated"))
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("problems", "reasondistill.problems:run"),
     # the student answers the training problems first, for SSB hints and tailored learning
     Stage("probe", "reasondistill.evaluate.probe:run", pool=True, when=_probes),
-    Stage("generate", "reasondistill.generate:run", pool=True),
+    Stage("generate", "reasondistill.generate:run", pool=True, teacher_calls=StageManifest.spent),
     Stage("verify", "reasondistill.verify:run"),
-    Stage("curate", "reasondistill.curate:run"),
+    Stage("curate", "reasondistill.curate:run", check=check_trainable),
     Stage("pairs", "reasondistill.curate.pairs:run", when=_needs_pairs),
     Stage("train", "reasondistill.train:run"),
-    Stage("evaluate", "reasondistill.evaluate:run", pool=True),
-    Stage("report", "reasondistill.report:run"),
+    Stage("evaluate", "reasondistill.evaluate:run", pool=True, teacher_calls=_teacher_evaluated,
+          finished=_eval_manifests, result=_evaluated),
+    Stage("report", "reasondistill.report:run", finished=_report_written, spent=True),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -99,7 +158,7 @@ _resolving: list[str] = []  # recipe names being resolved, outermost first (a re
 def runs_root() -> Path:
     """Where ``run:NAME`` looks for (and makes) ``NAME``'s run folder: ``$REASONDISTILL_RUNS`` (the
     CLI's ``--runs-root``), else ``runs`` as ``reasondistill run`` uses by default."""
-    return Path(os.environ.get(RUNS_ENV) or "runs")
+    return Path(os.environ.get(RUNS_ENV) or RUNS)
 
 
 def _get(recipe: Recipe, dotted: str) -> object:
@@ -147,7 +206,7 @@ def resolve_reference(spec: str, where: str = "model", root: Path | None = None)
     run's held-out ``student_after`` accuracy from its report."""
     recipe_path = run_reference_recipe(spec, where)
     sub = load_recipe(recipe_path)
-    folder = (root or runs_root()) / sub.name
+    folder = run_folder(sub.name, root or runs_root())
     if sub.name in _resolving:
         raise ConfigError(f"{where} = {spec!r}: reference cycle through recipe(s) {' -> '.join(_resolving)}")
     layout = Layout(folder)
@@ -197,44 +256,54 @@ def select(first: str | None = None, last: str | None = None) -> tuple[Stage, ..
 peak_rss_mb = io.peak_rss_mb  # this process and its finished children, MB
 
 
-def _teacher_calls(manifest: dict[str, Any], made: str, cached: str, total: str) -> tuple[int, int]:
-    """(samples drawn, samples reused) by one stage in this invocation."""
-    outputs = manifest.get("outputs", {})
-    if manifest.get("this_run", {}).get("skipped"):
-        return 0, int(outputs.get(total, 0))
-    return int(outputs.get(made, 0)), int(outputs.get(cached, 0))
+def start(recipe: Recipe, layout: Layout, check: Callable[[Recipe], None] | None = None) -> Recipe:
+    """The start every run shares (``run``, ``loop``): the recipe's names and options checked (and
+    by ``check``, what the command needs beyond them), its ``run:NAME`` references resolved, the
+    recipe as given and the library versions written into the run folder. Returns the resolved recipe."""
+    check_recipe(recipe)
+    if check is not None:
+        check(recipe)
+    resolved = resolve_references(recipe, layout.root)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    io.write_text(layout.recipe_file, dump_recipe(recipe))  # run:NAME as typed; references.json resolves it
+    io.write_json(layout.versions_file, io.library_versions())
+    return resolved
 
 
-def check_trainable(recipe: Recipe, layout: Layout, curated: dict) -> None:
-    """A curation that kept no trace leaves an objective that trains on traces (or pairs of them)
-    nothing to learn from: stop here, with why each trace was dropped, rather than succeed (with
-    ``--until curate``) or fail later on an empty file."""
-    from .errors import InputError
-    from .train import objective
-
-    counts = (curated.get("outputs") or {}).get("counts") or {}
-    if counts.get("kept", 1) or objective(recipe.train.method).data not in ("curated", "pairs"):
-        return
-    reasons = {**({"incorrect (kept as negatives)": counts["negatives"]} if counts.get("negatives") else {}),
-               **(counts.get("dropped") or {})}
-    dropped = ", ".join(f"{reason}: {n}" for reason, n in reasons.items()) or "none"
-    raise InputError(f"curation kept none of {counts.get('traces', 0)} traces (dropped: {dropped}), so "
-                     f"train.method {recipe.train.method} has nothing to learn from; each trace's reason is in "
-                     f"{layout.path('rejected')} (check the teacher's answers in generate/traces.jsonl, or the "
-                     "curate.* switches)", file=layout.path("curated"))
+def run_stages(todo: tuple[Stage, ...], recipe: Recipe, layout: Layout, pool: Any, *, started: float | None = None,
+               done: dict[str, StageManifest] | None = None, checks: bool = True,
+               account: bool = True) -> dict[str, StageManifest]:
+    """Run the stages ``todo`` that apply to ``recipe`` over ``layout``; ``{stage: result}``, after the
+    results ``done`` of the stages run before them. A stage that takes what the run spent (the
+    report) gets their teacher calls and the wall time since ``started`` (``account=False``: nothing,
+    as for a loop round, whose files stay byte-identical when it is reused; the loop's own report
+    accounts). ``checks=False`` skips the stages' checks of their results (a loop round checks the
+    union of its rounds instead)."""
+    started = time.time() if started is None else started
+    results = dict(done or {})
+    counted = {s.name: s.teacher_calls for s in (*STAGES, *todo) if s.teacher_calls}
+    for i, stage in enumerate(todo, 1):
+        if not stage.applies(recipe):
+            continue
+        log.info("[%d/%d] %s", i, len(todo), stage.name)
+        calls = [counted[name](r) for name, r in results.items() if name in counted]
+        spent = {"teacher_calls": sum(c for c, _ in calls), "cached_teacher_calls": sum(c for _, c in calls),
+                 "wall_seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()}
+        results[stage.name] = stage.execute(recipe, layout, pool=pool, spent=spent if account else None,
+                                            check=checks)
+    return results
 
 
 def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: str | None = None) -> dict:
     """Run the stages ``first..last`` of ``recipe`` into ``out_dir``; return the report dict
-    (or, when the slice ends before the report, ``{stage: result}``)."""
+    (or, when the slice ends before the report, ``{stage: StageManifest}``)."""
     from .backends import BackendPool
-    from .registry import load
 
-    check_recipe(recipe)
     started = time.time()
     layout = Layout(Path(out_dir))
+    check_recipe(recipe)
     todo = select(first, last)
-    as_given, recipe = recipe, resolve_references(recipe, layout.root)
+    # which stages apply and what marks them finished never depends on a run:NAME reference
     for stage in STAGES[: STAGES.index(todo[0])]:  # --from: what comes before must be finished
         missing = [m for m in stage.manifests(recipe, layout) if not m.exists()] if stage.applies(recipe) else []
         if missing:
@@ -243,32 +312,7 @@ def run(recipe: Recipe, out_dir: str | Path, *, first: str | None = None, last: 
     for stage in todo:  # --from X re-runs X onwards: forget that they finished
         for manifest in stage.manifests(recipe, layout) if first else []:
             manifest.unlink(missing_ok=True)
-
-    layout.root.mkdir(parents=True, exist_ok=True)
-    io.write_text(layout.recipe_file, dump_recipe(as_given))  # run:NAME as typed; references.json resolves it
-    io.write_json(layout.versions_file, io.library_versions())
-    results: dict[str, Any] = {}
-    calls = {"made": 0, "cached": 0}
+    recipe = start(recipe, layout)
     with BackendPool() as pool:
-        for i, stage in enumerate(todo, 1):
-            if not stage.applies(recipe):
-                continue
-            log.info("[%d/%d] %s", i, len(todo), stage.name)
-            if stage.name == "report":
-                spent = {"teacher_calls": calls["made"], "cached_teacher_calls": calls["cached"],
-                         "wall_seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()}
-                results[stage.name] = load(stage.run)(recipe, layout, this_run=spent)
-                continue
-            kwargs = {"pool": pool} if stage.pool else {}
-            results[stage.name] = result = load(stage.run)(recipe, layout, **kwargs)
-            if stage.name == "curate":
-                check_trainable(recipe, layout, result)
-            if stage.name == "generate":
-                made, cached = _teacher_calls(result, "teacher_calls", "cached_teacher_calls", "n_traces")
-            elif stage.name == "evaluate" and "teacher" in result:
-                made, cached = _teacher_calls(result["teacher"], "calls", "cached", "n")
-            else:
-                continue
-            calls["made"] += made
-            calls["cached"] += cached
-    return results.get("report", results)
+        results = run_stages(todo, recipe, layout, pool, started=started)
+    return results["report"].outputs if "report" in results else results

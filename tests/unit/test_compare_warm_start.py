@@ -41,7 +41,7 @@ def test_without_one_an_sft_entry_is_added_before_it_and_shared_by_every_on_poli
     assert sft_cfg.max_steps == compare.train_cfg(recipe, by_name["gkd"], layout).max_steps == 4  # the same budget
     for seed in (0, 1):  # each training seed starts from the SFT entry's checkpoint of that seed
         cfg = compare.train_cfg(recipe, by_name["control"], layout, seed)
-        assert cfg.student == str(layout.compare_entry("sft", "sft", seed).checkpoint)
+        assert cfg.student == str(layout.entry("sft", seed).checkpoint)
         assert cfg.warm_start == "none"  # the chain is the warm start: the train stage adds no SFT pass of its own
 
 

@@ -80,104 +80,121 @@ def rejected_row(trace: Trace, reason: str, notes: dict[str, Any] | None = None)
     return row
 
 
+@dataclasses.dataclass
+class Sorted:
+    """Where curation put every trace: kept examples, negatives and rejected rows, with per-problem
+    pass rates and what was kept (for the counts)."""
+
+    train: list[TrainExample] = dataclasses.field(default_factory=list)
+    negatives: list[TrainExample] = dataclasses.field(default_factory=list)
+    rejected: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    pass_rates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    kept: list[Trace] = dataclasses.field(default_factory=list)
+    problems_with_kept: int = 0
+
+    def counts(self, n_traces: int, n_problems: int) -> dict[str, Any]:
+        rates = [r["pass_rate"] for r in self.pass_rates if r["pass_rate"] is not None]
+        return {"traces": n_traces, "kept": len(self.train), "kept_hinted": sum(t.hinted for t in self.kept),
+                "negatives": len(self.negatives), "rejected": len(self.rejected),
+                "dropped": dict(Counter(r["reason"] for r in self.rejected).most_common()),
+                "problems": n_problems, "problems_with_kept": self.problems_with_kept,
+                "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None}
+
+
+def read_inputs(recipe: Any, layout: Layout) -> CurateContext:
+    """Problems, traces and their verdicts, cross-checked (ids, one verdict per trace)."""
+    problems_path, traces_path, verdicts_path = layout.train_problems, layout.traces, layout.verdicts
+    problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
+    trace_list = read_records(traces_path, Trace)
+    traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
+    check_problem_ids(trace_list, problems, traces_path, problems_path)
+    verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
+    return CurateContext(recipe=recipe, layout=layout, problems=problems, traces=trace_list, verdicts=verdicts)
+
+
+def sort_traces(ctx: CurateContext, policies: list[Any], prompt_cfg: PromptConfig) -> Sorted:
+    """Per-trace policies first (correct -> candidates, incorrect -> negative candidates, else
+    rejected), then each problem's group policies over its candidates in preference order."""
+    verdicts, notes, problems = ctx.verdicts, ctx.trace_notes, ctx.problems
+    per_trace, per_group = split(policies)
+    position = {t.id: i for i, t in enumerate(ctx.traces)}
+    candidates: dict[str, list[Trace]] = defaultdict(list)
+    negative_candidates: dict[str, list[Trace]] = defaultdict(list)
+    out = Sorted()
+    for trace in ctx.traces:
+        ok, reason = judge(per_trace, problems[trace.problem_id], trace, verdicts[trace.id])
+        if ok:
+            candidates[trace.problem_id].append(trace)
+        elif reason == INCORRECT:
+            negative_candidates[trace.problem_id].append(trace)
+        else:
+            out.rejected.append(rejected_row(trace, reason, notes.get(trace.id)))
+    for pid, problem in problems.items():
+        ranked = sorted(candidates.get(pid, []), key=lambda t: preference_key(t, position[t.id]))
+        kept, dropped = select_group(per_group, TRAIN_SCOPE, problem, ranked, verdicts)
+        negs, neg_dropped = select_group(per_group, NEGATIVES_SCOPE, problem, negative_candidates.get(pid, []),
+                                         verdicts)
+        out.rejected.extend(rejected_row(t, reason, notes.get(t.id)) for t, reason in dropped + neg_dropped)
+        out.train.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in kept)
+        out.negatives.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in negs)
+        out.kept += kept
+        out.problems_with_kept += bool(kept)
+        out.pass_rates.append({**ctx.pass_rate_row(pid), **ctx.problem_notes.get(pid, {})})
+    return out
+
+
+def write_selected(policies: list[Any], problems: dict[str, Problem], path: Path) -> int | None:
+    """``selected_problems.jsonl`` when a policy selects problems (how many); else ``None``, and a
+    file left by an earlier run with a selection is removed (it would be stale)."""
+    selectors = [p for p in policies if hasattr(p, "keeps_problem")]
+    if not selectors:
+        path.unlink(missing_ok=True)
+        return None
+    return write_jsonl(path, [p for pid, p in problems.items() if all(s.keeps_problem(pid) for s in selectors)])
+
+
 def run(recipe: Any, layout: Layout) -> dict:
     """Write the curated files and the manifest; return the manifest (reused when up to date)."""
     cfg: CurateConfig = recipe.curate
     prompt_cfg: PromptConfig = recipe.generate.prompt
-    problems_path, traces_path, verdicts_path = layout.train_problems, layout.traces, layout.verdicts
     config: dict[str, Any] = {"curate": dataclasses.asdict(cfg), "prompt": dataclasses.asdict(prompt_cfg)}
     templates = [p for p in (prompt_cfg.template, prompt_cfg.rationalize_template) if p]
     outs = {name: layout.path(name) for name in ("curated", "negatives", "rejected", "pass_rates")}
-    selected_path = layout.path("selected_problems")
     extra = dependencies(cfg, recipe, layout)
     if extra["config"]:
         config["policies"] = extra["config"]
 
     def body() -> dict:
-        problems: dict[str, Problem] = index_by_id(read_records(problems_path, Problem), problems_path)
-        trace_list = read_records(traces_path, Trace)
-        traces: dict[str, Trace] = index_by_id(trace_list, traces_path)
-        check_problem_ids(trace_list, problems, traces_path, problems_path)
-        verdicts = match_verdicts(traces, read_records(verdicts_path, Verdict), traces_path, verdicts_path)
+        ctx = read_inputs(recipe, layout)
         policies = build_policies(cfg)
-        ctx = CurateContext(recipe=recipe, layout=layout, problems=problems, traces=trace_list, verdicts=verdicts)
         for policy in policies:
             if hasattr(policy, "prepare"):
                 policy.prepare(ctx)
-        verdicts = ctx.verdicts
-        notes = ctx.trace_notes
-        per_trace, per_group = split(policies)
-        position = {trace_id: i for i, trace_id in enumerate(traces)}
-        candidates: dict[str, list[Trace]] = defaultdict(list)
-        negative_candidates: dict[str, list[Trace]] = defaultdict(list)
-        rejected: list[dict[str, Any]] = []
-
-        for trace in trace_list:
-            ok, reason = judge(per_trace, problems[trace.problem_id], trace, verdicts[trace.id])
-            if ok:
-                candidates[trace.problem_id].append(trace)
-            elif reason == INCORRECT:
-                negative_candidates[trace.problem_id].append(trace)
-            else:
-                rejected.append(rejected_row(trace, reason, notes.get(trace.id)))
-
-        train: list[TrainExample] = []
-        negatives: list[TrainExample] = []
-        pass_rates: list[dict[str, Any]] = []
-        kept_traces: list[Trace] = []
-        problems_with_kept = kept_hinted = 0
-        for pid, problem in problems.items():
-            ranked = sorted(candidates.get(pid, []), key=lambda t: preference_key(t, position[t.id]))
-            kept, dropped = select_group(per_group, TRAIN_SCOPE, problem, ranked, verdicts)
-            negs, neg_dropped = select_group(per_group, NEGATIVES_SCOPE, problem, negative_candidates.get(pid, []),
-                                             verdicts)
-            rejected.extend(rejected_row(t, reason, notes.get(t.id)) for t, reason in dropped + neg_dropped)
-            train.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in kept)
-            negatives.extend(example(problem, t, prompt_cfg, notes.get(t.id)) for t in negs)
-            kept_traces += kept
-            problems_with_kept += bool(kept)
-            kept_hinted += sum(t.hinted for t in kept)
-            pass_rates.append({**ctx.pass_rate_row(pid), **ctx.problem_notes.get(pid, {})})
-
-        for name, rows in (("curated", train), ("negatives", negatives), ("rejected", rejected),
-                           ("pass_rates", pass_rates)):
+        done = sort_traces(ctx, policies, prompt_cfg)
+        for name, rows in (("curated", done.train), ("negatives", done.negatives), ("rejected", done.rejected),
+                           ("pass_rates", done.pass_rates)):
             write_jsonl(outs[name], rows)
-        files = [p.name for p in outs.values()]
-        selectors = [p for p in policies if hasattr(p, "keeps_problem")]
-        if selectors:
-            selected = [p for pid, p in problems.items() if all(s.keeps_problem(pid) for s in selectors)]
-            write_jsonl(selected_path, selected)
-            files.append(selected_path.name)
-        elif selected_path.exists():  # left by an earlier run with a selection: it would be stale
-            selected_path.unlink()
-        rates = [r["pass_rate"] for r in pass_rates if r["pass_rate"] is not None]
-        counts = {
-            "traces": len(trace_list),
-            "kept": len(train),
-            "kept_hinted": kept_hinted,
-            "negatives": len(negatives),
-            "rejected": len(rejected),
-            "dropped": dict(Counter(r["reason"] for r in rejected).most_common()),
-            "problems": len(problems),
-            "problems_with_kept": problems_with_kept,
-            "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
-        }
-        if not train:
+        selected = write_selected(policies, ctx.problems, layout.path("selected_problems"))
+        counts = done.counts(len(ctx.traces), len(ctx.problems))
+        if not done.train:
             log.warning("curate: no trace was kept (%s); training would have nothing to learn from",
                         counts["dropped"])
         log.info("curate: kept %d traces for %d/%d problems, %d negatives, dropped %s", counts["kept"],
-                 problems_with_kept, len(problems), counts["negatives"], counts["dropped"])
-        outputs: dict[str, Any] = {"files": files, "counts": counts,
+                 done.problems_with_kept, len(ctx.problems), counts["negatives"], counts["dropped"])
+        per_trace, per_group = split(policies)
+        outputs: dict[str, Any] = {"files": [p.name for p in outs.values()], "counts": counts,
                                    "policies": [p.name for p in per_trace + per_group]}
-        if selectors:
-            outputs["selected_problems"] = len(selected)
-        outputs["pass_rate_histogram"] = pass_rate_histogram(r["pass_rate"] for r in pass_rates)
-        correct = [t for t in trace_list if verdicts[t.id].passed]
-        outputs["length"] = length_stats({"traces": trace_list, "correct": correct, "kept": kept_traces})
+        if selected is not None:
+            outputs["files"].append(layout.path("selected_problems").name)
+            outputs["selected_problems"] = selected
+        outputs["pass_rate_histogram"] = pass_rate_histogram(r["pass_rate"] for r in done.pass_rates)
+        correct = [t for t in ctx.traces if ctx.verdicts[t.id].passed]
+        outputs["length"] = length_stats({"traces": ctx.traces, "correct": correct, "kept": done.kept})
         reports = {p.name: p.report() for p in policies if hasattr(p, "report")}
         if reports:
             outputs["policy_reports"] = reports
         return outputs
 
     return cached_stage(outs["curated"].parent, stage=STAGE, config=config,
-                        inputs=[problems_path, traces_path, verdicts_path, *templates, *extra["inputs"]], body=body)
+                        inputs=[layout.train_problems, layout.traces, layout.verdicts, *templates, *extra["inputs"]],
+                        body=body)

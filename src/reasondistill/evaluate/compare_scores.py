@@ -24,7 +24,7 @@ from typing import Any
 from .. import io, metrics
 from ..errors import ConfigError, InputError
 from ..layout import EVAL_FILES
-from ..records import EvalSample
+from ..records import EvalSample, EvalSummary
 from . import settings
 
 MISSING = "<missing>"
@@ -39,12 +39,12 @@ class ScoredEval:
     """One side of a comparison: where it was read from, its summary and (when present) samples."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: EvalSummary
     samples: list[EvalSample] | None
 
     @property
     def settings(self) -> dict[str, Any]:
-        return self.summary.get("settings") or {}
+        return self.summary.extra.get("settings") or {}
 
 
 def load(path: str | Path) -> ScoredEval:
@@ -54,9 +54,7 @@ def load(path: str | Path) -> ScoredEval:
     if not summary_path.is_file():
         raise InputError(f"no {EVAL_FILES['summary']} here (give an evaluation folder or its summary.json)",
                          file=path)
-    summary = io.read_json(summary_path)
-    if not isinstance(summary, dict) or "accuracy" not in summary:
-        raise InputError("not an evaluation summary (no 'accuracy')", file=summary_path)
+    summary = io.read_summary(summary_path)
     samples_path = summary_path.with_name(EVAL_FILES["samples"])
     samples = io.read_records(samples_path, EvalSample) if samples_path.is_file() else None
     return ScoredEval(summary_path.parent, summary, samples)
@@ -99,8 +97,8 @@ def difference(a: ScoredEval, b: ScoredEval) -> dict[str, Any]:
     if a.samples is not None and b.samples is not None:
         d = metrics.paired_bootstrap(b.samples, a.samples)
         return {**d, "paired": True}
-    pa, pb = float(a.summary["accuracy"]), float(b.summary["accuracy"])
-    na, nb = int(a.summary.get("n") or 0), int(b.summary.get("n") or 0)
+    pa, pb = float(a.summary.accuracy), float(b.summary.accuracy)
+    na, nb = int(a.summary.n or 0), int(b.summary.n or 0)
     delta = pb - pa
     if not na or not nb:
         return {"value": delta, "ci95": None, "n": min(na, nb), "method": "unpaired", "paired": False}
@@ -116,8 +114,8 @@ def compare(path_a: str | Path, path_b: str | Path, *, allow: list[str] | tuple[
     diffs = check(a, b, allow=allow, force=force)
 
     def side(e: ScoredEval) -> dict[str, Any]:
-        return {"path": str(e.path), "model": e.summary.get("model"), "accuracy": e.summary["accuracy"],
-                "ci95": e.summary.get("ci95"), "n": e.summary.get("n"),
+        return {"path": str(e.path), "model": e.summary.model or None, "accuracy": e.summary.accuracy,
+                "ci95": e.summary.ci95, "n": e.summary.n,
                 "identity": (e.settings.get("model") or {}).get("identity")}
 
     return {"a": side(a), "b": side(b), "difference": difference(a, b),
@@ -149,7 +147,7 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
 
     def side(evals: list[ScoredEval], arm: list[list[float]]) -> dict[str, Any]:
         iv = seed_stats.interval(arm)
-        return {"paths": [str(e.path) for e in evals], "model": evals[0].summary.get("model"),
+        return {"paths": [str(e.path) for e in evals], "model": evals[0].summary.model or None,
                 "accuracy": iv.value, "ci95": [iv.lo, iv.hi], "n": len(shared), "per_seed": list(iv.per_seed[0]),
                 "seeds": len(evals)}
 

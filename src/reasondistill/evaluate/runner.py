@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import io
 from ..config import EvalConfig, PromptConfig, VerifyConfig
 from ..layout import EVAL_FILES
-from ..records import EvalSample, Problem
+from ..records import EvalSample, EvalSummary, Problem
 from ..backends.base import Request, SamplingParams, Backend
 from ..backends.cache import SampleCache
 from ..prompts import student_messages, with_task_prefix
@@ -83,20 +83,19 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
         if n_over:
             log.warning("evaluate %s: %d prompt(s) longer than the model's context (n_over_context in the summary)",
                         model_name, n_over)
-        summary = metrics.summarize(samples, model_name)
-        summary["n_errors"], summary["n_over_context"] = len(errors), n_over
         dtype = model_dtype(teacher)
         info = model_info or settings.model_settings(model_name, identity or teacher.identity, teacher)
-        summary["settings"] = settings.build(cfg, verify_cfg, prompt_cfg, problems_path, problems, model=info,
-                                             prefix=prefix, task_prefix=task_prefix, dtype=dtype,
-                                             device=settings.device_of(teacher))
         rows, audit_counts = audit.audit(problems, samples, verify_cfg)
-        summary["audit"] = audit_counts
+        summary = EvalSummary.from_json(metrics.summarize(samples, model_name)).with_extra(
+            n_errors=len(errors), n_over_context=n_over,
+            settings=settings.build(cfg, verify_cfg, prompt_cfg, problems_path, problems, model=info, prefix=prefix,
+                                    task_prefix=task_prefix, dtype=dtype, device=settings.device_of(teacher)),
+            audit=audit_counts)
         io.write_jsonl(out_dir / EVAL_FILES["samples"], samples)
         io.write_jsonl(out_dir / EVAL_FILES["audit"], rows)
-        io.write_json(out_dir / EVAL_FILES["summary"], summary)
+        io.write_json(out_dir / EVAL_FILES["summary"], summary.to_json())
         return {"files": [EVAL_FILES["samples"], EVAL_FILES["summary"], EVAL_FILES["audit"]], "n": len(problems),
-                "accuracy": summary["accuracy"], "ci95": summary["ci95"], "calls": counts.made,
+                "accuracy": summary.accuracy, "ci95": summary.ci95, "calls": counts.made,
                 "cached": counts.cached, "dtype": dtype,
                 # failed requests score 0 and are not cached: > 0 makes the next run retry them
                 "n_errors": len(errors), "n_over_context": n_over,

@@ -25,21 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import gap_recovered, gap_recovered_interval, paired_bootstrap
-from ..io import read_json, read_records, write_json
+from ..io import read_json, read_records, read_summary, write_json
 from ..layout import FILES, MANIFEST, Layout
-from ..records import EvalSample
+from ..records import EvalSample, EvalSummary, StageManifest
 from . import html, markdown
 from .format import MODELS
 from .teachers import teacher_stats
 
 STAGES = ("problems", "probe", "generate", "verify", "curate", "pairs", "train", "eval")
 FORMATS = ("json", "md", "html")
-
-
-def _accuracy(entry: dict[str, Any] | None) -> float | None:
-    if not entry or entry.get("accuracy") is None:
-        return None
-    return float(entry["accuracy"])
 
 
 def _curation_counts(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -76,10 +70,11 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
     the ``report.json`` dict. Missing files are tolerated; malformed ones raise ``InputError``."""
     run_dir = Path(run_dir)
     layout = Layout(run_dir)
-    summaries: dict[str, dict[str, Any] | None] = {}
+    read: dict[str, EvalSummary | None] = {}
     for model in MODELS:
         path = layout.eval_file(model, "summary")
-        summaries[model] = read_json(path) if path.is_file() else None
+        read[model] = read_summary(path) if path.is_file() else None
+    summaries = {m: s.to_json() if s else None for m, s in read.items()}  # as report.json embeds them
 
     manifests: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
@@ -94,13 +89,13 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
             manifests[f"eval {model}"] = m
 
     present = [m for m in MODELS if summaries[m] is not None]
-    n_source = summaries["student_after"] or next((summaries[m] for m in present), None)
-    teacher, before, after = (_accuracy(summaries[m]) for m in MODELS)
+    n_source = read["student_after"] or next((read[m] for m in present), None)
+    teacher, before, after = (float(s.accuracy) if (s := read[m]) else None for m in MODELS)
 
     ci_overlap = None
-    if summaries["student_before"] and summaries["student_after"]:
-        b_lo, b_hi = summaries["student_before"]["ci95"]
-        a_lo, a_hi = summaries["student_after"]["ci95"]
+    if read["student_before"] and read["student_after"]:
+        b_lo, b_hi = read["student_before"].ci95
+        a_lo, a_hi = read["student_after"].ci95
         ci_overlap = bool(a_lo <= b_hi and b_lo <= a_hi)
 
     versions: dict[str, Any] = {}
@@ -117,7 +112,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
     report: dict[str, Any] = {
         "task": task,
         "recipe": recipe_name,
-        "n_eval": int(n_source["n"]) if n_source and "n" in n_source else 0,
+        "n_eval": int(n_source.n) if n_source else 0,
         **{m: summaries[m] for m in MODELS},
         "models": present,
         "teacher_calls": int(teacher_calls),
@@ -138,7 +133,7 @@ def build_report(run_dir: Path, *, task: str, teacher_calls: int, cached_teacher
         "curation": _curation_counts(curate_outputs) if isinstance(curate_outputs, dict) else {},
         "teachers": teacher_stats(layout),
         "run_cost": run_cost(manifests),
-        "lineage": lineage(manifests, summaries),
+        "lineage": lineage(manifests, read.get("student_after")),
         "versions": versions,
         **_numerics(manifests),
     }
@@ -174,13 +169,12 @@ def run_cost(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     actually ran (a re-run that reuses stages does not reset it): the stages' wall time summed,
     teacher samples drawn and served from the cache, and the peak memory (the largest any stage
     recorded; ``None`` when no manifest recorded one)."""
-    wall = sum(float(m.get("wall_seconds") or 0) for m in manifests.values())
-    gen = manifests.get("generate", {}).get("outputs", {})
-    teacher_eval = manifests.get("eval teacher", {}).get("outputs", {})
-    peaks = [float(m["peak_rss_mb"]) for m in manifests.values() if isinstance(m.get("peak_rss_mb"), (int, float))]
-    return {"wall_seconds": round(wall, 1),
-            "teacher_calls": int(gen.get("teacher_calls", 0)) + int(teacher_eval.get("calls", 0)),
-            "cached_teacher_calls": int(gen.get("cached_teacher_calls", 0)) + int(teacher_eval.get("cached", 0)),
+    read = [StageManifest.of(m) for m in manifests.values()]
+    wall = sum(float(m.wall_seconds or 0) for m in read)
+    paid = [StageManifest.of(manifests.get(k, {})) for k in ("generate", "eval teacher")]
+    peaks = [float(m.peak_rss_mb) for m in read if isinstance(m.peak_rss_mb, (int, float))]
+    return {"wall_seconds": round(wall, 1), "teacher_calls": sum(m.calls or 0 for m in paid),
+            "cached_teacher_calls": sum(m.cached_calls or 0 for m in paid),
             "peak_rss_mb": max(peaks) if peaks else None}
 
 
@@ -189,7 +183,7 @@ def _pick(mapping: Any, *keys: str) -> dict[str, Any]:
     return {k: mapping[k] for k in keys if k in mapping} if isinstance(mapping, dict) else {}
 
 
-def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+def lineage(manifests: dict[str, dict[str, Any]], after: EvalSummary | None) -> dict[str, Any]:
     """Which problems, teacher, filters and objective produced which checkpoint and score, read
     from the stage manifests (a part is ``None`` when its stage has no manifest)."""
     def stage(name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -230,7 +224,6 @@ def lineage(manifests: dict[str, dict[str, Any]], summaries: dict[str, dict[str,
                             **_pick(t[1], "steps", "train_loss", "n_examples")}
         if t[1].get("model_dir"):  # relative to the run folder (the report sits there), wherever it was trained
             out["checkpoint"] = f"{FILES['checkpoint'][0]}/{Path(t[1]['model_dir']).name}"
-    after = summaries.get("student_after")
     if after:
-        out["score"] = {"model": "student_after", **_pick(after, "accuracy", "ci95", "n")}
+        out["score"] = {"model": "student_after", "accuracy": after.accuracy, "ci95": after.ci95, "n": after.n}
     return out

@@ -414,6 +414,18 @@ def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
     return Path(out_dir) / Path(outputs.get("model_dir") or MODEL_DIR).name
 
 
+def started_from(train_cfg: dict) -> list[Path]:
+    """The warm-start checkpoint's weight files when ``train_cfg`` (a ``TrainConfig`` as a dict) starts
+    from one (:mod:`.warm_start`), else nothing: they join the on-policy run's hashed inputs. Its
+    config names the checkpoint by a path inside the run, which stays the same when the SFT pass
+    retrains on changed traces; the weights do not, so the run after it retrains too instead of
+    being reused stale."""
+    student = Path(str(train_cfg.get("student", "")))
+    if student.parent.name != FILES["warm_start"][1] or not (student.parent / io.MANIFEST).is_file():
+        return []
+    return sorted(student.glob("*.safetensors"))
+
+
 TrainResult = tuple[Any, Any, Any, list[dict[str, Any]], dict[str, Any]]  # (model, tokenizer, result, history, info)
 
 
@@ -425,8 +437,6 @@ def cached_run(out_dir: str | Path, method: str, config: Any, inputs: list[Any],
     resumable (:mod:`.checkpoints`): a killed run continues from its newest checkpoint, and the
     checkpoints go once the manifest is written. The checkpoint settings are not part of the
     identity (:data:`.checkpoints.NOT_IDENTITY`)."""
-    from .warm_start import started_from
-
     config = checkpoints.identity_config(config)
     inputs = [*inputs, *started_from(config.get("train", config))]
 

@@ -63,13 +63,3 @@ def sft_first(cfg: TrainConfig, traces: str | Path | None, folder: str | Path) -
     manifest = run_objective(dataclasses.replace(cfg, method="sft", objective={}, warm_start="none"), traces, folder)
     return dataclasses.replace(cfg, student=str(checkpoint_path(folder, manifest["outputs"])))
 
-
-def started_from(train_cfg: dict) -> list[Path]:
-    """The warm-start checkpoint's weight files when ``train_cfg`` (a ``TrainConfig`` as a dict) starts
-    from one, else nothing: they join the on-policy run's hashed inputs. Its config names the
-    checkpoint by a path inside the run, which stays the same when the SFT pass retrains on changed
-    traces; the weights do not, so the run after it retrains too instead of being reused stale."""
-    student = Path(str(train_cfg.get("student", "")))
-    if student.parent.name != WARM_START_DIR or not (student.parent / "manifest.json").is_file():
-        return []
-    return sorted(student.glob("*.safetensors"))

@@ -6,7 +6,7 @@ import pytest
 
 from reasondistill.metrics import (gap_recovered, k_values, maj_at_k, normalize_answer, pass_at_k,
                                             summaries_to_records, summarize, wilson_ci)
-from reasondistill.records import EvalSample, EvalSummary
+from reasondistill.records import EvalMetric, EvalSample
 
 
 def S(pid, idx, passed, extracted=None, *, formatted=True, tokens=10, finish="stop", model="m", text="t"):
@@ -187,7 +187,7 @@ def test_summaries_to_records():
     out = summarize([S("a", 0, True, "1"), S("a", 1, True, "1"), S("a", 2, False, "2"),
                      S("b", 0, False, "1"), S("b", 1, False, "3"), S("b", 2, False, "3")], "teacher")
     rows = summaries_to_records(out)
-    assert all(isinstance(r, EvalSummary) and r.model == "teacher" and r.n == 2 for r in rows)
+    assert all(isinstance(r, EvalMetric) and r.model == "teacher" and r.n == 2 for r in rows)
     by_metric = {r.metric: r for r in rows}
     assert by_metric["accuracy"].value == pytest.approx(0.5)
     assert by_metric["accuracy"].ci == tuple(out["ci95"])
