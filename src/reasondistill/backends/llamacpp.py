@@ -24,7 +24,7 @@ from typing import Any
 from .. import models
 from ..errors import ConfigError, InputError
 from .base import Backend, Completion, Request, SamplingParams
-from .openai import request_seed
+from .openai_wire import request_seed
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def top_entry(logits: Any, token: int, k: int) -> dict[str, Any]:
 
 class LlamaCppBackend(Backend):
     Options = LlamaCppOptions
+    reads_model = local_weights = True
+    requires = "llama_cpp"
 
     def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
                  chat_template: str | None = None, batch_size: int = 8) -> None:
