@@ -73,12 +73,14 @@ def check_recipe(recipe: Recipe) -> None:
     """Every name a recipe gives (backend, verifier, objective, loss) against its table, and the
     backend's and objective's own options, before any data is read or model loaded."""
     from .backends import backend_options
+    from .evaluate.roles import check_student_backend
     from .registry import check
     from .train import objective_config
     from .verifiers import VERIFIERS
 
     for i, teacher in enumerate(recipe.teachers()):
         backend_options(teacher, f"teacher[{i}]" if recipe.multi_teacher else "teacher")
+    check_student_backend(recipe.eval)
     for where, spec in references(recipe).items():
         run_reference_recipe(spec, where)
     check(VERIFIERS, recipe.verify.verifier, "verifier (verify.verifier)", extra=("auto",))

@@ -59,6 +59,28 @@ def check_backend(name: str, tiny_model_dir: Path | None = None, options: dict |
         backend.close()  # twice: idempotent
 
 
+def check_student(name: str, model: Path | None, options: dict | None, tmp: Path) -> None:
+    """A row that serves a teacher also evaluates a student (``eval.student_backend``): named, keyed
+    and cached as the row's, and a finished evaluation is recognised before anything loads."""
+    from reasondistill.config import build
+    from reasondistill.evaluate import evaluate_model
+
+    spec = str(model) if model else "unused"
+    recipe = build(Recipe, {"train": {"student": spec}, "generate": {"cache_dir": str(tmp / "cache")},
+                               "eval": {"student_backend": name, "student_options": dict(options or {}),
+                                        "max_new_tokens": 8, "batch_size": 2, "dtype": "float32", "device": "cpu"}})
+    layout = Layout(tmp / "run")
+    layout.eval_problems.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(layout.eval_problems, [PROBLEM])
+    first = evaluate_model(recipe, spec, "student_before", layout)
+    summary = json.loads(layout.eval_file("student_before", "summary").read_text())
+    assert first["outputs"]["n"] == 1 and summary["settings"]["model"]["backend"] == name, summary["settings"]
+    local = backend_class(name).local_weights
+    assert (summary["settings"]["model"]["spec"] is not None) == local, f"{name}: local_weights vs the spec hashed"
+    again = evaluate_model(recipe, spec, "student_before", layout)
+    assert again["this_run"] == {"skipped": True}, f"{name}: a finished student evaluation ran again"
+
+
 def check_verifier(name: str) -> None:
     """A right answer passes with score 1, a wrong one fails with score 0, a missing one fails."""
     from reasondistill.verifiers import Verifier, get_verifier

@@ -44,6 +44,13 @@ def test_backend(name, tiny_model_dir, request, monkeypatch, tmp_path):
     checks.check_backend(name, engine_model(name, tiny_model_dir, monkeypatch, tmp_path), options)
 
 
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_as_student(name, tiny_model_dir, request, monkeypatch, tmp_path):
+    """Any backend for any role: every row evaluates a student the way it serves a teacher."""
+    options = SERVED[name](request.getfixturevalue("fake_openai")) if name in SERVED else None
+    checks.check_student(name, engine_model(name, tiny_model_dir, monkeypatch, tmp_path), options, tmp_path)
+
+
 @pytest.mark.parametrize("name", list(VERIFIERS))
 def test_verifier(name):
     checks.check_verifier(name)

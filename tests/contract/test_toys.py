@@ -28,8 +28,9 @@ def toy_rows(monkeypatch):
                                                                 f"{TOYS}.shortest_sft:run", "curated"))
 
 
-def test_toys_meet_the_contracts(toy_rows):
+def test_toys_meet_the_contracts(toy_rows, tmp_path):
     checks.check_backend("echo")
+    checks.check_student("echo", None, None, tmp_path)
     checks.check_policy(curate.POLICIES["marked"])
     checks.check_loss(losses.LOSSES["squared"])
     checks.check_objective("shortest")

@@ -17,6 +17,7 @@ from ..backends.cache import SampleCache
 from ..config import EvalConfig, GenerateConfig, ProbeConfig, TeacherConfig
 from ..layout import Layout
 from . import runner
+from .roles import student_config
 
 STAGE = "probe"
 
@@ -29,13 +30,13 @@ def eval_config(cfg: ProbeConfig) -> EvalConfig:
 
 
 def backend_config(recipe: Any) -> TeacherConfig:
-    """The backend the probe asks: the recipe's teacher, or ``train.student`` through transformers
+    """The backend the probe asks: the recipe's teacher, or ``train.student`` on ``eval.student_backend``
     (also the key a test serves a scripted student under, with ``BackendPool.add``)."""
     probe = recipe.generate.probe
     if probe.model == "teacher":
         return recipe.teacher
-    return TeacherConfig(backend="transformers", model=recipe.train.student, dtype=probe.dtype, device=probe.device,
-                         batch_size=probe.batch_size, trust_remote_code=recipe.train.trust_remote_code)
+    return student_config(recipe, recipe.train.student, dtype=probe.dtype, device=probe.device,
+                          batch_size=probe.batch_size)
 
 
 def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends import backend_class, backend_options, build_teacher
+from ..backends import backend_class, backend_options, build_teacher, scoring_backends
 from ..backends.base import Backend, ScoreItem, ScoreResult
 from ..backends.selftest import selftest
 from ..config import TeacherConfig, build
@@ -38,7 +38,7 @@ def teacher_config(value: dict[str, Any], section: str) -> TeacherConfig:
     cls = backend_class(cfg.backend)
     if not getattr(cls, "can_score", False):
         raise ConfigError(f"{section}.backend = {cfg.backend!r} cannot score completions, so it cannot be a "
-                          f"token-level teacher; use transformers or openai")
+                          f"token-level teacher; use one that can: {', '.join(scoring_backends())}")
     backend_options(cfg)  # the backend's own options, validated now
     return cfg
 
