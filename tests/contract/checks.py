@@ -81,6 +81,44 @@ def check_student(name: str, model: Path | None, options: dict | None, tmp: Path
     assert again["this_run"] == {"skipped": True}, f"{name}: a finished student evaluation ran again"
 
 
+def check_scorer(name: str, model: Path | None, options: dict | None, tokenizer) -> None:
+    """A row that can score (``can_score``) is a live teacher: one result per item, in order, a
+    logprob entry per completion token with its top-k best first, and the student's own ids
+    scored as they are given; a row that cannot refuses with a ConfigError, naming the rows that can."""
+    from reasondistill.backends import scoring_backends
+    from reasondistill.backends.base import ScoreItem
+    from reasondistill.errors import ConfigError
+
+    cfg = TeacherConfig(backend=name, model=str(model) if model else "unused", dtype="float32", device="cpu",
+                        batch_size=2, options=dict(options or {}))
+    backend = build_teacher(cfg)
+    texts = [ScoreItem(({"role": "user", "content": PROBLEM.prompt},), answer) for answer in ("Answer: 5", "2 + 3 = 5")]
+    try:
+        if not backend_class(name).can_score:
+            assert name not in scoring_backends()
+            try:
+                backend.score(texts, 2)
+            except ConfigError as e:
+                assert "cannot score" in str(e) and ", ".join(scoring_backends()) in str(e)
+                return
+            raise AssertionError(f"{name}: scored without can_score")
+        assert name in scoring_backends()
+        backend.use_tokenizer(tokenizer)
+        results = backend.score(texts, 2)
+        assert len(results) == 2 and [len(r.token_ids) > 0 for r in results] == [True, True]
+        for r in results:
+            assert len(r.logprobs) == len(r.token_ids), f"{name}: one entry per completion token"
+            for tid, e in zip(r.token_ids, r.logprobs):
+                tops = [v for _, v in e["top"]]
+                assert e["id"] == tid and e["logprob"] <= 1e-6 and 1 <= len(tops) <= 2 and tops == sorted(tops)[::-1]
+        ids = results[1].token_ids
+        [again] = backend.score([ScoreItem(texts[1].prompt, "", prompt_ids=tuple(ids[:1]),
+                                           completion_ids=tuple(ids[1:]))], 2)
+        assert again.token_ids == ids[1:], f"{name}: the student's ids must come back as given"
+    finally:
+        backend.close()
+
+
 def check_verifier(name: str) -> None:
     """A right answer passes with score 1, a wrong one fails with score 0, a missing one fails."""
     from reasondistill.verifiers import Verifier, get_verifier

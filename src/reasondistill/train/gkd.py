@@ -26,7 +26,7 @@ manifest are :mod:`.base`'s.
 
 Served teacher: ``gkd.teacher`` may be a teacher config (``{backend: openai, model, options}``,
 :mod:`.served_teacher`) instead of a model name. Each batch's sequences are then scored by
-``Backend.score``: as token ids where the backend scores ids (transformers; openai with
+``Backend.score``: as token ids where the backend scores ids (transformers, vllm, llamacpp; openai with
 ``score_ids``), else as the example's prompt and the completion decoded up to its first stop
 token; the teacher's top ``teacher_top_k`` logprobs plus a tail bucket are the target (the
 sparse form of the loss table, as offline KD). Where the teacher's tokens of a decoded text stop

@@ -53,7 +53,11 @@ def open_teacher(value: dict[str, Any], section: str, student_tokenizer: Any) ->
     """Build the teacher backend, give it the student's tokenizer, and refuse an in-process teacher
     whose own tokenizer does not share the student's vocabulary."""
     backend = build_teacher(teacher_config(value, section))
-    backend.use_tokenizer(student_tokenizer)
+    try:
+        backend.use_tokenizer(student_tokenizer)
+    except ConfigError as e:  # a backend that checks the tokenizer itself (llamacpp)
+        backend.close()
+        raise ConfigError(f"{section}: {e}") from None
     own = getattr(backend, "tokenizer", None)
     if own is not None and own is not student_tokenizer:
         from .preflight import PreflightReport, check_vocab
