@@ -183,7 +183,7 @@ class ProbeConfig:
     answer plus ``samples`` sampled ones, through the evaluation runner and the sample cache), for SSB
     hints (``generate.hints: ssb``) and tailored learning (``generate.tailored``)."""
 
-    model: str = "student"  # student (train.student, through transformers) | teacher (the recipe's teacher itself)
+    model: str = "student"  # student (train.student, on eval.student_backend) | teacher (the recipe's teacher itself)
     samples: int = 4  # sampled answers per problem, besides the greedy one
     temperature: float = 0.7
     top_p: float = 0.95
@@ -581,7 +581,7 @@ class LoopConfig:
     pick_band: list[float] = field(default_factory=lambda: [0.0, 1.0])  # keep problems with lo <= pass rate < hi
     max_problems: int | None = None  # per round: at most this many picked problems (lowest pass rate first)
     retrain: str = "last"  # last: round r starts from round r-1's checkpoint | scratch: from train.student
-    self_teach: bool = False  # the student of round r is the (transformers) teacher of round r+1
+    self_teach: bool = False  # the student of round r is the teacher of round r+1 (on eval.student_backend)
 
     def __post_init__(self) -> None:
         _choice("loop.retrain", self.retrain, ("last", "scratch"))
