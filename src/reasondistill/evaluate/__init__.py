@@ -10,9 +10,8 @@ prefix its checkpoint was trained with (``models.task_prefixes``). Aggregates li
 
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from .. import io, models
 from ..backends import BackendPool, backend_class
