@@ -23,10 +23,18 @@ TEMPLATE = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
             "{% if add_generation_prompt %}<assistant>{% endif %}")
 
 
-def logits_at(step: int) -> np.ndarray:
+def logits_at(step: int, n_vocab: int = VOCAB) -> np.ndarray:
     """The toy model's logits for the ``step``-th generated token."""
-    x = np.sin(np.arange(VOCAB) * (step + 1) * 0.7).astype(np.float32) * 0.5
+    x = np.sin(np.arange(n_vocab) * (step + 1) * 0.7).astype(np.float32) * 0.5
     x[SCRIPT[step] if step < len(SCRIPT) else EOS] += MARGIN
+    return x
+
+
+def context_logits(history: list[int], n_vocab: int = VOCAB) -> np.ndarray:
+    """The logits after ``history`` was evaluated (scoring, ``Llama.eval``): a function of its
+    length and last token only, so the same text always scores the same."""
+    x = logits_at(len(history) % (len(SCRIPT) + 1), n_vocab)
+    x[history[-1] % n_vocab] += 1.0
     return x
 
 
@@ -36,6 +44,8 @@ class _Ctx:
 
 class Llama:
     instances: list[Llama] = []
+    #: set by :func:`mirror`: tokenize with a real Hugging Face tokenizer, over its vocabulary
+    tokenizer: Any = None
 
     def __init__(self, model_path: str, **kwargs: Any) -> None:
         self.model_path, self.kwargs = model_path, kwargs
@@ -44,6 +54,7 @@ class Llama:
         self.seed: int | None = None
         self.prompts: list[list[int]] = []
         self.closed = False
+        self.history: list[int] = []  # tokens evaluated since the last reset (scoring)
         Llama.instances.append(self)
 
     def token_eos(self) -> int:
@@ -53,13 +64,25 @@ class Llama:
         return -1
 
     def n_vocab(self) -> int:
-        return VOCAB
+        return len(self.tokenizer) if self.tokenizer is not None else VOCAB
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
         assert not add_bos, "the chat template writes any BOS itself"
+        if self.tokenizer is not None:
+            return self.tokenizer(text.decode("utf-8"), add_special_tokens=False)["input_ids"]
         return [b % VOCAB for b in text]
 
+    def reset(self) -> None:
+        self.history = []
+
+    def eval(self, tokens: list[int]) -> None:
+        assert tokens and all(0 <= t < self.n_vocab() for t in tokens)
+        self.history += list(tokens)
+        self.ctx.last_logits = context_logits(self.history, self.n_vocab())
+
     def detokenize(self, tokens: list[int], prev_tokens: list[int] | None = None, special: bool = False) -> bytes:
+        if self.tokenizer is not None:
+            return self.tokenizer.decode(tokens, skip_special_tokens=not special).encode("utf-8")
         return bytes(t for t in tokens if t != EOS or special)
 
     def set_seed(self, seed: int) -> None:
@@ -71,7 +94,7 @@ class Llama:
         rng = np.random.default_rng(self.seed)
         step = 0
         while True:
-            x = logits_at(step)
+            x = logits_at(step, self.n_vocab())
             self.ctx.last_logits = x
             if temp <= 0:
                 tok = int(np.argmax(x))
@@ -119,4 +142,11 @@ def install(monkeypatch: Any) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, "llama_cpp", module)
     monkeypatch.setitem(sys.modules, "llama_cpp.llama_chat_format", chat)
     Llama.instances.clear()
+    monkeypatch.setattr(Llama, "tokenizer", None)
     return module
+
+
+def mirror(monkeypatch: Any, tokenizer: Any) -> None:
+    """Make the installed fake tokenize as ``tokenizer`` does, over its vocabulary: a GGUF of the
+    student's own model family, for a llama.cpp teacher of a Hugging Face student."""
+    monkeypatch.setattr(Llama, "tokenizer", tokenizer)

@@ -405,14 +405,14 @@ def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:
 def evaluate_teacher(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     """The teacher on the same held-out problems (when ``eval.models`` names it), so the table shows
     how far above the untrained student the traces come from; ``compare/teacher.json``."""
-    from .backends import BackendPool
+    from .backends import BackendPool, label
     from .evaluate import evaluate_teacher as run_teacher
 
     own = layout.compare_models()
     with BackendPool() as pool:
         run_teacher(recipe, own, pool)
     summary = io.read_summary(own.eval_file("teacher", "summary"))
-    row = {"model": recipe.teachers()[0].label,  # of a teacher list, the first is the one evaluated
+    row = {"model": label(recipe.teachers()[0]),  # of a teacher list, the first is the one evaluated
            "accuracy": summary.accuracy, "ci95": summary.ci95, "tokens_per_answer": summary.mean_tokens}
     io.write_json(layout.compare_teacher(), row)
     return row

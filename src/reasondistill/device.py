@@ -47,8 +47,8 @@ ONEDNN_BELOW_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2
                                "AVX512_CORE_VNNI"})
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ARM_BF16_FLAGS = ("bf16", "sve_bf16")
-#: optional backend -> the module it needs (the openai backend speaks HTTP through httpx2, not the openai package)
-OPTIONAL_BACKENDS = {"vllm": "vllm", "llama_cpp": "llama_cpp", "openai": "httpx2", "ray": "ray", "deepspeed": "deepspeed"}
+#: optional packages besides the backends' engines (a backend row names its own: ``Backend.requires``)
+OPTIONAL_PACKAGES = {"ray": "ray", "deepspeed": "deepspeed"}
 SLOW_BF16 = ("on an AVX2-only CPU the built-in default recipe took 159 s for its first optimizer step "
              "in emulated bf16, against about 7 s per step in float32")
 
@@ -230,10 +230,12 @@ def resolve_dtype(requested: str, device: str = "auto") -> tuple[str, str]:
     return requested, f"{requested} as requested on {cap.device}"
 
 
-def optional_backends() -> dict[str, bool]:
-    """Which optional backends are installed (found, never imported: some are slow or heavy to import)."""
+def optional_backends(engines: dict[str, str] | None = None) -> dict[str, bool]:
+    """Which optional packages are installed: the backends' engines (``engines``: row -> module, from
+    ``backends.engine_modules``), then :data:`OPTIONAL_PACKAGES` (found, never imported: some are slow
+    or heavy to import)."""
     found = {}
-    for name, module in OPTIONAL_BACKENDS.items():
+    for name, module in {**(engines or {}), **OPTIONAL_PACKAGES}.items():
         try:
             found[name] = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):  # ValueError: already imported without a __spec__

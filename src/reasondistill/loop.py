@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import Recipe, TeacherConfig
+from .config import Recipe
 from .errors import ConfigError
 from .layout import PICK, Layout
 
@@ -99,9 +99,8 @@ def round_recipe(recipe: Recipe, r: int, previous: Path | None) -> Recipe:
     cfg = recipe.loop
     teacher = recipe.teacher
     if cfg.self_teach and previous is not None:
-        teacher = TeacherConfig(backend="transformers", model=str(previous), dtype=recipe.eval.dtype,
-                                device=recipe.eval.device, batch_size=recipe.eval.batch_size,
-                                trust_remote_code=recipe.train.trust_remote_code)
+        from .evaluate.roles import student_config
+        teacher = student_config(recipe, str(previous))  # on the backend the student is evaluated on
     start = str(previous) if cfg.retrain == "last" and previous is not None else recipe.train.student
     train = recipe.train
     if cfg.retrain == "last":  # the optimizer goes on too: its state is saved beside each round's model
@@ -133,9 +132,10 @@ def union(paths: list[Path], out: Path) -> tuple[int, int]:
 
 def teacher_label(recipe: Recipe) -> str:
     """The teacher column of the round table: a model, a backend, or a list's ``name=model`` pairs."""
+    from .backends import label
     if recipe.multi_teacher:
-        return ", ".join(f"{t.name}={t.label}" for t in recipe.teachers())
-    return recipe.teacher.label
+        return ", ".join(f"{t.name}={label(t)}" for t in recipe.teachers())
+    return label(recipe.teacher)
 
 
 def within(spec: str, root: Path) -> str:

@@ -138,7 +138,10 @@ def check_recipe(recipe: Recipe) -> None:
     """The ``run:NAME`` model references a recipe gives, before any data is read or model loaded.
     Its names and options (backend, verifier, objective, curation policy and generation mode
     options) were checked against their tables when the recipe was built."""
+    from .evaluate.roles import check_student_backend
     from .generate import modes_for
+
+    check_student_backend(recipe.eval)
 
     for where, spec in references(recipe).items():
         run_reference_recipe(spec, where)

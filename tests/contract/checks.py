@@ -60,6 +60,66 @@ def check_backend(name: str, tiny_model_dir: Path | None = None, options: dict |
         backend.close()  # twice: idempotent
 
 
+def check_student(name: str, model: Path | None, options: dict | None, tmp: Path) -> None:
+    """A row that serves a teacher also evaluates a student (``eval.student_backend``): named, keyed
+    and cached as the row's, and a finished evaluation is recognised before anything loads."""
+    from reasondistill.config import build
+    from reasondistill.evaluate import evaluate_model
+
+    spec = str(model) if model else "unused"
+    recipe = build(Recipe, {"train": {"student": spec}, "generate": {"cache_dir": str(tmp / "cache")},
+                               "eval": {"student_backend": name, "student_options": dict(options or {}),
+                                        "max_new_tokens": 8, "batch_size": 2, "dtype": "float32", "device": "cpu"}})
+    layout = Layout(tmp / "run")
+    layout.eval_problems.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(layout.eval_problems, [PROBLEM])
+    first = evaluate_model(recipe, spec, "student_before", layout)
+    summary = json.loads(layout.eval_file("student_before", "summary").read_text())
+    assert first["outputs"]["n"] == 1 and summary["settings"]["model"]["backend"] == name, summary["settings"]
+    local = backend_class(name).local_weights
+    assert (summary["settings"]["model"]["spec"] is not None) == local, f"{name}: local_weights vs the spec hashed"
+    again = evaluate_model(recipe, spec, "student_before", layout)
+    assert again["this_run"] == {"skipped": True}, f"{name}: a finished student evaluation ran again"
+
+
+def check_scorer(name: str, model: Path | None, options: dict | None, tokenizer) -> None:
+    """A row that can score (``can_score``) is a live teacher: one result per item, in order, a
+    logprob entry per completion token with its top-k best first, and the student's own ids
+    scored as they are given; a row that cannot refuses with a ConfigError, naming the rows that can."""
+    from reasondistill.backends import scoring_backends
+    from reasondistill.backends.base import ScoreItem
+    from reasondistill.errors import ConfigError
+
+    cfg = TeacherConfig(backend=name, model=str(model) if model else "unused", dtype="float32", device="cpu",
+                        batch_size=2, options=dict(options or {}))
+    backend = build_teacher(cfg)
+    texts = [ScoreItem(({"role": "user", "content": PROBLEM.prompt},), answer) for answer in ("Answer: 5", "2 + 3 = 5")]
+    try:
+        if not backend_class(name).can_score:
+            assert name not in scoring_backends()
+            try:
+                backend.score(texts, 2)
+            except ConfigError as e:
+                assert "cannot score" in str(e) and ", ".join(scoring_backends()) in str(e)
+                return
+            raise AssertionError(f"{name}: scored without can_score")
+        assert name in scoring_backends()
+        backend.use_tokenizer(tokenizer)
+        results = backend.score(texts, 2)
+        assert len(results) == 2 and [len(r.token_ids) > 0 for r in results] == [True, True]
+        for r in results:
+            assert len(r.logprobs) == len(r.token_ids), f"{name}: one entry per completion token"
+            for tid, e in zip(r.token_ids, r.logprobs):
+                tops = [v for _, v in e["top"]]
+                assert e["id"] == tid and e["logprob"] <= 1e-6 and 1 <= len(tops) <= 2 and tops == sorted(tops)[::-1]
+        ids = results[1].token_ids
+        [again] = backend.score([ScoreItem(texts[1].prompt, "", prompt_ids=tuple(ids[:1]),
+                                           completion_ids=tuple(ids[1:]))], 2)
+        assert again.token_ids == ids[1:], f"{name}: the student's ids must come back as given"
+    finally:
+        backend.close()
+
+
 def check_verifier(name: str) -> None:
     """A right answer passes with score 1, a wrong one fails with score 0, a missing one fails."""
     from reasondistill.verifiers import Verifier, get_verifier

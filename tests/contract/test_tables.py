@@ -45,6 +45,32 @@ def test_backend(name, tiny_model_dir, request, monkeypatch, tmp_path):
     checks.check_backend(name, engine_model(name, tiny_model_dir, monkeypatch, tmp_path), options)
 
 
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_as_student(name, tiny_model_dir, request, monkeypatch, tmp_path):
+    """Any backend for any role: every row evaluates a student the way it serves a teacher."""
+    options = SERVED[name](request.getfixturevalue("fake_openai")) if name in SERVED else None
+    checks.check_student(name, engine_model(name, tiny_model_dir, monkeypatch, tmp_path), options, tmp_path)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_as_live_teacher(name, tiny_model_dir, monkeypatch, tmp_path):
+    """Any row that can score serves as a token-level teacher (GKD, KD, KDRL) through ``score``,
+    against the student's tokenizer (a served row: a fake server that tokenizes with it)."""
+    from reasondistill import models
+    from tests.fake_openai import FakeOpenAI
+
+    tok = models.load_tokenizer(str(tiny_model_dir))
+    model = engine_model(name, tiny_model_dir, monkeypatch, tmp_path)
+    if name == "llamacpp" and not str(model).endswith("smollm2-135m-instruct.gguf"):
+        from tests import fake_llama_cpp
+        fake_llama_cpp.mirror(monkeypatch, tok)  # the fake GGUF tokenizes as the student does
+    if name == "openai":
+        with FakeOpenAI(tokenizer=tok) as server:
+            checks.check_scorer(name, model, {"base_url": server.url, "score_ids": True}, tok)
+        return
+    checks.check_scorer(name, model, None, tok)
+
+
 @pytest.mark.parametrize("name", list(VERIFIERS))
 def test_verifier(name):
     checks.check_verifier(name)

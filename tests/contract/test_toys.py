@@ -41,8 +41,9 @@ def toy_tables(monkeypatch):
     monkeypatch.setitem(generate.MODES, "recheck", f"{TOYS}.recheck_mode:Recheck")
 
 
-def test_toys_meet_the_contracts(toy_rows, toy_tables):
+def test_toys_meet_the_contracts(toy_rows, toy_tables, tmp_path):
     checks.check_backend("echo")
+    checks.check_student("echo", None, None, tmp_path)
     checks.check_policy_row(curate.POLICIES["marked"])
     checks.check_policy(curate.POLICIES["marked"])
     checks.check_loss(losses.LOSSES["squared"])

@@ -67,6 +67,52 @@ def test_greedy_text_and_logprobs(local):
     assert again.text.startswith(out[0].text[:20])  # greedy is deterministic (16 of its 24 tokens)
 
 
+def test_scores_as_the_transformers_teacher_does(local, gguf):
+    """A GGUF as a token-level teacher: it accepts the SmolLM2 tokenizer (same ids), renders a
+    conversation into the very ids the student's template gives, is deterministic, and its top-1
+    tokens agree with the dequantized model scored by the transformers backend."""
+    from reasondistill.backends.base import ScoreItem
+    from reasondistill.backends.selftest import selftest
+    from reasondistill.backends.transformers import TransformersBackend
+
+    hf = TransformersBackend("smollm2-135m-instruct", dtype="float32", device="cpu")
+    local.use_tokenizer(hf.tokenizer)
+    items = [ScoreItem(({"role": "user", "content": p.prompt},), f"{p.prompt[8:-1]} = {p.answer}\nAnswer: {p.answer}")
+             for p in problems(2)]
+    ours, theirs = local.score(items, 5), hf.score(items, 5)
+    assert [r.token_ids for r in ours] == [r.token_ids for r in theirs]  # the same rendering and ids
+    pairs = [(a["top"][0][0], b["top"][0][0]) for r, q in zip(ours, theirs) for a, b in zip(r.logprobs, q.logprobs)]
+    assert sum(a == b for a, b in pairs) >= 0.8 * len(pairs), pairs  # a quantized GGUF: top-1 mostly agrees
+    ids = ScoreItem(items[0].prompt, "", prompt_ids=tuple(hf.encode_item(items[0])[0]),
+                    completion_ids=tuple(ours[0].token_ids))
+    assert local.score([ids], 5) == ours[:1]
+    assert selftest(local, items, tolerance=1e-4).passed
+    hf.close()
+
+
+def test_gkd_with_the_gguf_as_live_teacher(gguf, tiny_model_dir, tmp_path, monkeypatch):
+    """On-policy distillation of a SmolLM2-tokenizer student against the GGUF in process: the
+    self-test passes and every trained token (cached and sampled) gets the teacher's target."""
+    from reasondistill.config import TrainConfig
+    from reasondistill.records import TrainExample
+    from reasondistill.train import gkd
+    from reasondistill.train.gkd_config import GKDObjectiveConfig
+
+    monkeypatch.setenv("REASONDISTILL_CACHE", str(tmp_path / "cache"))
+    rows = [TrainExample(prompt=[{"role": "user", "content": p.prompt}],
+                         completion=[{"role": "assistant", "content": f"{p.prompt[8:-1]} = {p.answer}\nAnswer: "
+                                                                      f"{p.answer}"}]) for p in problems(4)]
+    io.write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = GKDObjectiveConfig(teacher={"backend": "llamacpp", "model": str(gguf), "options": {"n_ctx": 512}},
+                             teacher_top_k=8, lmbda=0.5, max_new_tokens=8, loss="forward_kl")
+    train = TrainConfig(student=str(tiny_model_dir), max_steps=2, batch_size=2, logging_steps=1, max_length=128,
+                        warmup_ratio=0.0, dtype="float32", device="cpu")
+    out = gkd.run(train, cfg, tmp_path / "train.jsonl", tmp_path / "out")["outputs"]
+    assert out["teacher_selftest"]["passed"] and out["teacher"].startswith("llamacpp:")
+    assert out["teacher_uncovered_tokens"] == 0 and out["on_policy_seqs"] > 0
+    assert out["teacher_covered_tokens"] == out["on_policy_tokens"] + out["cached_tokens"] > 0
+
+
 def test_seeded_sampling_and_stop_strings(local):
     hot = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=16, seed=5)
     reqs = requests(1) + [Request(problems(1)[0], requests(1)[0].messages, 1)]

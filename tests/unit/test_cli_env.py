@@ -47,7 +47,7 @@ def test_env_text(avx2_cpu, fake_vllm, capsys):
     assert rows["cuda"] == "none" and rows["device"] == "cpu"
     assert rows["native bf16"].startswith("no: the CPU has none of avx512_bf16, amx_bf16")
     assert rows["dtype auto"] == "train float32, eval float32"
-    assert rows["backends"].startswith("vllm yes, llama_cpp ") and "deepspeed" in rows["backends"]
+    assert "vllm yes" in rows["backends"] and "llamacpp " in rows["backends"] and "deepspeed" in rows["backends"]
 
 
 def test_env_json(avx2_cpu, fake_vllm, capsys):
@@ -56,7 +56,7 @@ def test_env_json(avx2_cpu, fake_vllm, capsys):
     assert (d["device"], d["cpu_capability"], d["native_bf16"]) == ("cpu", "AVX2", False)
     assert d["auto_dtype"] == {"train": "float32", "eval": "float32"}
     assert d["torch_version"] == torch.__version__ and d["cuda"] == []
-    assert set(d["backends"]) == {"vllm", "llama_cpp", "openai", "ray", "deepspeed"}
+    assert set(d["backends"]) == {"vllm", "llamacpp", "openai", "ray", "deepspeed"}
     assert d["backends"]["vllm"] is True
     assert "vllm" not in sys.modules
 

@@ -2,7 +2,9 @@
 
 Used by the generate stage, by evaluation (students and teachers alike) and by live
 teachers in training. ``BACKENDS`` is the lazy name table: a backend is one file with a
-:class:`~reasondistill.backends.base.Backend` subclass plus one row here.
+:class:`~reasondistill.backends.base.Backend` subclass plus one row here. What callers need
+to know about a row is a class attribute of it (``can_score``, ``reads_model``,
+``local_weights``, ``requires``), never a list of names outside this package.
 """
 
 from __future__ import annotations
@@ -19,9 +21,29 @@ BACKENDS: dict[str, str] = {
 }
 
 
+#: the row that talks to an OpenAI-compatible server at a ``base_url`` (``evaluate --base-url``)
+URL_BACKEND = "openai"
+
+
 def backend_class(name: str) -> Any:
     from ..registry import lookup
     return lookup(BACKENDS, name, "teacher backend")
+
+
+def scoring_backends() -> list[str]:
+    """The rows that can score completions (``can_score``): any of them can be a token-level teacher."""
+    return [name for name in BACKENDS if backend_class(name).can_score]
+
+
+def engine_modules() -> dict[str, str]:
+    """``{row: module}`` for the rows whose engine is an optional package (``requires``)."""
+    return {name: cls.requires for name in BACKENDS if (cls := backend_class(name)).requires}
+
+
+def label(cfg: Any) -> str:
+    """How tables name a teacher (or a student's backend config): its model where the backend
+    reads one (``reads_model``), else the backend's name."""
+    return cfg.model if backend_class(cfg.backend).reads_model else cfg.backend
 
 
 def backend_options(cfg: Any, where: str = "teacher") -> Any:

@@ -103,6 +103,13 @@ class Backend(ABC):
     max_concurrency: int = 1
     #: implements :meth:`score` (a teacher for KD, GKD and KDRL)
     can_score: bool = False
+    #: ``teacher.model`` picks what it runs (tables then name it by its model, not by the backend)
+    reads_model: bool = False
+    #: ``teacher.model`` names weights on this machine (hashed into evaluation settings, and a student's
+    #: content identity and task prefix are read from them); a served model or a program has none here
+    local_weights: bool = False
+    #: the optional module its engine needs (found, never imported, by ``reasondistill env``); None: core
+    requires: str | None = None
 
     @classmethod
     def identity_of(cls, cfg: Any, options: Any) -> str:
@@ -135,9 +142,9 @@ class Backend(ABC):
         """The teacher's top-``top_k`` logprobs at every completion token of each item, in order.
         Backends that can score set ``can_score`` and override this."""
         from ..errors import ConfigError
+        from . import scoring_backends
         raise ConfigError(f"backend {self.name!r} ({type(self).__name__}) cannot score completions, so it cannot "
-                          f"be a distillation teacher; use transformers, or openai against a server with "
-                          f"echo + logprobs on /completions")
+                          f"be a distillation teacher; use one that can: {', '.join(scoring_backends())}")
 
     def use_tokenizer(self, tokenizer: Any) -> None:
         """The tokenizer :meth:`score` renders conversations with and maps token strings to ids by

@@ -10,6 +10,11 @@ logprobs come from the raw logits of the step (before temperature and top-p, as 
 transformers backend), in the ``{"id", "logprob", "top": [[id, logprob], ...]}`` format.
 Each request is seeded from its conversation, sample index and ``generate.seed``.
 Requires the ``llamacpp`` extra; the backend is only imported when a recipe selects it.
+
+Scoring (``score``, a token-level teacher for KD, GKD and KDRL) is teacher forcing: the prompt is
+evaluated in one pass, then each completion token after the step's raw logits are read, in the
+same format. Token ids a trainer passes (a student's samples) are scored as they are; a GGUF only
+teaches a student whose tokenizer splits text into the same ids, checked by ``use_tokenizer``.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any
 
 from .. import models
 from ..errors import ConfigError, InputError
-from .base import Backend, Completion, Request, SamplingParams
-from .openai import request_seed
+from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
+from .openai_wire import request_seed
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,9 @@ def top_entry(logits: Any, token: int, k: int) -> dict[str, Any]:
 
 class LlamaCppBackend(Backend):
     Options = LlamaCppOptions
+    reads_model = local_weights = True
+    requires = "llama_cpp"
+    can_score = True  # teacher forcing, token by token, on the raw logits
 
     def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
                  chat_template: str | None = None, batch_size: int = 8) -> None:
@@ -139,8 +147,9 @@ class LlamaCppBackend(Backend):
         if not template:
             raise ConfigError(f"teacher.model: {self.path.name} has no chat template in its metadata; "
                               "give one with teacher.options.chat_template=<file.jinja>")
-        self.formatter = Jinja2ChatFormatter(template=template, eos_token=self._special(self.llm.token_eos()),
-                                             bos_token=self._special(self.llm.token_bos()), add_generation_prompt=True)
+        specials = dict(eos_token=self._special(self.llm.token_eos()), bos_token=self._special(self.llm.token_bos()))
+        self.formatter = Jinja2ChatFormatter(template=template, **specials, add_generation_prompt=True)
+        self.full_formatter = Jinja2ChatFormatter(template=template, **specials, add_generation_prompt=False)
         self._vocab = self.lib.llama_model_get_vocab(self.llm.model)
         self._n_vocab = int(self.llm.n_vocab())
 
@@ -213,6 +222,59 @@ class LlamaCppBackend(Backend):
             text = self._decode(ids, prompt)
         return Completion(text=text, finish_reason=finish, prompt_tokens=len(prompt), completion_tokens=len(ids),
                           logprobs=logprobs)
+
+    # ---- scoring ----
+
+    def use_tokenizer(self, tokenizer: Any) -> None:
+        """Refuse a student whose tokenizer splits a probe text into other ids than the GGUF does: its
+        logprobs would name other tokens (ids are compared, never strings)."""
+        probe = "Question: what is 12 + 30?\nAnswer: 42."
+        mine = list(self.llm.tokenize(probe.encode("utf-8"), add_bos=False, special=False))
+        theirs = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+        if mine != theirs:
+            raise ConfigError(f"{self.name}: the GGUF splits text into other token ids than the student's tokenizer "
+                              f"({mine[:6]}... vs {theirs[:6]}...), so its logprobs cannot teach the student token "
+                              f"by token; use a GGUF of the student's model family")
+
+    def encode_item(self, item: ScoreItem) -> tuple[list[int], list[int]]:
+        """``(prompt_ids, completion_ids)``: ids given with the item as they are; a conversation rendered
+        with the GGUF's template, the completion as the assistant turn (its end of turn included); a
+        string as plain text."""
+        if item.prompt_ids is not None and item.completion_ids is not None:
+            return list(item.prompt_ids), list(item.completion_ids)
+        if isinstance(item.prompt, str):
+            prompt, full = item.prompt, item.prompt + item.completion
+        else:
+            messages = [dict(m) for m in item.prompt]
+            prompt = self.render(messages)
+            full = self.full_formatter(messages=messages + [{"role": "assistant", "content": item.completion}]).prompt
+        prompt_ids, full_ids = (self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in (prompt, full))
+        if full_ids[:len(prompt_ids)] != prompt_ids:
+            raise ConfigError(f"{self.name}: the prompt's tokens are not a prefix of prompt + completion, so the "
+                              f"completion's tokens cannot be told apart")
+        return list(prompt_ids), list(full_ids[len(prompt_ids):])
+
+    def score(self, items: Sequence[ScoreItem], top_k: int) -> list[ScoreResult]:
+        if self.llm is None:
+            raise RuntimeError("llamacpp backend used after close()")
+        return [self._score_one(*self.encode_item(it), top_k) for it in items]
+
+    def _score_one(self, prompt: list[int], completion: list[int], k: int) -> ScoreResult:
+        if not prompt or len(prompt) + len(completion) > self.options.n_ctx:
+            raise ConfigError(f"{self.name}: a scored text of {len(prompt)} prompt + {len(completion)} completion "
+                              f"tokens needs a non-empty prompt within n_ctx={self.options.n_ctx} (teacher.options.n_ctx)")
+        if bad := [t for t in prompt + completion if not 0 <= t < self._n_vocab]:
+            raise ConfigError(f"{self.name}: token id {bad[0]} is outside the GGUF's {self._n_vocab} ids: teacher "
+                              f"and student must share a tokenizer")
+        self.llm.reset()  # nothing of an earlier text stays in the context
+        self.llm.eval(prompt)
+        entries = []
+        for i, tok in enumerate(completion):
+            logits = self.lib.llama_get_logits_ith(self.llm.ctx, -1)
+            entries.append(top_entry(_as_array(logits, self._n_vocab), tok, k))
+            if i + 1 < len(completion):
+                self.llm.eval([tok])
+        return ScoreResult(list(completion), entries)
 
     def _decode(self, ids: list[int], prompt: list[int]) -> str:
         return self.llm.detokenize(ids, prev_tokens=prompt).decode("utf-8", errors="replace")

@@ -39,23 +39,22 @@ refused at once, not retried.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import logging
 import math
 import os
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..config import check_url
 from ..errors import ConfigError, ServiceError
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult, run_blocking
 from .masking import mask, mask_bytes, register
+from .openai_wire import (BadResponse, chat_logprobs, completions_logprobs, error_message, parse_retry_after,
+                          public_url, render_plain, request_seed, snippet, text_of, token_id, transport_problem)
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +103,6 @@ class OpenAIOptions:
             raise ConfigError("teacher.options.api_key_env takes the name of an environment variable, not the key")
 
 
-class BadResponse(Exception):
-    """A 200 answer that is not an OpenAI completion (unreadable JSON, no choices...)."""
-
-
 class ScoreFailed(ServiceError):
     """A scoring request failed after its retries: training cannot go on without the teacher (exit 1,
     the server's failure, naming the URL and the cause)."""
@@ -125,6 +120,8 @@ class _Session:
 class OpenAIBackend(Backend):
     Options = OpenAIOptions
     can_score = True  # where the server answers echo + logprobs on /completions
+    reads_model = True  # the served model's name (options.model overrides it)
+    requires = "httpx2"  # HTTP through httpx2, not the openai package
 
     def __init__(self, model: str, *, base_url: str = OpenAIOptions.base_url, endpoint: str = "chat",
                  api_key_env: str | None = None, timeout_s: float = 120.0, connect_timeout_s: float = 10.0,
@@ -264,7 +261,7 @@ class OpenAIBackend(Backend):
             data = json.loads(content)
             choice = data["choices"][0]
         except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
-            raise BadResponse(f"no choices ({type(e).__name__}: {e}): {_snippet(content)}") from None
+            raise BadResponse(f"no choices ({type(e).__name__}: {e}): {snippet(content)}") from None
         if isinstance(choice, dict) and not choice.get("logprobs"):  # a capability, not a hiccup: no retry
             raise ConfigError(f"{self.name}: the server answered a scoring request without logprobs, so it does "
                               f"not support echo + logprobs on /completions (transformers serve ignores both); "
@@ -275,15 +272,15 @@ class OpenAIBackend(Backend):
             tops = lp.get("top_logprobs") or [None] * len(tokens)
             offsets = lp.get("text_offset")
         except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
-            raise BadResponse(f"no echoed logprobs ({type(e).__name__}: {e}): {_snippet(content)}") from None
+            raise BadResponse(f"no echoed logprobs ({type(e).__name__}: {e}): {snippet(content)}") from None
         if ids is not None:
             if len(tokens) < len(ids):
-                raise BadResponse(f"{len(tokens)} echoed tokens for {len(ids)} sent: {_snippet(content)}")
+                raise BadResponse(f"{len(tokens)} echoed tokens for {len(ids)} sent: {snippet(content)}")
             first = len(ids) - n_completion
             entries = []
             for i in range(first, len(ids)):
                 if token_lps[i] is None or not tops[i]:
-                    raise BadResponse(f"echoed token {i} has no logprobs: {_snippet(content)}")
+                    raise BadResponse(f"echoed token {i} has no logprobs: {snippet(content)}")
                 sent = token_id(tokens[i])
                 if sent is not None and sent != ids[i]:
                     raise BadResponse(f"echoed token {i} is id {sent}, {ids[i]} was sent")
@@ -308,7 +305,7 @@ class OpenAIBackend(Backend):
             if off >= end:
                 break  # the generated token(s) after the echo
             if token_lps[i] is None or not tops[i]:
-                raise BadResponse(f"echoed token {i} has no logprobs: {_snippet(content)}")
+                raise BadResponse(f"echoed token {i} has no logprobs: {snippet(content)}")
             tid = self.id_of(tok)
             top = sorted(((self.id_of(t), float(v)) for t, v in tops[i].items()), key=lambda p: -p[1])[:top_k]
             ids.append(tid)
@@ -418,7 +415,7 @@ class OpenAIBackend(Backend):
                         problem, retry = f"bad response: {e}", True
                 else:
                     status = response.status_code
-                    problem = f"HTTP {status} from {shown}: {_error_message(content)}"
+                    problem = f"HTTP {status} from {shown}: {error_message(content)}"
                     if status in (401, 403):
                         problem += " (check the key: teacher.options.api_key_env)"
                     retry = status in RETRY_STATUSES or status >= 500
@@ -429,7 +426,7 @@ class OpenAIBackend(Backend):
             except (TimeoutError, httpx2.TimeoutException):
                 problem, retry = f"{shown} timed out after {opts.timeout_s:g} s (teacher.options.timeout_s)", True
             except (httpx2.TransportError, httpx2.DecodingError) as e:
-                problem, retry = _transport_problem(shown, e), True
+                problem, retry = transport_problem(shown, e), True
             problem = self._scrub(problem)
             if not retry or attempt > opts.max_retries:
                 return None, problem, attempt
@@ -456,34 +453,34 @@ class OpenAIBackend(Backend):
         try:
             data = json.loads(content)
         except (ValueError, UnicodeDecodeError) as e:
-            raise BadResponse(f"not JSON ({e}): {_snippet(content)}") from None
+            raise BadResponse(f"not JSON ({e}): {snippet(content)}") from None
         try:
             choices = data["choices"]
             choice = choices[0]
         except (KeyError, IndexError, TypeError):
-            raise BadResponse(f"no choices: {_snippet(content)}") from None
+            raise BadResponse(f"no choices: {snippet(content)}") from None
         if not isinstance(choice, dict):
-            raise BadResponse(f"choice is not an object: {_snippet(content)}")
+            raise BadResponse(f"choice is not an object: {snippet(content)}")
         try:
             if self.options.endpoint == "chat":
                 if not isinstance(choice.get("message"), dict):
-                    raise BadResponse(f"choice has no message: {_snippet(content)}")
-                text = _text_of(choice["message"].get("content"))
+                    raise BadResponse(f"choice has no message: {snippet(content)}")
+                text = text_of(choice["message"].get("content"))
                 raw_lp = (choice.get("logprobs") or {}).get("content") if sampling.top_logprobs > 0 else None
                 logprobs = chat_logprobs(raw_lp) if raw_lp else None
             else:
                 text = choice.get("text")
                 if text is None:
-                    raise BadResponse(f"choice has no text: {_snippet(content)}")
+                    raise BadResponse(f"choice has no text: {snippet(content)}")
                 raw_lp = choice.get("logprobs") if sampling.top_logprobs > 0 else None
                 logprobs = completions_logprobs(raw_lp) if raw_lp else None
             if not isinstance(text, str):
-                raise BadResponse(f"text is not a string: {_snippet(content)}")
+                raise BadResponse(f"text is not a string: {snippet(content)}")
             usage = data.get("usage") or {}
             prompt_tokens = int(usage.get("prompt_tokens") or 0)
             completion_tokens = int(usage.get("completion_tokens") or (len(logprobs) if logprobs else 0))
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            raise BadResponse(f"{type(e).__name__}: {e}: {_snippet(content)}") from None
+            raise BadResponse(f"{type(e).__name__}: {e}: {snippet(content)}") from None
         reason = choice.get("finish_reason")
         finish = "length" if reason == "length" else "stop"
         meta = {} if reason in ("stop", "length") else {"server_finish_reason": reason}
@@ -499,108 +496,3 @@ def _read_key(env: str | None) -> str | None:
         raise ConfigError(f"teacher.options.api_key_env names the environment variable {env}, which is not set")
     register(key)  # masked from every error line and log record of this process from now on
     return key
-
-
-def render_plain(messages: Sequence[dict[str, str]]) -> str:
-    """The conversation as one plain-text prompt for ``/completions``: contents joined by blank
-    lines (few-shot answers included), ending with a newline for the answer to follow."""
-    return "\n\n".join(m["content"] for m in messages) + "\n"
-
-
-def request_seed(request: Request, sampling: SamplingParams) -> int:
-    """A per-sample seed from the conversation, sample index and ``generate.seed``."""
-    payload = json.dumps([list(request.messages), request.sample_idx, sampling.seed], sort_keys=True)
-    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds asked by ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def token_id(token: Any) -> int | None:
-    """The id in vLLM's ``"token_id:123"`` form, else ``None``."""
-    if isinstance(token, str) and token.startswith("token_id:"):
-        try:
-            return int(token[len("token_id:"):])
-        except ValueError:
-            return None
-    return None
-
-
-def _entry(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
-    tid = token_id(token)
-    ids = [token_id(t) for t, _ in top]
-    if tid is not None and all(i is not None for i in ids):
-        return {"id": tid, "logprob": float(logprob), "top": [[i, round(float(lp), 5)] for i, (_, lp) in zip(ids, top)]}
-    return {"id": None, "token": token, "logprob": float(logprob), "top": [],
-            "top_tokens": [[t, round(float(lp), 5)] for t, lp in top]}
-
-
-def chat_logprobs(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``choices[0].logprobs.content`` of a chat completion into ``Completion.logprobs``."""
-    return [_entry(e["token"], e["logprob"], [(t["token"], t["logprob"]) for t in e.get("top_logprobs") or []])
-            for e in content]
-
-
-def completions_logprobs(lp: dict[str, Any]) -> list[dict[str, Any]]:
-    """``choices[0].logprobs`` of a legacy completion (``tokens``, ``token_logprobs``,
-    ``top_logprobs`` as one ``{token: logprob}`` per position) into ``Completion.logprobs``."""
-    tops = lp.get("top_logprobs") or [None] * len(lp["tokens"])
-    return [_entry(tok, tlp if tlp is not None else -math.inf, sorted((top or {}).items(), key=lambda kv: -kv[1]))
-            for tok, tlp, top in zip(lp["tokens"], lp["token_logprobs"], tops)]
-
-
-def _text_of(content: Any) -> str:
-    """A chat message's content: a string, ``None`` (empty), or a list of text parts."""
-    if content is None:
-        return ""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content
-
-
-def _error_message(content: bytes) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else the body's start."""
-    try:
-        message = json.loads(content)["error"]["message"]
-        if isinstance(message, str) and message:
-            return _snippet(message.encode())
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        pass
-    return _snippet(content)
-
-
-def public_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part (for messages and identities)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
-
-
-def _transport_problem(url: str, e: Exception) -> str:
-    """A failed connection, naming the URL (``connection refused`` means nothing listens there)."""
-    what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-    return f"cannot reach {url} ({what}); check teacher.options.base_url and that the server is up"
-
-
-def _snippet(content: bytes, limit: int = 200) -> str:
-    """The start of a body, credentials masked first (a key across the cut would survive it)."""
-    text = mask(content.decode("utf-8", errors="replace")).strip()
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 class TransformersBackend(Backend):
     can_score = True
+    reads_model = local_weights = True
+
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
                  trust_remote_code: bool = False, name: str | None = None) -> None:
         ref = models.resolve(model)

@@ -103,6 +103,8 @@ class VLLMBackend(Backend):
     Options = VLLMOptions
 
     can_score = True  # prompt_logprobs over the prompt + completion
+    reads_model = local_weights = True
+    requires = "vllm"
 
     def __init__(self, model: str, *, dtype: str = "auto", trust_remote_code: bool = False,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,

@@ -32,7 +32,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate needs {', '.join(missing)} (or --compare A B, or --audit EVAL_DIR)")
     served = []
     if args.base_url:  # a served model is evaluated as the recipe's teacher would be, through the openai backend
-        served = ["teacher.backend=openai", f"teacher.model={args.model}", f"teacher.options.base_url={args.base_url}"]
+        from ..backends import URL_BACKEND
+        served = [f"teacher.backend={URL_BACKEND}", f"teacher.model={args.model}",
+                  f"teacher.options.base_url={args.base_url}"]
         args.model = "teacher"
     r = _recipe(args, served)
     if args.harness and args.model == "teacher":
@@ -125,10 +127,11 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 def _cmd_env(args: argparse.Namespace) -> int:
     from .. import device
+    from ..backends import engine_modules
 
     cap = device.detect()
     auto, note = device.resolve_dtype("auto", cap.device)  # the same for training (autocast) and evaluation
-    backends = device.optional_backends()
+    backends = device.optional_backends(engine_modules())
     if args.json:
         print(json.dumps({**cap.to_dict(), "auto_dtype": {"train": auto, "eval": auto}, "auto_dtype_note": note,
                           "backends": backends}, indent=2))

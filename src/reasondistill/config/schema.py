@@ -126,11 +126,6 @@ class TeacherConfig:
         if self.batch_size < 1:
             raise ConfigError("teacher.batch_size must be >= 1")
 
-    @property
-    def label(self) -> str:
-        """How tables name this teacher: its model for an LLM backend, else the backend."""
-        return self.model if self.backend in ("transformers", "openai", "llamacpp", "vllm") else self.backend
-
     def backend_config(self) -> TeacherConfig:
         """The fields that build the backend (a named teacher's own fields dropped), so two named
         teachers on the same model share one loaded backend."""
@@ -407,6 +402,10 @@ class EvalConfig:
     device: str = "auto"
     seed: int = 0
     task: str = "rationale"  # multitask students only: the task prefix they are evaluated under (rationale | label)
+    # the backend a student (student_before, student_after, the probe, a self-taught teacher) runs on, as the
+    # teacher section's backend + options; its model is the student's checkpoint, dtype/device/batch_size these
+    student_backend: str = "transformers"  # a row of reasondistill.backends.BACKENDS
+    student_options: dict[str, Any] = field(default_factory=dict)  # that backend's own options
 
     def __post_init__(self) -> None:
         for m in self.models:
@@ -454,7 +453,7 @@ class LoopConfig:
     pick_band: list[float] = field(default_factory=lambda: [0.0, 1.0])  # keep problems with lo <= pass rate < hi
     max_problems: int | None = None  # per round: at most this many picked problems (lowest pass rate first)
     retrain: str = "last"  # last: round r starts from round r-1's checkpoint | scratch: from train.student
-    self_teach: bool = False  # the student of round r is the (transformers) teacher of round r+1
+    self_teach: bool = False  # the student of round r is the teacher of round r+1 (on eval.student_backend)
 
     def __post_init__(self) -> None:
         check_choice("loop.retrain", self.retrain, ("last", "scratch"))

@@ -19,6 +19,7 @@ from ..config import EvalConfig, GenerateConfig, TeacherConfig, check_choice
 from ..errors import ConfigError
 from ..layout import Layout
 from . import runner
+from .roles import student_config
 
 STAGE = "probe"
 
@@ -29,7 +30,7 @@ class ProbeConfig:
     answer plus ``samples`` sampled ones, through the evaluation runner and the sample cache), for SSB
     hints (``generate.hints: ssb``) and tailored learning (``generate.tailored``)."""
 
-    model: str = "student"  # student (train.student, through transformers) | teacher (the recipe's teacher itself)
+    model: str = "student"  # student (train.student, on eval.student_backend) | teacher (the recipe's teacher itself)
     samples: int = 4  # sampled answers per problem, besides the greedy one
     temperature: float = 0.7
     top_p: float = 0.95
@@ -56,13 +57,13 @@ def eval_config(cfg: ProbeConfig) -> EvalConfig:
 
 
 def backend_config(recipe: Any) -> TeacherConfig:
-    """The backend the probe asks: the recipe's teacher, or ``train.student`` through transformers
+    """The backend the probe asks: the recipe's teacher, or ``train.student`` on ``eval.student_backend``
     (also the key a test serves a scripted student under, with ``BackendPool.add``)."""
     probe = recipe.generate.probe
     if probe.model == "teacher":
         return recipe.teacher
-    return TeacherConfig(backend="transformers", model=recipe.train.student, dtype=probe.dtype, device=probe.device,
-                         batch_size=probe.batch_size, trust_remote_code=recipe.train.trust_remote_code)
+    return student_config(recipe, recipe.train.student, dtype=probe.dtype, device=probe.device,
+                          batch_size=probe.batch_size)
 
 
 def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict:

@@ -173,9 +173,11 @@ def known_keys(*settings: dict[str, Any]) -> set[str]:
 
 
 def config_dict(cfg: EvalConfig) -> dict[str, Any]:
-    """``cfg`` as the dict an evaluation is keyed on; ``seeds`` only when set, so evaluations
-    finished before it existed are still recognised."""
+    """``cfg`` as the dict an evaluation is keyed on; ``seeds`` and the student's backend only when
+    set, so evaluations finished before they existed are still recognised."""
     d = dataclasses.asdict(cfg)
-    if not d.get("seeds"):
-        d.pop("seeds", None)
+    defaults = EvalConfig()
+    for key in ("seeds", "student_backend", "student_options"):
+        if d.get(key) == getattr(defaults, key):
+            d.pop(key, None)
     return d

@@ -26,7 +26,7 @@ manifest are :mod:`.base`'s.
 
 Served teacher: ``gkd.teacher`` may be a teacher config (``{backend: openai, model, options}``,
 :mod:`.served_teacher`) instead of a model name. Each batch's sequences are then scored by
-``Backend.score``: as token ids where the backend scores ids (transformers; openai with
+``Backend.score``: as token ids where the backend scores ids (transformers, vllm, llamacpp; openai with
 ``score_ids``), else as the example's prompt and the completion decoded up to its first stop
 token; the teacher's top ``teacher_top_k`` logprobs plus a tail bucket are the target (the
 sparse form of the loss table, as offline KD). Where the teacher's tokens of a decoded text stop
@@ -117,111 +117,181 @@ def pad(rows: list[Any], value: int, *, left: bool = False) -> tuple[Any, Any]:
 # trainer
 
 
+class OnPolicyBatches:
+    """What the GKD trainer (:func:`_trainer_class`) adds to ``transformers.Trainer`` besides its
+    loss: each batch's share ``lmbda`` of sequences swapped for student samples, and counted; a
+    served teacher's sparse targets; the state a resumed run needs. A mixin listed before
+    ``Trainer`` (its ``super()`` calls reach the Trainer), so importing this module loads no torch."""
+
+    def __init__(self, *args: Any, teacher: Any, gkd_cfg: GKDObjectiveConfig, stop_ids: list[int],
+                 shared_vocab: int, max_length: int, suppress_ids: list[int] | None = None, seed: int = 0,
+                 teacher_backend: Any = None, prompts: list[Any] | None = None, **kwargs: Any) -> None:
+        from transformers import GenerationConfig
+
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.teacher_backend = teacher_backend  # a served teacher: targets through Backend.score
+        self.prompts = prompts or []  # each example's prompt messages (served teacher)
+        self.served_counts = dict.fromkeys(SERVED_COUNTS, 0)
+        self.gkd_cfg = gkd_cfg
+        self.loss_fn = configured_loss(gkd_cfg)
+        self.stop_ids = list(stop_ids)
+        self.shared_vocab = shared_vocab
+        self.max_length = max_length
+        self.rng = random.Random(seed)  # which sequences are sampled: reproducible per seed
+        # every sampling knob set explicitly, so none is inherited from the model's generation_config:
+        # the samples come from softmax(logits / temperature), the distribution the loss compares
+        self.generation_config = GenerationConfig(
+            do_sample=True, temperature=gkd_cfg.temperature, top_k=0, top_p=1.0, repetition_penalty=1.0,
+            max_new_tokens=gkd_cfg.max_new_tokens, pad_token_id=self.processing_class.pad_token_id,
+            eos_token_id=self.stop_ids or None, suppress_tokens=list(suppress_ids or []) or None)
+        self.counts = dict.fromkeys(COUNTS, 0)
+        self._window = dict.fromkeys(COUNTS, 0)
+
+    # -- resuming (train/checkpoints.py): what the Trainer's checkpoint does not hold
+
+    def resume_state(self) -> dict[str, Any]:
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "counts": self.counts, "window": self._window,
+                "served_counts": self.served_counts}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.counts, self._window = dict(state["counts"]), dict(state["window"])
+        self.served_counts = dict(state["served_counts"])
+
+    # -- batch: cached completions, some replaced by student samples
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        return super().training_step(model, self.mix(model, inputs), num_items_in_batch)
+
+    def mix(self, model, inputs: dict[str, Any]) -> dict[str, Any]:
+        device = self.args.device
+        prompts = [p[m.bool()].to(device) for p, m in zip(inputs["prompt_ids"], inputs["prompt_mask"])]
+        completions = [c[m.bool()].to(device)
+                       for c, m in zip(inputs["completion_ids"], inputs["completion_mask"])]
+        on_policy = [self.rng.random() < self.gkd_cfg.lmbda for _ in prompts]  # lmbda=0: never, 1: always
+        rows = [i for i, on in enumerate(on_policy) if on]
+        if rows:
+            for i, sampled in zip(rows, self.sample(model, [prompts[i] for i in rows])):
+                completions[i] = sampled
+        for on, c in zip(on_policy, completions):
+            kind = "on_policy" if on else "cached"
+            for counter in (self.counts, self._window):
+                counter[f"{kind}_seqs"] += 1
+                counter[f"{kind}_tokens"] += len(c)
+        batch = self.assemble(prompts, completions, self.processing_class.pad_token_id)
+        if "rows" in inputs:
+            batch["rows"] = inputs["rows"]
+        return batch
+
+    def sample(self, model, prompts: list[Any]) -> list[Any]:
+        """The student's completions for ``prompts``: up to and including the first stop token,
+        at most ``max_new_tokens`` and within ``max_length`` with the prompt."""
+        import torch
+
+        pad_id = self.processing_class.pad_token_id
+        ids, mask = pad(prompts, pad_id, left=True)
+        gen_cfg = copy.deepcopy(self.generation_config)
+        gen_cfg.max_new_tokens = min(self.gkd_cfg.max_new_tokens, self.max_length - min(map(len, prompts)))
+        student = self.accelerator.unwrap_model(model)
+        was_training = student.training
+        student.eval()
+        try:
+            with torch.no_grad():
+                out = student.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+        finally:
+            student.train(was_training)
+        new = out[:, ids.shape[1]:]
+        stops = torch.tensor(self.stop_ids, device=new.device)
+        completions = []
+        for p, row in zip(prompts, new):
+            hits = torch.isin(row, stops).nonzero()
+            end = int(hits[0]) + 1 if len(hits) else len(row)
+            completions.append(row[:min(end, self.max_length - len(p))])
+        return completions
+
+    @staticmethod
+    def assemble(prompts: list[Any], completions: list[Any], pad_id: int = 0) -> dict[str, Any]:
+        """Right-padded ``prompt + completion`` rows; ``loss_mask`` marks the logits that predict a
+        completion token (position ``p`` predicts token ``p + 1``)."""
+        import torch
+
+        seqs = [torch.cat([p, c]) for p, c in zip(prompts, completions)]
+        input_ids, attention_mask = pad(seqs, pad_id)
+        loss_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+        for i, (p, c) in enumerate(zip(prompts, completions)):
+            loss_mask[i, len(p) - 1:len(p) - 1 + len(c)] = True
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
+
+    # -- a served teacher's targets
+
+    def served_targets(self, ids, loss_mask, rows, device):
+        """The served teacher's sparse targets at every completion position, row-major as the
+        student's logits, and which positions have one (:mod:`.served_teacher`)."""
+        import torch
+
+        from ..logprobs import from_completion_logprobs
+        from .losses.base import SparseTeacher
+
+        k, tok = self.gkd_cfg.teacher_top_k, self.processing_class
+        completions, items = [], []
+        for b in range(ids.shape[0]):
+            pos = loss_mask[b].nonzero().squeeze(-1)
+            comp = ids[b, pos + 1].tolist()
+            end = next((j for j, t in enumerate(comp) if t in self.stop_ids), len(comp))
+            text = tok.decode(comp[:end], skip_special_tokens=True)
+            completions.append(comp)
+            prompt_ids = tuple(ids[b, :int(pos[0]) + 1].tolist())
+            items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=prompt_ids,
+                                   completion_ids=tuple(comp)))
+        results = self.teacher_backend.score(items, k)
+        n = sum(map(len, completions))
+        t_ids = torch.zeros((n, k), dtype=torch.long)
+        t_lp = torch.zeros((n, k))
+        t_tail = torch.zeros(n)
+        covered = torch.zeros(n, dtype=torch.bool)
+        at = 0
+        for comp, result in zip(completions, results):
+            m = served_teacher.aligned(result, comp)
+            if m:
+                _, top_ids, top_lp, tail = from_completion_logprobs(result.logprobs[:m], k)
+                if int(top_ids.max()) >= self.shared_vocab:
+                    raise ConfigError(
+                        f"gkd.teacher returned token id {int(top_ids.max())}, beyond the student's "
+                        f"{self.shared_vocab} output rows: teacher and student must share a tokenizer")
+                t_ids[at:at + m] = torch.from_numpy(top_ids)
+                t_lp[at:at + m] = torch.from_numpy(top_lp)
+                t_tail[at:at + m] = torch.from_numpy(tail)
+                covered[at:at + m] = True
+            at += len(comp)
+        self.served_counts["teacher_covered_tokens"] += int(covered.sum())
+        self.served_counts["teacher_uncovered_tokens"] += n - int(covered.sum())
+        teacher = SparseTeacher(t_ids[None].to(device), t_lp[None].to(device), t_tail[None].to(device))
+        return teacher, covered.to(device)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            w = self._window
+            seqs = w["on_policy_seqs"] + w["cached_seqs"]
+            if seqs:
+                logs["on_policy_frac"] = round(w["on_policy_seqs"] / seqs, 4)
+            if w["on_policy_seqs"]:
+                logs["sampled_len"] = round(w["on_policy_tokens"] / w["on_policy_seqs"], 2)
+            self._window = dict.fromkeys(COUNTS, 0)
+        super().log(logs, start_time)
+
+
 def _trainer_class():
     import torch
-    from transformers import GenerationConfig, Trainer
+    from transformers import Trainer
 
-    class GKDTrainer(Trainer):
+    class GKDTrainer(OnPolicyBatches, Trainer):
         """``Trainer`` that swaps a share ``lmbda`` of each batch's sequences for student samples,
         then trains every completion token on ``gkd_cfg.loss`` to a live teacher."""
 
         loss_is_scaled_for_ga = False  # per-batch token means: the Trainer divides by grad_accum
-
-        def __init__(self, *args: Any, teacher: Any, gkd_cfg: GKDObjectiveConfig, stop_ids: list[int],
-                     shared_vocab: int, max_length: int, suppress_ids: list[int] | None = None, seed: int = 0,
-                     teacher_backend: Any = None, prompts: list[Any] | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
-            self.teacher_backend = teacher_backend  # a served teacher: targets through Backend.score
-            self.prompts = prompts or []  # each example's prompt messages (served teacher)
-            self.served_counts = dict.fromkeys(SERVED_COUNTS, 0)
-            self.gkd_cfg = gkd_cfg
-            self.loss_fn = configured_loss(gkd_cfg)
-            self.stop_ids = list(stop_ids)
-            self.shared_vocab = shared_vocab
-            self.max_length = max_length
-            self.rng = random.Random(seed)  # which sequences are sampled: reproducible per seed
-            # every sampling knob set explicitly, so none is inherited from the model's generation_config:
-            # the samples come from softmax(logits / temperature), the distribution the loss compares
-            self.generation_config = GenerationConfig(
-                do_sample=True, temperature=gkd_cfg.temperature, top_k=0, top_p=1.0, repetition_penalty=1.0,
-                max_new_tokens=gkd_cfg.max_new_tokens, pad_token_id=self.processing_class.pad_token_id,
-                eos_token_id=self.stop_ids or None, suppress_tokens=list(suppress_ids or []) or None)
-            self.counts = dict.fromkeys(COUNTS, 0)
-            self._window = dict.fromkeys(COUNTS, 0)
-
-        # -- resuming (train/checkpoints.py): what the Trainer's checkpoint does not hold
-
-        def resume_state(self) -> dict[str, Any]:
-            version, internal, gauss = self.rng.getstate()
-            return {"rng": [version, list(internal), gauss], "counts": self.counts, "window": self._window,
-                    "served_counts": self.served_counts}
-
-        def restore_state(self, state: dict[str, Any]) -> None:
-            version, internal, gauss = state["rng"]
-            self.rng.setstate((version, tuple(internal), gauss))
-            self.counts, self._window = dict(state["counts"]), dict(state["window"])
-            self.served_counts = dict(state["served_counts"])
-
-        # -- batch: cached completions, some replaced by student samples
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            return super().training_step(model, self.mix(model, inputs), num_items_in_batch)
-
-        def mix(self, model, inputs: dict[str, Any]) -> dict[str, Any]:
-            device = self.args.device
-            prompts = [p[m.bool()].to(device) for p, m in zip(inputs["prompt_ids"], inputs["prompt_mask"])]
-            completions = [c[m.bool()].to(device)
-                           for c, m in zip(inputs["completion_ids"], inputs["completion_mask"])]
-            on_policy = [self.rng.random() < self.gkd_cfg.lmbda for _ in prompts]  # lmbda=0: never, 1: always
-            rows = [i for i, on in enumerate(on_policy) if on]
-            if rows:
-                for i, sampled in zip(rows, self.sample(model, [prompts[i] for i in rows])):
-                    completions[i] = sampled
-            for on, c in zip(on_policy, completions):
-                kind = "on_policy" if on else "cached"
-                for counter in (self.counts, self._window):
-                    counter[f"{kind}_seqs"] += 1
-                    counter[f"{kind}_tokens"] += len(c)
-            batch = self.assemble(prompts, completions, self.processing_class.pad_token_id)
-            if "rows" in inputs:
-                batch["rows"] = inputs["rows"]
-            return batch
-
-        def sample(self, model, prompts: list[Any]) -> list[Any]:
-            """The student's completions for ``prompts``: up to and including the first stop token,
-            at most ``max_new_tokens`` and within ``max_length`` with the prompt."""
-            pad_id = self.processing_class.pad_token_id
-            ids, mask = pad(prompts, pad_id, left=True)
-            gen_cfg = copy.deepcopy(self.generation_config)
-            gen_cfg.max_new_tokens = min(self.gkd_cfg.max_new_tokens, self.max_length - min(map(len, prompts)))
-            student = self.accelerator.unwrap_model(model)
-            was_training = student.training
-            student.eval()
-            try:
-                with torch.no_grad():
-                    out = student.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
-            finally:
-                student.train(was_training)
-            new = out[:, ids.shape[1]:]
-            stops = torch.tensor(self.stop_ids, device=new.device)
-            completions = []
-            for p, row in zip(prompts, new):
-                hits = torch.isin(row, stops).nonzero()
-                end = int(hits[0]) + 1 if len(hits) else len(row)
-                completions.append(row[:min(end, self.max_length - len(p))])
-            return completions
-
-        @staticmethod
-        def assemble(prompts: list[Any], completions: list[Any], pad_id: int = 0) -> dict[str, Any]:
-            """Right-padded ``prompt + completion`` rows; ``loss_mask`` marks the logits that predict a
-            completion token (position ``p`` predicts token ``p + 1``)."""
-            seqs = [torch.cat([p, c]) for p, c in zip(prompts, completions)]
-            input_ids, attention_mask = pad(seqs, pad_id)
-            loss_mask = torch.zeros_like(input_ids, dtype=torch.bool)
-            for i, (p, c) in enumerate(zip(prompts, completions)):
-                loss_mask[i, len(p) - 1:len(p) - 1 + len(c)] = True
-            return {"input_ids": input_ids, "attention_mask": attention_mask, "loss_mask": loss_mask}
 
         # -- loss
 
@@ -244,59 +314,6 @@ def _trainer_class():
             mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
             loss = self.loss_fn(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature)
             return (loss, out) if return_outputs else loss
-
-        def served_targets(self, ids, loss_mask, rows, device):
-            """The served teacher's sparse targets at every completion position, row-major as the
-            student's logits, and which positions have one (:mod:`.served_teacher`)."""
-            from ..logprobs import from_completion_logprobs
-            from .losses.base import SparseTeacher
-
-            k, tok = self.gkd_cfg.teacher_top_k, self.processing_class
-            completions, items = [], []
-            for b in range(ids.shape[0]):
-                pos = loss_mask[b].nonzero().squeeze(-1)
-                comp = ids[b, pos + 1].tolist()
-                end = next((j for j, t in enumerate(comp) if t in self.stop_ids), len(comp))
-                text = tok.decode(comp[:end], skip_special_tokens=True)
-                completions.append(comp)
-                prompt_ids = tuple(ids[b, :int(pos[0]) + 1].tolist())
-                items.append(ScoreItem(self.prompts[int(rows[b])], text, prompt_ids=prompt_ids,
-                                       completion_ids=tuple(comp)))
-            results = self.teacher_backend.score(items, k)
-            n = sum(map(len, completions))
-            t_ids = torch.zeros((n, k), dtype=torch.long)
-            t_lp = torch.zeros((n, k))
-            t_tail = torch.zeros(n)
-            covered = torch.zeros(n, dtype=torch.bool)
-            at = 0
-            for comp, result in zip(completions, results):
-                m = served_teacher.aligned(result, comp)
-                if m:
-                    _, top_ids, top_lp, tail = from_completion_logprobs(result.logprobs[:m], k)
-                    if int(top_ids.max()) >= self.shared_vocab:
-                        raise ConfigError(
-                            f"gkd.teacher returned token id {int(top_ids.max())}, beyond the student's "
-                            f"{self.shared_vocab} output rows: teacher and student must share a tokenizer")
-                    t_ids[at:at + m] = torch.from_numpy(top_ids)
-                    t_lp[at:at + m] = torch.from_numpy(top_lp)
-                    t_tail[at:at + m] = torch.from_numpy(tail)
-                    covered[at:at + m] = True
-                at += len(comp)
-            self.served_counts["teacher_covered_tokens"] += int(covered.sum())
-            self.served_counts["teacher_uncovered_tokens"] += n - int(covered.sum())
-            teacher = SparseTeacher(t_ids[None].to(device), t_lp[None].to(device), t_tail[None].to(device))
-            return teacher, covered.to(device)
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            if "loss" in logs:
-                w = self._window
-                seqs = w["on_policy_seqs"] + w["cached_seqs"]
-                if seqs:
-                    logs["on_policy_frac"] = round(w["on_policy_seqs"] / seqs, 4)
-                if w["on_policy_seqs"]:
-                    logs["sampled_len"] = round(w["on_policy_tokens"] / w["on_policy_seqs"], 2)
-                self._window = dict.fromkeys(COUNTS, 0)
-            super().log(logs, start_time)
 
     return GKDTrainer
 

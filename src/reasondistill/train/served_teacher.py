@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends import backend_class, backend_options, build_teacher
+from ..backends import backend_class, backend_options, build_teacher, scoring_backends
 from ..backends.base import Backend, ScoreItem, ScoreResult
 from ..backends.selftest import selftest
 from ..config import TeacherConfig, build
@@ -38,7 +38,7 @@ def teacher_config(value: dict[str, Any], section: str) -> TeacherConfig:
     cls = backend_class(cfg.backend)
     if not getattr(cls, "can_score", False):
         raise ConfigError(f"{section}.backend = {cfg.backend!r} cannot score completions, so it cannot be a "
-                          f"token-level teacher; use transformers or openai")
+                          f"token-level teacher; use one that can: {', '.join(scoring_backends())}")
     backend_options(cfg)  # the backend's own options, validated now
     return cfg
 
@@ -53,7 +53,11 @@ def open_teacher(value: dict[str, Any], section: str, student_tokenizer: Any) ->
     """Build the teacher backend, give it the student's tokenizer, and refuse an in-process teacher
     whose own tokenizer does not share the student's vocabulary."""
     backend = build_teacher(teacher_config(value, section))
-    backend.use_tokenizer(student_tokenizer)
+    try:
+        backend.use_tokenizer(student_tokenizer)
+    except ConfigError as e:  # a backend that checks the tokenizer itself (llamacpp)
+        backend.close()
+        raise ConfigError(f"{section}: {e}") from None
     own = getattr(backend, "tokenizer", None)
     if own is not None and own is not student_tokenizer:
         from .preflight import PreflightReport, check_vocab

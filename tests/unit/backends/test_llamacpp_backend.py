@@ -190,3 +190,42 @@ def test_close_is_idempotent_and_final(llama, gguf):
     assert fake.Llama.instances[-1].closed and backend.vocab_size is None
     with pytest.raises(RuntimeError, match="after close"):
         backend.complete([req()], GREEDY)
+
+
+# --- scoring: a GGUF as a token-level teacher (KD, GKD, KDRL)
+
+
+def test_score_is_teacher_forcing_on_the_raw_logits(llama, gguf):
+    from reasondistill.backends.base import ScoreItem
+    from reasondistill.backends.selftest import selftest
+
+    backend = build_teacher(teacher(gguf, n_ctx=512))
+    item = ScoreItem(({"role": "user", "content": "2 + 3?"},), "Answer: 5")
+    [result] = backend.score([item], 3)
+    prompt = list(b"<user>2 + 3?\n<assistant>")
+    full = list(b"<user>2 + 3?\n<assistant>Answer: 5\n")  # the completion as the assistant turn, its end included
+    assert result.token_ids == full[len(prompt):]
+    for i, (tok, entry) in enumerate(zip(result.token_ids, result.logprobs)):
+        x = fake.context_logits(prompt + result.token_ids[:i]).astype(np.float64)
+        lp = x - x.max() - math.log(np.exp(x - x.max()).sum())
+        assert entry["id"] == tok and entry["logprob"] == pytest.approx(lp[tok])
+        assert [a for a, _ in entry["top"]] == list(np.argsort(-lp, kind="stable")[:3])
+    # the student's own ids are scored as they are, and the same text scores the same every time
+    ids = ScoreItem(item.prompt, "", prompt_ids=tuple(prompt), completion_ids=tuple(result.token_ids))
+    assert backend.score([ids], 3) == [result]
+    assert selftest(backend, [item, ids], tolerance=0.0).passed
+
+
+def test_score_refuses_what_it_cannot_score(llama, gguf):
+    from reasondistill.backends.base import ScoreItem
+
+    backend = build_teacher(teacher(gguf, n_ctx=16))
+    with pytest.raises(ConfigError, match="within n_ctx=16"):
+        backend.score([ScoreItem("a question that is long", "and its long answer")], 2)
+    with pytest.raises(ConfigError, match="token id 500 is outside the GGUF's 128 ids"):
+        backend.score([ScoreItem("q", "", prompt_ids=(1, 2), completion_ids=(500,))], 2)
+    from reasondistill import models
+
+    tok = models.load_tokenizer(str(models.resolve("smollm2-135m-instruct").path))
+    with pytest.raises(ConfigError, match="splits text into other token ids than the student's tokenizer"):
+        backend.use_tokenizer(tok)  # the byte-level toy is no GGUF of SmolLM2

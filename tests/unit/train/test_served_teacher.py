@@ -186,3 +186,28 @@ def test_cli_train_kd_with_a_teacher_config_override(tmp_path, tiny_model_dir, c
                f"train.objective.teacher={{backend: transformers, model: '{tiny_model_dir}', device: cpu}}"])
     assert rc == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 1
     assert (tmp_path / "out" / kd.TEACHER_STORE / "index.json").exists()
+
+
+def test_gkd_with_a_gguf_teacher_on_llamacpp(tmp_path, tiny_model_dir, tok, monkeypatch):
+    """Any backend that scores is a live teacher: llama.cpp (its fake engine, tokenizing as the student
+    does) scores every sequence through the same contract as a server."""
+    from reasondistill.train import gkd
+    from reasondistill.train.gkd_config import GKDObjectiveConfig
+    from tests import fake_llama_cpp
+
+    fake_llama_cpp.install(monkeypatch)
+    fake_llama_cpp.mirror(monkeypatch, tok)
+    (tmp_path / "teacher.gguf").write_bytes(b"GGUF toy")
+    io.write_jsonl(tmp_path / "train.jsonl", examples(4))
+    teacher = {"backend": "llamacpp", "model": str(tmp_path / "teacher.gguf"), "options": {"n_ctx": 512}}
+    cfg = GKDObjectiveConfig(teacher=teacher, teacher_top_k=4, lmbda=0.5, max_new_tokens=6, loss="forward_kl")
+    m = gkd.run(train_cfg(tiny_model_dir, max_steps=2, logging_steps=1, max_length=128), cfg,
+                tmp_path / "train.jsonl", tmp_path / "out")
+    out = m["outputs"]
+    assert out["teacher_selftest"]["passed"] and out["teacher"].startswith("llamacpp:teacher.gguf:")
+    # the student's exact ids are scored, so every trained token has a target
+    assert out["on_policy_seqs"] > 0 and out["teacher_uncovered_tokens"] == 0
+    assert out["teacher_covered_tokens"] == out["on_policy_tokens"] + out["cached_tokens"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(0 < r["loss"] < 50 for r in rows)
+    assert fake_llama_cpp.Llama.instances[-1].closed
