@@ -1,0 +1,136 @@
+"""A lean LM head: vocabulary-sized logits for one cache-sized chunk of positions at a time.
+
+A loss over ``N`` positions would otherwise hold ``[N, V]`` logits (SmolLM2: 49k columns, 192 KiB
+per position in fp32), plus their float copy, log-softmax and gradient, each a pass through
+main memory. Here the model runs with its output head bypassed (``completion_hidden``: the
+hidden states at the trained positions only), and :func:`chunked` applies the head and a loss
+to ``rows`` positions at a time, keeping only the loss's outputs. The backward pass recomputes
+each chunk's logits (one extra head matmul on the trained positions) and accumulates the
+hidden-state and weight gradients chunk by chunk, so the peak is one chunk's logits.
+
+The loss must add up over positions (``fn(logits[a:b], slice(a, b))`` summed over chunks is the
+whole), which every per-token loss here does: cross-entropy sums, per-sequence log-prob sums,
+and the distillation losses' per-token means times their token counts. The head runs in the
+autocast dtype as it does inside the model. Models whose head is more than a plain linear
+layer (logit soft-capping or scaling), or whose weights are sharded, keep the model's own head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..scoring import completion_logits
+
+CHUNK_BYTES = 16 << 20  # fp32 logits of one chunk: ~85 positions of a 49k vocabulary, inside a 32 MiB L3
+
+
+def chunk_rows(vocab: int) -> int:
+    """Positions per chunk for a vocabulary of ``vocab`` (at least 8)."""
+    return max(8, CHUNK_BYTES // (4 * vocab))
+
+
+def plain_head(model: Any) -> Any:
+    """The output head as a plain ``nn.Linear`` that alone turns hidden states into logits, else ``None``."""
+    inner = getattr(model, "module", model)  # DDP
+    try:
+        head = inner.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if type(head) is not torch.nn.Linear or type(head.weight) is not torch.nn.Parameter:
+        return None  # LoRA on the head, a DTensor shard (FSDP), or a custom projection
+    config = getattr(inner, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for scale in ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
+                  "logits_scaling"):
+        if getattr(text, scale, None) is not None:
+            return None
+    return head
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+@contextmanager
+def bypassed(head: Any) -> Iterator[None]:
+    """``head`` returns its input while inside (the same function object each time: a compiled
+    model is not recompiled for it)."""
+    head.forward = _identity
+    try:
+        yield
+    finally:
+        del head.forward
+
+
+def completion_hidden(model: Any, input_ids: Any, attention_mask: Any, positions: Any) -> tuple[Any, Any]:
+    """``(rows, head)``: the final hidden states ``[N, H]`` at ``positions`` (``[B, T]`` bool) and
+    the head to apply (:func:`chunked`); where the head cannot be split off (:func:`plain_head`),
+    the logits ``[N, V]`` and ``None``."""
+    head = plain_head(model)
+    if head is None:
+        return completion_logits(model, input_ids, attention_mask, positions), None
+    with bypassed(head):
+        return completion_logits(model, input_ids, attention_mask, positions), head
+
+
+class _ChunkedHead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, fn, rows):
+        device = hidden.device.type
+        amp = torch.is_autocast_enabled(device)
+        dtype = torch.get_autocast_dtype(device) if amp else hidden.dtype
+        ctx.amp, ctx.fn, ctx.rows = (device, dtype, amp), fn, rows
+        ctx.save_for_backward(hidden, weight, bias)
+        total = None
+        with torch.no_grad(), torch.autocast(device, enabled=False):
+            w = weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            for a in range(0, max(hidden.shape[0], 1), rows):
+                part = fn(F.linear(hidden[a:a + rows].to(dtype), w, b), slice(a, a + rows))
+                total = part if total is None else total + part
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, weight, bias = ctx.saved_tensors
+        device, dtype, _ = ctx.amp
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        gh = torch.zeros_like(hidden) if need_h else None
+        gw = torch.zeros_like(weight) if need_w else None
+        gb = torch.zeros_like(bias) if need_b else None
+        with torch.enable_grad(), torch.autocast(device, enabled=False):
+            w = weight.detach().to(dtype).requires_grad_(need_w)
+            b = None if bias is None else bias.detach().to(dtype).requires_grad_(need_b)
+            for a in range(0, hidden.shape[0], ctx.rows):
+                h = hidden[a:a + ctx.rows].detach().requires_grad_(need_h)
+                out = ctx.fn(F.linear(h.to(dtype), w, b), slice(a, a + ctx.rows))
+                wanted = [t for t, need in ((h, need_h), (w, need_w), (b, need_b)) if need]
+                grads = iter(torch.autograd.grad(out, wanted, grad_out, allow_unused=True))
+                for acc, need in ((gh, need_h), (gw, need_w), (gb, need_b)):
+                    g = next(grads) if need else None
+                    if g is None:
+                        continue
+                    if acc is gh:
+                        gh[a:a + ctx.rows] = g
+                    else:
+                        acc.add_(g.to(acc.dtype))
+        return gh, gw, gb, None, None
+
+
+def chunked(hidden: Any, head: Any, fn: Callable[[Any, slice], Any], rows: int | None = None) -> Any:
+    """``sum over chunks of fn(head(hidden[a:b]), slice(a, b))``: a loss over the positions of
+    ``hidden`` ``[N, H]``, differentiable in ``hidden`` and the head's weights, with the logits of
+    one chunk of ``rows`` positions alive at a time (:func:`chunk_rows` by default)."""
+    rows = rows or chunk_rows(head.weight.shape[0])
+    return _ChunkedHead.apply(hidden, head.weight, head.bias, fn, rows)
+
+
+def loss_over(rows: Any, head: Any, fn: Callable[[Any, slice], Any]) -> Any:
+    """``fn`` over every position of :func:`completion_hidden`'s ``(rows, head)``: chunked through
+    the head (:func:`chunked`), or on the logits at once where the model applied its own head."""
+    return fn(rows, slice(None)) if head is None else chunked(rows, head, fn)
