@@ -6,8 +6,8 @@ top-1 accuracy for its logs. Chat prompts are most of each sequence (SmolLM2's t
 plus our CoT instruction: ~74 of ~96 tokens on chain_sum), so this file keeps the same
 semantics (the chat template renders prompt and completion, loss on completion tokens
 only, token-mean over the whole optimizer step, LoRA through PEFT) and projects only the
-completion positions (``base.completion_logits``): 2.05-2.18x TRL's tokens/s on 2 CPU cores
-(``benchmarks/sft_vs_trl.py``). Around it: GGUF-safe loading, the chat-template/EOS
+completion positions, a cache-sized chunk of them at a time (``lean_head``): 2.05-2.18x TRL's
+tokens/s on 2 CPU cores (``benchmarks/sft_vs_trl.py``). Around it: GGUF-safe loading, the chat-template/EOS
 preflight, a merged reloadable safetensors checkpoint, a loss log and a manifest.
 """
 
