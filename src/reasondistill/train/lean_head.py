@@ -41,8 +41,8 @@ def plain_head(model: Any) -> Any:
         head = inner.get_output_embeddings()
     except (AttributeError, NotImplementedError):
         return None
-    if type(head) is not torch.nn.Linear or type(head.weight) is not torch.nn.Parameter:
-        return None  # LoRA on the head, a DTensor shard (FSDP), or a custom projection
+    if type(head) is not torch.nn.Linear or _sharded(model, head.weight):
+        return None  # LoRA on the head, a custom projection, or weights only whole inside the model's forward
     config = getattr(inner, "config", None)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     for scale in ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
@@ -50,6 +50,17 @@ def plain_head(model: Any) -> Any:
         if getattr(text, scale, None) is not None:
             return None
     return head
+
+
+def _sharded(model: Any, weight: Any) -> bool:
+    """FSDP (1: a wrapped root; 2: DTensor parameters) or DeepSpeed ZeRO-3 (partitioned parameters)."""
+    if hasattr(model, "_fsdp_wrapped_module") or hasattr(weight, "ds_id"):
+        return True
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:
+        return False
+    return isinstance(weight, DTensor)
 
 
 def _identity(x: Any) -> Any:

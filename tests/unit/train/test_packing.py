@@ -150,3 +150,23 @@ def test_packing_option():
     assert TrainConfig(packing=False).packing == "false"
     with pytest.raises(ConfigError, match="train.packing"):
         TrainConfig(packing="yes")
+
+
+def test_trl_fused_head_of_dpo_packs_too(student):
+    """DPO runs TRL's fused LM head on the model's body: packed, its per-token log-probabilities
+    and gradients are the padded ones."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    add_fused_lm_head(student)
+    batch = sft_batch(student.config.vocab_size)
+
+    def fn(m):
+        labels = batch["input_ids"].masked_fill(batch["labels"] == base.IGNORE, base.IGNORE)
+        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
+                fused_lm_head=True, use_cache=False)
+        return out.log_probs
+
+    padded = loss_and_grads(student, fn, bf16=False)
+    packing.enable(student, "auto")
+    assert body_rows(student, fn) == 3
+    assert_same(padded, loss_and_grads(student, fn, bf16=False), bf16=False)
