@@ -9,7 +9,10 @@ each repeat so that a slow spell of the machine hits them all; each figure is th
 
     python benchmarks/packing.py                         # packaged SmolLM2-135M, bf16 autocast where native
     python benchmarks/packing.py --dtype float32 --repeats 5 --compile
-    python benchmarks/packing.py --examples 64 --mixed   # pairs of short and long traces: more padding to save
+    python benchmarks/packing.py --mixed   # completions of 1x to 10x the length: padding to save, rows to share
+
+On the default recipe's traces (86-112 tokens) no two examples fit in the longest one's row, so
+packed batches are the padded ones; ``--mixed`` shows what packing saves on varied lengths.
 
 Throughput is trained-on tokens (prompt + completion, no padding) per second of forward + backward.
 """
@@ -46,13 +49,14 @@ def batches(args, tok):
     work = Path(tempfile.mkdtemp(prefix="packing-bench-"))
     examples = curated_examples(args.examples, work)
     features, _ = sft.tokenize(examples, tok, args.max_length)
-    if args.mixed:  # every other example doubled (completion repeated): lengths vary as with real reasoning traces
+    if args.mixed:  # completions repeated 1, 4, 7, 10 times: lengths vary (~2-3x) as real reasoning traces do
         import torch
 
-        for f in features[::2]:
+        for i, f in enumerate(features):
             n = int((f["labels"] == base.IGNORE).sum())
-            f["input_ids"] = torch.cat([f["input_ids"], f["input_ids"][n:]])[:args.max_length]
-            f["labels"] = torch.cat([f["labels"], f["labels"][n:]])[:args.max_length]
+            times = 1 + 3 * (i % 4)
+            f["input_ids"] = torch.cat([f["input_ids"][:n], *[f["input_ids"][n:]] * times])[:args.max_length]
+            f["labels"] = torch.cat([f["labels"][:n], *[f["labels"][n:]] * times])[:args.max_length]
     collate = sft.Collator(tok.pad_token_id)
     out = [collate(features[i:i + args.batch_size]) for i in range(0, len(features), args.batch_size)]
     return [b for b in out if len(b["input_ids"]) == args.batch_size]
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also time train.compile (packed, lean head)")
-    ap.add_argument("--mixed", action="store_true", help="double every other trace: varied lengths")
+    ap.add_argument("--mixed", action="store_true", help="repeat completions 1-10x: varied lengths")
     args = ap.parse_args(argv)
 
     ref = models.resolve(args.student)
@@ -147,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
           f"threads={torch.get_num_threads()} torch={torch.__version__} load_average={os.getloadavg()[0]:.1f}")
     print(f"batches={len(data)} x {args.batch_size}, {tokens} tokens ({tokens / len(data) / args.batch_size:.1f} per "
           f"example), padded layout {padded_tokens} tokens ({100 * (1 - tokens / padded_tokens):.1f}% padding)")
+    plans = [packing.plan(b["attention_mask"]) for b in data]
+    rows = sum(len(b["input_ids"]) if p is None else len(p["position_ids"]) for b, p in zip(data, plans))
+    cells = sum(b["attention_mask"].numel() if p is None else p["position_ids"].numel() for b, p in zip(data, plans))
+    print(f"packed: {rows} rows of {len(data) * args.batch_size}, {100 * (1 - tokens / cells):.1f}% padding left")
     base_s = statistics.median(seconds[next(iter(seconds))])
     for name, s in seconds.items():
         m = statistics.median(s)

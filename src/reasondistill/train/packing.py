@@ -6,8 +6,10 @@ TRL's trainers read that layout). A forward pre-hook on the model's body (``Llam
 longest one (first-fit decreasing), with position ids restarting at every example and no
 attention mask, so transformers' attention (sdpa, eager, flash, flex) keeps each example to
 itself; a forward hook scatters the hidden states back to the padded layout, zeros at the
-padding, before the LM head. Rows of width ``max(lengths)`` make this never costlier than
-padding: fewer rows of the same width, each attending only within its examples.
+padding, before the LM head. sdpa and eager compute a dense product per row, masked, so rows of
+width ``max(lengths)`` keep this never costlier than padding (fewer rows of the same width);
+flash attention's variable-length kernels skip what crosses examples, so there every example
+goes into one row.
 
 Exact only where the attention implementation honours the restarting position ids:
 :func:`packing_is_exact` checks that on the loaded model (a packed and an unpacked forward of
@@ -33,10 +35,12 @@ def body(model: Any) -> Any:
     return getattr(inner, getattr(inner, "base_model_prefix", "model"), None)
 
 
-def plan(mask: Any) -> dict[str, Any] | None:
+def plan(mask: Any, *, one_row: bool = False) -> dict[str, Any] | None:
     """How to pack a right-padded ``[B, T]`` attention mask: ``None`` when packing would not save
     a row (or the padding is not on the right); else the packed ``position_ids [R, W]`` and the
-    flat indices moving each real token from ``[B * T]`` (``src``) to ``[R * W]`` (``dst``)."""
+    flat indices moving each real token from ``[B * T]`` (``src``) to ``[R * W]`` (``dst``).
+    ``one_row``: every example in one row, for attention that skips what crosses examples
+    (flash attention's variable-length kernels) instead of masking a dense ``W x W`` product."""
     import torch
 
     if mask is None or mask.dim() != 2:
@@ -46,7 +50,7 @@ def plan(mask: Any) -> dict[str, Any] | None:
     if not torch.equal(mask.bool(), torch.arange(width, device=mask.device)[None] < lengths[:, None]):
         return None  # not right-padded: leave it to the model
     lens = lengths.tolist()
-    wide = max(lens)
+    wide = sum(lens) if one_row else max(lens)
     rows: list[list[int]] = []  # first-fit decreasing into rows of the longest example's width
     room: list[int] = []
     for b in sorted(range(n_rows), key=lambda i: -lens[i]):
@@ -57,7 +61,7 @@ def plan(mask: Any) -> dict[str, Any] | None:
         else:
             rows[fit].append(b)
             room[fit] -= lens[b]
-    if len(rows) == n_rows or wide == 0:
+    if len(rows) == n_rows or max(lens) == 0:
         return None
     pos = torch.zeros((len(rows), wide), dtype=torch.long)
     src, dst = [], []
@@ -82,7 +86,8 @@ def _pack(module: Any, args: tuple, kwargs: dict[str, Any]):
                                                   "cache_position")):
         return None
     ids = kwargs.get("input_ids")
-    p = plan(kwargs.get("attention_mask")) if ids is not None else None
+    varlen = str(getattr(getattr(module, "config", None), "_attn_implementation", "")).startswith("flash")
+    p = plan(kwargs.get("attention_mask"), one_row=varlen) if ids is not None else None
     if p is None:
         return None
     flat = ids.reshape(-1)

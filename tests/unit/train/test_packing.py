@@ -142,6 +142,9 @@ def test_plan_leaves_left_padding_and_full_rows_alone():
     assert packing.plan(torch.tensor([[1, 1, 0], [1, 1, 1]])) is None  # nothing would merge
     p = packing.plan(torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]]))
     assert p["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 0, 0]]  # the short two share a row, then filler
+    flat = packing.plan(torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]), one_row=True)  # flash attention
+    assert flat["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 0, 1]]
+    assert flat["src"].tolist() == [8, 9, 10, 11, 0, 1, 2, 4, 5]  # longest first
 
 
 def test_packing_option():
