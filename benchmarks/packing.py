@@ -9,6 +9,7 @@ each repeat so that a slow spell of the machine hits them all; each figure is th
 
     python benchmarks/packing.py                         # packaged SmolLM2-135M, bf16 autocast where native
     python benchmarks/packing.py --dtype float32 --repeats 5 --compile
+    python benchmarks/packing.py --head-only   # the LM head + cross-entropy alone
     python benchmarks/packing.py --mixed   # completions of 1x to 10x the length: padding to save, rows to share
 
 On the default recipe's traces (86-112 tokens) no two examples fit in the longest one's row, so
@@ -79,6 +80,43 @@ def step(model, batch, device, dtype):
     model.zero_grad(set_to_none=True)
 
 
+def head_only(args, model, data, device, dtype) -> None:
+    """The LM head and cross-entropy alone, forward + backward, on the trained positions' hidden
+    states of each batch: the model's own head (all positions' logits at once) vs the lean head."""
+    import torch
+    import torch.nn.functional as F
+
+    from reasondistill.train import base, lean_head
+
+    head = model.get_output_embeddings()
+    cases = []
+    for b in data:
+        targets = base.next_token_targets(b["labels"])
+        wanted = targets[targets != base.IGNORE].to(device)
+        cases.append((torch.randn(len(wanted), head.weight.shape[1], device=device, requires_grad=True), wanted))
+
+    def own(h, t):
+        return F.cross_entropy(head(h).float(), t, reduction="sum")
+
+    def lean(h, t):
+        return lean_head.chunked(h, head, lambda z, at: F.cross_entropy(z.float(), t[at], reduction="sum"))
+
+    seconds: dict[str, list[float]] = {"model's head": [], "lean head": []}
+    for r in range(args.repeats + 1):
+        for name, fn in (("model's head", own), ("lean head", lean)):
+            t0 = time.perf_counter()
+            for h, t in cases:
+                with torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32"):
+                    loss = fn(h, t)
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+            if r:  # the first round warms up
+                seconds[name].append(time.perf_counter() - t0)
+    n = sum(len(t) for _, t in cases)
+    for name, s in seconds.items():
+        print(f"head only, {name:14s} {statistics.median(s):7.3f} s for {n} positions ({len(cases)} batches)")
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -95,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also time train.compile (packed, lean head)")
     ap.add_argument("--mixed", action="store_true", help="repeat completions 1-10x: varied lengths")
+    ap.add_argument("--head-only", action="store_true", help="time the LM head + cross-entropy alone")
     args = ap.parse_args(argv)
 
     ref = models.resolve(args.student)
@@ -105,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     tokens = sum(int(b["attention_mask"].sum()) for b in data)
     padded_tokens = sum(b["attention_mask"].numel() for b in data)
 
+    if args.head_only:
+        print(f"device={device} dtype={dtype} cpu_flags=[{cpu_flags()}] threads={torch.get_num_threads()} "
+              f"load_average={os.getloadavg()[0]:.1f}")
+        head_only(args, models.load_model(ref.path, dtype="float32", device=device), data, device, dtype)
+        return
     own_head = lean_head.plain_head
     variants = {}  # name -> (model, lean head?)
     for name, pack, lean in (("padded, model's head", False, False), ("padded, lean head", False, True),
