@@ -93,44 +93,42 @@ class _ChunkedHead(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, fn, rows):
         device = hidden.device.type
-        amp = torch.is_autocast_enabled(device)
-        dtype = torch.get_autocast_dtype(device) if amp else hidden.dtype
-        ctx.amp, ctx.fn, ctx.rows = (device, dtype, amp), fn, rows
-        ctx.save_for_backward(hidden, weight, bias)
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
         total = None
         with torch.no_grad(), torch.autocast(device, enabled=False):
-            w = weight.to(dtype)
+            w = weight.to(dtype)  # cast once (as autocast would), kept for the backward pass
             b = None if bias is None else bias.to(dtype)
             for a in range(0, max(hidden.shape[0], 1), rows):
                 part = fn(F.linear(hidden[a:a + rows].to(dtype), w, b), slice(a, a + rows))
                 total = part if total is None else total + part
+        ctx.fn, ctx.rows, ctx.device, ctx.cast = fn, rows, device, (w, b)
+        ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
+        ctx.save_for_backward(hidden)
         return total
 
     @staticmethod
     def backward(ctx, grad_out):
-        hidden, weight, bias = ctx.saved_tensors
-        device, dtype, _ = ctx.amp
+        (hidden,) = ctx.saved_tensors
+        w, b = ctx.cast
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         gh = torch.zeros_like(hidden) if need_h else None
-        gw = torch.zeros_like(weight) if need_w else None
-        gb = torch.zeros_like(bias) if need_b else None
-        with torch.enable_grad(), torch.autocast(device, enabled=False):
-            w = weight.detach().to(dtype).requires_grad_(need_w)
-            b = None if bias is None else bias.detach().to(dtype).requires_grad_(need_b)
+        gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if need_w else None
+        gb = torch.zeros(b.shape, dtype=torch.float32, device=b.device) if need_b else None
+        with torch.autocast(ctx.device, enabled=False):
             for a in range(0, hidden.shape[0], ctx.rows):
-                h = hidden[a:a + ctx.rows].detach().requires_grad_(need_h)
-                out = ctx.fn(F.linear(h.to(dtype), w, b), slice(a, a + ctx.rows))
-                wanted = [t for t, need in ((h, need_h), (w, need_w), (b, need_b)) if need]
-                grads = iter(torch.autograd.grad(out, wanted, grad_out, allow_unused=True))
-                for acc, need in ((gh, need_h), (gw, need_w), (gb, need_b)):
-                    g = next(grads) if need else None
-                    if g is None:
-                        continue
-                    if acc is gh:
-                        gh[a:a + ctx.rows] = g
-                    else:
-                        acc.add_(g.to(acc.dtype))
-        return gh, gw, gb, None, None
+                h = hidden[a:a + ctx.rows].to(w.dtype)
+                with torch.enable_grad():  # the chunk's logits again, and the loss's gradient in them
+                    z = F.linear(h, w, b).requires_grad_()
+                    (gz,) = torch.autograd.grad(ctx.fn(z, slice(a, a + ctx.rows)), z, grad_out)
+                if need_h:
+                    gh[a:a + ctx.rows] = (gz @ w).to(gh.dtype)
+                if need_w:
+                    gw.add_(gz.t() @ h)
+                if need_b:
+                    gb.add_(gz.sum(0))
+        ctx.cast = None
+        w_dtype, b_dtype = ctx.dtypes
+        return gh, None if gw is None else gw.to(w_dtype), None if gb is None else gb.to(b_dtype), None, None
 
 
 def chunked(hidden: Any, head: Any, fn: Callable[[Any, slice], Any], rows: int | None = None) -> Any:
