@@ -27,6 +27,16 @@ import torch.nn.functional as F
 from ..scoring import completion_logits
 
 CHUNK_BYTES = 16 << 20  # fp32 logits of one chunk: ~85 positions of a 49k vocabulary, inside a 32 MiB L3
+# Up to this many bytes of fp32 logits the head runs whole, as the model's own would: on 2 CPU cores the
+# chunked head and cross-entropy took 1.8x (vocabulary slices) to 2.7x (position chunks) the whole head's
+# time for 190 positions of SmolLM2 (benchmarks/packing.py --head-only), so chunks pay off only where the
+# logits would not fit in memory anyway. 0: always chunked.
+FULL_LOGITS_UP_TO = 64 << 20
+
+
+def whole(rows: Any, head: Any) -> bool:
+    """Whether the logits of ``rows`` positions are small enough to build at once (:data:`FULL_LOGITS_UP_TO`)."""
+    return rows.shape[0] * head.weight.shape[0] * 4 <= FULL_LOGITS_UP_TO
 
 
 def chunk_rows(vocab: int) -> int:
@@ -139,7 +149,84 @@ def chunked(hidden: Any, head: Any, fn: Callable[[Any, slice], Any], rows: int |
     return _ChunkedHead.apply(hidden, head.weight, head.bias, fn, rows)
 
 
+class _TokenLogProbs(torch.autograd.Function):
+    """``log softmax(h @ W.T + b)[target]`` per position, over slices of the vocabulary: each
+    slice's logits for every position (a cache-sized block), an online log-sum-exp across slices;
+    the backward pass recomputes each slice and writes its rows of the weight gradient once."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, cols):
+        device = hidden.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+        n = hidden.shape[0]
+        with torch.no_grad(), torch.autocast(device, enabled=False):
+            w = weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            h = hidden.to(dtype)
+            peak = torch.full((n,), -torch.inf, device=hidden.device)
+            total = torch.zeros(n, device=hidden.device)
+            picked = torch.zeros(n, device=hidden.device)
+            for a in range(0, w.shape[0], cols):
+                z = F.linear(h, w[a:a + cols], None if b is None else b[a:a + cols]).float()
+                new_peak = torch.maximum(peak, z.amax(-1))
+                total = total * (peak - new_peak).exp() + (z - new_peak[:, None]).exp().sum(-1)
+                peak = new_peak
+                inside = (targets >= a) & (targets < a + cols)
+                picked = torch.where(inside, z.gather(-1, (targets - a).clamp(0, z.shape[1] - 1)[:, None])[:, 0],
+                                     picked)
+            lse = peak + total.log()
+        ctx.save_for_backward(hidden, targets, lse)
+        ctx.cast, ctx.cols, ctx.device = (w, b), cols, device
+        ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
+        return picked - lse
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, targets, lse = ctx.saved_tensors
+        (w, b), cols = ctx.cast, ctx.cols
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        h = hidden.to(w.dtype)
+        g = grad_out.float()[:, None]
+        gh = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device) if need_h else None
+        gw = torch.empty(w.shape, dtype=torch.float32, device=w.device) if need_w else None
+        gb = torch.empty(w.shape[0], dtype=torch.float32, device=w.device) if need_b else None
+        rows = torch.arange(h.shape[0], device=h.device)
+        with torch.no_grad(), torch.autocast(ctx.device, enabled=False):
+            for a in range(0, w.shape[0], cols):
+                z = F.linear(h, w[a:a + cols], None if b is None else b[a:a + cols]).float()
+                gz = (z - lse[:, None]).exp_().mul_(-g)  # d(logp_target)/dz = onehot - softmax
+                inside = (targets >= a) & (targets < a + cols)
+                gz[rows[inside], targets[inside] - a] += g[inside, 0]
+                gz = gz.to(w.dtype)
+                if need_h:
+                    gh.add_(gz @ w[a:a + cols])
+                if need_w:
+                    gw[a:a + cols] = gz.t() @ h
+                if need_b:
+                    gb[a:a + cols] = gz.float().sum(0)
+        ctx.cast = None
+        w_dtype, b_dtype = ctx.dtypes
+        return (None if gh is None else gh.to(hidden.dtype), None if gw is None else gw.to(w_dtype),
+                None if gb is None else gb.to(b_dtype), None, None)
+
+
+def vocab_cols(positions: int) -> int:
+    """Vocabulary columns per slice so that a slice's fp32 logits for ``positions`` rows fit ``CHUNK_BYTES``."""
+    return max(256, CHUNK_BYTES // (4 * max(positions, 1)))
+
+
+def token_logprobs(rows: Any, head: Any, targets: Any) -> Any:
+    """Each position's log-probability of its target ``[N]``, from :func:`completion_hidden`'s
+    ``(rows, head)``: the cross-entropy of SFT and REDI without the ``[N, V]`` logits (slices of
+    the vocabulary, :class:`_TokenLogProbs`), or from the logits where the model applied its head."""
+    if head is None or whole(rows, head):
+        return -F.cross_entropy((rows if head is None else head(rows)).float(), targets, reduction="none")
+    return _TokenLogProbs.apply(rows, head.weight, head.bias, targets, vocab_cols(rows.shape[0]))
+
+
 def loss_over(rows: Any, head: Any, fn: Callable[[Any, slice], Any]) -> Any:
     """``fn`` over every position of :func:`completion_hidden`'s ``(rows, head)``: chunked through
     the head (:func:`chunked`), or on the logits at once where the model applied its own head."""
-    return fn(rows, slice(None)) if head is None else chunked(rows, head, fn)
+    if head is None or whole(rows, head):
+        return fn(rows if head is None else head(rows), slice(None))
+    return chunked(rows, head, fn)

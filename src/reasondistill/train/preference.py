@@ -77,19 +77,13 @@ def completion_logps(model, batch: dict[str, Any]):
     """Per row: the summed log-probability of the completion tokens, and their number. Only the
     completion positions go through the LM head, a chunk at a time (:mod:`.lean_head`)."""
     import torch
-    import torch.nn.functional as F
 
     ids = batch["input_ids"]
     keep = torch.zeros_like(ids, dtype=torch.bool)
     keep[:, :-1] = batch["completion_mask"][:, 1:].bool()  # the logits at p score the token at p + 1
     rows, head = lean_head.completion_hidden(model, ids, batch["attention_mask"], keep)
-    which, targets = keep.nonzero()[:, 0], ids[:, 1:][keep[:, :-1]]
-
-    def sums(z, at):
-        logp = -F.cross_entropy(z.float(), targets[at], reduction="none")
-        return logp.new_zeros(ids.shape[0]).index_add(0, which[at], logp)
-
-    return lean_head.loss_over(rows, head, sums), keep.sum(-1)
+    logp = lean_head.token_logprobs(rows, head, ids[:, 1:][keep[:, :-1]])
+    return logp.new_zeros(ids.shape[0]).index_add(0, keep.nonzero()[:, 0], logp), keep.sum(-1)
 
 
 def pair_logps(model, tok, pairs: list[PreferenceExample], *, max_length: int = 512,

@@ -62,7 +62,6 @@ class Collator:
 
 
 def _trainer_class():
-    import torch.nn.functional as F
     from transformers import Trainer
 
     class CompletionTrainer(Trainer):
@@ -76,9 +75,7 @@ def _trainer_class():
             targets = base.next_token_targets(inputs["labels"])
             keep = targets != IGNORE
             rows, head = lean_head.completion_hidden(model, inputs["input_ids"], inputs["attention_mask"], keep)
-            wanted = targets[keep]
-            loss_sum = lean_head.loss_over(
-                rows, head, lambda z, at: F.cross_entropy(z.float(), wanted[at], reduction="sum"))
+            loss_sum = -lean_head.token_logprobs(rows, head, targets[keep]).sum()
             loss = base.sum_to_mean(loss_sum, keep.sum(), num_items_in_batch, self)
             return (loss, {}) if return_outputs else loss
 

@@ -22,6 +22,7 @@ def student(tiny_model_dir, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     monkeypatch.setattr(lean_head, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(lean_head, "FULL_LOGITS_UP_TO", 0)  # chunked however few the positions
     seen: list[int] = []
     chunked = lean_head.chunked
 
@@ -69,13 +70,21 @@ def test_sft_cross_entropy(student):
         logits = base.completion_logits(student, b["input_ids"], b["attention_mask"], keep)
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
 
-    def lean():
+    def lean():  # train/sft.py: vocabulary slices of 256 columns here
         rows, head = lean_head.completion_hidden(student, b["input_ids"], b["attention_mask"], keep)
         assert head is not None and rows.shape[-1] == student.config.hidden_size  # hidden states, not logits
+        return -lean_head.token_logprobs(rows, head, targets[keep]).sum()
+
+    def by_positions():  # the generic chunks of positions
+        rows, head = lean_head.completion_hidden(student, b["input_ids"], b["attention_mask"], keep)
         return lean_head.loss_over(rows, head, lambda z, at: F.cross_entropy(z.float(), targets[keep][at],
                                                                              reduction="sum"))
 
-    assert_same(run(student, full), run(student, lean))
+    reference = run(student, full)
+    assert lean_head.vocab_cols(int(keep.sum())) == 256 < student.config.vocab_size
+    assert_same(reference, run(student, lean))
+    assert not student.seen_rows
+    assert_same(reference, run(student, by_positions))
     assert int(keep.sum()) > 2 * ROWS and max(student.seen_rows) <= ROWS
 
 
@@ -142,7 +151,19 @@ def test_redi_completion_logps(student):
         return sums
 
     assert_same(run(student, full), run(student, lean))
-    assert max(student.seen_rows) <= ROWS
+
+
+def test_small_batches_build_the_logits_whole(student, monkeypatch):
+    """Below FULL_LOGITS_UP_TO the head runs as the model's own would: no chunks."""
+    monkeypatch.setattr(lean_head, "FULL_LOGITS_UP_TO", 64 << 20)
+    monkeypatch.setattr(lean_head._TokenLogProbs, "apply", None)  # would fail if called
+    b = batch(student.config.vocab_size)
+    targets = base.next_token_targets(b["labels"])
+    keep = targets != base.IGNORE
+    rows, head = lean_head.completion_hidden(student, b["input_ids"], b["attention_mask"], keep)
+    logp = lean_head.token_logprobs(rows, head, targets[keep])
+    total = lean_head.loss_over(rows, head, lambda z, at: z.float().logsumexp(-1).sum())
+    assert logp.shape == (int(keep.sum()),) and total.isfinite() and not student.seen_rows
 
 
 def test_heads_it_cannot_split_keep_the_models_own(student):
