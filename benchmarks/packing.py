@@ -82,7 +82,8 @@ def step(model, batch, device, dtype):
 
 def head_only(args, model, data, device, dtype) -> None:
     """The LM head and cross-entropy alone, forward + backward, on the trained positions' hidden
-    states of each batch: the model's own head (all positions' logits at once) vs the lean head."""
+    states of each batch: the model's own head (all positions' logits at once) vs the lean head's
+    vocabulary slices and position chunks (forced, whatever ``FULL_LOGITS_UP_TO`` says)."""
     import torch
     import torch.nn.functional as F
 
@@ -98,12 +99,16 @@ def head_only(args, model, data, device, dtype) -> None:
     def own(h, t):
         return F.cross_entropy(head(h).float(), t, reduction="sum")
 
-    def lean(h, t):
+    def slices(h, t):  # what train/sft.py and REDI run above FULL_LOGITS_UP_TO
+        return -lean_head._TokenLogProbs.apply(h, head.weight, head.bias, t, lean_head.vocab_cols(len(t))).sum()
+
+    def chunks(h, t):  # what KD and GKD run above FULL_LOGITS_UP_TO
         return lean_head.chunked(h, head, lambda z, at: F.cross_entropy(z.float(), t[at], reduction="sum"))
 
-    seconds: dict[str, list[float]] = {"model's head": [], "lean head": []}
+    variants = (("model's head", own), ("vocab slices", slices), ("position chunks", chunks))
+    seconds: dict[str, list[float]] = {name: [] for name, _ in variants}
     for r in range(args.repeats + 1):
-        for name, fn in (("model's head", own), ("lean head", lean)):
+        for name, fn in variants:
             t0 = time.perf_counter()
             for h, t in cases:
                 with torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32"):
@@ -114,7 +119,7 @@ def head_only(args, model, data, device, dtype) -> None:
                 seconds[name].append(time.perf_counter() - t0)
     n = sum(len(t) for _, t in cases)
     for name, s in seconds.items():
-        print(f"head only, {name:14s} {statistics.median(s):7.3f} s for {n} positions ({len(cases)} batches)")
+        print(f"head only, {name:16s} {statistics.median(s):7.3f} s for {n} positions ({len(cases)} batches)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         head_only(args, models.load_model(ref.path, dtype="float32", device=device), data, device, dtype)
         return
     own_head = lean_head.plain_head
+    lean_head.FULL_LOGITS_UP_TO = 0  # "lean head": chunked however few the positions (training builds <= 64 MiB whole)
     variants = {}  # name -> (model, lean head?)
     for name, pack, lean in (("padded, model's head", False, False), ("padded, lean head", False, True),
                              ("packed, model's head", True, False), ("packed, lean head", True, True)):
