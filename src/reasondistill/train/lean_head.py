@@ -6,7 +6,10 @@ main memory. Here the model runs with its output head bypassed (``completion_hid
 hidden states at the trained positions only), and :func:`chunked` applies the head and a loss
 to ``rows`` positions at a time, keeping only the loss's outputs. The backward pass recomputes
 each chunk's logits (one extra head matmul on the trained positions) and accumulates the
-hidden-state and weight gradients chunk by chunk, so the peak is one chunk's logits.
+hidden-state and weight gradients chunk by chunk, so the peak is one chunk's logits. A plain
+cross-entropy (SFT, REDI) goes by slices of the vocabulary instead (:func:`token_logprobs`),
+which writes each row of the weight gradient once. Logits up to :data:`FULL_LOGITS_UP_TO`
+are built whole, as before: below that the chunks measured slower.
 
 The loss must add up over positions (``fn(logits[a:b], slice(a, b))`` summed over chunks is the
 whole), which every per-token loss here does: cross-entropy sums, per-sequence log-prob sums,
@@ -28,9 +31,10 @@ from ..scoring import completion_logits
 
 CHUNK_BYTES = 16 << 20  # fp32 logits of one chunk: ~85 positions of a 49k vocabulary, inside a 32 MiB L3
 # Up to this many bytes of fp32 logits the head runs whole, as the model's own would: on 2 CPU cores the
-# chunked head and cross-entropy took 1.8x (vocabulary slices) to 2.7x (position chunks) the whole head's
-# time for 190 positions of SmolLM2 (benchmarks/packing.py --head-only), so chunks pay off only where the
-# logits would not fit in memory anyway. 0: always chunked.
+# chunked head and cross-entropy took 1.5x (vocabulary slices) to 2.1x (position chunks) the whole head's
+# time for batches of ~190 positions of SmolLM2 (bf16, `benchmarks/packing.py --head-only`; the chunks
+# recompute the logits and, by positions, add up the weight gradient once per chunk), so chunks pay only
+# where the logits would crowd memory. 0: always chunked.
 FULL_LOGITS_UP_TO = 64 << 20
 
 
