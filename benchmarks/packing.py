@@ -65,7 +65,6 @@ def batches(args, tok):
 
 def step(model, batch, device, dtype):
     import torch
-    import torch.nn.functional as F
 
     from reasondistill.train import base, lean_head
 
@@ -74,8 +73,7 @@ def step(model, batch, device, dtype):
     keep = targets != base.IGNORE
     with torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32"):
         rows, head = lean_head.completion_hidden(model, b["input_ids"], b["attention_mask"], keep)
-        wanted = targets[keep]
-        loss = lean_head.loss_over(rows, head, lambda z, at: F.cross_entropy(z.float(), wanted[at], reduction="sum"))
+        loss = -lean_head.token_logprobs(rows, head, targets[keep]).sum()  # as train/sft.py
     (loss / keep.sum()).backward()
     model.zero_grad(set_to_none=True)
 
