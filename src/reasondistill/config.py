@@ -500,7 +500,7 @@ class TrainConfig:
     init_optimizer: str | None = None  # an optimizer.pt a carry_optimizer run saved, loaded before the first step
     packing: str = "auto"  # sft, kd, redi, dpo, simpo: pack each batch's examples into fewer rows (no attention across
     #   examples); auto/true: where a probe shows the model's attention keeps them apart (else padded); false: padded
-    compile: bool = False  # torch.compile (inductor) the student's decoder layers; off: measure first (README)
+    compile: bool = False  # the same objectives: torch.compile (inductor) the student's decoder layers; off: unmeasured
 
     def __post_init__(self) -> None:
         if isinstance(self.packing, bool):  # YAML reads `packing: true` as a bool
