@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     vocab = len(tok)
     trained = max(int((b["labels"] != base.IGNORE).sum()) for b in data)
     print(f"logits of the largest batch's {trained} trained positions: {trained * vocab * 4 / 2**20:.0f} MiB in fp32 "
-          f"with the model's head; {lean_head.chunk_rows(vocab) * vocab * 4 / 2**20:.0f} MiB per chunk with the lean head")
+          f"with the model's head; {lean_head.CHUNK_BYTES / 2**20:.0f} MiB per chunk with the lean head")
 
 
 if __name__ == "__main__":

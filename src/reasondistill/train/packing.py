@@ -140,7 +140,7 @@ def packing_is_exact(model: Any) -> bool:
             padded = inner(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
             inner._rd_pack_always = True
             packed = inner(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-    except Exception as e:  # an architecture that refuses packed inputs cannot pack
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:  # refuses packed inputs: cannot pack
         log.info("packing probe failed: %s", e)
         return False
     finally:

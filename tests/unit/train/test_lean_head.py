@@ -58,7 +58,7 @@ def assert_same(full, lean) -> None:
     assert full[1].keys() == lean[1].keys() and full[1]
     for name, g in full[1].items():  # fp32 sums in another order: within 1e-5 of the gradient's largest entry
         atol = 1e-5 * float(g.abs().max())
-        torch.testing.assert_close(lean[1][name], g, rtol=1e-4, atol=atol, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(lean[1][name], g, rtol=1e-4, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_sft_cross_entropy(student):

@@ -62,7 +62,7 @@ def body_rows(model, fn) -> int:
 
 def assert_same(padded, packed, *, bf16: bool) -> None:
     (loss_a, grads_a), (loss_b, grads_b) = padded, packed
-    tol = dict(rtol=2e-2, atol=2e-2) if bf16 else dict(rtol=1e-5, atol=1e-5)
+    tol = {"rtol": 2e-2, "atol": 2e-2} if bf16 else {"rtol": 1e-5, "atol": 1e-5}
     torch.testing.assert_close(loss_b, loss_a, **tol)
     assert grads_a.keys() == grads_b.keys() and grads_a
     for name, g in grads_a.items():
@@ -73,7 +73,7 @@ def assert_same(padded, packed, *, bf16: bool) -> None:
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
 def test_sft_packed_equals_padded(student, bf16):
     batch = sft_batch(student.config.vocab_size)
-    fn = lambda m: per_token_sft(m, batch)  # noqa: E731
+    fn = lambda m: per_token_sft(m, batch)
     padded = loss_and_grads(student, fn, bf16=bf16)
     assert body_rows(student, fn) == len(LENGTHS)
     assert packing.enable(student, "auto")
@@ -108,7 +108,7 @@ def test_redi_packed_equals_padded(student, bf16):
 
 def test_packing_off_outside_training_and_when_false(student):
     batch = sft_batch(student.config.vocab_size)
-    fn = lambda m: per_token_sft(m, batch)  # noqa: E731
+    fn = lambda m: per_token_sft(m, batch)
     assert not packing.enable(student, "false")
     assert body_rows(student, fn) == len(LENGTHS)
     packing.enable(student, "auto")
