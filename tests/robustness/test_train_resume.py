@@ -329,6 +329,8 @@ def test_checkpoint_interval_and_the_overhead_cap():
     ("train.checkpoint_every=1.5", "train.checkpoint_every"),
     ("train.checkpoint_keep=0", "train.checkpoint_keep"),
     ("train.checkpoint_minutes=-1", "train.checkpoint_minutes"),
+    ("train.packing=maybe", "train.packing"),
+    ("train.compile=maybe", "train.compile"),
 ])
 def test_bad_checkpoint_settings_are_one_error_line(override, field, data, tiny_model_dir, tmp_path, cli):
     rc, _, err = cli(*argv("sft", data, tmp_path / "out", tiny_model_dir), override)

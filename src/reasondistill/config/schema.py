@@ -363,9 +363,15 @@ class TrainConfig:
     # an optimizer carried from one run to the next (loop.retrain: last sets both)
     carry_optimizer: bool = False  # also save the optimizer's state beside the model (train/optimizer.pt)
     init_optimizer: str | None = None  # an optimizer.pt a carry_optimizer run saved, loaded before the first step
+    packing: str = "auto"  # sft, kd, redi, dpo, simpo: pack each batch's examples into fewer rows (no attention across
+    #   examples); auto/true: where a probe shows the model's attention keeps them apart (else padded); false: padded
+    compile: bool = False  # the same objectives: torch.compile (inductor) the student's decoder layers; off: unmeasured
 
     def __post_init__(self) -> None:
         check_choice("train.warm_start", self.warm_start, ("auto", "sft", "none"))
+        if isinstance(self.packing, bool):  # YAML reads `packing: true` as a bool
+            self.packing = str(self.packing).lower()
+        check_choice("train.packing", self.packing, ("auto", "true", "false"))
         if not 0 <= self.checkpoint_every <= 1:
             raise ConfigError(f"train.checkpoint_every = {self.checkpoint_every!r} must be a fraction of the run's "
                               "steps in [0, 1] (0: no checkpoints)")

@@ -260,6 +260,26 @@ def load_student(cfg: TrainConfig, path: str) -> tuple[Any, str, bool]:
     return model.train(), device, use_bf16
 
 
+def speedups(model, cfg: TrainConfig) -> dict[str, bool]:
+    """Apply ``train.packing`` (:mod:`.packing`) and ``train.compile`` (:func:`compile_layers`) to a
+    loaded student, before LoRA; returns ``{"packed", "compiled"}`` for the manifest."""
+    from . import packing
+
+    return {"packed": packing.enable(model, cfg.packing), "compiled": cfg.compile and compile_layers(model) > 0}
+
+
+def compile_layers(model) -> int:
+    """``torch.compile`` (inductor, dynamic shapes: each batch has its own length) every decoder
+    layer in place: the layers are alike, so one compilation serves them all, and the module tree,
+    state dict and checkpoint stay as they are. Returns how many layers were compiled."""
+    from .packing import body
+
+    layers = getattr(body(model), "layers", None) or []
+    for layer in layers:
+        layer.compile(backend="inductor", dynamic=True)
+    return len(layers)
+
+
 def log_report(report):
     """Log a preflight report's warnings (the run goes on; they also land in the manifest)."""
     for warning in report.warnings:

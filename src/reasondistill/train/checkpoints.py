@@ -51,7 +51,10 @@ OBJECTIVE_STATE = "objective_state.json"  # in a checkpoint folder: the trainer'
 OPTIMIZER = "optimizer.pt"  # beside out_dir/model with train.carry_optimizer
 MAX_OVERHEAD = 0.1  # checkpoint_every (the default) skips a due save that would take more of the time than this
 # not what a run trains: how often it saves, and warm_start (where it applies, the student it set is in the identity)
-NOT_IDENTITY = ("checkpoint_every", "checkpoint_steps", "checkpoint_minutes", "checkpoint_keep", "warm_start")
+# packing and compile: how the same loss is computed (equal within float tolerance, tested), so a run
+# finished before they existed, or with another setting, is not trained again
+NOT_IDENTITY = ("checkpoint_every", "checkpoint_steps", "checkpoint_minutes", "checkpoint_keep", "warm_start",
+                "packing", "compile")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 

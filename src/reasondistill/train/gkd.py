@@ -49,7 +49,7 @@ from ..config import TrainConfig
 from ..backends.base import ScoreItem
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
-from . import base, served_teacher
+from . import base, lean_head, served_teacher
 from .gkd_config import GKDObjectiveConfig
 from .losses import configured_loss
 from .preflight import output_rows, stop_token_ids
@@ -287,6 +287,8 @@ def _trainer_class():
     import torch
     from transformers import Trainer
 
+    from .losses.base import SparseTeacher
+
     class GKDTrainer(OnPolicyBatches, Trainer):
         """``Trainer`` that swaps a share ``lmbda`` of each batch's sequences for student samples,
         then trains every completion token on ``gkd_cfg.loss`` to a live teacher."""
@@ -297,25 +299,60 @@ def _trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             ids, attn, sel = inputs["input_ids"], inputs["attention_mask"], inputs["loss_mask"]
-            # project to the vocabulary only the columns that hold a completion position (not the prompts)
-            cols = sel.any(dim=0).nonzero().squeeze(-1)
-            lo, hi = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 1)  # none: a zero loss, below
-            keep = torch.arange(lo, hi, device=ids.device)
-            sel = sel[:, keep]
-            out = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep)
-            student = out.logits[sel][:, :self.shared_vocab].unsqueeze(0)  # [1, N, V]: completion positions only
+            # the LM head runs only at the completion positions, a chunk of them at a time (lean_head)
+            rows, head = lean_head.completion_hidden(model, ids, attn, sel)
             if self.teacher_backend is not None:
-                teacher, covered = self.served_targets(ids, inputs["loss_mask"], inputs["rows"], student.device)
-                loss = self.loss_fn(student, teacher, covered[None], self.gkd_cfg.temperature)
-                return (loss, out) if return_outputs else loss
-            with torch.no_grad():
-                teacher = self.teacher(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
-                teacher = teacher[sel][:, :self.shared_vocab]
-            mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
-            loss = self.loss_fn(student, teacher.unsqueeze(0).to(student.device), mask, self.gkd_cfg.temperature)
-            return (loss, out) if return_outputs else loss
+                teacher, covered = self.served_targets(ids, sel, inputs["rows"], rows.device)
+                teacher = SparseTeacher(*(t[0] for t in teacher))  # one row per completion position, as `rows`
+            else:
+                with torch.no_grad():
+                    teacher = live_teacher_logits(self.teacher, ids, attn, sel, rows.device)
+                covered = None
+            loss = distill_mean(self.loss_fn, self.gkd_cfg.temperature, rows, head, teacher, covered, self.shared_vocab)
+            return (loss, {}) if return_outputs else loss
 
     return GKDTrainer
+
+
+def live_teacher_logits(teacher, ids, attn, sel, device):
+    """A live teacher's logits at the completion positions ``sel``, one chunk at a time: a callable
+    ``at -> [n, V]`` (the head applied to those rows only, in the autocast dtype where one is on)."""
+    import torch
+    import torch.nn.functional as F
+
+    rows, head = lean_head.completion_hidden(teacher, ids, attn, sel)
+    rows = rows.to(device)
+    if head is None:
+        return lambda at: rows[at]
+    weight, bias = head.weight, head.bias
+    if torch.is_autocast_enabled(device.type):
+        dtype = torch.get_autocast_dtype(device.type)
+        rows, weight, bias = rows.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+    return lambda at: F.linear(rows[at], weight, bias)
+
+
+def distill_mean(loss_fn, temperature: float, rows, head, teacher, covered, shared_vocab: int):
+    """``loss_fn``'s token mean over the completion positions (those ``covered`` by a teacher
+    target; ``None``: all), comparing the first ``shared_vocab`` logits: ``rows``/``head`` from
+    :func:`.lean_head.completion_hidden`, ``teacher`` a per-row :class:`SparseTeacher` or a
+    callable giving the live teacher's logits of some rows (:func:`live_teacher_logits`)."""
+    import torch
+
+    from .losses.base import SparseTeacher
+
+    n = rows.shape[0]
+    covered = torch.ones(n, dtype=torch.bool, device=rows.device) if covered is None else covered
+
+    def total(z, at):
+        student = z[:, :shared_vocab].unsqueeze(0)
+        if isinstance(teacher, SparseTeacher):
+            target = SparseTeacher(*(t[at].unsqueeze(0) for t in teacher))
+        else:
+            target = teacher(at)[:, :shared_vocab].unsqueeze(0)
+        mask = covered[at].unsqueeze(0)
+        return loss_fn(student, target, mask, temperature) * mask.sum()
+
+    return lean_head.loss_over(rows, head, total) / covered.sum().clamp_min(1)
 
 
 def check_vocabulary(cfg: TrainConfig, gkd_cfg: GKDObjectiveConfig, example: Any = None):

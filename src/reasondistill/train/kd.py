@@ -30,7 +30,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
 from ..logprobs import LogprobReader, LogprobWriter
-from . import base, served_teacher
+from . import base, lean_head, served_teacher
 from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight
 from .kd_config import KDConfig
@@ -133,11 +133,9 @@ class Collator:
 
 
 def _trainer_class():
-    import torch
     from transformers import Trainer
 
     from .losses.base import SparseTeacher
-    from .losses.sparse import sparse_logprobs
 
     class KDTrainer(base.LoggedParts, Trainer):
         """``Trainer`` whose loss is ``(1 - ce_weight) * KD + ce_weight * CE``, per-batch means."""
@@ -154,28 +152,51 @@ def _trainer_class():
             sel = inputs["kd_mask"]
             targets = base.next_token_targets(inputs["labels"])
             need = sel | (targets != IGNORE)
-            logits = base.completion_logits(model, inputs["input_ids"], inputs["attention_mask"], need)
-            kd_rows, targets = sel[need], targets[need]  # row order of `logits`
-            student = logits[kd_rows].unsqueeze(0)  # [1, N, V]: only the positions with a teacher target
-            teacher = SparseTeacher(inputs["teacher_ids"][sel].unsqueeze(0),
-                                    inputs["teacher_logprobs"][sel].unsqueeze(0),
-                                    inputs["teacher_tail"][sel].unsqueeze(0))
-            mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
-            kd = self.loss_fn(student, teacher, mask, self.kd_cfg.temperature)
-            kd = with_uncovered_targets(kd, logits, targets, kd_rows)
+            rows, head = lean_head.completion_hidden(model, inputs["input_ids"], inputs["attention_mask"], need)
+            teacher = SparseTeacher(inputs["teacher_ids"][need], inputs["teacher_logprobs"][need],
+                                    inputs["teacher_tail"][need])  # row order of `rows`
+            kd, ce = kd_and_ce(self.loss_fn, self.kd_cfg.temperature, rows, head, teacher, targets[need], sel[need])
             w = self.kd_cfg.ce_weight
-            with torch.set_grad_enabled(torch.is_grad_enabled() and w > 0):  # logged even when unweighted
-                trained = targets != IGNORE
-                target_logp = sparse_logprobs(logits, targets.clamp_min(0)[:, None])[0][:, 0]
-                ce = -(target_logp * trained).sum() / trained.sum().clamp_min(1)
             loss = kd if w == 0 else ce if w == 1 else (1 - w) * kd + w * ce
             if model.training and 0 < w < 1 and self.loss_check is not None:
                 self.loss_check({"kd": float(kd.detach()), "ce": float(ce.detach())})
             if model.training:
                 self.record(kd_loss=kd, ce_loss=ce)
-            return (loss, logits) if return_outputs else loss
+            return (loss, {}) if return_outputs else loss
 
     return KDTrainer
+
+
+def kd_and_ce(loss_fn, temperature: float, rows, head, teacher, targets, kd_rows):
+    """``(kd, ce)`` over the trained positions, one row each: ``rows`` and ``head`` from
+    :func:`.lean_head.completion_hidden`, ``teacher`` a sparse teacher per row (rows without a
+    teacher distribution, ``~kd_rows``, hold zeros there), ``targets`` each row's next token
+    (``IGNORE``: untrained).
+
+    ``kd`` is ``loss_fn``'s token mean over the teacher's rows, with the completion tokens the
+    teacher never scored joining it as cross-entropy (:func:`with_uncovered_targets`); ``ce`` is
+    the cross-entropy's token mean over every trained row. Both are sums over positions divided by
+    counts, so the logits exist one chunk at a time (:func:`.lean_head.chunked`)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .losses.base import SparseTeacher
+
+    trained = targets != IGNORE
+    uncovered = trained & ~kd_rows
+
+    def sums(z, at):
+        kr = kd_rows[at]
+        student = z[kr].unsqueeze(0)
+        mask = torch.ones(student.shape[:2], dtype=torch.bool, device=z.device)
+        part = SparseTeacher(*(t[at][kr].unsqueeze(0) for t in teacher))
+        kd_sum = loss_fn(student, part, mask, temperature) * kr.sum()
+        ce_tok = F.cross_entropy(z.float(), targets[at].clamp_min(0), reduction="none")
+        return torch.stack([kd_sum, (ce_tok * uncovered[at]).sum(), (ce_tok * trained[at]).sum()])
+
+    kd_sum, uncovered_sum, ce_sum = lean_head.loss_over(rows, head, sums)
+    n_kd, n_unc = kd_rows.sum(), uncovered.sum()
+    return (kd_sum + uncovered_sum) / (n_kd + n_unc).clamp_min(1), ce_sum / trained.sum().clamp_min(1)
 
 
 def with_uncovered_targets(kd, logits, targets, kd_rows):
@@ -211,6 +232,7 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     features, counts = tokenize(examples, tok, reader, kd_cfg.top_k, cfg.max_length, train_path)
     report = base.log_report(preflight(tok, example=examples[0]))  # vocabulary: tokenize() matched every teacher id
     model, device, use_bf16 = base.load_student(cfg, ref.path)
+    fast = base.speedups(model, cfg)
     rows = model.get_output_embeddings().weight.shape[0]
     if rows <= int(max(f["teacher_ids"].max() for f in features)):
         raise ConfigError(f"the logprob store has token ids beyond the student's vocabulary ({rows}); teacher and "
@@ -221,7 +243,7 @@ def train(cfg: TrainConfig, kd_cfg: KDConfig, examples: list[TrainExample], read
     model, result, history = base.fit(trainer, cfg, out_dir)
     info = {"n_examples": len(examples), **base.first_last(history, "kd_loss"), "store_k": reader.k,
             "store_bytes_per_token": round(reader.bytes_per_token(), 2), "student": ref.identity, "bf16": use_bf16,
-            "preflight": report.to_dict(), **counts}
+            "preflight": report.to_dict(), **counts, **fast}
     return model, tok, result, history, info
 
 

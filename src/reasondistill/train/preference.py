@@ -18,7 +18,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import InputError
 from ..records import PreferenceExample
-from . import base
+from . import base, lean_head
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,16 @@ def collate(features: list[dict[str, list[int]]], pad_id: int, max_length: int) 
 
 
 def completion_logps(model, batch: dict[str, Any]):
-    """Per row: the summed log-probability of the completion tokens, and their number."""
-    from trl.trainer.utils import selective_log_softmax
+    """Per row: the summed log-probability of the completion tokens, and their number. Only the
+    completion positions go through the LM head, a chunk at a time (:mod:`.lean_head`)."""
+    import torch
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    mask = batch["completion_mask"][:, 1:]
-    logps = selective_log_softmax(logits[:, :-1], batch["input_ids"][:, 1:])
-    return (logps * mask).sum(-1), mask.sum(-1)
+    ids = batch["input_ids"]
+    keep = torch.zeros_like(ids, dtype=torch.bool)
+    keep[:, :-1] = batch["completion_mask"][:, 1:].bool()  # the logits at p score the token at p + 1
+    rows, head = lean_head.completion_hidden(model, ids, batch["attention_mask"], keep)
+    logp = lean_head.token_logprobs(rows, head, ids[:, 1:][keep[:, :-1]])
+    return logp.new_zeros(ids.shape[0]).index_add(0, keep.nonzero()[:, 0], logp), keep.sum(-1)
 
 
 def pair_logps(model, tok, pairs: list[PreferenceExample], *, max_length: int = 512,
@@ -133,9 +136,10 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
         tok = models.load_tokenizer(ref.path, trust_remote_code=cfg.trust_remote_code)
         report = base.log_report(preflight(tok, example={"prompt": pairs[0].prompt, "completion": pairs[0].chosen}))
         model, device, use_bf16 = base.load_student(cfg, ref.path)
+        fast = base.speedups(model, cfg)
         trainer = build(model, tok, pairs, device=device, use_bf16=use_bf16, out_dir=Path(out_dir), path=pairs_path)
         model, result, history = base.fit(trainer, cfg, out_dir)
-        info = {"n_pairs": len(pairs), "student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict()}
+        info = {"n_pairs": len(pairs), "student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict(), **fast}
         return model, tok, result, history, info
 
     return base.cached_run(out_dir, method, config, [pairs_path], train)
