@@ -35,7 +35,7 @@ from benchmarks.openai_concurrency import cpu_flags  # noqa: E402
 from reasondistill import generate, io  # noqa: E402
 from reasondistill.backends import BackendPool  # noqa: E402
 from reasondistill.backends.base import Request  # noqa: E402
-from reasondistill.config import GenerateConfig, ProblemsConfig, PromptConfig, TeacherConfig  # noqa: E402
+from reasondistill.config import GenerateConfig, ProblemsConfig, PromptConfig, BackendConfig  # noqa: E402
 from reasondistill.generate.run import sampling_params  # noqa: E402
 from reasondistill.problems import reasoning_gym  # noqa: E402
 from reasondistill.prompts import cot_prompt, teacher_prefix  # noqa: E402
@@ -65,7 +65,7 @@ def direct(backend, reqs: list[Request], gen: GenerateConfig) -> tuple[float, in
     return time.perf_counter() - started, tokens
 
 
-def pipeline(backend, teacher: TeacherConfig, gen: GenerateConfig, problems_file: Path) -> tuple[float, int]:
+def pipeline(backend, teacher: BackendConfig, gen: GenerateConfig, problems_file: Path) -> tuple[float, int]:
     """The whole generate stage into a fresh folder with a fresh sample cache."""
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     gen = GenerateConfig(**{**gen.__dict__, "cache_dir": str(work / "cache")})
@@ -138,7 +138,7 @@ def main() -> None:
     problems_file = Path(tempfile.mkdtemp(prefix="bench-problems-")) / "train.jsonl"
     io.write_jsonl(problems_file, problems)
     with FakeOpenAI(latency_s=args.latency) as fake:
-        served = TeacherConfig(backend="openai", model="fake-model", batch_size=8,
+        served = BackendConfig(backend="openai", model="fake-model", batch_size=8,
                                options={"base_url": fake.url})
         oa = OpenAIBackend("fake-model", base_url=fake.url, concurrency=8, batch_size=8, max_retries=0)
         reqs = requests_for(problems, gen, "openai")
@@ -155,7 +155,7 @@ def transformers_comparisons(args, gen: GenerateConfig) -> None:
     problems_file = Path(tempfile.mkdtemp(prefix="bench-problems-")) / "train.jsonl"
     io.write_jsonl(problems_file, problems)
 
-    teacher = TeacherConfig(backend="transformers", model="smollm2-135m-instruct", dtype=args.dtype,
+    teacher = BackendConfig(backend="transformers", model="smollm2-135m-instruct", dtype=args.dtype,
                             batch_size=args.batch_size)
     hf = TransformersBackend.from_config(teacher, None)
     print(f"transformers backend: SmolLM2-135M-Instruct, {hf.model.dtype}, batch {args.batch_size}, "

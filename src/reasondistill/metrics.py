@@ -57,7 +57,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def normalize_answer(answer: str) -> str:
     """Canonical form for voting; the one normalisation lives in :mod:`reasondistill.verify.answers`."""
-    from .verifiers.answers import normalize
+    from .grading.answers import normalize
     return normalize(answer)
 
 

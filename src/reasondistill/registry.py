@@ -1,6 +1,6 @@
 """One lazy ``"module:attr"`` loader for every name table.
 
-Each package keeps its own table as a plain dict in its ``__init__`` (backends, verifiers,
+Each package keeps its own table as a plain dict in its ``__init__`` (backends, grading,
 curation policies, objectives, losses, generation modes, problem sources; tasks in
 ``tasks.py``). Entries are import strings (or small rows of them), so naming one in a recipe
 imports nothing until it is used, and adding one is a file plus a row. Unknown names fail with the table's names and a close match.

@@ -36,7 +36,7 @@ class Task:
 
     ``source``: ``load(ProblemsConfig) -> problems.Loaded``, used for ``problems.task`` when
     ``problems.source`` is the default (``reasoning_gym``); its problems carry ``meta["task"]``.
-    ``verifier``: what ``verify.verifier: auto`` picks for them: a row of ``verifiers.VERIFIERS``
+    ``verifier``: what ``verify.verifier: auto`` picks for them: a row of ``grading.VERIFIERS``
     or a ``"module:Class"``. ``solver``: ``solve(problem[, style]) -> (reasoning, answer)``, the
     program teacher's rationale writer (and few-shot examples). ``prompt``: a question template
     (``{question}``) that replaces the built-in chain-of-thought one for the task's problems."""

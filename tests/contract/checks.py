@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from reasondistill.backends import backend_class, backend_options, build_teacher
+from reasondistill.backends import backend_class, backend_options, build_backend
 from reasondistill.backends.base import Backend, Completion, Request, SamplingParams
-from reasondistill.config import CurateConfig, Recipe, TeacherConfig, build, section_class
+from reasondistill.config import CurateConfig, Recipe, BackendConfig, build, section_class
 from reasondistill.curate import Row
 from reasondistill.curate.base import CurateContext, GroupPolicy, Policy, judge, select_group, split
 from reasondistill.io import write_jsonl
@@ -35,10 +35,10 @@ def check_backend(name: str, tiny_model_dir: Path | None = None, options: dict |
     cls = backend_class(name)
     assert issubclass(cls, Backend), f"{name}: not a Backend"
     assert dataclasses.is_dataclass(cls.Options), f"{name}: Options must be a dataclass"
-    cfg = TeacherConfig(backend=name, model=str(tiny_model_dir) if tiny_model_dir else "unused",
+    cfg = BackendConfig(backend=name, model=str(tiny_model_dir) if tiny_model_dir else "unused",
                         dtype="float32", device="cpu", batch_size=2, options=dict(options or {}))
     opts = backend_options(cfg)
-    backend = build_teacher(cfg)
+    backend = build_backend(cfg)
     try:
         assert backend.identity == cls.identity_of(cfg, opts), f"{name}: identity_of disagrees with the instance"
         assert isinstance(backend.name, str) and backend.name
@@ -90,9 +90,9 @@ def check_scorer(name: str, model: Path | None, options: dict | None, tokenizer)
     from reasondistill.backends.base import ScoreItem
     from reasondistill.errors import ConfigError
 
-    cfg = TeacherConfig(backend=name, model=str(model) if model else "unused", dtype="float32", device="cpu",
+    cfg = BackendConfig(backend=name, model=str(model) if model else "unused", dtype="float32", device="cpu",
                         batch_size=2, options=dict(options or {}))
-    backend = build_teacher(cfg)
+    backend = build_backend(cfg)
     texts = [ScoreItem(({"role": "user", "content": PROBLEM.prompt},), answer) for answer in ("Answer: 5", "2 + 3 = 5")]
     try:
         if not backend_class(name).can_score:
@@ -122,7 +122,7 @@ def check_scorer(name: str, model: Path | None, options: dict | None, tokenizer)
 
 def check_verifier(name: str) -> None:
     """A right answer passes with score 1, a wrong one fails with score 0, a missing one fails."""
-    from reasondistill.verifiers import Verifier, get_verifier
+    from reasondistill.grading import Verifier, get_verifier
 
     v = get_verifier(name)
     assert isinstance(v, Verifier) and v.name == name
@@ -257,7 +257,7 @@ def check_task(name: str) -> None:
     from reasondistill.prompts import cot_prompt, format_answer
     from reasondistill.solvers import get_solver
     from reasondistill.tasks import TASKS
-    from reasondistill.verifiers import get_verifier, pick_verifier, score_text
+    from reasondistill.grading import get_verifier, pick_verifier, score_text
 
     row = TASKS[name]
     loaded = load_problems(ProblemsConfig(task=name, n_train=3, n_eval=1))

@@ -9,7 +9,7 @@ from reasondistill.problems import SOURCES
 from reasondistill.tasks import TASKS
 from reasondistill.train import OBJECTIVES
 from reasondistill.train.losses import LOSSES
-from reasondistill.verifiers import VERIFIERS
+from reasondistill.grading import VERIFIERS
 
 from . import checks
 

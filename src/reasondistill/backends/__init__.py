@@ -52,8 +52,8 @@ def backend_options(cfg: Any, where: str = "teacher") -> Any:
     return build(backend_class(cfg.backend).Options, cfg.options, f"{where}.options")
 
 
-def build_teacher(cfg: Any):
-    """Instantiate the backend a :class:`~reasondistill.config.TeacherConfig` describes."""
+def build_backend(cfg: Any):
+    """Instantiate the backend a :class:`~reasondistill.config.BackendConfig` describes."""
     return backend_class(cfg.backend).from_config(cfg, backend_options(cfg))
 
 
@@ -87,7 +87,7 @@ class BackendPool:
     def get(self, cfg: Any) -> Any:
         key = self._key(cfg)
         if key not in self._open:
-            self._open[key] = build_teacher(cfg)
+            self._open[key] = build_backend(cfg)
         return self._open[key]
 
     def release(self, cfg: Any) -> None:

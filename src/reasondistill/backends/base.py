@@ -119,7 +119,7 @@ class Backend(ABC):
 
     @classmethod
     def from_config(cls, cfg: Any, options: Any) -> Backend:
-        """Build from a ``TeacherConfig`` and this backend's ``Options``; backends that need the
+        """Build from a ``BackendConfig`` and this backend's ``Options``; backends that need the
         model, dtype or device override this."""
         return cls(**dataclasses.asdict(options))
 

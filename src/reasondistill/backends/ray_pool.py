@@ -125,9 +125,9 @@ class Replica:
     """What runs inside one Ray actor: a backend built from the teacher config, kept for the run."""
 
     def __init__(self, teacher_cfg: Any) -> None:
-        from . import build_teacher
+        from . import build_backend
 
-        self.backend = build_teacher(teacher_cfg)
+        self.backend = build_backend(teacher_cfg)
 
     def describe(self) -> dict[str, Any]:
         b = self.backend

@@ -155,7 +155,7 @@ def _cmd_launch_config(args: argparse.Namespace) -> int:
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
     from ..curate.pairs import build_pairs
-    from ..curate.tailored import tailored_pairs
+    from ..curate.tailored_pairs import tailored_pairs
     out = Layout(args.out).override(dirs={"pairs": args.out}).pairs
     check_out(args.out, [named("--train", args.train), named("--negatives", args.negatives),
                          named("--student-traces", args.student_traces)], stage="pairs", writes="pairs")

@@ -14,12 +14,12 @@ from .load import (BUILTIN_RECIPES, FLOAT_FLOORS, INT_FLOORS, RUN_REF, apply_ove
                    strip_optional, to_dict)
 from .schema import (ROUTE_FIELDS, CompareConfig, CurateConfig, EvalConfig, GenerateConfig, LoopConfig,
                      NamedTeacherConfig, ProblemsConfig, PromptConfig, Recipe, ReportConfig, RouteConfig,
-                     TeacherConfig, TrainConfig, VerifyConfig, check_address, check_choice, check_url, field_types,
+                     BackendConfig, TrainConfig, VerifyConfig, check_address, check_choice, check_url, field_types,
                      section, section_class)
 
 MOVED = {
     "LengthConfig": "reasondistill.curate.budget:LengthConfig",
-    "StudentAwareConfig": "reasondistill.curate.student:StudentAwareConfig",
+    "StudentAwareConfig": "reasondistill.curate.student_aware:StudentAwareConfig",
     "SelfConsistencyConfig": "reasondistill.curate.consistency:SelfConsistencyConfig",
     "DecontaminateConfig": "reasondistill.curate.decontam:DecontaminateConfig",
     "TeachersConfig": "reasondistill.curate.best_teacher:TeachersConfig",
@@ -38,7 +38,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["BUILTIN_RECIPES", "FLOAT_FLOORS", "INT_FLOORS", "ROUTE_FIELDS", "RUN_REF", "CompareConfig", "CurateConfig",
            "EvalConfig", "GenerateConfig", "LoopConfig", "NamedTeacherConfig", "ProblemsConfig", "PromptConfig",
-           "Recipe", "ReportConfig", "RouteConfig", "TeacherConfig", "TrainConfig", "VerifyConfig", "apply_overrides",
+           "Recipe", "ReportConfig", "RouteConfig", "BackendConfig", "TrainConfig", "VerifyConfig", "apply_overrides",
            "build", "builtin_recipe_path", "check_address", "check_choice", "check_int", "check_url", "dump_recipe",
            "field_types", "int_floor", "int_problem", "load_recipe", "run_reference", "run_reference_recipe",
            "section", "section_class", "strip_optional", "to_dict"]
+
+TeacherConfig = BackendConfig  # its earlier name, kept for code written against the Python API before the rename

@@ -111,8 +111,10 @@ class ProblemsConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """Which teacher writes the rationales: an LLM backend or a program solver."""
+class BackendConfig:
+    """A model on a backend (an LLM engine or a program solver): the recipe's ``teacher`` section,
+    and also a student evaluated on ``eval.student_backend``, a probe or a live scoring teacher.
+    Named for what it builds, since the same contract serves every role."""
 
     backend: str = "program"  # a row of reasondistill.backends.BACKENDS: program | transformers | openai | llamacpp | vllm | dummy
     model: str = "smollm2-135m-instruct"  # LLM backends: packaged name, .gguf, folder or hub id (llamacpp: .gguf or packaged)
@@ -126,10 +128,10 @@ class TeacherConfig:
         if self.batch_size < 1:
             raise ConfigError("teacher.batch_size must be >= 1")
 
-    def backend_config(self) -> TeacherConfig:
+    def backend_config(self) -> BackendConfig:
         """The fields that build the backend (a named teacher's own fields dropped), so two named
         teachers on the same model share one loaded backend."""
-        return TeacherConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TeacherConfig)})
+        return BackendConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(BackendConfig)})
 
 
 ROUTE_FIELDS = ("id", "source", "task")  # plus meta.<key>; task is meta.task, as problem loaders set it
@@ -171,7 +173,7 @@ TEACHER_NAME = re.compile(r"[\w.-]+")
 
 
 @dataclass
-class NamedTeacherConfig(TeacherConfig):
+class NamedTeacherConfig(BackendConfig):
     """One entry of a ``teacher:`` list: a teacher plus its name (written into its traces, trace ids
     and sample-cache identity), its own sample count and the problems routed to it."""
 
@@ -264,14 +266,14 @@ class GenerateConfig:
 class VerifyConfig:
     """Answer extraction and checking."""
 
-    verifier: str = "auto"  # auto, or a row of reasondistill.verifiers.VERIFIERS: math | reasoning_gym | exact
+    verifier: str = "auto"  # auto, or a row of reasondistill.grading.VERIFIERS: math | reasoning_gym | exact
     timeout_s: float = 5.0  # wall-clock limit per check
     fallback_last_number: bool = True  # no "Answer:" line: take the last number in the text
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ConfigError("verify.timeout_s must be > 0")
-        check(load("reasondistill.verifiers:VERIFIERS"), self.verifier, "verifier (verify.verifier)", extra=("auto",))
+        check(load("reasondistill.grading:VERIFIERS"), self.verifier, "verifier (verify.verifier)", extra=("auto",))
 
 
 POLICIES = "reasondistill.curate:POLICIES"
@@ -481,7 +483,7 @@ class Recipe:
     name: str = "default"
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     # one teacher (a mapping), or a list of named teachers (NamedTeacherConfig); see teachers()
-    teacher: TeacherConfig | list[NamedTeacherConfig] = field(default_factory=TeacherConfig)
+    teacher: BackendConfig | list[NamedTeacherConfig] = field(default_factory=BackendConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
@@ -512,7 +514,7 @@ class Recipe:
     def multi_teacher(self) -> bool:
         return isinstance(self.teacher, list)
 
-    def teachers(self) -> list[TeacherConfig]:
+    def teachers(self) -> list[BackendConfig]:
         """The teachers in order: the single ``teacher`` mapping, or each named one."""
         return list(self.teacher) if isinstance(self.teacher, list) else [self.teacher]
 

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from ..config import CurateConfig
 from ..layout import Layout
 from ..records import Problem, Trace, Verdict
-from ..verifiers.base import NO_GOLD
+from ..grading.base import NO_GOLD
 
 INCORRECT = "incorrect"  # the reason that routes a trace to negatives.jsonl rather than rejected.jsonl
 TRAIN, NEGATIVES = "train", "negatives"  # group-policy scopes

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from ..config import CurateConfig
 from ..errors import ConfigError
 from ..records import Problem, Trace, Verdict
-from ..verifiers.answers import as_number, normalize
+from ..grading.answers import as_number, normalize
 from .base import NO_GOLD, CurateContext, TracePolicy
 
 VERIFIER = "self_consistency"

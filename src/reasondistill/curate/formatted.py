@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ..records import Problem, Trace, Verdict
 from .base import TracePolicy
-from ..verifiers.answers import extract_answer
+from ..grading.answers import extract_answer
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from ..io import cached_stage, iter_jsonl, write_jsonl
 from ..layout import Layout
 from ..records import PreferenceExample, TrainExample, from_dict
-from .tailored import tailored_pairs
+from .tailored_pairs import tailored_pairs
 
 
 DEFAULT_PAIRS_PER_PROBLEM = 2

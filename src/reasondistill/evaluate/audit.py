@@ -28,7 +28,7 @@ def audit(problems: Sequence[Problem], samples: Sequence[EvalSample],
           verify_cfg: VerifyConfig | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``(disagreement rows, counts)`` for ``samples`` of ``problems``. Problems without a gold
     answer are not graded by either checker and are not counted."""
-    from ..verifiers import get_verifier, run_check
+    from ..grading import get_verifier, run_check
 
     cfg = verify_cfg or VerifyConfig()
     by_id = {p.id: p for p in problems}

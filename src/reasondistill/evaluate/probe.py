@@ -15,7 +15,7 @@ from typing import Any
 from .. import io, models
 from ..backends import BackendPool
 from ..backends.cache import SampleCache
-from ..config import EvalConfig, GenerateConfig, TeacherConfig, check_choice
+from ..config import EvalConfig, GenerateConfig, BackendConfig, check_choice
 from ..errors import ConfigError
 from ..layout import Layout
 from . import runner
@@ -56,7 +56,7 @@ def eval_config(cfg: ProbeConfig) -> EvalConfig:
                       device=cfg.device, seed=cfg.seed)
 
 
-def backend_config(recipe: Any) -> TeacherConfig:
+def backend_config(recipe: Any) -> BackendConfig:
     """The backend the probe asks: the recipe's teacher, or ``train.student`` on ``eval.student_backend``
     (also the key a test serves a scripted student under, with ``BackendPool.add``)."""
     probe = recipe.generate.probe

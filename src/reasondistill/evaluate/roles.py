@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import BACKENDS, backend_class
-from ..config import TeacherConfig, build
+from ..config import BackendConfig, build
 from ..registry import check
 
 
 def student_config(recipe: Any, model: str, *, dtype: str | None = None, device: str | None = None,
-                   batch_size: int | None = None) -> TeacherConfig:
+                   batch_size: int | None = None) -> BackendConfig:
     """The backend config of the student ``model`` (a checkpoint folder, ``.gguf``, packaged name or a
     served model's name) on ``eval.student_backend``; dtype, device and batch size default to ``eval``'s."""
     ev = recipe.eval
-    return TeacherConfig(backend=ev.student_backend, model=model, dtype=dtype or ev.dtype, device=device or ev.device,
+    return BackendConfig(backend=ev.student_backend, model=model, dtype=dtype or ev.dtype, device=device or ev.device,
                          batch_size=batch_size or ev.batch_size, trust_remote_code=recipe.train.trust_remote_code,
                          options=dict(ev.student_options))
 

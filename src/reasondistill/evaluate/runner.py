@@ -40,7 +40,7 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
     ``model_info`` is the ``model`` group of the summary's settings (:mod:`.settings`; default:
     the backend's name and identity). The summary also gets the checker audit's counts (:mod:`.audit`).
     """
-    from ..verifiers import score_text
+    from ..grading import score_text
 
     out_dir = Path(out_dir)
     config = eval_config(cfg, verify_cfg, model_name, identity or teacher.identity, prefix, task_prefix)

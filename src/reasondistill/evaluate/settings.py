@@ -104,7 +104,7 @@ def build(cfg: EvalConfig, verify_cfg: VerifyConfig, prompt_cfg: PromptConfig | 
           problems: list[Problem], *, model: dict[str, Any], prefix: list[dict[str, str]] | None,
           task_prefix: str | None, dtype: str | None, device: str) -> dict[str, Any]:
     """Every setting of one evaluation (see the module docstring)."""
-    from ..verifiers import pick_verifier
+    from ..grading import pick_verifier
 
     prompt_cfg = prompt_cfg or PromptConfig()
     sampled = bool(cfg.samples or cfg.seeds)

@@ -33,7 +33,7 @@ from ..config import GenerateConfig, PromptConfig, VerifyConfig
 from ..layout import Layout
 from ..prompts import ANSWER_PREFIX
 from ..records import Problem, Trace
-from .student import StudentAnswers
+from .student_answers import StudentAnswers
 
 
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
@@ -43,7 +43,7 @@ def sampling_params(cfg: GenerateConfig) -> SamplingParams:
 
 def to_trace(req: Request, comp: Completion, teacher: Backend, name: str | None = None) -> Trace:
     """The trace of one completion; ``name`` (a named teacher's) replaces the backend's name."""
-    from ..verifiers.answers import extract_answer
+    from ..grading.answers import extract_answer
 
     answer, _ = extract_answer(comp.text, fallback_last_number=False)
     reasoning = comp.text
@@ -99,7 +99,7 @@ class Sampling:
 
     def passed(self, traces: list[Trace]) -> set[str]:
         """The ids of ``traces`` that verify against their problem's gold answer."""
-        from ..verifiers import score_text
+        from ..grading import score_text
 
         return {t.id for t in traces if score_text(self.by_id[t.problem_id], t.raw, self.verify).passed}
 

@@ -24,7 +24,7 @@ from ..models import cache_root
 from ..prompts import teacher_prefix
 from ..records import Problem, Trace
 from ..registry import check, load
-from . import student
+from . import student_answers
 from .base import Mode, Sampling, sampling_params, to_trace
 from .passes import TeacherShare, sample
 
@@ -142,7 +142,7 @@ def run(recipe: Any, layout: Layout, *, pool: BackendPool | None = None) -> dict
 
     def body() -> dict:
         problems = io.read_records(problems_path, Problem)
-        answers = student.read_probe(layout.probe_samples, problems) if probes else {}
+        answers = student_answers.read_probe(layout.probe_samples, problems) if probes else {}
         for mode in modes:
             mode.start(problems, answers)
         shares, names = _sample_all(recipe, problems, modes, pool)

@@ -19,7 +19,7 @@ from ..config import GenerateConfig, PromptConfig
 from ..prompts import ssb_prompt
 from ..records import Problem, Trace
 from .base import Mode
-from .student import StudentAnswers
+from .student_answers import StudentAnswers
 
 HINT = "ssb"
 

@@ -21,7 +21,7 @@ from ..layout import Layout
 from ..prompts import ANSWER_PREFIX, tailored_prompt
 from ..records import EvalSample, Problem, Trace
 from .base import Drawn, Mode, Pass, Sampling
-from .student import StudentAnswers
+from .student_answers import StudentAnswers
 
 HINT = "tailored"
 STUDENT = "student"

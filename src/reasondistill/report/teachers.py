@@ -14,7 +14,7 @@ from typing import Any
 
 from ..layout import Layout
 from ..metrics import wilson_ci
-from ..verifiers.base import NO_GOLD
+from ..grading.base import NO_GOLD
 from .data import _rows
 
 HEADER = ["teacher", "traces", "hinted", "pass rate", "95% CI", "tokens/trace", "kept"]

@@ -37,7 +37,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..records import TrainExample
 from ..prompts import format_answer, with_task_prefix
-from ..verifiers.answers import extract_answer
+from ..grading.answers import extract_answer
 from . import base
 from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight

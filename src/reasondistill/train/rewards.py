@@ -124,7 +124,7 @@ def correctness(prompts: list, completions: list, *, verify_cfg: VerifyConfig | 
     problems = problems_from_columns(len(completions), id=columns.get("id"), answer=columns.get("answer"),
                                      meta=columns.get("meta"), question=columns.get("question"),
                                      source=columns.get("source"), prompts=prompts)
-    from ..verifiers import score_text
+    from ..grading import score_text
 
     cfg = verify_cfg or VerifyConfig()
     out = []
@@ -137,7 +137,7 @@ def correctness(prompts: list, completions: list, *, verify_cfg: VerifyConfig | 
 def answer_format(prompts: list, completions: list, **columns: Any) -> list[float]:
     """1.0 when a completion states a final answer in the required format (``Answer:`` line or
     ``\\boxed{}``), else 0.0: the ``formatted`` flag of the verifier's :class:`Score`."""
-    from ..verifiers.answers import extract_answer
+    from ..grading.answers import extract_answer
 
     return [1.0 if extract_answer(completion_text(c), fallback_last_number=False)[1] else 0.0 for c in completions]
 

@@ -1,6 +1,6 @@
 """A token-level teacher that lives behind a backend (a server, or a model built in-process by a
 backend) instead of a model name loaded here: ``objective.teacher`` given as a teacher config,
-``{backend: openai, model: ..., options: {base_url: ...}}`` (the keys of ``TeacherConfig``).
+``{backend: openai, model: ..., options: {base_url: ...}}`` (the keys of ``BackendConfig``).
 
 Its logprobs come through :meth:`Backend.score` as sparse top-k (+ tail) targets, rendered and
 mapped to ids with the student's tokenizer. Before any training step the determinism self-test
@@ -14,10 +14,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends import backend_class, backend_options, build_teacher, scoring_backends
+from ..backends import backend_class, backend_options, build_backend, scoring_backends
 from ..backends.base import Backend, ScoreItem, ScoreResult
 from ..backends.selftest import selftest
-from ..config import TeacherConfig, build
+from ..config import BackendConfig, build
 from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -28,13 +28,13 @@ def is_served(teacher: Any) -> bool:
     return isinstance(teacher, dict)
 
 
-def teacher_config(value: dict[str, Any], section: str) -> TeacherConfig:
-    """The :class:`TeacherConfig` of ``value``, checked without building anything: a known backend
+def teacher_config(value: dict[str, Any], section: str) -> BackendConfig:
+    """The :class:`BackendConfig` of ``value``, checked without building anything: a known backend
     that can score, with valid options. Errors name ``section`` (``gkd.teacher``)."""
     if "backend" not in value:
         raise ConfigError(f"{section} as a backend config needs 'backend' (e.g. {{backend: openai, model: ..., "
                           f"options: {{base_url: ...}}}}), got keys {sorted(value)}")
-    cfg = build(TeacherConfig, value, section)
+    cfg = build(BackendConfig, value, section)
     cls = backend_class(cfg.backend)
     if not getattr(cls, "can_score", False):
         raise ConfigError(f"{section}.backend = {cfg.backend!r} cannot score completions, so it cannot be a "
@@ -52,7 +52,7 @@ def check_tolerance(section: str, value: Any) -> float:
 def open_teacher(value: dict[str, Any], section: str, student_tokenizer: Any) -> Backend:
     """Build the teacher backend, give it the student's tokenizer, and refuse an in-process teacher
     whose own tokenizer does not share the student's vocabulary."""
-    backend = build_teacher(teacher_config(value, section))
+    backend = build_backend(teacher_config(value, section))
     try:
         backend.use_tokenizer(student_tokenizer)
     except ConfigError as e:  # a backend that checks the tokenizer itself (llamacpp)

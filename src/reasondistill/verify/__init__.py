@@ -1,7 +1,7 @@
 """Stage 3a, verify: one verdict per teacher trace (``run.py``).
 
 The checkers themselves (answer extraction, math-verify, reasoning-gym scorers) live in the
-shared ``reasondistill.verifiers`` package, because generation (STaR), evaluation and RL
+shared ``reasondistill.grading`` package, because generation (STaR), evaluation and RL
 rewards score answers too.
 """
 

@@ -1,5 +1,5 @@
 """Stage 3a, verify: score each teacher trace against its problem's gold answer
-(train problems + traces -> verdicts + manifest). The checkers live in ``verifiers/``."""
+(train problems + traces -> verdicts + manifest). The checkers live in ``grading/``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..config import VerifyConfig
 from ..io import cached_stage, check_problem_ids, index_by_id, read_records, write_jsonl
 from ..layout import Layout
 from ..records import Problem, Trace, Verdict
-from ..verifiers import get_verifier, run_check
+from ..grading import get_verifier, run_check
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 from reasondistill.config import ProblemsConfig
 from reasondistill.problems.base import Loaded, split_problems
 from reasondistill.records import Problem
-from reasondistill.verifiers.base import AnswerVerifier
+from reasondistill.grading.base import AnswerVerifier
 
 PROMPT = "Parity check. {question}\nEnd with 'Answer: even' or 'Answer: odd'."
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from reasondistill import io
-from reasondistill.backends import backend_options, build_teacher
+from reasondistill.backends import backend_options, build_backend
 from reasondistill.backends.base import Request, SamplingParams
-from reasondistill.config import TeacherConfig
+from reasondistill.config import BackendConfig
 from reasondistill.errors import ConfigError
 from reasondistill.logprobs import from_completion_logprobs
 from reasondistill.records import Problem
@@ -39,8 +39,8 @@ def llama(monkeypatch):
     return fake.install(monkeypatch)
 
 
-def teacher(model, **options) -> TeacherConfig:
-    return TeacherConfig(backend="llamacpp", model=str(model), batch_size=4, options=options)
+def teacher(model, **options) -> BackendConfig:
+    return BackendConfig(backend="llamacpp", model=str(model), batch_size=4, options=options)
 
 
 def req(i=0, content=PROBLEM.prompt, problem=PROBLEM) -> Request:
@@ -48,7 +48,7 @@ def req(i=0, content=PROBLEM.prompt, problem=PROBLEM) -> Request:
 
 
 def test_greedy_renders_the_gguf_template_and_stops_at_eos(llama, gguf):
-    backend = build_teacher(teacher(gguf, n_ctx=512, n_threads=1))
+    backend = build_backend(teacher(gguf, n_ctx=512, n_threads=1))
     out = backend.complete([req()], GREEDY)[0]
     assert out.text == fake.SCRIPT.decode() and out.finish_reason == "stop"
     assert out.completion_tokens == len(fake.SCRIPT) and out.logprobs is None
@@ -61,7 +61,7 @@ def test_greedy_renders_the_gguf_template_and_stops_at_eos(llama, gguf):
 
 
 def test_logprobs_are_the_raw_step_distribution_in_our_format(llama, gguf):
-    backend = build_teacher(teacher(gguf))
+    backend = build_backend(teacher(gguf))
     out = backend.complete([req()], SamplingParams(temperature=0.9, max_new_tokens=6, top_logprobs=4, seed=3))[0]
     assert len(out.logprobs) == out.completion_tokens == 6
     for step, e in enumerate(out.logprobs):
@@ -76,7 +76,7 @@ def test_logprobs_are_the_raw_step_distribution_in_our_format(llama, gguf):
 
 
 def test_sampling_is_seeded_per_request(llama, gguf):
-    backend = build_teacher(teacher(gguf))
+    backend = build_backend(teacher(gguf))
     hot = SamplingParams(temperature=8.0, top_p=1.0, max_new_tokens=12, seed=1)
     a = backend.complete([req(0), req(1), req(0)], hot)
     assert a[0].text == a[2].text and a[0].text != a[1].text  # same sample, same text; next sample differs
@@ -88,7 +88,7 @@ def test_sampling_is_seeded_per_request(llama, gguf):
 
 
 def test_stop_strings_and_token_limits(llama, gguf):
-    backend = build_teacher(teacher(gguf, n_ctx=64))
+    backend = build_backend(teacher(gguf, n_ctx=64))
     cut = backend.complete([req()], SamplingParams(temperature=0.0, max_new_tokens=64, stop=("Answer", ".")))[0]
     assert cut.text == "I add them" and cut.finish_reason == "stop"
     short = backend.complete([req()], SamplingParams(temperature=0.0, max_new_tokens=5))[0]
@@ -100,7 +100,7 @@ def test_stop_strings_and_token_limits(llama, gguf):
 
 
 def test_a_prompt_longer_than_the_context_is_an_error_row(llama, gguf, caplog):
-    backend = build_teacher(teacher(gguf, n_ctx=64))
+    backend = build_backend(teacher(gguf, n_ctx=64))
     out = backend.complete([req(content="y" * 100), req()], GREEDY)
     assert out[0].finish_reason == "error" and "n_ctx=64" in out[0].meta["error"]
     assert out[1].finish_reason == "stop" and out[1].text == fake.SCRIPT.decode()
@@ -109,31 +109,31 @@ def test_a_prompt_longer_than_the_context_is_an_error_row(llama, gguf, caplog):
 def test_chat_template_option_replaces_the_gguf_one(llama, gguf, tmp_path):
     tpl = tmp_path / "plain.jinja"
     tpl.write_text("{% for m in messages %}{{ m.content }}{% endfor %} =>")
-    backend = build_teacher(teacher(gguf, chat_template=str(tpl)))
+    backend = build_backend(teacher(gguf, chat_template=str(tpl)))
     backend.complete([req()], GREEDY)
     assert fake.Llama.instances[-1].prompts[-1] == list(f"{PROBLEM.prompt} =>".encode())
-    assert backend.identity != build_teacher(teacher(gguf)).identity
+    assert backend.identity != build_backend(teacher(gguf)).identity
 
 
 def test_identity_is_the_file_content_not_its_place(llama, gguf, tmp_path):
     cfg = teacher(gguf)
-    backend = build_teacher(cfg)
+    backend = build_backend(cfg)
     assert backend.identity == type(backend).identity_of(cfg, backend_options(cfg))
     assert backend.identity.startswith(f"llamacpp:{gguf.name}:{gguf.stat().st_size}:")
     moved = tmp_path / "elsewhere" / gguf.name
     moved.parent.mkdir()
     shutil.copy(gguf, moved)
-    assert build_teacher(teacher(moved)).identity == backend.identity
+    assert build_backend(teacher(moved)).identity == backend.identity
     data = bytearray(moved.read_bytes())
     data[100] ^= 1  # same name, same size, other content
     moved.write_bytes(bytes(data))
-    assert build_teacher(teacher(moved)).identity != backend.identity
+    assert build_backend(teacher(moved)).identity != backend.identity
 
 
 def test_packaged_name_resolves_to_the_packaged_gguf(llama):
     from reasondistill import models
 
-    backend = build_teacher(teacher("smollm2-135m-instruct"))
+    backend = build_backend(teacher("smollm2-135m-instruct"))
     assert fake.Llama.instances[-1].model_path == str(models.packaged_gguf("smollm2-135m-instruct"))
     assert backend.name == "llamacpp:smollm2-135m-instruct"
     assert backend.identity.startswith("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf:")
@@ -141,9 +141,9 @@ def test_packaged_name_resolves_to_the_packaged_gguf(llama):
 
 def test_bad_models_and_options_fail_before_loading(llama, gguf, tmp_path):
     with pytest.raises(ConfigError, match=r"\.gguf file or a packaged model"):
-        build_teacher(teacher(tmp_path))
+        build_backend(teacher(tmp_path))
     with pytest.raises(ConfigError, match="GGUF file not found"):
-        build_teacher(teacher(tmp_path / "missing.gguf"))
+        build_backend(teacher(tmp_path / "missing.gguf"))
     with pytest.raises(ConfigError, match="n_ctx"):
         backend_options(teacher(gguf, n_ctx=0))
     with pytest.raises(ConfigError, match="chat_template: no such file"):
@@ -160,7 +160,7 @@ def test_without_the_extra_the_error_names_it(monkeypatch, gguf):
 
     assert LlamaCppBackend.identity_of(cfg, backend_options(cfg)).startswith("llamacpp:")  # no library needed
     with pytest.raises(ConfigError, match=r"reasondistill\[llamacpp\]"):
-        build_teacher(cfg)
+        build_backend(cfg)
 
 
 def test_generate_stage_writes_traces_and_the_logprob_store(llama, gguf, tmp_path):
@@ -184,7 +184,7 @@ def test_generate_stage_writes_traces_and_the_logprob_store(llama, gguf, tmp_pat
 
 
 def test_close_is_idempotent_and_final(llama, gguf):
-    backend = build_teacher(teacher(gguf))
+    backend = build_backend(teacher(gguf))
     backend.close()
     backend.close()
     assert fake.Llama.instances[-1].closed and backend.vocab_size is None
@@ -199,7 +199,7 @@ def test_score_is_teacher_forcing_on_the_raw_logits(llama, gguf):
     from reasondistill.backends.base import ScoreItem
     from reasondistill.backends.selftest import selftest
 
-    backend = build_teacher(teacher(gguf, n_ctx=512))
+    backend = build_backend(teacher(gguf, n_ctx=512))
     item = ScoreItem(({"role": "user", "content": "2 + 3?"},), "Answer: 5")
     [result] = backend.score([item], 3)
     prompt = list(b"<user>2 + 3?\n<assistant>")
@@ -219,7 +219,7 @@ def test_score_is_teacher_forcing_on_the_raw_logits(llama, gguf):
 def test_score_refuses_what_it_cannot_score(llama, gguf):
     from reasondistill.backends.base import ScoreItem
 
-    backend = build_teacher(teacher(gguf, n_ctx=16))
+    backend = build_backend(teacher(gguf, n_ctx=16))
     with pytest.raises(ConfigError, match="within n_ctx=16"):
         backend.score([ScoreItem("a question that is long", "and its long answer")], 2)
     with pytest.raises(ConfigError, match="token id 500 is outside the GGUF's 128 ids"):

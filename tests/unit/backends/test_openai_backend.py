@@ -12,11 +12,11 @@ import time
 import pytest
 
 from reasondistill import io
-from reasondistill.backends import backend_options, build_teacher
+from reasondistill.backends import backend_options, build_backend
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.backends.openai import OpenAIBackend, OpenAIOptions, parse_retry_after
 from reasondistill.backends.sampling import draw
-from reasondistill.config import GenerateConfig, TeacherConfig
+from reasondistill.config import GenerateConfig, BackendConfig
 from reasondistill.errors import ConfigError
 from reasondistill.logprobs import from_completion_logprobs
 from reasondistill.records import Problem
@@ -67,17 +67,17 @@ def free_port() -> int:
 ])
 def test_options_are_checked_before_anything_connects(options, message):
     with pytest.raises(ConfigError, match=message):
-        backend_options(TeacherConfig(backend="openai", options=options))
+        backend_options(BackendConfig(backend="openai", options=options))
 
 
 def test_identity_needs_no_network_and_never_holds_the_key(monkeypatch):
     monkeypatch.setenv("RD_TEST_KEY", "sk-secret-identity")
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    cfg = TeacherConfig(backend="openai", model="m1", options={"base_url": url + "/", "api_key_env": "RD_TEST_KEY"})
+    cfg = BackendConfig(backend="openai", model="m1", options={"base_url": url + "/", "api_key_env": "RD_TEST_KEY"})
     opts = backend_options(cfg)
     ident = OpenAIBackend.identity_of(cfg, opts)
     assert ident == f"openai:chat:m1@{url}" and "secret" not in ident
-    built = build_teacher(cfg)  # builds without connecting
+    built = build_backend(cfg)  # builds without connecting
     assert built.identity == ident and "secret" not in repr(built) and built.name == "openai:m1"
     same = OpenAIOptions(base_url=url, model="m1", timeout_s=3, max_retries=0, concurrency=1)
     assert OpenAIBackend.identity_of(None, same) == ident  # timeouts, retries, concurrency change no sample
@@ -92,7 +92,7 @@ def test_identity_needs_no_network_and_never_holds_the_key(monkeypatch):
 def test_a_missing_key_variable_fails_at_build_naming_it(monkeypatch):
     monkeypatch.delenv("RD_TEST_KEY_MISSING", raising=False)
     with pytest.raises(ConfigError, match="RD_TEST_KEY_MISSING.*not set"):
-        build_teacher(TeacherConfig(backend="openai", options={"api_key_env": "RD_TEST_KEY_MISSING"}))
+        build_backend(BackendConfig(backend="openai", options={"api_key_env": "RD_TEST_KEY_MISSING"}))
 
 
 def test_request_body_has_only_openai_fields(fake_openai):
@@ -223,7 +223,7 @@ def test_the_api_key_is_sent_and_never_written(fake_openai, tmp_path, monkeypatc
     caplog.set_level(logging.DEBUG)
     probs = write_problems(tmp_path / "problems.jsonl", n=6)
     cache = tmp_path / "cache"
-    tcfg = TeacherConfig(backend="openai", model="fake-model", batch_size=2,
+    tcfg = BackendConfig(backend="openai", model="fake-model", batch_size=2,
                          options={"base_url": fake_openai.url, "api_key_env": "RD_TEST_KEY", "max_retries": 1,
                                   "backoff_s": 0.01})
     gen = GenerateConfig(samples=2, rationalize=True, cache_dir=str(cache))

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from reasondistill import generate, io
-from reasondistill.config import GenerateConfig, TeacherConfig, VerifyConfig
+from reasondistill.config import GenerateConfig, BackendConfig, VerifyConfig
 from reasondistill.records import Problem
 from tests.helpers import recipe, stage_layout
 
@@ -51,7 +51,7 @@ def setup(tmp_path, fake_openai):
     io.write_jsonl(problems, [Problem(f"p{i}", "t", f"What is {10 + i} + {20 + i}?", str(30 + 2 * i))
                               for i in range(N_PROBLEMS)])
     fake_openai.hang_s = 1.0
-    tcfg = TeacherConfig(backend="openai", model="fake-model", batch_size=3,
+    tcfg = BackendConfig(backend="openai", model="fake-model", batch_size=3,
                          options={"base_url": fake_openai.url, "timeout_s": 0.3, "max_retries": MAX_RETRIES,
                                   "backoff_s": 0.02, "concurrency": 4})
     gen = GenerateConfig(samples=SAMPLES, rationalize=False, temperature=0.7, max_new_tokens=32,

@@ -13,7 +13,7 @@ from reasondistill.errors import ConfigError
 from reasondistill.records import Problem
 from reasondistill.solvers.arithmetic import solve
 from reasondistill.solvers.styles import Calc, Style
-from reasondistill.verifiers import score_text
+from reasondistill.grading import score_text
 from fractions import Fraction as F
 
 P = Problem(id="x", source="t", prompt="12 - 5 + 3 =", answer="10", meta={"task": "chain_sum", "expression": "12 - 5 + 3"})

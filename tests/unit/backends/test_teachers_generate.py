@@ -4,7 +4,7 @@ from reasondistill import io
 from reasondistill import generate
 from reasondistill.backends import BackendPool
 from reasondistill.backends.dummy import DummyBackend
-from reasondistill.config import GenerateConfig, TeacherConfig, VerifyConfig
+from reasondistill.config import GenerateConfig, BackendConfig, VerifyConfig
 from reasondistill.records import Problem, Trace
 from tests.helpers import recipe, stage_layout
 
@@ -27,7 +27,7 @@ def write_problems(path, n=12):
 def test_generate_with_star_and_zero_calls_on_rerun(tmp_path):
     probs = write_problems(tmp_path / "problems.jsonl")
     gen = GenerateConfig(samples=2, rationalize=True, cache_dir=str(tmp_path / "cache"))
-    tcfg = TeacherConfig(backend="dummy")
+    tcfg = BackendConfig(backend="dummy")
     teacher = DummyBackend(accuracy=0.3)
     m = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen", teacher=teacher)
     traces = io.read_records(tmp_path / "gen" / "traces.jsonl", Trace)
@@ -55,11 +55,11 @@ def test_more_samples_only_pays_for_new_ones(tmp_path):
     probs = write_problems(tmp_path / "problems.jsonl", n=16)
     cache = str(tmp_path / "cache")
     t1 = DummyBackend(accuracy=1.0)
-    run(TeacherConfig(backend="dummy"), GenerateConfig(samples=1, rationalize=False, cache_dir=cache),
+    run(BackendConfig(backend="dummy"), GenerateConfig(samples=1, rationalize=False, cache_dir=cache),
         VerifyConfig(), probs, tmp_path / "a", teacher=t1)
     t2 = DummyBackend(accuracy=1.0)
     t2.batch_size = 16
-    m = run(TeacherConfig(backend="dummy"), GenerateConfig(samples=2, rationalize=False, cache_dir=cache),
+    m = run(BackendConfig(backend="dummy"), GenerateConfig(samples=2, rationalize=False, cache_dir=cache),
             VerifyConfig(), probs, tmp_path / "b", teacher=t2)
     assert m["outputs"]["n_traces"] == 32
     assert m["outputs"]["teacher_calls"] == t2.calls == 16 and m["outputs"]["cached_teacher_calls"] == 16
@@ -73,7 +73,7 @@ def test_top_logprobs_go_to_the_compact_store(tmp_path, tiny_model_dir):
     probs = write_problems(tmp_path / "problems.jsonl", n=3)
     gen = GenerateConfig(samples=1, rationalize=False, max_new_tokens=6, top_logprobs=5,
                          cache_dir=str(tmp_path / "cache"))
-    tcfg = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", device="cpu")
+    tcfg = BackendConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", device="cpu")
     m = run(tcfg, gen, VerifyConfig(), probs, tmp_path / "gen")
     traces = io.read_records(tmp_path / "gen" / "traces.jsonl", Trace)
     assert all(t.logprobs is None for t in traces)  # kept out of the JSON traces

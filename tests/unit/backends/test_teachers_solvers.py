@@ -8,7 +8,7 @@ from reasondistill.records import Problem
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.backends.program import ProgramBackend
 from reasondistill.solvers.arithmetic import steps
-from reasondistill.verifiers import score_text
+from reasondistill.grading import score_text
 
 
 @pytest.mark.parametrize("expr,expected", [

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from reasondistill.backends import backend_options, build_teacher
+from reasondistill.backends import backend_options, build_backend
 from reasondistill.backends.base import Request, SamplingParams, ScoreItem
-from reasondistill.config import TeacherConfig
+from reasondistill.config import BackendConfig
 from reasondistill.errors import ConfigError
 from reasondistill.logprobs import from_completion_logprobs
 from reasondistill.records import Problem
@@ -37,8 +37,8 @@ def tiny_model_dir(tmp_path):
     return d
 
 
-def teacher(model, **options) -> TeacherConfig:
-    return TeacherConfig(backend="vllm", model=str(model), dtype="bfloat16", batch_size=16, options=options)
+def teacher(model, **options) -> BackendConfig:
+    return BackendConfig(backend="vllm", model=str(model), dtype="bfloat16", batch_size=16, options=options)
 
 
 def reqs(problem_ids, samples, hinted=False):
@@ -50,7 +50,7 @@ def reqs(problem_ids, samples, hinted=False):
 
 
 def test_engine_arguments(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir, tensor_parallel_size=2, max_model_len=2048,
+    backend = build_backend(teacher(tiny_model_dir, tensor_parallel_size=2, max_model_len=2048,
                                     engine_args={"enforce_eager": True}))
     kw = vllm.LLM.instances[-1].kwargs
     assert kw["model"] == str(tiny_model_dir) and kw["dtype"] == "bfloat16" and kw["tensor_parallel_size"] == 2
@@ -60,7 +60,7 @@ def test_engine_arguments(vllm, tiny_model_dir):
 
 
 def test_samples_of_one_conversation_are_one_prompt_with_n(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     batch = reqs(["a", "b"], 3)
     batch.insert(2, reqs(["c"], 1)[0])  # interleaved: grouping keeps each request's place
     out = backend.complete(batch, HOT)
@@ -82,7 +82,7 @@ def test_samples_of_one_conversation_are_one_prompt_with_n(vllm, tiny_model_dir)
 
 
 def test_greedy_requests_are_not_grouped(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     out = backend.complete(reqs(["a"], 2), SamplingParams(temperature=0.0, max_new_tokens=64, stop=("Answer",)))
     _, convs, params = vllm.LLM.instances[-1].calls[-1]
     assert len(convs) == 2 and all(p.n == 1 and p.temperature == 0.0 and p.top_p == 1.0 for p in params)
@@ -91,7 +91,7 @@ def test_greedy_requests_are_not_grouped(vllm, tiny_model_dir):
 
 
 def test_length_finish_and_logprobs_in_our_format(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     out = backend.complete(reqs(["a"], 2), SamplingParams(temperature=0.8, max_new_tokens=5, top_logprobs=3))
     assert vllm.LLM.instances[-1].calls[-1][2][0].logprobs == 3
     for c in out:
@@ -105,7 +105,7 @@ def test_length_finish_and_logprobs_in_our_format(vllm, tiny_model_dir):
 
 
 def test_a_refused_prompt_becomes_error_rows_and_the_rest_is_kept(vllm, tiny_model_dir, caplog):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     batch = reqs(["a"], 2) + reqs(["FAIL"], 2) + reqs(["b"], 1)
     out = backend.complete(batch, HOT)
     assert [c.finish_reason for c in out] == ["stop", "stop", "error", "error", "stop"]
@@ -116,7 +116,7 @@ def test_a_refused_prompt_becomes_error_rows_and_the_rest_is_kept(vllm, tiny_mod
 
 
 def test_score_returns_the_completion_tokens_top_k(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     msgs = [{"role": "user", "content": "What is 2 + 3?"}]
     assert backend.can_score
     scored = backend.score([ScoreItem(tuple(msgs), "Answer: 5"), ScoreItem(tuple(msgs), "")], top_k=2)
@@ -138,11 +138,11 @@ def test_identity(vllm, tiny_model_dir):
     from reasondistill import models
 
     cfg = teacher(tiny_model_dir)
-    backend = build_teacher(cfg)
+    backend = build_backend(cfg)
     assert backend.identity == type(backend).identity_of(cfg, backend_options(cfg))
     assert backend.identity == f"vllm:{models.resolve(str(tiny_model_dir)).identity}"
-    assert build_teacher(teacher(tiny_model_dir, tensor_parallel_size=4)).identity == backend.identity
-    quant = build_teacher(teacher(tiny_model_dir, engine_args={"quantization": "fp8"}))
+    assert build_backend(teacher(tiny_model_dir, tensor_parallel_size=4)).identity == backend.identity
+    quant = build_backend(teacher(tiny_model_dir, engine_args={"quantization": "fp8"}))
     assert quant.identity.startswith(backend.identity + "+")
 
 
@@ -154,11 +154,11 @@ def test_options_are_checked_and_the_missing_extra_is_named(monkeypatch, tiny_mo
             backend_options(teacher(tiny_model_dir, **bad))
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ConfigError, match=r"reasondistill\[vllm\]"):
-        build_teacher(teacher(tiny_model_dir))
+        build_backend(teacher(tiny_model_dir))
 
 
 def test_close_is_final(vllm, tiny_model_dir):
-    backend = build_teacher(teacher(tiny_model_dir))
+    backend = build_backend(teacher(tiny_model_dir))
     backend.close()
     backend.close()
     assert backend.vocab_size is None

@@ -14,7 +14,7 @@ import pytest
 
 from reasondistill import curate as curate_stage
 from reasondistill.config import CurateConfig, PromptConfig
-from reasondistill.curate.student import StudentAwareConfig
+from reasondistill.curate.student_aware import StudentAwareConfig
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
 from reasondistill.prompts import student_messages
 from reasondistill.records import Problem, Trace, TrainExample, Verdict

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reasondistill import io
 from reasondistill.backends import BackendPool
-from reasondistill.config import GenerateConfig, ProbeConfig, TeacherConfig, TrainConfig
+from reasondistill.config import GenerateConfig, ProbeConfig, BackendConfig, TrainConfig
 from reasondistill.evaluate import probe
 from reasondistill.layout import Layout
 from reasondistill.records import EvalSample, Problem
@@ -19,7 +19,7 @@ def test_the_student_answers_every_training_problem_and_a_rerun_loads_nothing(tm
     r = recipe(train=TrainConfig(student=str(tiny_model_dir)),
                generate=GenerateConfig(hints="ssb", cache_dir=str(tmp_path / "cache"),
                                        probe=ProbeConfig(samples=2, max_new_tokens=4, dtype="float32", device="cpu")))
-    assert probe.backend_config(r) == TeacherConfig(backend="transformers", model=str(tiny_model_dir),
+    assert probe.backend_config(r) == BackendConfig(backend="transformers", model=str(tiny_model_dir),
                                                     dtype="float32", device="cpu", batch_size=32)
     with BackendPool() as pool:
         m = probe.run(r, layout, pool=pool)

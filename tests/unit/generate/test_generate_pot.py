@@ -11,7 +11,7 @@ import pytest
 from reasondistill import curate, generate, verify
 from reasondistill.backends import BackendPool
 from reasondistill.backends.base import Backend, Completion, Request, SamplingParams
-from reasondistill.config import (CurateConfig, GenerateConfig, PromptConfig, SandboxConfig, TeacherConfig,
+from reasondistill.config import (CurateConfig, GenerateConfig, PromptConfig, SandboxConfig, BackendConfig,
                                   VerifyConfig)
 from reasondistill.errors import ConfigError
 from reasondistill.io import iter_jsonl, read_records, write_jsonl
@@ -61,7 +61,7 @@ def pot_run(tmp_path):
     gen = GenerateConfig(samples=1, rationalize=True, cache_dir=str(tmp_path / "cache"),
                          prompt=PromptConfig(style="pot"),
                          sandbox=SandboxConfig(timeout_s=3.0, cpu_s=1, memory_mb=256, workers=2))
-    tcfg = TeacherConfig(backend="dummy")
+    tcfg = BackendConfig(backend="dummy")
     teacher = ProgramWriter()
     pool = BackendPool()
     pool.add(tcfg, teacher)

@@ -13,7 +13,7 @@ from reasondistill.backends import BackendPool
 from reasondistill.backends.dummy import DummyBackend
 from reasondistill.backends.program import ProgramBackend
 from reasondistill.config import (CurateConfig, EvalConfig, GenerateConfig, NamedTeacherConfig, RouteConfig,
-                                  TeacherConfig, TeachersConfig, build)
+                                  BackendConfig, TeachersConfig, build)
 from reasondistill.layout import Layout
 from reasondistill.records import Problem, Trace
 from reasondistill.report import build_report, write_report
@@ -121,11 +121,11 @@ def test_two_teachers_on_one_model_never_share_samples(tmp_path):
 
 def test_single_teacher_form_is_unchanged(tmp_path):
     """The mapping form keeps the backend's name in traces and its identity in the cache."""
-    from reasondistill.config import TeacherConfig
+    from reasondistill.config import BackendConfig
 
     layout = Layout(tmp_path / "run")
     io.write_jsonl(layout.train_problems, BOOK)
-    r = recipe(teacher=TeacherConfig(backend="dummy"), generate=GenerateConfig(samples=2, rationalize=False,
+    r = recipe(teacher=BackendConfig(backend="dummy"), generate=GenerateConfig(samples=2, rationalize=False,
                                                                              cache_dir=str(tmp_path / "cache")))
     m = generate.run(r, layout)
     assert {t.teacher for t in traces_of(tmp_path / "run")} == {"dummy"} and "teachers" not in m["outputs"]
@@ -207,7 +207,7 @@ def test_compare_and_loop_name_the_teachers_of_a_list(tmp_path):
     row = compare.evaluate_teacher(r, layout)  # the compare's (teacher) row: the first listed teacher
     assert row["model"] == "dummy" and row["accuracy"] < 1  # the dummy, not the program (which solves every sum)
     assert loop.teacher_label(r) == "guess=dummy, prog=program"
-    assert loop.teacher_label(recipe(teacher=TeacherConfig(backend="transformers", model="m"))) == "m"
+    assert loop.teacher_label(recipe(teacher=BackendConfig(backend="transformers", model="m"))) == "m"
 
 
 @pytest.mark.parametrize("data,msg", [

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from reasondistill import io
-from reasondistill.config import GenerateConfig, RayConfig, TeacherConfig
+from reasondistill.config import GenerateConfig, RayConfig, BackendConfig
 from reasondistill.errors import ConfigError
 from reasondistill.records import Problem, Trace
 
@@ -28,8 +28,8 @@ def write_problems(path):
     return path
 
 
-def teacher(server) -> TeacherConfig:
-    return TeacherConfig(backend="openai", model="fake-model", batch_size=2,
+def teacher(server) -> BackendConfig:
+    return BackendConfig(backend="openai", model="fake-model", batch_size=2,
                          options={"base_url": server.url, "backoff_s": 0.01})
 
 

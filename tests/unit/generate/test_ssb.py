@@ -7,10 +7,10 @@ import pytest
 
 from reasondistill import generate, io
 from reasondistill.backends import BackendPool
-from reasondistill.config import GenerateConfig, ProbeConfig, PromptConfig, TeacherConfig, VerifyConfig
+from reasondistill.config import GenerateConfig, ProbeConfig, PromptConfig, BackendConfig, VerifyConfig
 from reasondistill.errors import ConfigError, InputError
 from reasondistill.generate import ssb
-from reasondistill.generate.student import StudentAnswers, read_probe
+from reasondistill.generate.student_answers import StudentAnswers, read_probe
 from reasondistill.prompts import ssb_prompt, student_messages
 from reasondistill.records import EvalSample, Problem, Trace
 from tests.helpers import recipe, stage_layout
@@ -76,7 +76,7 @@ def write_inputs(tmp_path):
 
 
 def run_generate(tmp_path, teacher, **gen):
-    tcfg = TeacherConfig(backend="dummy")  # the key the scripted teacher is served under
+    tcfg = BackendConfig(backend="dummy")  # the key the scripted teacher is served under
     cfg = GenerateConfig(**{"samples": 2, "hints": "ssb", "cache_dir": str(tmp_path / "cache"), **gen})
     layout = stage_layout(tmp_path / "gen", "generate", train_problems=tmp_path / "problems.jsonl",
                           probe_samples=tmp_path / "probe.jsonl")

@@ -9,12 +9,12 @@ import pytest
 
 from reasondistill import generate, io
 from reasondistill.backends import BackendPool
-from reasondistill.config import GenerateConfig, PromptConfig, TeacherConfig, VerifyConfig
+from reasondistill.config import GenerateConfig, PromptConfig, BackendConfig, VerifyConfig
 from reasondistill.curate.run import example
-from reasondistill.curate.tailored import tailored_pairs
+from reasondistill.curate.tailored_pairs import tailored_pairs
 from reasondistill.errors import InputError
 from reasondistill.generate import tailored
-from reasondistill.generate.student import StudentAnswers
+from reasondistill.generate.student_answers import StudentAnswers
 from reasondistill.prompts import student_messages, tailored_prompt
 from reasondistill.records import PreferenceExample, Problem, Trace
 from tests.helpers import recipe, stage_layout
@@ -45,7 +45,7 @@ def test_tailored_prompt_shows_the_students_solution_not_the_gold_answer():
 def run_generate(tmp_path, teacher, **gen):
     problems = [Problem(pid, "hand", q, a) for pid, q, a in PROBLEMS]
     io.write_jsonl(tmp_path / "problems.jsonl", problems)
-    tcfg = TeacherConfig(backend="dummy")
+    tcfg = BackendConfig(backend="dummy")
     cfg = GenerateConfig(**{"samples": 2, "tailored": True, "cache_dir": str(tmp_path / "cache"), **gen})
     layout = stage_layout(tmp_path / "gen", "generate", train_problems=tmp_path / "problems.jsonl",
                           probe_samples=tmp_path / "probe.jsonl")

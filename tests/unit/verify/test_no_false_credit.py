@@ -8,7 +8,7 @@ from reasondistill.config import VerifyConfig
 from reasondistill.evaluate.audit import audit
 from reasondistill.records import EvalSample, Problem
 from reasondistill.report.format import TABLE_HEADER, audit_lines, model_rows
-from reasondistill.verifiers import get_verifier, run_check, score_text
+from reasondistill.grading import get_verifier, run_check, score_text
 
 P = Problem(id="p1", source="t", prompt="What is 3 + 4?", answer="7")
 CUT = "3 + 4 = 7, and then we add the carry 7"  # cut at the token limit: its last number is chance

@@ -1,6 +1,6 @@
 import pytest
 
-from reasondistill.verifiers.answers import as_number, extract_answer, last_boxed, last_number, normalize
+from reasondistill.grading.answers import as_number, extract_answer, last_boxed, last_number, normalize
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -8,7 +8,7 @@ import pytest
 
 from reasondistill.config import VerifyConfig
 from reasondistill.records import Problem
-from reasondistill.verifiers import get_verifier, score_text
+from reasondistill.grading import get_verifier, score_text
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "cases" / "verify"
 

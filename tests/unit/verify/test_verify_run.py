@@ -98,7 +98,7 @@ def test_duplicate_trace_id_is_an_input_error(files):
 def test_timeouts_are_counted_not_fatal(files, monkeypatch):
     import time
 
-    from reasondistill.verifiers.math import MathVerifier
+    from reasondistill.grading.math import MathVerifier
 
     def slow(self, problem, text):
         time.sleep(3)

@@ -12,9 +12,9 @@ import pytest
 from reasondistill.config import VerifyConfig
 from reasondistill.errors import ConfigError
 from reasondistill.records import Problem
-from reasondistill.verifiers import VERIFIERS, Score, Verifier, get_verifier, pick_verifier, score_text
-from reasondistill.verifiers import base as verify_base
-from reasondistill.verifiers.base import call_with_timeout
+from reasondistill.grading import VERIFIERS, Score, Verifier, get_verifier, pick_verifier, score_text
+from reasondistill.grading import base as verify_base
+from reasondistill.grading.base import call_with_timeout
 
 
 def P(answer, meta=None, pid="p1"):

@@ -94,7 +94,7 @@ def write_dataset(problems: list[Problem], path: str | Path, prompt_cfg: PromptC
 def regrade(problems: dict[str, Problem], raw: list[RawSample], model: str,
             verify_cfg: VerifyConfig | None = None) -> tuple[list[HarnessSample], list[EvalSample]]:
     """Grade each ``(problem_id, generation, harness_extracted, harness_score)`` with our verifier."""
-    from ...verifiers import score_text
+    from ...grading import score_text
 
     both: list[HarnessSample] = []
     ours: list[EvalSample] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import io
 from ..errors import ConfigError, InputError
 from ..records import EvalSample, Problem
-from ..verifiers.answers import normalize
+from ..grading.answers import normalize
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Answer checkers, shared by verification, generation (STaR), evaluation and RL rewards.
 
 ``VERIFIERS`` maps a verifier name to ``module:Class``; classes are imported only when used,
-so ``import reasondistill.verifiers`` pulls in neither math-verify (sympy) nor reasoning-gym.
+so ``import reasondistill.grading`` pulls in neither math-verify (sympy) nor reasoning-gym.
 ``answers.py`` holds the shared answer extraction/normalisation; ``base.py`` the contract,
 verifier selection ("auto") and the wall-clock-timed :func:`score_text`.
 
@@ -11,9 +11,9 @@ plus one row here. ``verify.verifier: auto`` takes the verifier of a problem's t
 """
 
 VERIFIERS = {
-    "math": "reasondistill.verifiers.math:MathVerifier",
-    "reasoning_gym": "reasondistill.verifiers.reasoning_gym:ReasoningGymVerifier",
-    "exact": "reasondistill.verifiers.exact:ExactVerifier",
+    "math": "reasondistill.grading.math:MathVerifier",
+    "reasoning_gym": "reasondistill.grading.reasoning_gym:ReasoningGymVerifier",
+    "exact": "reasondistill.grading.exact:ExactVerifier",
 }
 
 AUTO = ("reasoning_gym", "math", "exact")  # the rows "auto" tries, in order (exact claims anything)
