@@ -197,15 +197,19 @@ def check_policy(row: Row, cfg: CurateConfig | None = None) -> None:
         assert all(isinstance(reason, str) and reason for _, reason in dropped)
 
 
-def check_loss(target: str) -> None:
+def check_loss(row) -> None:
     """A pure tensor function (student logits, teacher, mask, temperature, **options) -> a finite,
     differentiable scalar; zero when the student is the teacher; the same on a full-vocabulary
-    teacher and on that teacher's exact top-k (k = V) sparse form, so offline KD and GKD agree."""
+    teacher and on that teacher's exact top-k (k = V) sparse form, so offline KD and GKD agree.
+    Its keyword-only options are the fields of the row's options class, with the same defaults."""
     from reasondistill.train.losses.base import SparseTeacher
 
-    fn = load(target)
+    fn = load(row.loss)
     params = inspect.signature(fn).parameters
-    assert list(params)[:3] == ["student_logits", "teacher", "mask"], f"{target}: signature {list(params)}"
+    assert list(params)[:3] == ["student_logits", "teacher", "mask"], f"{row.loss}: signature {list(params)}"
+    keyword = {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    fields = {} if row.options is None else {f.name: f.default for f in dataclasses.fields(load(row.options))}
+    assert keyword == fields, f"{row.loss}: keyword-only options {keyword} are not its options class's {fields}"
     torch.manual_seed(0)
     student = torch.randn(2, 5, 11, requires_grad=True)
     teacher = torch.randn(2, 5, 11)
@@ -219,6 +223,35 @@ def check_loss(target: str) -> None:
     top, ids = logp.topk(11, dim=-1)
     sparse = SparseTeacher(ids, top, torch.full(ids.shape[:-1], -1e4))
     assert abs(fn(student.detach(), sparse, mask).item() - fn(student.detach(), teacher, mask).item()) < 1e-3
+
+
+def check_loss_options(name: str) -> None:
+    """The row's options class (if any) is a frozen dataclass that builds with its defaults and,
+    through the table (``check_options``, at recipe build time), refuses a bad value of each option
+    with a :class:`ConfigError` naming ``section.option``; the function takes what it built."""
+    from reasondistill.errors import ConfigError
+    from reasondistill.train.losses import LOSSES, check_options, options_class
+
+    cls = options_class(name)
+    if cls is None:
+        assert check_options("kd", name, {}) is None
+        return
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, f"{name}: options must be frozen"
+    default = cls()
+    assert check_options("kd", name, {}) == default
+    for f in dataclasses.fields(cls):
+        for bad in ("x", None, -1e9, 1e9):
+            try:
+                check_options("kd", name, {f.name: bad})
+            except ConfigError as e:
+                assert str(e).startswith(f"kd.{f.name} "), f"{name}: {e} does not name kd.{f.name}"
+                break
+        else:
+            raise AssertionError(f"{name}: no bad value of option {f.name!r} is refused")
+    fn = load(LOSSES[name].loss)
+    student, teacher = torch.randn(1, 3, 7), torch.randn(1, 3, 7)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    assert torch.isfinite(fn(student, teacher, mask, **dataclasses.asdict(default)))
 
 
 def check_objective(name: str) -> None:

@@ -91,6 +91,7 @@ def test_policy(name, tiny_model_dir):
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_loss(name):
     checks.check_loss(LOSSES[name])
+    checks.check_loss_options(name)
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from reasondistill import backends, curate, generate, pipeline, problems, tasks, train
-from reasondistill.config import Recipe, build
+from reasondistill.config import Recipe, TrainConfig, build
+from reasondistill.errors import ConfigError
 from reasondistill.io import iter_jsonl
 from reasondistill.problems import Source
 from reasondistill.tasks import Task
@@ -25,7 +26,9 @@ TOYS = "tests.contract.toys"
 def toy_rows(monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "echo", f"{TOYS}.echo_backend:EchoBackend")
     monkeypatch.setitem(curate.POLICIES, "marked", curate.Row(f"{TOYS}.no_marker_policy:DropMarked"))
-    monkeypatch.setitem(losses.LOSSES, "squared", f"{TOYS}.squared_loss:squared")
+    monkeypatch.setitem(losses.LOSSES, "squared", losses.Row(f"{TOYS}.squared_loss:squared"))
+    monkeypatch.setitem(losses.LOSSES, "scaled", losses.Row(f"{TOYS}.scaled_loss:scaled",
+                                                            f"{TOYS}.scaled_loss:ScaledOptions"))
     monkeypatch.setitem(train.OBJECTIVES, "shortest", Objective(f"{TOYS}.shortest_sft:ShortestConfig",
                                                                 f"{TOYS}.shortest_sft:run", "curated"))
 
@@ -47,6 +50,9 @@ def test_toys_meet_the_contracts(toy_rows, toy_tables, tmp_path):
     checks.check_policy_row(curate.POLICIES["marked"])
     checks.check_policy(curate.POLICIES["marked"])
     checks.check_loss(losses.LOSSES["squared"])
+    checks.check_loss_options("squared")
+    checks.check_loss(losses.LOSSES["scaled"])
+    checks.check_loss_options("scaled")
     checks.check_objective("shortest")
     checks.check_task("parity")
     checks.check_source("counting")
@@ -87,17 +93,45 @@ def test_toy_backend_policy_and_objective_in_a_pipeline(toy_rows, tiny_model_dir
     assert report["student_after"]["n"] == 4
 
 
-def test_toy_loss_in_on_policy_distillation_in_a_pipeline(toy_rows, tiny_model_dir, tmp_path):
-    """The loss row is used by GKD (and offline KD) by name: a pipeline trains with it."""
+def test_toy_loss_with_its_option_in_on_policy_distillation_in_a_pipeline(toy_rows, tiny_model_dir, tmp_path):
+    """The loss row is used by GKD (and offline KD) by name, and its own option comes from the recipe
+    (``train.objective.loss_options``) through the row's options class: a pipeline trains with
+    ``scale: 3``, and its first loss is 3 times the option-less toy's on the same data."""
+    teacher = sharper(tiny_model_dir, tmp_path / "teacher")
+
+    def section(loss, **options):
+        return {"student": str(tiny_model_dir), "method": "gkd",
+                "objective": {"teacher": str(teacher), "loss": loss, "lmbda": 0.5, "max_new_tokens": 4,
+                              **options},
+                "max_steps": 1, "logging_steps": 1, "batch_size": 4, "max_length": 128, "dtype": "float32",
+                "device": "cpu"}
+
+    with pytest.raises(ConfigError, match=r"gkd.scale must be a number > 0, got 0"):
+        tiny(tiny_model_dir, tmp_path, train=section("scaled", loss_options={"scale": 0}))
     recipe = tiny(tiny_model_dir, tmp_path, teacher={"backend": "echo"},
-                  train={"student": str(tiny_model_dir), "method": "gkd",
-                         "objective": {"teacher": str(tiny_model_dir), "loss": "squared", "lmbda": 0.5,
-                                       "max_new_tokens": 4},
-                         "max_steps": 1, "batch_size": 4, "max_length": 128, "dtype": "float32", "device": "cpu"})
+                  train=section("scaled", loss_options={"scale": 3}))
     report = pipeline.run(recipe, tmp_path / "run")
     trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
-    assert trained["config"]["gkd"]["loss"] == "squared" and trained["outputs"]["steps"] == 1
+    gkd = trained["config"]["gkd"]
+    assert (gkd["loss"], gkd["loss_options"], trained["outputs"]["steps"]) == ("scaled", {"scale": 3}, 1)
     assert report["student_after"]["n"] == 4
+
+    plain = build(TrainConfig, section("squared"), "train")
+    train.run_objective(plain, tmp_path / "run" / "curate" / "train.jsonl", tmp_path / "squared")
+    first = [json.loads(p.read_text().splitlines()[0])["loss"]
+             for p in (tmp_path / "run" / "train" / "loss.jsonl", tmp_path / "squared" / "loss.jsonl")]
+    assert first[1] > 1e-4 and first[0] == pytest.approx(3 * first[1], rel=1e-4)
+
+
+def sharper(model_dir, out):
+    """A teacher with the student's vocabulary whose token distributions differ from the student's."""
+    from reasondistill import models
+
+    model = models.load_model(str(model_dir), dtype="float32", device="cpu")
+    model.lm_head.weight.data.mul_(8.0)  # tied to the embeddings: every logit sharpened
+    model.save_pretrained(out)
+    models.load_tokenizer(str(model_dir)).save_pretrained(out)
+    return out
 
 
 def test_toy_source_and_mode_in_a_pipeline(toy_tables, tiny_model_dir, tmp_path):

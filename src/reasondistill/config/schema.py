@@ -553,5 +553,6 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 # options added after runs were made without them: a finished stage from before is the same stage
 # while they hold these values (io.later_field)
-for _name, _neutral in (("teachers.share", {}), ("carry_optimizer", False), ("init_optimizer", None)):
+for _name, _neutral in (("teachers.share", {}), ("carry_optimizer", False), ("init_optimizer", None),
+                       ("loss_options", {})):
     io.later_field(_name, _neutral)

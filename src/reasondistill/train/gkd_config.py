@@ -7,11 +7,11 @@ Light module: no torch import, so a bad option fails before anything heavy loads
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from .losses import check_options
+from .losses import check_options, loss_values
 
 TEACHER_DTYPES = ("auto", "bfloat16", "float32", "float16")
 
@@ -34,13 +34,14 @@ class GKDObjectiveConfig:
     #   student's vocabulary
     lmbda: float = 0.5  # chance a sequence is replaced by a student sample: 0 = cached traces only, 1 = on-policy
     loss: str = "jsd"  # a name in train/losses LOSSES: jsd, forward_kl, reverse_kl, skew_*_kl, tv
-    beta: float = 0.5  # jsd only: 0 = forward KL(teacher || student), 1 = reverse KL, 0.5 = symmetric JSD
-    alpha: float = 0.1  # skew_* only: share of the first distribution mixed into the second, in [0, 1)
+    beta: float = 0.5  # jsd's option (losses/jsd.py JSDOptions): 0 = forward KL, 1 = reverse KL, 0.5 = symmetric JSD
+    alpha: float = 0.1  # the skew_* losses' option (losses/skew_kl.py SkewOptions), in [0, 1)
     temperature: float = 1.0  # student sampling temperature, and both distributions in the loss are softmax(logits / T)
     max_new_tokens: int = 128  # tokens sampled per on-policy sequence (also capped by train.max_length)
     teacher_dtype: str = "auto"  # auto (bf16 where native, see reasondistill.device) | bfloat16 | float32 | float16
     teacher_top_k: int = 20  # teacher config only: its top-k logprobs per token (the rest is one tail bucket)
     score_tolerance: float = 1e-3  # teacher config only: largest top-1 logprob difference its self-test allows
+    loss_options: dict[str, Any] = field(default_factory=dict)  # any other loss's own options, by name
 
     def __post_init__(self) -> None:
         if isinstance(self.teacher, dict):
@@ -53,8 +54,7 @@ class GKDObjectiveConfig:
         if not 0.0 <= lmbda <= 1.0:
             raise ConfigError(f"gkd.lmbda must be in [0, 1] (the share of sequences sampled from the student), "
                               f"got {self.lmbda}")
-        beta, alpha = _number("beta", self.beta), _number("alpha", self.alpha)
-        check_options("gkd", self.loss, beta, alpha)
+        check_options("gkd", self.loss, self.loss_values())
         temperature = _number("temperature", self.temperature)
         if not (temperature > 0 and math.isfinite(temperature)):
             raise ConfigError(f"gkd.temperature must be a finite number > 0, got {self.temperature}")
@@ -68,4 +68,8 @@ class GKDObjectiveConfig:
             raise ConfigError(f"gkd.teacher_top_k must be an integer >= 1, got {self.teacher_top_k!r}")
         from .served_teacher import check_tolerance
         self.score_tolerance = check_tolerance("gkd", self.score_tolerance)
-        self.lmbda, self.beta, self.alpha, self.temperature = lmbda, beta, alpha, temperature
+        self.lmbda, self.beta, self.alpha, self.temperature = lmbda, float(self.beta), float(self.alpha), temperature
+
+    def loss_values(self) -> dict[str, Any]:
+        """Every loss option set here, by name: the built-in losses' plain keys and ``loss_options``."""
+        return loss_values("gkd", {"beta": self.beta, "alpha": self.alpha}, self.loss_options)

@@ -324,4 +324,5 @@ def test_defaults_are_documented_and_round_trip():
     cfg = GKDObjectiveConfig(teacher="smollm2-135m-instruct")
     assert dataclasses.asdict(cfg) == {"teacher": "smollm2-135m-instruct", "lmbda": 0.5, "loss": "jsd", "beta": 0.5,
                                        "alpha": 0.1, "temperature": 1.0, "max_new_tokens": 128,
-                                       "teacher_dtype": "auto", "teacher_top_k": 20, "score_tolerance": 0.001}
+                                       "teacher_dtype": "auto", "teacher_top_k": 20, "score_tolerance": 0.001,
+                                       "loss_options": {}}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from reasondistill.train.losses import LOSSES, get_loss, options_for
+from reasondistill.train.losses import LOSSES, check_options, get_loss
 from reasondistill.train.losses.base import SparseTeacher
 from reasondistill.train.losses.jsd import jsd
 
@@ -80,8 +80,8 @@ def test_skew_alpha_zero_is_plain_kl_and_options_pick():
     s, t, m = logits(0), logits(1), mask()
     assert torch.allclose(get_loss("skew_forward_kl")(s, t, m, alpha=0.0), get_loss("forward_kl")(s, t, m))
     assert torch.allclose(get_loss("skew_reverse_kl")(s, t, m, alpha=0.0), get_loss("reverse_kl")(s, t, m))
-    assert options_for(get_loss("jsd"), beta=0.2, alpha=0.1) == {"beta": 0.2}
-    assert options_for(get_loss("tv"), beta=0.2, alpha=0.1) == {}
+    assert check_options("kd", "jsd", {"beta": 0.2, "alpha": 0.1}).beta == 0.2
+    assert check_options("kd", "tv", {"beta": 0.2, "alpha": 0.1}) is None
     with pytest.raises(ValueError, match="alpha"):
         get_loss("skew_forward_kl")(s, t, m, alpha=1.0)
 
