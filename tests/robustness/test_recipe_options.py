@@ -18,6 +18,8 @@ BAD = [
     ("generate:\n  ray: {address: 'host:99999'}\n", "generate.ray.address"),
     ("teacher: {backend: dummy, options: {accuracy: high}}\n", "teacher.options.accuracy"),
     ("train: {method: redi, objective: {alpha: 2}}\n", "redi.alpha = 2"),
+    ("train: {method: kd, objective: {loss: jsd, beta: 2}}\n", "kd.beta must be in [0, 1]"),
+    ("train: {method: kd, objective: {loss_options: {gamma: 1}}}\n", "kd.loss_options: 'gamma' is not an option"),
     ("verify: {verifier: magic}\n", "unknown verifier (verify.verifier) 'magic'"),
 ]
 

@@ -126,3 +126,36 @@ def test_gkd_loss_option_is_checked_against_the_table():
     with pytest.raises(ConfigError, match=r"gkd.alpha must be in \[0, 1\)"):
         objective_config("gkd", {"teacher": "t", "loss": "skew_reverse_kl", "alpha": 1.0})
     assert objective_config("gkd", {"teacher": "t"}).loss == "jsd"
+
+
+def test_loss_options_reach_the_named_loss_and_are_refused_elsewhere():
+    """``loss_options`` carries any loss's own options; a plain key (``beta``) given there too is refused."""
+    assert KDConfig(loss="jsd", beta=0.2).loss_values() == {"beta": 0.2, "alpha": 0.1}
+    with pytest.raises(ConfigError, match="kd.loss_options.beta: set kd.beta instead"):
+        KDConfig(loss="jsd", loss_options={"beta": 0.2})
+    with pytest.raises(ConfigError, match=r"gkd.loss_options: 'gamma' is not an option of any loss \(options: alpha, beta\)"):
+        objective_config("gkd", {"teacher": "t", "loss_options": {"gamma": 1}})
+    with pytest.raises(ConfigError, match="gkd.beta must be a number, got 'high'"):
+        GKDObjectiveConfig(teacher="t", loss="tv", beta="high")  # built by hand: no YAML coercion first
+
+
+def test_a_train_stage_recorded_before_loss_options_is_the_same_stage(tmp_path):
+    """Finished KD/GKD stages from before ``loss_options`` existed are not retrained."""
+    import dataclasses
+
+    import reasondistill.config  # noqa: F401  (declares the later fields)
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "p1"}\n')
+    out = tmp_path / "train"
+    new = {"gkd": dataclasses.asdict(GKDObjectiveConfig(teacher="t", beta=0.3))}
+    old = {"gkd": {k: v for k, v in new["gkd"].items() if k != "loss_options"}}
+
+    def body():
+        io.write_jsonl(out / "loss.jsonl", [{"loss": 1.0}])
+        return {"files": ["loss.jsonl"]}
+    io.cached_stage(out, stage="train", config=old, inputs=[data], body=body)
+    inputs = io.hash_inputs([data], out)
+    assert io.completed_manifest(out, new, inputs) is not None
+    changed = {"gkd": {**new["gkd"], "loss_options": {"gamma": 1}}}
+    assert io.completed_manifest(out, changed, inputs) is None
