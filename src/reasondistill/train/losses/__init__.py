@@ -1,6 +1,6 @@
 """Training losses: one pure tensor function per file; the shared contract is in ``base.py``.
 
-Name table of :class:`Row`\\ s (lazy ``module:attr`` strings, no import side effects); trainers look
+Name table of rows (:class:`Row`, lazy ``module:attr`` strings, no import side effects); trainers look
 losses up here instead of branching on a loss name. A loss with options of its own declares a frozen
 options dataclass beside its function (its fields are the function's keyword-only parameters, checked
 in ``__post_init__`` with a :class:`~reasondistill.errors.ConfigError` that starts with the option's
