@@ -49,7 +49,7 @@ from ..config import TrainConfig
 from ..backends.base import ScoreItem
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
-from . import base, lean_head, served_teacher
+from . import base, served_teacher
 from .gkd_config import GKDObjectiveConfig
 from .losses import configured_loss
 from .preflight import output_rows, stop_token_ids
@@ -300,6 +300,7 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             ids, attn, sel = inputs["input_ids"], inputs["attention_mask"], inputs["loss_mask"]
             # the LM head runs only at the completion positions, a chunk of them at a time (lean_head)
+            from . import lean_head  # imports torch: only when training, not when a finished run is reused
             rows, head = lean_head.completion_hidden(model, ids, attn, sel)
             if self.teacher_backend is not None:
                 teacher, covered = self.served_targets(ids, sel, inputs["rows"], rows.device)
@@ -320,6 +321,7 @@ def live_teacher_logits(teacher, ids, attn, sel, device):
     import torch
     import torch.nn.functional as F
 
+    from . import lean_head  # imports torch: only when training, not when a finished run is reused
     rows, head = lean_head.completion_hidden(teacher, ids, attn, sel)
     rows = rows.to(device)
     if head is None:
@@ -352,6 +354,7 @@ def distill_mean(loss_fn, temperature: float, rows, head, teacher, covered, shar
         mask = covered[at].unsqueeze(0)
         return loss_fn(student, target, mask, temperature) * mask.sum()
 
+    from . import lean_head  # imports torch: only when training, not when a finished run is reused
     return lean_head.loss_over(rows, head, total) / covered.sum().clamp_min(1)
 
 

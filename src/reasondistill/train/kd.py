@@ -30,7 +30,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, InputError
 from ..records import TrainExample
 from ..logprobs import LogprobReader, LogprobWriter
-from . import base, lean_head, served_teacher
+from . import base, served_teacher
 from .base import IGNORE
 from .preflight import FirstBatchLossCheck, preflight
 from .kd_config import KDConfig
@@ -152,6 +152,7 @@ def _trainer_class():
             sel = inputs["kd_mask"]
             targets = base.next_token_targets(inputs["labels"])
             need = sel | (targets != IGNORE)
+            from . import lean_head  # imports torch: only when training, not when a finished run is reused
             rows, head = lean_head.completion_hidden(model, inputs["input_ids"], inputs["attention_mask"], need)
             teacher = SparseTeacher(inputs["teacher_ids"][need], inputs["teacher_logprobs"][need],
                                     inputs["teacher_tail"][need])  # row order of `rows`
@@ -194,6 +195,7 @@ def kd_and_ce(loss_fn, temperature: float, rows, head, teacher, targets, kd_rows
         ce_tok = F.cross_entropy(z.float(), targets[at].clamp_min(0), reduction="none")
         return torch.stack([kd_sum, (ce_tok * uncovered[at]).sum(), (ce_tok * trained[at]).sum()])
 
+    from . import lean_head  # imports torch: only when training, not when a finished run is reused
     kd_sum, uncovered_sum, ce_sum = lean_head.loss_over(rows, head, sums)
     n_kd, n_unc = kd_rows.sum(), uncovered.sum()
     return (kd_sum + uncovered_sum) / (n_kd + n_unc).clamp_min(1), ce_sum / trained.sum().clamp_min(1)

@@ -18,7 +18,7 @@ from .. import io, models
 from ..config import TrainConfig
 from ..errors import InputError
 from ..records import PreferenceExample
-from . import base, lean_head
+from . import base
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def completion_logps(model, batch: dict[str, Any]):
     ids = batch["input_ids"]
     keep = torch.zeros_like(ids, dtype=torch.bool)
     keep[:, :-1] = batch["completion_mask"][:, 1:].bool()  # the logits at p score the token at p + 1
+    from . import lean_head  # imports torch: only when training, not when a finished run is reused
     rows, head = lean_head.completion_hidden(model, ids, batch["attention_mask"], keep)
     logp = lean_head.token_logprobs(rows, head, ids[:, 1:][keep[:, :-1]])
     return logp.new_zeros(ids.shape[0]).index_add(0, keep.nonzero()[:, 0], logp), keep.sum(-1)

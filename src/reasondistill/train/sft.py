@@ -21,7 +21,7 @@ from typing import Any
 from ..config import TrainConfig
 from ..errors import InputError
 from ..records import TrainExample
-from . import base, lean_head
+from . import base
 from .base import IGNORE
 from .preflight import preflight
 
@@ -74,6 +74,7 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             targets = base.next_token_targets(inputs["labels"])
             keep = targets != IGNORE
+            from . import lean_head  # imports torch: only when training, not when a finished run is reused
             rows, head = lean_head.completion_hidden(model, inputs["input_ids"], inputs["attention_mask"], keep)
             loss_sum = -lean_head.token_logprobs(rows, head, targets[keep]).sum()
             loss = base.sum_to_mean(loss_sum, keep.sum(), num_items_in_batch, self)
