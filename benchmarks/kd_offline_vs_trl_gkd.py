@@ -108,12 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--beta", type=float, default=0.5, help="generalised JSD beta, both trainers")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="bfloat16",
-                    help="bfloat16 (autocast, as the built-in recipes; both trainers) or float32")
+    ap.add_argument("--dtype", default="auto",
+                    help="auto (the recipes' choice: bf16 autocast where native, else float32; honours ATEN_CPU_CAPABILITY), bfloat16 or float32, both trainers")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each trainer; medians are reported")
     ap.add_argument("--teacher-shape", choices=sorted(TEACHER_SHAPES), default=None,
                     help="a random-weight teacher of this architecture instead of --teacher (throughput only)")
     args = ap.parse_args(argv)
+    from reasondistill.device import resolve_dtype
+    args.dtype = resolve_dtype(args.dtype, args.device)[0]  # the CPU class's own dtype, as a recipe's `auto`
 
     default = models.resolve("smollm2-135m-instruct").path
     student = args.student or default

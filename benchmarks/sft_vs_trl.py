@@ -74,11 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--examples", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--dtype", default="bfloat16", help="bfloat16 (autocast, as the built-in recipes) or float32")
+    ap.add_argument("--dtype", default="auto",
+                    help="auto (the recipes' choice: bf16 autocast where native, else float32; honours ATEN_CPU_CAPABILITY), bfloat16 or float32")
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
+    from reasondistill.device import resolve_dtype
+    args.dtype = resolve_dtype(args.dtype, args.device)[0]  # the CPU class's own dtype, as a recipe's `auto`
 
     work = Path(tempfile.mkdtemp(prefix="sft-bench-"))
     examples = curated_examples(args.examples, work)
