@@ -55,6 +55,9 @@ class CompareEntry:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change for this entry
     curate: dict[str, Any] = field(default_factory=dict)  # CurateConfig fields to change: its own curated data
     loop: dict[str, Any] = field(default_factory=dict)  # LoopConfig fields: student-driven rounds instead of one run
+    # name of an earlier entry: train as many student tokens as it did, seed for seed (steps from this
+    # entry's own data), so an entry on longer traces can be compared at equal steps and at equal tokens
+    match_tokens: str | None = None
 
 
 def entries(recipe: Recipe) -> list[CompareEntry]:
@@ -69,6 +72,7 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): init '{entry.init}' must name an earlier entry")
         if entry.name in {e.name for e in out}:
             raise ConfigError(f"compare.entries[{i}]: duplicate name '{entry.name}'")
+        check_match_tokens(recipe, entry, out, i)
         if "seed" in entry.train:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): train.seed is set per training seed; use "
                               "compare.train_seeds to train every entry with several seeds")
@@ -132,15 +136,36 @@ def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
                               f"(only {', '.join(budgeted)} on curated traces); use compare.max_steps")
 
 
-def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path) -> int:
-    """Optimizer steps that train about ``compare.max_tokens`` tokens of ``data`` (at least one batch,
-    else a :class:`ConfigError`: the budget cannot be met)."""
+def check_match_tokens(recipe: Recipe, entry: CompareEntry, earlier: list[CompareEntry], i: int) -> None:
+    """``match_tokens`` names an earlier entry, both train on curated traces as they are (their tokens
+    are counted), and the compare has no recipe-wide token budget to conflict with."""
+    ref = entry.match_tokens
+    if ref is None:
+        return
+    where = f"compare.entries[{i}] ({entry.name}).match_tokens"
+    found = next((e for e in earlier if e.name == ref), None)
+    if found is None:
+        raise ConfigError(f"{where}: '{ref}' must name an earlier entry")
+    if recipe.compare.max_tokens > 0:
+        raise ConfigError(f"{where}: compare.max_tokens already gives every entry the same tokens; set one of them")
+    budgeted = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
+    for e in (entry, found):
+        if e.loop or e.method not in budgeted:
+            what = "a loop entry" if e.loop else f"method {e.method}"
+            raise ConfigError(f"{where}: entry '{e.name}' ({what}) has no token count known before training "
+                              f"(only {', '.join(budgeted)} on curated traces)")
+
+
+def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path, tokens: int | None = None) -> int:
+    """Optimizer steps that train about ``tokens`` (default ``compare.max_tokens``) tokens of ``data``
+    (at least one batch, else a :class:`ConfigError`: the budget cannot be met)."""
     from .train.base import mean_example_tokens
 
+    tokens = recipe.compare.max_tokens if tokens is None else tokens
     per_step = train.batch_size * train.grad_accum * mean_example_tokens(train, data)
-    steps = round(recipe.compare.max_tokens / per_step)
+    steps = round(tokens / per_step)
     if steps < 1:
-        raise ConfigError(f"compare.max_tokens = {recipe.compare.max_tokens} is less than one optimizer step of "
+        raise ConfigError(f"a token budget of {tokens} is less than one optimizer step of "
                           f"{per_step:.0f} tokens ({train.batch_size} x {train.grad_accum} examples of "
                           f"{per_step / train.batch_size / train.grad_accum:.0f} tokens in {data})")
     return steps
@@ -234,9 +259,10 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
         sub = resolve_references(sub)  # an entry's own objective may name one (e.g. gkd's teacher: run:default)
         # its own curation (and pairs), then training: the slice of the stage table after the shared data
         run_stages(select("curate" if entry.curate else "pairs", "pairs"), sub, own, None, checks=False)
-        if recipe.compare.max_tokens > 0:  # its own data's steps for the tokens
+        if recipe.compare.max_tokens > 0 or entry.match_tokens:  # its own data's steps for the tokens
+            tokens = matched_tokens(layout, entry, seed) if entry.match_tokens else None
             sub = dataclasses.replace(sub, train=dataclasses.replace(
-                sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"))))
+                sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"), tokens)))
         trained = run_stages(select("train", "train"), sub, own, None)["train"]
         checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
@@ -254,6 +280,17 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
     else:
         io.write_json(stats_path, stats)
     queue.put(stats)
+
+
+def matched_tokens(layout: Layout, entry: CompareEntry, seed: int) -> int:
+    """The student tokens ``entry.match_tokens`` trained with the same training seed (its stats,
+    written when it ran: entries run in order)."""
+    stats = io.read_json(layout.entry(entry.match_tokens, seed).stats_json)
+    tokens = stats.get("tokens_trained")
+    if not tokens:
+        raise ConfigError(f"compare.{entry.name}.match_tokens: entry '{entry.match_tokens}' recorded no trained "
+                          f"tokens for training seed {seed}")
+    return int(tokens)
 
 
 def _cpu_seconds() -> float:

@@ -445,6 +445,26 @@ def later_field(name: str, neutral: Any) -> None:
     _LATER_FIELDS[name] = neutral
 
 
+# input files a stage's identity gained after runs were made without them (see later_input)
+_LATER_INPUTS: set[Path] = set()
+
+
+def later_input(paths: Iterable[str | Path]) -> None:
+    """Declare files that joined a stage's hashed inputs after runs were made without them (a warm
+    start's weights): a manifest that lacks them is the same stage while each is older than it,
+    i.e. it has not been rewritten since that stage finished."""
+    _LATER_INPUTS.update(Path(os.path.abspath(p)) for p in paths)
+
+
+def _without_later_inputs(current: dict[str, str], out_dir: Path, written_at: float) -> dict[str, str] | None:
+    """``current`` without the later inputs (:func:`later_input`) not modified since ``written_at``;
+    ``None`` when it has none of them."""
+    root = run_root(out_dir) or Path(os.path.abspath(out_dir)).parent
+    older = {file_key(p, out_dir, root) for p in _LATER_INPUTS if p.is_file() and p.stat().st_mtime <= written_at}
+    kept = {k: v for k, v in current.items() if k not in older}
+    return kept if len(kept) < len(current) else None
+
+
 def _without_later(obj: Any, path: tuple[str, ...] = ()) -> Any:
     """``obj`` without the later fields that hold their neutral value (see :func:`later_field`)."""
     if isinstance(obj, dict):
@@ -497,7 +517,9 @@ def completed_manifest(out_dir: str | Path, config: Any, inputs: dict[str, str])
     if not isinstance(m, dict) or not _config_matches(m.get("config_hash"), config, out_dir):
         return None
     if not same_files(m.get("inputs"), inputs):
-        return None
+        before = _without_later_inputs(inputs, out_dir, path.stat().st_mtime)
+        if before is None or not same_files(m.get("inputs"), before):
+            return None
     if (m.get("outputs") or {}).get("n_errors"):  # some outputs failed (a teacher request): retry those
         return None
     outputs = output_hashes(out_dir, m.get("outputs") or {})

@@ -132,7 +132,27 @@ def test_a_token_budget_gives_every_entry_the_same_tokens_from_its_own_data(tmp_
         assert abs(tokens - 1200) <= per_step / 2 + 1, (r["objective"], tokens, r["steps"])
 
 
+def test_an_entry_can_match_the_tokens_an_earlier_entry_trained(tmp_path, tiny_model_dir):
+    """Equal steps for one entry, equal tokens for the next: ``one-each`` trains on half the traces
+    per problem, so its steps come from its own mean example length and ``all``'s tokens."""
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "all", "method": "sft", "curate": {"length": {"longest": 1}}},
+        {"name": "short", "method": "sft", "curate": {"length": {"shortest": 1}}, "match_tokens": "all"},
+    ], max_steps=3)
+    recipe.compare.baseline = False
+    rows = {r["objective"]: r for r in compare.run(recipe, tmp_path / "run")}
+    target = rows["all"]["cost"]["student_tokens_trained"]
+    tokens, steps = rows["short"]["cost"]["student_tokens_trained"], rows["short"]["steps"]
+    assert rows["all"]["steps"] == 3 and steps != 3
+    assert abs(tokens - target) <= tokens / steps / 2 + 1, (tokens, target, steps)
+
+
 @pytest.mark.parametrize("compare_cfg,entries,msg", [
+    ({"max_steps": 4}, [{"name": "a", "match_tokens": "b"}, {"name": "b"}], "'b' must name an earlier entry"),
+    ({"max_steps": 4}, [{"name": "a"}, {"name": "b", "method": "dpo", "init": "a", "match_tokens": "a"}],
+     "entry 'b' (method dpo) has no token count known before training"),
+    ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "match_tokens": "a"}],
+     "compare.max_tokens already gives every entry the same tokens"),
     ({"max_tokens": 1000, "max_steps": 4}, [{"name": "a"}], "two budgets; set one of them"),
     ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "method": "dpo", "init": "a"}],
      "entry 'b' (method dpo) cannot be given a token budget"),
@@ -171,3 +191,20 @@ def test_an_on_policy_entry_starts_from_an_added_sft_entry(tmp_path, tiny_model_
     assert m["config"]["train"]["student"].endswith("sft/train/model")
     assert not (entries / "control" / "train" / "warm_start").exists()  # the chain is the warm start
     assert "sft: added as the SFT start of control" in compare.format_table(rows)
+
+
+def test_an_entry_retrains_when_the_entry_it_starts_from_retrains(tmp_path, tiny_model_dir):
+    """``init`` names the start by a path that stays the same; its weights, hashed, tell the chain
+    that the entry under it retrained, so the chain is not reused stale."""
+    chain = {"name": "sft+sft", "method": "sft", "init": "sft"}
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [{"name": "sft", "method": "sft"}, chain],
+                            max_steps=1)
+    recipe.compare.baseline = False
+    recipe.train.warmup_ratio = 0.0  # so the one step's learning rate shows in the weights
+    compare.run(recipe, tmp_path / "run")
+    trained = tmp_path / "run" / "compare" / "entries" / "sft+sft" / "train" / "manifest.json"
+    first = json.loads(trained.read_text())
+    recipe.compare.entries = [{"name": "sft", "method": "sft", "train": {"learning_rate": 3e-3}}, chain]
+    compare.run(recipe, tmp_path / "run")
+    again = json.loads(trained.read_text())
+    assert again["config_hash"] == first["config_hash"] and again["inputs"] != first["inputs"]

@@ -58,9 +58,14 @@ def test_reproduce_on_policy_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
 
 
 def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):
-    recipe = tiny("reproduce-learnability", tiny_model_dir, tmp_path / "cache")
+    # 2 steps: the long traces' entries at `short`'s tokens need at least one step of their own
+    recipe = tiny("reproduce-learnability", tiny_model_dir, tmp_path / "cache", "compare.max_steps=2")
     rows = compare.run(recipe, tmp_path / "run")
-    assert [r["objective"] for r in rows] == ["short", "long", "mix-1to4"]
+    assert [r["objective"] for r in rows] == ["short", "long", "mix-1to4", "long-tokens", "mix-1to4-tokens"]
+    for r in rows[3:]:  # equal tokens: fewer steps than `short` where the traces are longer, as many tokens
+        short = rows[0]["cost"]["student_tokens_trained"]
+        per_step = r["cost"]["student_tokens_trained"] / r["steps"]
+        assert abs(r["cost"]["student_tokens_trained"] - short) <= per_step, (r["objective"], short)
     traces = [json.loads(line) for line in (tmp_path / "run" / "generate" / "traces.jsonl").read_text().splitlines()]
     styles = {t["teacher"]: t["meta"]["program_style"] for t in traces}
     assert styles == {"short": "terse", "long": "verbose"}

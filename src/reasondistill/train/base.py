@@ -435,15 +435,20 @@ def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
 
 
 def started_from(train_cfg: dict) -> list[Path]:
-    """The warm-start checkpoint's weight files when ``train_cfg`` (a ``TrainConfig`` as a dict) starts
-    from one (:mod:`.warm_start`), else nothing: they join the on-policy run's hashed inputs. Its
-    config names the checkpoint by a path inside the run, which stays the same when the SFT pass
-    retrains on changed traces; the weights do not, so the run after it retrains too instead of
-    being reused stale."""
+    """The weight files of the checkpoint ``train_cfg`` (a ``TrainConfig`` as a dict) starts from when
+    that is a finished training of ours (an on-policy objective's SFT pass, :mod:`.warm_start`; a
+    compare entry's ``init``), else nothing: they join the run's hashed inputs. Its config names the
+    checkpoint by a path that stays the same when that training reruns on changed traces; the
+    weights do not, so the run after it retrains too instead of being reused stale. They are
+    declared later inputs (:func:`io.later_input`): a run finished before they were hashed is
+    still reused while its start has not been retrained since."""
     student = Path(str(train_cfg.get("student", "")))
-    if student.parent.name != FILES["warm_start"][1] or not (student.parent / io.MANIFEST).is_file():
+    manifest = student.parent / io.MANIFEST
+    if not manifest.is_file() or (io.read_json(manifest) or {}).get("stage") != "train":
         return []
-    return sorted(student.glob("*.safetensors"))
+    files = sorted(student.glob("*.safetensors"))
+    io.later_input(files)
+    return files
 
 
 TrainResult = tuple[Any, Any, Any, list[dict[str, Any]], dict[str, Any]]  # (model, tokenizer, result, history, info)
