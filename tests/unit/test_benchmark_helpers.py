@@ -1,5 +1,6 @@
-"""``benchmarks/profile_step.py``'s attribution of a profiled training step to model components:
-forward time by the scope hooks open, backward time by the forward op each autograd node came from."""
+"""Helpers of the benchmark scripts: ``profile_step.py``'s attribution of a profiled training step
+to model components (forward time by the scopes its hooks open, backward time by the forward op each
+autograd node came from) and ``dpo_vs_trl.py``'s token count."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "profile_step.py"
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def script(name: str):
+    """Import ``benchmarks/<name>.py`` as a module, leaving ``sys.path`` as it was."""
+    saved = list(sys.path)
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved  # the scripts put benchmarks/ first on the path for their own imports
+    return module
 
 
 @pytest.fixture(scope="module")
 def profile_step():
-    saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("profile_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["profile_step"] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved  # the script puts benchmarks/ first on the path for its own imports
-    yield module
+    yield script("profile_step")
     sys.modules.pop("profile_step", None)
 
 
@@ -65,3 +71,24 @@ def test_table_gives_each_component_its_share_of_the_step(profile_step):
     assert rows[1].split() == ["forward:", "mlp", "1.5", "75.0%"]
     assert rows[-1].split() == ["step", "2.0", "100.0%"]
     assert [r.split()[0] for r in rows[3:5]] == ["forward", "backward"]  # the totals
+
+
+def test_dpo_token_count_is_both_rows_of_each_pair_without_padding(smollm2_dir):
+    from reasondistill import models
+    from reasondistill.records import PreferenceExample
+    from reasondistill.train import preference
+
+    dpo_vs_trl = script("dpo_vs_trl")
+    sys.modules.pop("dpo_vs_trl", None)
+    tok = models.load_tokenizer(str(smollm2_dir))
+    prompt = [{"role": "user", "content": "What is 2 + 3 + 4?"}]
+    pairs = [PreferenceExample(prompt, [{"role": "assistant", "content": "2 + 3 = 5, 5 + 4 = 9.\nAnswer: 9"}],
+                               [{"role": "assistant", "content": "Answer: 8"}]),
+             PreferenceExample(prompt, [{"role": "assistant", "content": "Answer: 9"}],
+                               [{"role": "assistant", "content": "2 + 3 = 6, 6 + 4 = 10. " * 20 + "Answer: 10"}])]
+    counts = {}
+    for max_length in (1024, 60):  # the long rejected completion is cut at 60
+        batch = preference.collate(preference.tokenize_pairs(tok, pairs, max_length), tok.pad_token_id, max_length)
+        counts[max_length] = dpo_vs_trl.pair_tokens(tok, pairs, max_length)
+        assert counts[max_length] == int(batch["attention_mask"].sum())  # the rows our trainer builds, no padding
+    assert counts[60] < counts[1024]
