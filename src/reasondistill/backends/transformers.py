@@ -22,12 +22,15 @@ class TransformersBackend(Backend):
     can_score = True
     reads_model = local_weights = True
     #: ``generate``'s ``cache_implementation`` ("static": a preallocated KV cache); None: the dynamic default,
-    #: faster on CPU without torch.compile (benchmarks/eval_greedy.py --static-cache measures it)
+    #: not slower on CPU without torch.compile (benchmarks/eval_greedy.py --static-cache measures it). Not in
+    #: the identity: in bf16 a static cache can flip greedy near-ties, so keep it off where samples are cached
     cache_implementation: str | None = None
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
-                 trust_remote_code: bool = False, name: str | None = None) -> None:
+                 trust_remote_code: bool = False, name: str | None = None,
+                 cache_implementation: str | None = None) -> None:
         ref = models.resolve(model)
+        self.cache_implementation = cache_implementation
         self.name = name or f"hf:{model}"
         self.identity = f"transformers:{ref.identity}"
         self.batch_size = batch_size

@@ -60,7 +60,6 @@ def test_split_draw_sets_the_flag_per_request_and_keeps_input_order() -> None:
     reqs = [Request(p, ({"role": "user", "content": p.prompt},), 0) for p in _problems(4)]
     comps, counts = _draw_split(backend, reqs, SamplingParams(temperature=0.0), [True, False, True, False], None, "t")
     assert [c.text for c in comps] == ["Answer: 0", "Answer: 2", "Answer: 4", "Answer: 6"]
-    assert dict((pid, s.stop_at_answer) for pid, s in backend.seen) == {"q0": True, "q1": False, "q2": True,
-                                                                          "q3": False}
+    assert {pid: s.stop_at_answer for pid, s in backend.seen} == {"q0": True, "q1": False, "q2": True, "q3": False}
     assert counts.made == 4
     assert dataclasses.replace(SamplingParams(), stop_at_answer=True) != SamplingParams()
