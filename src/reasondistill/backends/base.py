@@ -29,11 +29,18 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int = 0
     top_logprobs: int = 0  # > 0: return that many top logprobs per generated token
+    #: finish a sequence once its ``Answer: X`` line is written in full (``grading.answers.answer_line_end``):
+    #: the text ends there, finish_reason "stop". Greedy evaluation sets it where the verifier reads that
+    #: line. Only the transformers backend honours it; the others ignore it (they run to EOS or the limit)
+    stop_at_answer: bool = False
 
     def key(self) -> dict[str, Any]:
-        """What makes two samples interchangeable (part of the cache key)."""
+        """What makes two samples interchangeable (part of the cache key). ``stop_at_answer`` only
+        when set, so samples cached before it existed keep their keys."""
         d = dataclasses.asdict(self)
         d["stop"] = list(self.stop)
+        if not self.stop_at_answer:
+            d.pop("stop_at_answer")
         return d
 
 
@@ -126,6 +133,11 @@ class Backend(ABC):
     @property
     def vocab_size(self) -> int | None:
         """Size of the token id space of returned logprobs (``None``: not known or no logprobs)."""
+        return None
+
+    def prompt_length(self, request: Request) -> int | None:
+        """The prompt's length in tokens, by which greedy draws group requests of similar length
+        into one batch (less padding); None (the default): not known, requests keep their order."""
         return None
 
     @abstractmethod

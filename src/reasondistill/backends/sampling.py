@@ -62,7 +62,8 @@ class _Draw:
         key_id = identity or teacher.identity
         self.keys = [sample_key(key_id, r, sampling) for r in requests] if cache is not None else []
         size = max(1, teacher.batch_size)
-        self.batches = [list(range(s, min(s + size, len(requests)))) for s in range(0, len(requests), size)]
+        order = by_length(teacher, requests) if sampling.temperature <= 0 else list(range(len(requests)))
+        self.batches = [order[s:s + size] for s in range(0, len(requests), size)]
 
     def missing(self, idx: list[int]) -> list[int]:
         """Fill ``idx``'s cached results; the indices the backend still has to answer."""
@@ -88,6 +89,17 @@ class _Draw:
 
     def outcome(self) -> tuple[list[Completion], CallCounts]:
         return [r for r in self.results if r is not None], self.counts
+
+
+def by_length(teacher: Backend, requests: Sequence[Request]) -> list[int]:
+    """Request indices ordered by prompt length (ties in input order), so each batch pads little;
+    input order where the backend cannot say (``prompt_length`` None). Greedy draws only: a sampled
+    batch is seeded from its content, so regrouping would change its samples. The order depends on
+    the requests alone, so a resumed draw cuts the same batches."""
+    lengths = [teacher.prompt_length(r) for r in requests]
+    if any(n is None for n in lengths):
+        return list(range(len(requests)))
+    return sorted(range(len(requests)), key=lambda i: lengths[i])
 
 
 class _LogProgress:
@@ -132,7 +144,8 @@ def draw(teacher: Backend, requests: Sequence[Request], sampling: SamplingParams
     """One completion per request, in order: cached ones from ``cache``, the rest from the
     backend. Backends with real concurrency are awaited through ``acomplete`` with up to
     ``max_concurrency`` batches in flight; in-process engines run batch after batch on this
-    thread (Ctrl-C and SIGTERM then stop them at once). Each finished batch is appended to the
+    thread (Ctrl-C and SIGTERM then stop them at once). Greedy batches group prompts of similar
+    length (:func:`by_length`); results come back in input order all the same. Each finished batch is appended to the
     cache at once, so an interruption loses at most the batches in flight. ``identity`` (default
     the backend's) goes into the cache keys: a named teacher's own (``generate.cache_identity``)."""
     state = _Draw(teacher, requests, sampling, cache, identity)

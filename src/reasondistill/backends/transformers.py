@@ -1,7 +1,8 @@
 """Backend backend on Hugging Face transformers: batched ``generate`` with chat templates.
 
 Runs anywhere torch runs (CPU here, bf16 on GPU). Prompts are left-padded and
-batched; stop strings are applied both inside ``generate`` and on the decoded text.
+batched; stop strings are applied both inside ``generate`` and on the decoded text, and so is
+``SamplingParams.stop_at_answer`` (a per-row stop after the answer line, :mod:`.answer_stop`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from .. import models
+from ..grading.answers import answer_line_end
 from .base import Backend, Completion, Request, SamplingParams, ScoreItem, ScoreResult
 
 log = logging.getLogger(__name__)
@@ -19,10 +21,16 @@ log = logging.getLogger(__name__)
 class TransformersBackend(Backend):
     can_score = True
     reads_model = local_weights = True
+    #: ``generate``'s ``cache_implementation`` ("static": a preallocated KV cache); None: the dynamic default,
+    #: not slower on CPU without torch.compile (benchmarks/eval_greedy.py --static-cache measures it). Not in
+    #: the identity: in bf16 a static cache can flip greedy near-ties, so keep it off where samples are cached
+    cache_implementation: str | None = None
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
-                 trust_remote_code: bool = False, name: str | None = None) -> None:
+                 trust_remote_code: bool = False, name: str | None = None,
+                 cache_implementation: str | None = None) -> None:
         ref = models.resolve(model)
+        self.cache_implementation = cache_implementation
         self.name = name or f"hf:{model}"
         self.identity = f"transformers:{ref.identity}"
         self.batch_size = batch_size
@@ -63,6 +71,9 @@ class TransformersBackend(Backend):
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
+    def prompt_length(self, request: Request) -> int:
+        return len(self.tokenizer(self.render(request.messages), add_special_tokens=False)["input_ids"])
+
     def complete(self, requests: Sequence[Request], sampling: SamplingParams) -> list[Completion]:
         import torch
 
@@ -85,6 +96,13 @@ class TransformersBackend(Backend):
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
         if sampling.top_logprobs > 0:
             kwargs.update(return_dict_in_generate=True, output_logits=True)
+        if sampling.stop_at_answer:
+            from transformers import StoppingCriteriaList
+
+            from .answer_stop import AnswerLineStop
+            kwargs.update(stopping_criteria=StoppingCriteriaList([AnswerLineStop(tok, enc["input_ids"].shape[1])]))
+        if self.cache_implementation:
+            kwargs.update(cache_implementation=self.cache_implementation)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         sequences = out.sequences if sampling.top_logprobs > 0 else out
@@ -99,6 +117,8 @@ class TransformersBackend(Backend):
             for s in sampling.stop:
                 if s in text:
                     text, finish = text[: text.index(s)], "stop"
+            if sampling.stop_at_answer and (end := answer_line_end(text)) is not None:
+                text, finish = text[:end], "stop"
             logprobs = None
             if sampling.top_logprobs > 0:
                 logprobs = self._top_logprobs(out.logits, i, ids, sampling.top_logprobs)

@@ -3,7 +3,8 @@
 Any :class:`~reasondistill.backends.base.Backend` can be evaluated: the teacher
 itself, the student before training, the student after. Per-sample scores go to
 ``samples.jsonl``; aggregation (accuracy with a Wilson CI, pass@k, maj@k) happens in
-:mod:`reasondistill.metrics`.
+:mod:`reasondistill.metrics`. The greedy pass stops each answer at the end of its ``Answer:`` line
+where that line is what the verifier reads (:func:`answer_line_format`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from .. import io
 from ..config import EvalConfig, PromptConfig, VerifyConfig
 from ..layout import EVAL_FILES
 from ..records import EvalSample, EvalSummary, Problem
-from ..backends.base import Request, SamplingParams, Backend
+from ..backends.base import Completion, Request, SamplingParams, Backend
 from ..backends.cache import SampleCache
-from ..prompts import student_messages, with_task_prefix
+from ..prompts import ANSWER_PREFIX, student_messages, template_text, with_task_prefix
 from ..backends.sampling import CallCounts, draw, failure_summary, over_context
 from ..errors import ServiceError
 from .. import metrics
@@ -63,8 +64,12 @@ def evaluate(cfg: EvalConfig, verify_cfg: VerifyConfig, teacher: Backend, proble
         for idx, sampling in _group(plans):
             reqs = [Request(p, tuple((prefix or []) + with_task_prefix(student_messages(p, prompt_cfg), task_prefix)),
                             i) for p in problems for i in idx]
-            comps, c = draw(teacher, reqs, sampling, cache,
-                            desc=f"eval {model_name}" + (" (sampled)" if idx[0] else ""))
+            desc = f"eval {model_name}" + (" (sampled)" if idx[0] else "")
+            if sampling.temperature <= 0:  # greedy: stop after the answer line where that is the format
+                stops = [answer_line_format(r.problem, verify_cfg, prompt_cfg) for r in reqs]
+                comps, c = _draw_split(teacher, reqs, sampling, stops, cache, desc)
+            else:
+                comps, c = draw(teacher, reqs, sampling, cache, desc=desc)
             counts.add(c)
             errors += [comp.meta.get("error", "") for comp in comps if comp.finish_reason == "error"]
             n_over += sum(over_context(comp.meta) for comp in comps)
@@ -119,6 +124,33 @@ def eval_config(cfg: EvalConfig, verify_cfg: VerifyConfig, model_name: str, iden
     if task_prefix:
         config["task_prefix"] = task_prefix
     return config
+
+
+def answer_line_format(problem: Problem, verify_cfg: VerifyConfig, prompt_cfg: PromptConfig | None) -> bool:
+    """Whether ``problem``'s answer is its ``Answer: X`` line: the prompt asks for that line and the
+    verifier reads it first (an ``AnswerVerifier``). A program's output, or a verifier of its own, is not."""
+    from ..grading import get_verifier
+    from ..grading.base import AnswerVerifier
+
+    return (ANSWER_PREFIX in template_text(prompt_cfg or PromptConfig(), problem)
+            and isinstance(get_verifier(verify_cfg.verifier, problem), AnswerVerifier))
+
+
+def _draw_split(teacher: Backend, reqs: list[Request], sampling: SamplingParams, stops: list[bool],
+                cache: SampleCache | None, desc: str) -> tuple[list[Completion], CallCounts]:
+    """``draw`` with ``stop_at_answer`` on for the requests ``stops`` marks, off for the rest (one
+    draw per group, results in input order)."""
+    groups = {flag: [i for i, s in enumerate(stops) if s == flag] for flag in (True, False)}
+    out: list[Completion | None] = [None] * len(reqs)
+    counts = CallCounts()
+    for flag, idx in groups.items():
+        if idx:
+            comps, c = draw(teacher, [reqs[i] for i in idx], dataclasses.replace(sampling, stop_at_answer=flag),
+                            cache, desc=desc)
+            counts.add(c)
+            for i, comp in zip(idx, comps):
+                out[i] = comp
+    return [c for c in out if c is not None], counts
 
 
 def _group(plans: list[tuple[int, SamplingParams]]) -> list[tuple[list[int], SamplingParams]]:

@@ -107,6 +107,18 @@ def _answer_line(text: str) -> str | None:
     return rest
 
 
+def answer_line_end(text: str) -> int | None:
+    """Where the first complete final-answer line ends (the index of its newline), else None.
+
+    Complete: an ``Answer: X`` line with a non-empty value, and the newline after it already
+    written. A bare ``Answer:`` (a multi-line answer follows) never ends here. A generation
+    stopped at its answer keeps ``text[:end]``, whose last answer line is this one."""
+    for m in _ANSWER_LINE.finditer(text):
+        if m.end() < len(text) and clean_answer(m.group(1)):
+            return m.end()
+    return None
+
+
 def last_number(text: str) -> str | None:
     """The last number in ``text`` (thousands commas kept), or None."""
     found = None
