@@ -352,8 +352,9 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
         trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))
         start = checkpoints.resume_point(trainer, run)
     result = trainer.train(resume_from_checkpoint=start)
-    if getattr(trainer.args, "include_num_input_tokens_seen", "no") not in ("no", False):
-        result.metrics["num_input_tokens_seen"] = int(trainer.state.num_input_tokens_seen)
+    tokens = tokens_seen(trainer)
+    if tokens is not None:
+        result.metrics["num_input_tokens_seen"] = tokens
     if cfg.carry_optimizer:
         checkpoints.save_optimizer_state(trainer, Path(out_dir) / checkpoints.OPTIMIZER)
     gathered = full_state_dict(trainer)
@@ -421,8 +422,20 @@ def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str
             **(outputs or {})}
 
 
+def tokens_seen(trainer: Any) -> int | None:
+    """The non-padding tokens a trainer trained on, where it counts them: ours through the Trainer's
+    counter, TRL's GRPOTrainer in the same state field, TRL's DPOTrainer in its own total (not kept
+    across a resume: a resumed DPO run counts from its resume point); ``None`` elsewhere (SimPO's
+    CPOTrainer counts nothing)."""
+    counted = getattr(trainer.args, "include_num_input_tokens_seen", "no") not in ("no", False)
+    if counted or trainer.state.num_input_tokens_seen:
+        return int(trainer.state.num_input_tokens_seen)
+    total = getattr(trainer, "_total_train_tokens", None)
+    return int(total) if total else None
+
+
 def _tokens_trained(result: Any) -> dict[str, int]:
-    """``{"tokens_trained": n}`` where the trainer counted them (our own trainers), else nothing."""
+    """``{"tokens_trained": n}`` where the trainer counted them (:func:`tokens_seen`), else nothing."""
     n = (getattr(result, "metrics", None) or {}).get("num_input_tokens_seen")
     return {} if n is None else {"tokens_trained": n}
 

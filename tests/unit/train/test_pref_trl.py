@@ -59,5 +59,9 @@ def test_margin_rises(method, tmp_path, pairs_path, tiny_model_dir):
     assert after > before + 0.2
     out = m["outputs"]
     assert out["method"] == method and out["steps"] == 3 and out["first_loss"] is not None
+    if method == "dpo":  # TRL's DPOTrainer counts both rows of every pair, without padding
+        assert 0 < out["tokens_trained"] <= 3 * 2 * 2 * cfg.max_length
+    else:  # SimPO's CPOTrainer counts nothing: the cost column says n/a rather than a guess
+        assert "tokens_trained" not in out
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
     assert (tmp_path / "out" / "loss.jsonl").exists() and not (tmp_path / "out" / "trainer").exists()

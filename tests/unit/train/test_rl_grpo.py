@@ -60,6 +60,7 @@ def test_grpo_run_saves_checkpoint_loss_log_and_manifest(tmp_path, student_dir):
     m = grpo.run(cfg, gcfg, path, tmp_path / "out")
     out = m["outputs"]
     assert out["method"] == "grpo" and out["steps"] == 2 and out["n_problems"] == 4
+    assert out["tokens_trained"] > 2 * 4 * 6  # prompts and completions of 2 steps of 4 generations, counted by TRL
     assert out["rewards"] == ["correctness", "answer_format", "length_penalty"]
     assert out["reward_weights"] == [1.0, 0.5, 0.1]
     log = [json.loads(line) for line in (tmp_path / "out" / "loss.jsonl").read_text().splitlines()]
