@@ -17,6 +17,7 @@ end of its answer line.
 
     python benchmarks/eval_greedy.py                    # 128 problems, 256 new tokens, batch 32
     python benchmarks/eval_greedy.py --n 16 --static-cache
+    python benchmarks/eval_greedy.py --n 300 --model runs/X/train/model   # a trained student
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--static-cache", action="store_true", help="also time (b) with a static KV cache")
+    ap.add_argument("--model", default=MODEL, help="a trained student's checkpoint folder (its answers end "
+                    "with the answer line, where (b) stops early); default: the packaged, untrained model")
     args = ap.parse_args()
 
     import torch
@@ -86,14 +89,14 @@ def main() -> None:
     from reasondistill.config import BackendConfig
 
     dtype = device.resolve_dtype(args.dtype, "cpu")[0]
-    hf = TransformersBackend.from_config(BackendConfig(backend="transformers", model=MODEL, dtype=args.dtype,
+    hf = TransformersBackend.from_config(BackendConfig(backend="transformers", model=args.model, dtype=args.dtype,
                                                        device="cpu", batch_size=args.batch_size), None)
     print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; torch {torch.__version__} threads "
           f"{torch.get_num_threads()}; python {platform.python_version()}; dtype {dtype} (weights "
           f"{hf.model.dtype}); load average {os.getloadavg()[0]:.1f}")
     reqs = [Request(p, tuple(student_messages(p)), 0) for p in problems(args.n)]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=args.max_new_tokens, stop_at_answer=True)
-    print(f"SmolLM2-135M-Instruct, {len(reqs)} chain_sum problems, greedy, max_new_tokens {args.max_new_tokens}, "
+    print(f"{args.model}, {len(reqs)} chain_sum problems, greedy, max_new_tokens {args.max_new_tokens}, "
           f"batch {args.batch_size}, one timed run each after a warm-up batch")
 
     def ours(backend) -> list[str]:
