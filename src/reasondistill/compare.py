@@ -123,11 +123,20 @@ def added_entries(recipe: Recipe, todo: list[CompareEntry]) -> dict[str, list[st
 
 def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
     """``compare.max_tokens`` excludes ``max_steps`` and needs entries whose tokens per step are known
-    before training: refused, before any work, for the others."""
+    before training: refused, before any work, for the others. ``compare.max_seconds`` excludes both
+    and loop entries (their rounds each train)."""
+    given = [k for k in ("max_steps", "max_tokens", "max_seconds") if getattr(recipe.compare, k) > 0]
+    if len(given) > 1:
+        raise ConfigError(f"compare.{' and compare.'.join(given)} are {'two' if len(given) == 2 else 'three'} "
+                          "budgets; set one of them")
+    if recipe.compare.max_seconds > 0:
+        for e in todo:
+            if e.loop or e.match_tokens:
+                raise ConfigError(f"compare.max_seconds: entry '{e.name}' "
+                                  f"({'a loop entry' if e.loop else 'match_tokens'}) cannot be given a budget in "
+                                  "seconds; use compare.max_steps")
     if recipe.compare.max_tokens <= 0:
         return
-    if recipe.compare.max_steps > 0:
-        raise ConfigError("compare.max_steps and compare.max_tokens are two budgets; set one of them")
     budgeted = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
     for e in todo:
         if e.loop or e.method not in budgeted:
@@ -169,6 +178,40 @@ def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path, tokens: int
                           f"{per_step:.0f} tokens ({train.batch_size} x {train.grad_accum} examples of "
                           f"{per_step / train.batch_size / train.grad_accum:.0f} tokens in {data})")
     return steps
+
+
+PROBE_STEPS = 4  # a seconds budget times this many steps of each entry (the first is not counted)
+
+
+def steps_for_seconds(recipe: Recipe, sub: Recipe, entry: CompareEntry, layout: Layout) -> int:
+    """Optimizer steps of ``entry`` that fit ``compare.max_seconds`` of training wall time: its
+    median step time over a short probe run of its own objective, data and start (the first
+    step, which pays for warm-up, is not counted). The probe and the steps are kept in
+    ``<entry>/budget.json``, so its other training seeds and any rerun train the same steps; a
+    budget below one step is refused before the entry trains."""
+    from .pipeline import run_stages, select
+
+    seconds = recipe.compare.max_seconds
+    folder = layout.entry(entry.name).root
+    record = folder / "budget.json"
+    found = io.read_json(record) if record.is_file() else None
+    if not found or found.get("max_seconds") != seconds:
+        probe = entry_layout(layout, entry).override(dirs={"train": folder / "budget-probe"})
+        timed = dataclasses.replace(sub, train=dataclasses.replace(sub.train, max_steps=PROBE_STEPS,
+                                                                    seed=recipe.train.seed))
+        manifest = run_stages(select("train", "train"), timed, probe, None)["train"]
+        per_step = manifest.outputs.get("seconds_per_step")
+        if not per_step:
+            raise ConfigError(f"compare.max_seconds: entry '{entry.name}' ({entry.method}) reported no step "
+                              "times; use compare.max_steps")
+        found = {"max_seconds": seconds, "seconds_per_step": per_step, "probe_steps": PROBE_STEPS,
+                 "steps": int(seconds // per_step)}
+        io.write_json(record, found)
+    if found["steps"] < 1:
+        raise ConfigError(f"compare.max_seconds = {seconds:g} is less than one optimizer step of entry "
+                          f"'{entry.name}' ({found['seconds_per_step']:.2f} s per step over a {PROBE_STEPS}-step "
+                          "probe)")
+    return found["steps"]
 
 
 def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0) -> TrainConfig:
@@ -234,6 +277,16 @@ def _log_like_parent() -> dict[str, Any]:
 
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
                     seed: int = 0) -> None:
+    """:func:`_train_entry` in a spawned child; a budget it finds it cannot meet goes back to the
+    parent as a :class:`ConfigError` (one clear line), not as a crashed child."""
+    try:
+        _train_entry(recipe, entry, layout, queue, logs, seed)
+    except ConfigError as e:
+        queue.put({"config_error": str(e)})
+
+
+def _train_entry(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
+                 seed: int = 0) -> None:
     from .evaluate import evaluate_model
     from .pipeline import resolve_references, run_stages, select
 
@@ -263,6 +316,9 @@ def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, 
             tokens = matched_tokens(layout, entry, seed) if entry.match_tokens else None
             sub = dataclasses.replace(sub, train=dataclasses.replace(
                 sub.train, max_steps=steps_for_tokens(recipe, sub.train, own.path("curated"), tokens)))
+        elif recipe.compare.max_seconds > 0:  # its own step time's steps for the seconds
+            sub = dataclasses.replace(sub, train=dataclasses.replace(
+                sub.train, max_steps=steps_for_seconds(recipe, sub, entry, layout)))
         trained = run_stages(select("train", "train"), sub, own, None)["train"]
         checkpoint = str(own.checkpoint)
     train_wall = time.time() - started
@@ -354,8 +410,11 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
             if proc.exitcode != 0:
                 raise RuntimeError(f"compare entry '{entry.name}' (training seed {seed}) failed (exit code "
                                    f"{proc.exitcode}); see the log above")
+            got = queue.get()
+            if "config_error" in got:
+                raise ConfigError(got["config_error"])
             own = layout.entry(entry.name, seed)
-            per_seed.append((queue.get(), io.read_summary(own.eval_file(entry.name, "summary")),
+            per_seed.append((got, io.read_summary(own.eval_file(entry.name, "summary")),
                              own.eval_dir(entry.name)))
         scores[entry.name] = [greedy_scores(d) for *_, d in per_seed]
         stats = [s for s, *_ in per_seed]

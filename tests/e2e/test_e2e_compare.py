@@ -154,6 +154,9 @@ def test_an_entry_can_match_the_tokens_an_earlier_entry_trained(tmp_path, tiny_m
     ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "match_tokens": "a"}],
      "compare.max_tokens already gives every entry the same tokens"),
     ({"max_tokens": 1000, "max_steps": 4}, [{"name": "a"}], "two budgets; set one of them"),
+    ({"max_seconds": 60, "max_steps": 4}, [{"name": "a"}], "compare.max_steps and compare.max_seconds are two"),
+    ({"max_seconds": 60}, [{"name": "l", "loop": {"rounds": 2}}], "entry 'l' (a loop entry) cannot be given a "
+     "budget in seconds"),
     ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "method": "dpo", "init": "a"}],
      "entry 'b' (method dpo) cannot be given a token budget"),
     ({"max_tokens": 1000}, [{"name": "l", "loop": {"rounds": 2}}], "entry 'l' (a loop entry)"),
@@ -163,6 +166,38 @@ def test_impossible_token_budgets_are_refused_before_any_work(tmp_path, compare_
     with pytest.raises(ConfigError, match=re.escape(msg)):
         compare.run(recipe, tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_a_budget_in_seconds_gives_each_entry_the_steps_its_own_step_time_fits(tmp_path, tiny_model_dir):
+    """Each entry's steps come from a timed probe of its own training, kept in ``budget.json``: its
+    other seeds and a rerun train the same steps without probing again."""
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [
+        {"name": "sft", "method": "sft"},
+        {"name": "multitask", "method": "multitask"},
+    ], max_steps=-1)
+    recipe.compare.max_seconds = 2.0
+    recipe.compare.baseline = False
+    recipe.compare.train_seeds = 2
+    rows = compare.run(recipe, tmp_path / "run")
+    entries = tmp_path / "run" / "compare" / "entries"
+    for r in rows:
+        budget = json.loads((entries / r["objective"] / "budget.json").read_text())
+        assert budget["probe_steps"] == compare.PROBE_STEPS and budget["seconds_per_step"] > 0
+        assert r["steps"] == budget["steps"] == int(2.0 // budget["seconds_per_step"]) >= 1
+        trained = json.loads((entries / r["objective"] / "seed-1" / "train" / "manifest.json").read_text())
+        assert trained["outputs"]["steps"] == budget["steps"]  # the second seed: the same steps
+    probe = entries / "sft" / "budget-probe" / "manifest.json"
+    first = probe.stat().st_mtime
+    assert [r["steps"] for r in compare.run(recipe, tmp_path / "run")] == [r["steps"] for r in rows]
+    assert probe.stat().st_mtime == first  # not probed again
+
+
+def test_a_budget_in_seconds_below_one_step_is_refused_before_the_entry_trains(tmp_path, tiny_model_dir):
+    recipe = compare_recipe(tiny_model_dir, tmp_path / "cache", [{"name": "a", "method": "sft"}], max_steps=-1)
+    recipe.compare.max_seconds = 1e-6
+    with pytest.raises(ConfigError, match=r"compare.max_seconds = 1e-06 is less than one optimizer step of entry 'a'"):
+        compare.run(recipe, tmp_path / "run")
+    assert not (tmp_path / "run" / "compare" / "entries" / "a" / "train").exists()
 
 
 def test_a_token_budget_below_one_step_is_refused_before_training(tmp_path, tiny_model_dir):

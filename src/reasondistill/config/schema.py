@@ -446,6 +446,7 @@ class CompareConfig:
     entries: list[dict[str, Any]] = field(default_factory=list)
     max_steps: int = -1  # > 0: the same optimizer-step budget for every entry
     max_tokens: int = -1  # > 0: instead, the same student tokens trained for every entry (steps from its data)
+    max_seconds: float = -1  # > 0: instead, the same training wall seconds per entry (steps from a timed probe)
     baseline: bool = True  # also evaluate the untrained train.student: the bar every entry must clear
     train_seeds: int = 1  # train every entry this many times, with train.seed + 0 .. N-1 (data orders)
     reference: str | None = None  # the entry every row's verdict is against; default: the first entry

@@ -351,7 +351,11 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
     if run is not None:
         trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))
         start = checkpoints.resume_point(trainer, run)
+    timer = step_timer()
+    trainer.add_callback(timer)
     result = trainer.train(resume_from_checkpoint=start)
+    if timer.seconds_per_step() is not None:
+        result.metrics["seconds_per_step"] = timer.seconds_per_step()
     tokens = tokens_seen(trainer)
     if tokens is not None:
         result.metrics["num_input_tokens_seen"] = tokens
@@ -418,8 +422,34 @@ def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str
     save_checkpoint(model, tokenizer, out_dir / MODEL_DIR)
     io.write_jsonl(out_dir / LOSS_LOG, history)
     return {"files": [LOSS_LOG], "model_dir": MODEL_DIR, "method": method, "steps": result.global_step,
-            "train_loss": result.training_loss, **_tokens_trained(result), **first_last(history, "loss"),
+            "train_loss": result.training_loss, **_tokens_trained(result), **_step_seconds(result),
+            **first_last(history, "loss"),
             **(outputs or {})}
+
+
+def step_timer():
+    """A callback that times every optimizer step (wall seconds, begin to end): its
+    ``seconds_per_step()`` is the median after the first step, which pays for allocation and
+    warm-up. A compute budget in seconds converts to steps with it (``compare.max_seconds``)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.started: float | None = None
+            self.times: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.started is not None:
+                self.times.append(time.perf_counter() - self.started)
+
+        def seconds_per_step(self) -> float | None:
+            later = sorted(self.times[1:] or self.times)
+            return None if not later else later[len(later) // 2]
+
+    return StepTimer()
 
 
 def tokens_seen(trainer: Any) -> int | None:
@@ -438,6 +468,12 @@ def _tokens_trained(result: Any) -> dict[str, int]:
     """``{"tokens_trained": n}`` where the trainer counted them (:func:`tokens_seen`), else nothing."""
     n = (getattr(result, "metrics", None) or {}).get("num_input_tokens_seen")
     return {} if n is None else {"tokens_trained": n}
+
+
+def _step_seconds(result: Any) -> dict[str, float]:
+    """``{"seconds_per_step": s}`` (median, :func:`step_timer`) where the run was timed."""
+    s = (getattr(result, "metrics", None) or {}).get("seconds_per_step")
+    return {} if s is None else {"seconds_per_step": round(float(s), 4)}
 
 
 def checkpoint_path(out_dir: str | Path, outputs: dict[str, Any]) -> Path:
