@@ -58,6 +58,18 @@ class CompareEntry:
     # name of an earlier entry: train as many student tokens as it did, seed for seed (steps from this
     # entry's own data), so an entry on longer traces can be compared at equal steps and at equal tokens
     match_tokens: str | None = None
+    # the seed paper's figure for this entry against the reference entry: {delta: points (its sign is
+    # the paper's direction), source: "model, benchmark, arXiv id"}; the row then says whether ours
+    # reproduced it, reversed it, or cannot tell
+    paper: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.paper:
+            delta, source = self.paper.get("delta"), self.paper.get("source", "")
+            extra = set(self.paper) - {"delta", "source"}
+            if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not isinstance(source, str) or extra:
+                raise ConfigError(f"compare.{self.name}.paper must be {{delta: <points vs the reference>, source: "
+                                  f"<text>}}, got {self.paper!r}")
 
 
 def entries(recipe: Recipe) -> list[CompareEntry]:
@@ -434,9 +446,13 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
                      **({"added_as_warm_start_of": added[entry.name]} if entry.name in added else {})})
     ref = recipe.compare.reference or next(e.name for e in todo if e.name not in added)
     base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
+    papers = {e.name: e.paper for e in todo if e.paper}
     for row in rows:
         if row["objective"] != ref:
             row["vs_reference"] = {"reference": ref, **seed_interval(scores[row["objective"]], scores[ref])}
+            if row["objective"] in papers:
+                row["paper"] = papers[row["objective"]]
+                row["reproduction"] = reproduction(row["vs_reference"]["verdict"], row["paper"]["delta"])
         if base is not None:
             row["vs_untrained"] = seed_interval(scores[row["objective"]], base)
             cpu = row["cost"]["train_cpu_seconds"]
@@ -445,6 +461,14 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     io.write_json(layout.compare_json, rows)
     write_plot(layout, rows)
     return rows
+
+
+def reproduction(verdict: str, paper_delta: float) -> str:
+    """``reproduced`` when our difference from the reference is detectable and has the paper's sign,
+    ``reversed`` when it is detectable with the other sign, else ``no detectable difference``."""
+    if verdict not in ("better", "worse") or paper_delta == 0:
+        return "no detectable difference"
+    return "reproduced" if (verdict == "better") == (paper_delta > 0) else "reversed"
 
 
 def write_plot(layout: Layout, rows: list[dict[str, Any]]) -> Path | None:
@@ -563,6 +587,12 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
         if r.get("added_as_warm_start_of"):
             lines.append(f"{r['objective']}: added as the SFT start of {', '.join(r['added_as_warm_start_of'])} "
                          "(train.warm_start: sft, the default of on-policy objectives)")
+    for r in rows:
+        if r.get("paper"):
+            d = r["vs_reference"]
+            lines.append(f"{r['objective']} vs {d['reference']}: ours {100 * d['delta']:+.1f} points "
+                         f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}], paper {r['paper']['delta']:+.1f} "
+                         f"({r['paper'].get('source') or 'the seed paper'}): {r['reproduction']}")
     if any(r.get("seeds", 1) > 1 for r in rows):
         lines.append("intervals: t over training seeds (Welch) and held-out problems (paired); verdict: the "
                      "interval of the difference excludes 0 (better/worse) or not (no diff)")

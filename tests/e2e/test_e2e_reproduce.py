@@ -80,6 +80,11 @@ def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):
         if r["objective"] != "short":
             assert r["vs_reference"]["reference"] == "short"
             assert r["vs_reference"]["verdict"] in ("better", "worse", "no detectable difference")
+        if r["objective"] in ("long", "mix-1to4"):  # the paper's figure beside ours, with our reading of it
+            assert r["paper"]["delta"] == {"long": -7.1, "mix-1to4": 2.5}[r["objective"]]
+            assert r["reproduction"] in ("reproduced", "reversed", "no detectable difference")
+        else:
+            assert "paper" not in r
         assert r["vs_untrained"]["n"] == 4
     assert "(reference)" in compare.format_table(rows, compare.load_baseline(tmp_path / "run"),
                                                   compare.load_teacher(tmp_path / "run"))
