@@ -8,6 +8,7 @@ import pytest
 from reasondistill import compare
 from reasondistill.config import Recipe, build
 from reasondistill.errors import ConfigError
+from reasondistill.layout import Layout
 
 from .test_e2e_pipeline import tiny_recipe
 
@@ -143,7 +144,10 @@ def test_an_entry_can_match_the_tokens_an_earlier_entry_trained(tmp_path, tiny_m
     rows = {r["objective"]: r for r in compare.run(recipe, tmp_path / "run")}
     target = rows["all"]["cost"]["student_tokens_trained"]
     tokens, steps = rows["short"]["cost"]["student_tokens_trained"], rows["short"]["steps"]
-    assert rows["all"]["steps"] == 3 and steps != 3
+    assert rows["all"]["steps"] == 3
+    entry = compare.entries(recipe)[1]
+    own = compare.entry_layout(Layout(tmp_path / "run"), entry).path("curated")  # its own (shortest) traces
+    assert steps == compare.steps_for_tokens(recipe, recipe.train, own, target)
     assert abs(tokens - target) <= tokens / steps / 2 + 1, (tokens, target, steps)
 
 

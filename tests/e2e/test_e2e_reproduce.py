@@ -57,6 +57,7 @@ def test_reproduce_on_policy_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     assert control["config"]["train"]["learning_rate"] == gkd["config"]["train"]["learning_rate"] == 5e-5
 
 
+@pytest.mark.slow  # five entries x two seeds (~2.5 min); match_tokens alone: test_e2e_compare.py
 def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):
     # 2 steps: the long traces' entries at `short`'s tokens need at least one step of their own
     recipe = tiny("reproduce-learnability", tiny_model_dir, tmp_path / "cache", "compare.max_steps=2")
