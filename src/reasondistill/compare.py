@@ -149,12 +149,21 @@ def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
                                   "seconds; use compare.max_steps")
     if recipe.compare.max_tokens <= 0:
         return
-    budgeted = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
     for e in todo:
-        if e.loop or e.method not in budgeted:
-            what = "a loop entry" if e.loop else f"method {e.method}"
+        if (what := _tokens_unknown(e)) is not None:
             raise ConfigError(f"compare.max_tokens: entry '{e.name}' ({what}) cannot be given a token budget "
-                              f"(only {', '.join(budgeted)} on curated traces); use compare.max_steps")
+                              f"(only {', '.join(_BUDGETED)} on curated traces); use compare.max_steps")
+
+
+# objectives that train on their curated data as is, counting its tokens: a token budget applies
+_BUDGETED = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
+
+
+def _tokens_unknown(e: CompareEntry) -> str | None:
+    """Why ``e``'s tokens per step are not known before it trains (``None``: they are)."""
+    if e.loop:
+        return "a loop entry"
+    return None if e.method in _BUDGETED else f"method {e.method}"
 
 
 def check_match_tokens(recipe: Recipe, entry: CompareEntry, earlier: list[CompareEntry], i: int) -> None:
@@ -169,12 +178,10 @@ def check_match_tokens(recipe: Recipe, entry: CompareEntry, earlier: list[Compar
         raise ConfigError(f"{where}: '{ref}' must name an earlier entry")
     if recipe.compare.max_tokens > 0:
         raise ConfigError(f"{where}: compare.max_tokens already gives every entry the same tokens; set one of them")
-    budgeted = [name for name, row in OBJECTIVES.items() if row.fixed_tokens]
     for e in (entry, found):
-        if e.loop or e.method not in budgeted:
-            what = "a loop entry" if e.loop else f"method {e.method}"
+        if (what := _tokens_unknown(e)) is not None:
             raise ConfigError(f"{where}: entry '{e.name}' ({what}) has no token count known before training "
-                              f"(only {', '.join(budgeted)} on curated traces)")
+                              f"(only {', '.join(_BUDGETED)} on curated traces)")
 
 
 def steps_for_tokens(recipe: Recipe, train: TrainConfig, data: Path, tokens: int | None = None) -> int:
