@@ -153,7 +153,10 @@ def check_recipe(recipe: Recipe) -> None:
 
 
 # the recipe fields that name a model, and so may hold a ``run:NAME`` reference
-REFERENCE_FIELDS = ("teacher.model", "train.student", "train.objective.teacher", "curate.student_aware.model")
+# model fields that may hold ``run:NAME``; ``train.objective.teacher.model`` is a scoring teacher given as a
+# backend config (kd's ``teacher: {backend, model}``), ``train.objective.teacher`` gkd's plain model
+REFERENCE_FIELDS = ("teacher.model", "train.student", "train.objective.teacher", "train.objective.teacher.model",
+                    "curate.student_aware.model")
 RUNS_ENV = "REASONDISTILL_RUNS"
 _resolving: list[str] = []  # recipe names being resolved, outermost first (a reference cycle is an error)
 
@@ -192,6 +195,9 @@ def _with(recipe: Recipe, dotted: str, value: str) -> Recipe:
     part = getattr(recipe, section)
     if isinstance(part, list):  # teacher.<name>.model of a teacher list
         part = [dataclasses.replace(t, **{rest[1]: value}) if t.name == rest[0] else t for t in part]
+    elif rest[0] == "objective" and len(rest) == 3:  # a field of a backend config inside the objective
+        inner = {**part.objective[rest[1]], rest[2]: value}
+        part = dataclasses.replace(part, objective={**part.objective, rest[1]: inner})
     elif rest[0] == "objective":
         part = dataclasses.replace(part, objective={**part.objective, rest[1]: value})
     elif len(rest) == 2:

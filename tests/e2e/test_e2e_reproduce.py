@@ -57,6 +57,31 @@ def test_reproduce_on_policy_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     assert control["config"]["train"]["learning_rate"] == gkd["config"]["train"]["learning_rate"] == 5e-5
 
 
+def test_reproduce_token_kd_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
+    """SFT and three token-KD entries on the same curated traces, scored by the teacher each KD entry's
+    backend config names (``run:on-policy-teacher``, a finished run in the runs root here)."""
+    teacher = tmp_path / "runs" / "on-policy-teacher"
+    shutil.copytree(tiny_model_dir, teacher / "train" / "model")
+    (teacher / "report.json").write_text(json.dumps({"student_after": {"accuracy": 1.0, "ci95": [0.9, 1.0]}}))
+    monkeypatch.setenv(pipeline.RUNS_ENV, str(tmp_path / "runs"))
+    recipe = tiny("reproduce-token-kd", tiny_model_dir, tmp_path / "cache", "compare.train_seeds=1")
+    rows = compare.run(recipe, tmp_path / "run")
+    assert [r["objective"] for r in rows] == ["sft", "kd-forward", "kd-reverse", "kd-jsd"]
+    entries = tmp_path / "run" / "compare" / "entries"
+    inputs = set()
+    for name in ("sft", "kd-forward", "kd-reverse", "kd-jsd"):
+        inputs |= set(json.loads((entries / name / "train" / "manifest.json").read_text())["inputs"].items())
+    assert len(inputs) == 1 and next(iter(inputs))[0].endswith("curate/train.jsonl")  # the same traces, byte for byte
+    losses = set()
+    for name in ("kd-forward", "kd-reverse", "kd-jsd"):
+        m = json.loads((entries / name / "train" / "manifest.json").read_text())
+        assert m["config"]["kd"]["teacher"]["model"] == str((teacher / "train" / "model").resolve()), name
+        assert m["config"]["kd"]["ce_weight"] == 0.0
+        assert m["outputs"]["teacher_scored"] + m["outputs"]["teacher_scored_cached"] > 0, name
+        losses.add(m["config"]["kd"]["loss"])
+    assert losses == {"forward_kl", "reverse_kl", "jsd"}
+
+
 @pytest.mark.slow  # five entries x two seeds (~2.5 min); match_tokens alone: test_e2e_compare.py
 def test_reproduce_learnability_end_to_end(tmp_path, tiny_model_dir):
     # 2 steps: the long traces' entries at `short`'s tokens need at least one step of their own

@@ -41,3 +41,15 @@ def test_a_listed_teacher_may_hold_a_reference(tmp_path, monkeypatch):
     assert [(t.name, t.model) for t in out.teacher] == [("strong", "/ckpt/default"),
                                                          ("prog", recipe.teacher[1].model)]
     assert recipe.teacher[0].model == "run:default"
+
+
+def test_a_scoring_teachers_backend_config_may_hold_a_reference(tmp_path, monkeypatch):
+    """kd's teacher is a backend config, not a model name: its ``model`` resolves and its other keys stay."""
+    teacher = {"backend": "transformers", "model": "run:on-policy-teacher", "dtype": "float32"}
+    recipe = build(Recipe, {"train": {"method": "kd", "objective": {"loss": "jsd", "teacher": teacher}}})
+    assert pipeline.references(recipe) == {"train.objective.teacher.model": "run:on-policy-teacher"}
+    monkeypatch.setattr(pipeline, "resolve_reference",
+                        lambda spec, where="model", root=None: {"ref": spec, "path": "/ckpt/opt"})
+    out = pipeline.resolve_references(recipe, tmp_path)
+    assert out.train.objective == {"loss": "jsd", "teacher": {**teacher, "model": "/ckpt/opt"}}
+    assert recipe.train.objective["teacher"]["model"] == "run:on-policy-teacher"  # the recipe as given is untouched

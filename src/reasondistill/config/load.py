@@ -292,6 +292,7 @@ BUILTIN_RECIPES = {
     "reproduce-learnability": "smollm2-135m/reproduce/learnability.yaml",
     "reproduce-student-likely": "smollm2-135m/reproduce/student_likely.yaml",
     "reproduce-on-policy": "smollm2-135m/reproduce/on_policy.yaml",
+    "reproduce-token-kd": "smollm2-135m/reproduce/token_kd.yaml",
     "on-policy-teacher": "smollm2-135m/sft/on_policy_teacher.yaml",  # reproduce-on-policy's live teacher
 }
 
