@@ -140,7 +140,10 @@ def run(method: str, cfg: TrainConfig, method_cfg: Any, pairs_path: str | Path, 
         fast = base.speedups(model, cfg)
         trainer = build(model, tok, pairs, device=device, use_bf16=use_bf16, out_dir=Path(out_dir), path=pairs_path)
         model, result, history = base.fit(trainer, cfg, out_dir)
-        info = {"n_pairs": len(pairs), "student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict(), **fast}
+        info = {"n_pairs": len(pairs), "student": ref.identity, "bf16": use_bf16, "preflight": report.to_dict(), **fast,
+                "trainer": f"{type(trainer).__module__.split('.')[0]}.{type(trainer).__name__}"}  # ours or TRL's
+        if getattr(trainer, "reference_seconds", None) is not None:  # dpo's own trainer: the reference scored once
+            info["reference_seconds"] = trainer.reference_seconds
         return model, tok, result, history, info
 
     return base.cached_run(out_dir, method, config, [pairs_path], train)

@@ -189,3 +189,8 @@ def test_packing_and_compile_stay_out_of_a_runs_identity():
         assert identity_config(now) == identity_config(before)
         assert identity_config({"train": now, "beta": 0.1}) == identity_config({"train": before, "beta": 0.1})
     assert identity_config({**before, "learning_rate": 1.0}) != identity_config(before)
+    # dpo's engine (ours or TRL's) computes the same objective: a run finished with either is reused
+    old_dpo = {"train": before, "dpo": {"beta": 0.1, "loss_type": "sigmoid"}}
+    for engine in ("auto", "own", "trl"):
+        assert identity_config({"train": before, "dpo": {**old_dpo["dpo"], "engine": engine}}) == identity_config(old_dpo)
+    assert identity_config({"train": before, "dpo": {"beta": 0.2}}) != identity_config({"train": before, "dpo": {"beta": 0.1}})

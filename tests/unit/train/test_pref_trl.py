@@ -1,6 +1,8 @@
-"""DPO and SimPO through TRL on the tiny model: configs, and the chosen-rejected margin rises."""
+"""DPO (ours and TRL's) and SimPO (TRL's) on the tiny model: configs, the chosen-rejected margin rises,
+and our DPO trains what TRL's does."""
 
 import pytest
+import torch
 
 from reasondistill import models
 from reasondistill.config import TrainConfig
@@ -59,9 +61,42 @@ def test_margin_rises(method, tmp_path, pairs_path, tiny_model_dir):
     assert after > before + 0.2
     out = m["outputs"]
     assert out["method"] == method and out["steps"] == 3 and out["first_loss"] is not None
-    if method == "dpo":  # TRL's DPOTrainer counts both rows of every pair, without padding
+    if method == "dpo":  # our DPO trainer counts both rows of every pair, without padding
         assert 0 < out["tokens_trained"] <= 3 * 2 * 2 * cfg.max_length
     else:  # SimPO's CPOTrainer counts nothing: the cost column says n/a rather than a guess
         assert "tokens_trained" not in out
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
     assert (tmp_path / "out" / "loss.jsonl").exists() and not (tmp_path / "out" / "trainer").exists()
+
+
+def test_own_dpo_trains_the_weights_trls_dpo_trainer_trains(tmp_path, pairs_path, tiny_model_dir):
+    """Our DPO (reference scored once, before the first step) and TRL's DPOTrainer (a frozen copy
+    scored every step) are one objective: from the same start, three steps give the same weights."""
+    from safetensors.torch import load_file
+
+    cfg = TrainConfig(student=str(tiny_model_dir), max_steps=3, batch_size=2, learning_rate=5e-3,
+                      warmup_ratio=0.0, logging_steps=1, dtype="float32", device="cpu")
+    out = {}
+    for engine in ("own", "trl"):
+        m = dpo.run(cfg, dpo.DPOObjectiveConfig(beta=0.1, engine=engine), pairs_path, tmp_path / engine)
+        out[engine] = (load_file(tmp_path / engine / "model" / "model.safetensors"), m["outputs"])
+    (own, own_out), (trl, trl_out) = out["own"], out["trl"]
+    start = load_file(tiny_model_dir / "model.safetensors")
+    moved = max(float((own[k] - start[k]).abs().max()) for k in own)
+    assert moved > 1e-3  # three steps at this rate move the weights
+    for k in own:
+        # Adam turns float noise in tiny gradients into steps of ~lr, so equal means 1% of the movement
+        assert float((own[k] - trl[k]).abs().max()) < 0.01 * moved, k
+    assert abs(own_out["first_loss"] - trl_out["first_loss"]) < 1e-5
+    assert own_out["tokens_trained"] == trl_out["tokens_trained"]  # both count both rows of every pair, no padding
+    assert own_out["reference_seconds"] >= 0 and "reference_seconds" not in trl_out
+    assert (own_out["trainer"], trl_out["trainer"]) == ("reasondistill.DPOTrainer", "trl.DPOTrainer")
+
+
+def test_own_dpo_engine_takes_the_sigmoid_loss_only():
+    assert dpo.DPOObjectiveConfig().own and not dpo.DPOObjectiveConfig(loss_type="ipo").own
+    assert not dpo.DPOObjectiveConfig(engine="trl").own
+    with pytest.raises(ConfigError, match="dpo.engine = own computes loss_type sigmoid only"):
+        dpo.DPOObjectiveConfig(engine="own", loss_type="ipo")
+    with pytest.raises(ConfigError, match="dpo.engine = 'fast' is not one of: auto, own, trl"):
+        dpo.DPOObjectiveConfig(engine="fast")
