@@ -124,3 +124,4 @@ def test_reproduce_redi_end_to_end(tmp_path, tiny_model_dir):
     pairs = (tmp_path / "run" / "pairs" / "pairs.jsonl").read_text().splitlines()
     assert pairs  # slipped traces became the rejected side of preference pairs
     assert all(r["seeds"] == 2 for r in rows)
+    assert all(r["cost"]["student_tokens_trained"] > 0 for r in rows)  # every trainer counts, SimPO's too

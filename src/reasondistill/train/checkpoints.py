@@ -77,7 +77,8 @@ def current() -> Run | None:
 
 
 # a method's options that choose how its loss is computed, not what it is (dpo's engine: our trainer
-# and TRL's train the same weights within float tolerance, tested), by the method's config key
+# and TRL's train the same weights within float tolerance, tested), by the method's config key. simpo's
+# engine is not here: TRL's CPOTrainer trains on a BOS and an EOS token more than ours
 METHOD_NOT_IDENTITY = {"dpo": ("engine",)}
 
 
