@@ -175,7 +175,6 @@ def run_offline(args, student: str, examples, work: Path, steps: int) -> float:
 
 
 def run_gkd(args, student: str, teacher, tok, examples, work: Path, steps: int) -> float:
-    import torch
     from datasets import Dataset
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
