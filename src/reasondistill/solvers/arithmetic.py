@@ -115,7 +115,7 @@ def _expression(problem: Problem) -> str:
     return expr
 
 
-STYLES = ("steps", "terse", "verbose", "varied")
+STYLES = ("steps", "terse", "verbose", "varied", "digits")
 
 
 def solve(problem: Problem, style: Style = Style()) -> tuple[str, str]:
@@ -123,12 +123,40 @@ def solve(problem: Problem, style: Style = Style()) -> tuple[str, str]:
     tokens = tokenize(_expression(problem))
     if style.name == "varied":
         return _varied(tokens, style)
+    if style.name == "digits" and (terms := _chain(tokens)) and all(t.denominator == 1 for t in terms):
+        return _digits(terms, style.slip)
     lines, value, calc = _reduced(list(tokens), style.slip)
     if style.name == "terse":
         return ", ".join(_op(o) for o in calc.ops) or render(tokens), fmt(value)
     if style.name == "verbose":
         return _verbose(tokens, lines, calc, value), fmt(value)
     return lines[0] + "".join(f"\n= {line}" for line in lines[1:]), fmt(value)
+
+
+def _digits(terms: list[Fraction], slip: int | None) -> tuple[str, str]:
+    """``steps`` with every addition or subtraction of a number of two or more digits split into its
+    tens-and-above part and its last digit (``98 + 93`` -> ``98 + 90 + 3`` -> ``188 + 3`` -> ``191``),
+    so each written operation moves one place value. A 135M student's errors on the default task
+    were single steps of two-digit arithmetic (README, part 7); this spells those steps out."""
+    parts = []  # (sign, amounts): each later term, split into at most two amounts of the same sign
+    for t in terms[1:]:
+        m = abs(t)
+        parts.append(("+" if t >= 0 else "-", [m - m % 10, m % 10] if m >= 10 and m % 10 else [m]))
+    calc = Calc(n_ops=sum(len(a) for _, a in parts), slip=slip)
+
+    def line(acc: Fraction, pending: list[tuple[str, list[Fraction]]]) -> str:
+        return " ".join([fmt(acc)] + [f"{sign} {fmt(a)}" for sign, amounts in pending for a in amounts])
+
+    acc = terms[0]
+    lines = [line(acc, [(sign, [sum(amounts)]) for sign, amounts in parts])]
+    for i, (sign, amounts) in enumerate(parts):
+        later = [(sg, [sum(am)]) for sg, am in parts[i + 1:]]
+        if len(amounts) == 2:  # write the split before using it
+            lines.append(line(acc, [(sign, amounts)] + later))
+        for j, a in enumerate(amounts):
+            acc = calc(acc, sign, a)
+            lines.append(line(acc, [(sign, amounts[j + 1:])] + later))
+    return lines[0] + "".join(f"\n= {ln}" for ln in lines[1:]), fmt(acc)
 
 
 def _op(o: Op) -> str:

@@ -10,6 +10,9 @@ deterministic rationale per problem cannot give:
   ``terse``: the long rationale of the learnability-gap question);
 - ``varied`` writes one of several distinct correct rationales (another order, another
   decomposition), chosen by the sample index, so selection policies have something to choose among.
+- ``digits`` is ``steps`` with every addition or subtraction of a multi-digit number split into
+  its tens-and-above part and its last digit, one place value per written operation (solvers that
+  cannot split an operation write ``steps``).
 
 A *slip* makes one intermediate result plausibly wrong (off by 1, 2 or 10) and carries the
 wrong value on to the end, as a careless solver would: the negatives of REDI, DPO and SimPO.
@@ -23,7 +26,7 @@ import hashlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-STYLES = ("steps", "terse", "verbose", "varied")
+STYLES = ("steps", "terse", "verbose", "varied", "digits")
 SLIP_SIZES = (1, -1, 10, -10, 2, -2)
 
 

@@ -37,6 +37,20 @@ def test_exact_rationales(style, expected):
     assert solve(P, style) == (expected, "10")
 
 
+def test_digits_moves_one_place_value_per_operation():
+    def digits(expr, slip=None):
+        return solve(Problem(id="d", source="t", prompt=expr, answer="", meta={"task": "chain_sum", "expression": expr}),
+                     Style("digits", slip=slip))
+    assert digits("98 + 93 - 77") == ("98 + 93 - 77\n= 98 + 90 + 3 - 77\n= 188 + 3 - 77\n= 191 - 77\n"
+                                      "= 191 - 70 - 7\n= 121 - 7\n= 114", "114")
+    assert digits("15 - 43") == ("15 - 43\n= 15 - 40 - 3\n= -25 - 3\n= -28", "-28")
+    assert digits("40 + 7 - 30") == ("40 + 7 - 30\n= 47 - 30\n= 17", "17")  # nothing to split: steps
+    assert solve(P, Style("digits")) == solve(P, Style("steps"))  # one-digit operands: steps
+    # a slip lands on one written operation (here the second of four: 188 + 3) and carries on
+    assert digits("98 + 93 - 77", slip=1) == ("98 + 93 - 77\n= 98 + 90 + 3 - 77\n= 188 + 3 - 77\n= 192 - 77\n"
+                                              "= 192 - 70 - 7\n= 122 - 7\n= 115", "115")
+
+
 @pytest.mark.parametrize("style,expected,answer", [
     (Style("steps", slip=0), "12 - 5 + 3\n= 8 + 3\n= 11", "11"),  # op 0 off by +1, carried on
     (Style("terse", slip=1), "12 - 5 = 7, 7 + 3 = 11", "11"),  # op 1 off by +1
@@ -67,7 +81,7 @@ def draw(options: ProgramOptions, problems, samples=1, hinted=False):
     return reqs, backend.complete(reqs, SamplingParams())
 
 
-@pytest.mark.parametrize("style", ["steps", "terse", "verbose", "varied"])
+@pytest.mark.parametrize("style", ["steps", "terse", "verbose", "varied", "digits"])
 def test_every_style_is_right_on_real_problems(style):
     problems = rg_problems(30, **HARD)
     reqs, outs = draw(ProgramOptions(style), problems, samples=4)
