@@ -29,6 +29,8 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import resource
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,11 +299,35 @@ def _log_like_parent() -> dict[str, Any]:
 def _train_in_child(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
                     seed: int = 0) -> None:
     """:func:`_train_entry` in a spawned child; a budget it finds it cannot meet goes back to the
-    parent as a :class:`ConfigError` (one clear line), not as a crashed child."""
+    parent as a :class:`ConfigError` (one clear line), not as a crashed child. SIGTERM (the parent's
+    :func:`_join_or_stop`) unwinds it like Ctrl-C, so temp files go and finished records stay."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         _train_entry(recipe, entry, layout, queue, logs, seed)
     except ConfigError as e:
         queue.put({"config_error": str(e)})
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _join_or_stop(proc: Any, grace_s: float = 60.0) -> None:
+    """Wait for an entry's child. When this process is interrupted (Ctrl-C, SIGTERM sent to it
+    alone), stop the child too instead of leaving it training unseen: SIGTERM, then SIGKILL
+    after ``grace_s``; its finished checkpoints and records stay on disk for the re-run."""
+    try:
+        proc.join()
+    except BaseException:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(grace_s)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        raise
 
 
 def _train_entry(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, logs: dict[str, Any],
@@ -425,7 +451,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
             queue = ctx.Queue()
             proc = ctx.Process(target=_train_in_child, args=(recipe, entry, layout, queue, _log_like_parent(), seed))
             proc.start()
-            proc.join()
+            _join_or_stop(proc)
             if proc.exitcode != 0:
                 raise RuntimeError(f"compare entry '{entry.name}' (training seed {seed}) failed (exit code "
                                    f"{proc.exitcode}); see the log above")

@@ -86,3 +86,32 @@ def test_signal_in_each_stage_leaves_a_resumable_run(stage, sig, code, finished,
         report = pipeline.run(recipe, out)
         assert report["student_after"]["n"] == 8
         assert json.loads((out / "report.json").read_text())["student_after"] == report["student_after"]
+
+
+def test_sigterm_to_compare_alone_stops_the_entry_it_trains(tmp_path, tiny_model_dir):
+    """A scheduler's SIGTERM often reaches the main process only. `compare` trains each entry in a
+    child process; the child must stop with it, not train on unseen while the parent waits for it."""
+    import psutil
+
+    recipe = tiny_recipe(tiny_model_dir, tmp_path / "cache")
+    recipe.eval.models = ["student_after"]
+    cfg = to_dict(recipe)
+    cfg["compare"] = {"max_steps": 100000, "baseline": False, "entries": [{"name": "sft", "method": "sft"}]}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "reasondistill", "compare", str(path), "--out", str(tmp_path / "run")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, child = time.time() + 180, None
+    while time.time() < deadline and child is None:
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        kids = [c for c in psutil.Process(proc.pid).children() if "multiprocessing.spawn" in " ".join(c.cmdline())
+                and "resource_tracker" not in " ".join(c.cmdline())]
+        child = kids[0] if kids else None
+        time.sleep(0.5)
+    assert child is not None, "no entry child appeared"
+    time.sleep(3)  # into its imports or its training
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert "resume" in stderr
