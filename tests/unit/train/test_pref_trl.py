@@ -2,7 +2,6 @@
 and our DPO trains what TRL's does."""
 
 import pytest
-import torch
 
 from reasondistill import models
 from reasondistill.config import TrainConfig
