@@ -81,8 +81,7 @@ def _trainer_class():
             chosen, rejected = sums.float().chunk(2)
             ref_chosen, ref_rejected = ref.chunk(2)
             loss, rc, rr = dpo_sigmoid_loss(chosen, rejected, ref_chosen, ref_rejected, beta=self.beta)
-            self.record(**{"rewards/chosen": rc.mean(), "rewards/rejected": rr.mean(),
-                           "rewards/margins": (rc - rr).mean(), "rewards/accuracies": (rc > rr).float().mean()})
+            self.record(**preference.reward_parts(rc, rr))
             return (loss, {}) if return_outputs else loss
 
     return DPOTrainer
@@ -126,9 +125,7 @@ def collate_with_reference(features: list[dict], pad_id: int, max_length: int) -
 def build_own_trainer(dpo_cfg: DPOObjectiveConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str,
                       use_bf16: bool, out_dir: Path, path: Any = None):
     """Our trainer, after scoring every pair once with the starting student (the reference)."""
-    features = preference.tokenize_pairs(tok, pairs, train_cfg.max_length, path)
-    if not features:
-        raise ConfigError(f"every pair's prompt is >= train.max_length = {train_cfg.max_length} tokens; raise it")
+    features = preference.pair_features(tok, pairs, train_cfg.max_length, path)
     started = time.perf_counter()
     refs = reference_logps(model, features, tok.pad_token_id, train_cfg.max_length, use_bf16=use_bf16)
     seconds = time.perf_counter() - started

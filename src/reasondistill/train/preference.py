@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import io, models
 from ..config import TrainConfig
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..records import PreferenceExample
 from . import base
 from .preflight import preflight
@@ -57,6 +57,21 @@ def tokenize_pairs(tok, pairs: list[PreferenceExample], max_length: int, path: A
         log.warning("%d of %d pairs have a prompt of >= %d tokens and are left out", len(pairs) - len(out),
                     len(pairs), max_length)
     return out
+
+
+def pair_features(tok, pairs: list[PreferenceExample], max_length: int, path: Any = "<pairs>"
+                  ) -> list[dict[str, list[int]]]:
+    """:func:`tokenize_pairs` for a trainer of ours: refused when no pair is left."""
+    features = tokenize_pairs(tok, pairs, max_length, path)
+    if not features:
+        raise ConfigError(f"every pair's prompt is >= train.max_length = {max_length} tokens; raise it")
+    return features
+
+
+def reward_parts(chosen, rejected) -> dict[str, Any]:
+    """The logged parts of a pairwise reward (per-pair tensors, detached), named as TRL logs them."""
+    return {"rewards/chosen": chosen.mean(), "rewards/rejected": rejected.mean(),
+            "rewards/margins": (chosen - rejected).mean(), "rewards/accuracies": (chosen > rejected).float().mean()}
 
 
 def collate(features: list[dict[str, list[int]]], pad_id: int, max_length: int) -> dict[str, Any]:

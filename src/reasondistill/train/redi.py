@@ -62,9 +62,7 @@ def _trainer_class():
 
 def build_trainer(redi_cfg: REDIConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str, use_bf16: bool,
                   out_dir: Path, path: Any = None):
-    features = preference.tokenize_pairs(tok, pairs, train_cfg.max_length, path)
-    if not features:
-        raise ConfigError(f"every pair's prompt is >= train.max_length = {train_cfg.max_length} tokens; raise it")
+    features = preference.pair_features(tok, pairs, train_cfg.max_length, path)
     collator = partial(preference.collate, pad_id=tok.pad_token_id, max_length=train_cfg.max_length)
     return base.trainer(_trainer_class(), train_cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
                         train_dataset=features, data_collator=collator, alpha=redi_cfg.alpha)

@@ -78,8 +78,7 @@ def _trainer_class():
             chosen, rejected = sums.float().chunk(2)
             chosen_len, rejected_len = lengths.chunk(2)
             loss, rc, rr = simpo_loss(chosen, chosen_len, rejected, rejected_len, beta=self.beta, gamma=self.gamma)
-            self.record(**{"rewards/chosen": rc.mean(), "rewards/rejected": rr.mean(),
-                           "rewards/margins": (rc - rr).mean(), "rewards/accuracies": (rc > rr).float().mean()})
+            self.record(**preference.reward_parts(rc, rr))
             return (loss, {}) if return_outputs else loss
 
     return SimPOTrainer
@@ -88,9 +87,7 @@ def _trainer_class():
 def build_trainer(simpo_cfg: SimPOConfig, train_cfg: TrainConfig, model, tok, pairs, *, device: str,
                   use_bf16: bool, out_dir: Path, path: Any = None):
     if simpo_cfg.engine == "own":
-        features = preference.tokenize_pairs(tok, pairs, train_cfg.max_length, path)
-        if not features:
-            raise ConfigError(f"every pair's prompt is >= train.max_length = {train_cfg.max_length} tokens; raise it")
+        features = preference.pair_features(tok, pairs, train_cfg.max_length, path)
         collator = partial(preference.collate, pad_id=tok.pad_token_id, max_length=train_cfg.max_length)
         return base.trainer(_trainer_class(), train_cfg, model, tok, out_dir, device=device, use_bf16=use_bf16,
                             train_dataset=features, data_collator=collator, beta=simpo_cfg.beta,
