@@ -26,7 +26,7 @@ VERSION = "1"  # bump when a solver's wording changes: it is part of the cache i
 
 @dataclass(frozen=True, slots=True)
 class ProgramOptions:
-    style: str = "steps"  # steps | terse | verbose | varied | digits
+    style: str = "steps"  # steps | terse | verbose | varied | digits | columns
     wrong_share: float = 0.0  # share of unhinted samples with one plausible slip (0: every trace is right)
     seed: int = 0  # which samples slip, and where
 

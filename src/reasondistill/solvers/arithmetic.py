@@ -115,7 +115,7 @@ def _expression(problem: Problem) -> str:
     return expr
 
 
-STYLES = ("steps", "terse", "verbose", "varied", "digits")
+STYLES = ("steps", "terse", "verbose", "varied", "digits", "columns")
 
 
 def solve(problem: Problem, style: Style = Style()) -> tuple[str, str]:
@@ -128,6 +128,8 @@ def solve(problem: Problem, style: Style = Style()) -> tuple[str, str]:
     lines, value, calc = _reduced(list(tokens), style.slip)
     if style.name == "terse":
         return ", ".join(_op(o) for o in calc.ops) or render(tokens), fmt(value)
+    if style.name == "columns":
+        return _columns(lines, calc), fmt(value)
     if style.name == "verbose":
         return _verbose(tokens, lines, calc, value), fmt(value)
     return lines[0] + "".join(f"\n= {line}" for line in lines[1:]), fmt(value)
@@ -157,6 +159,95 @@ def _digits(terms: list[Fraction], slip: int | None) -> tuple[str, str]:
             acc = calc(acc, sign, a)
             lines.append(line(acc, [(sign, amounts[j + 1:])] + later))
     return lines[0] + "".join(f"\n= {ln}" for ln in lines[1:]), fmt(acc)
+
+
+_PLACES = ("ones", "tens", "hundreds", "thousands")
+
+
+def _columns(lines: list[str], calc: Calc) -> str:
+    """``steps`` with each addition or subtraction of integers worked on its own line before the
+    rewrite that uses it, column by column with the carry or borrow written out
+    (``98 + 93: ones 8 + 3 = 11, carry 1; tens 9 + 9 + 1 = 19; so 191``), so every written step is
+    a one-digit fact. Operations on one-digit numbers are written as the fact itself; others
+    (``*``, ``/``, fractions) as ``steps`` does. A slipped operation is worked correctly and then
+    concluded wrongly, as a careless solver copies a result."""
+    out = [lines[0]]
+    for o, after in zip(calc.ops, lines[1:]):
+        if (work := _worked(o)) is not None:
+            out.append(work)
+        out.append(f"= {after}")
+    return "\n".join(out)
+
+
+def _worked(o: Op) -> str | None:
+    a, b = o.a, o.b
+    if o.op not in "+-" or a.denominator != 1 or b.denominator != 1 or b < 0:
+        return None
+    a, b, said = int(a), int(b), fmt(o.result)
+    head = f"{a} {o.op} {b}"
+    if max(abs(a), b) < 10:  # a one-digit fact, its sign rule written when the result is below zero
+        if o.op == "-" and a >= 0 and b > a:
+            return f"{head} = -({b} - {a}) = {said}"
+        if a < 0:
+            inner = f"{b} - {-a}" if o.op == "+" and b >= -a else f"{-a} - {b}" if o.op == "+" else f"{-a} + {b}"
+            sign = "" if o.op == "+" and b >= -a else "-"
+            return f"{head} = {sign}({inner}) = {said}"
+        return f"{head} = {said}"
+    if a >= 0 and o.op == "+":
+        return f"{head}: {_add_columns(a, b)}; so {said}"
+    if a >= 0 and a >= b:
+        return f"{head}: {_sub_columns(a, b)}; so {said}"
+    if a >= 0:  # a - b below zero
+        return f"{head} = -({b} - {a}). {b} - {a}: {_sub_columns(b, a)}; so {said}"
+    if o.op == "-":  # -x - b = -(x + b)
+        return f"{head} = -({-a} + {b}). {-a} + {b}: {_add_columns(-a, b)}; so {said}"
+    if b >= -a:  # -x + b = b - x
+        return f"{head} = {b} - {-a}. {b} - {-a}: {_sub_columns(b, -a)}; so {said}"
+    return f"{head} = -({-a} - {b}). {-a} - {b}: {_sub_columns(-a, b)}; so {said}"
+
+
+def _digits_of(n: int, width: int) -> list[int]:
+    return [(n // 10 ** i) % 10 for i in range(width)]
+
+
+def _place(i: int) -> str:
+    return _PLACES[i] if i < len(_PLACES) else f"10^{i}"
+
+
+def _add_columns(x: int, y: int) -> str:
+    """Column addition of two non-negative integers, ones first; the top column writes its whole sum."""
+    width = max(len(str(x)), len(str(y)))
+    dx, dy = _digits_of(x, width), _digits_of(y, width)
+    parts, carry = [], 0
+    for i in range(width):
+        terms = [d for d in (dx[i], dy[i]) if d or i < min(len(str(x)), len(str(y)))] + ([carry] if carry else [])
+        total = dx[i] + dy[i] + carry
+        text = f"{_place(i)} " + (" + ".join(map(str, terms)) + f" = {total}" if len(terms) > 1 else str(total))
+        carry = total // 10 if i < width - 1 else 0
+        parts.append(text + (f", carry {carry}" if carry else ""))
+    return "; ".join(parts)
+
+
+def _sub_columns(x: int, y: int) -> str:
+    """Column subtraction ``x - y`` of non-negative integers with ``x >= y``, ones first; a borrow
+    is taken where the column's top digit is too small and paid back in the next column."""
+    width, y_width = len(str(x)), len(str(y))
+    dx, dy = _digits_of(x, width), _digits_of(y, width)
+    parts, borrow = [], 0
+    for i in range(width):
+        terms = [dx[i]] + ([dy[i]] if i < y_width else []) + ([1] if borrow else [])
+        rest = sum(terms[1:])
+        if len(terms) == 1:
+            parts.append(f"{_place(i)} {dx[i]}")
+            borrow = 0
+        elif dx[i] >= rest:
+            parts.append(f"{_place(i)} " + " - ".join(map(str, terms)) + f" = {dx[i] - rest}")
+            borrow = 0
+        else:
+            parts.append(f"{_place(i)} " + " - ".join(map(str, terms)) + ": borrow, "
+                         + " - ".join(map(str, [dx[i] + 10] + terms[1:])) + f" = {dx[i] + 10 - rest}")
+            borrow = 1
+    return "; ".join(parts)
 
 
 def _op(o: Op) -> str:

@@ -13,6 +13,8 @@ deterministic rationale per problem cannot give:
 - ``digits`` is ``steps`` with every addition or subtraction of a multi-digit number split into
   its tens-and-above part and its last digit, one place value per written operation (solvers that
   cannot split an operation write ``steps``).
+- ``columns`` is ``steps`` with each multi-digit addition or subtraction worked column by column
+  on its own line, carries and borrows written out, so every written step is a one-digit fact.
 
 A *slip* makes one intermediate result plausibly wrong (off by 1, 2 or 10) and carries the
 wrong value on to the end, as a careless solver would: the negatives of REDI, DPO and SimPO.
@@ -26,7 +28,7 @@ import hashlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-STYLES = ("steps", "terse", "verbose", "varied", "digits")
+STYLES = ("steps", "terse", "verbose", "varied", "digits", "columns")
 SLIP_SIZES = (1, -1, 10, -10, 2, -2)
 
 

@@ -2,6 +2,8 @@
 vs long, and a controlled share of plausible wrong traces."""
 
 import json
+import random
+import re
 
 import pytest
 import reasoning_gym as rg
@@ -49,6 +51,43 @@ def test_digits_moves_one_place_value_per_operation():
     # a slip lands on one written operation (here the second of four: 188 + 3) and carries on
     assert digits("98 + 93 - 77", slip=1) == ("98 + 93 - 77\n= 98 + 90 + 3 - 77\n= 188 + 3 - 77\n= 192 - 77\n"
                                               "= 192 - 70 - 7\n= 122 - 7\n= 115", "115")
+
+
+def columns(expr, slip=None):
+    return solve(Problem(id="d", source="t", prompt=expr, answer="", meta={"task": "chain_sum", "expression": expr}),
+                 Style("columns", slip=slip))
+
+
+def test_columns_works_each_operation_digit_by_digit():
+    assert columns("98 + 93 - 77") == (
+        "98 + 93 - 77\n"
+        "98 + 93: ones 8 + 3 = 11, carry 1; tens 9 + 9 + 1 = 19; so 191\n= 191 - 77\n"
+        "191 - 77: ones 1 - 7: borrow, 11 - 7 = 4; tens 9 - 7 - 1 = 1; hundreds 1; so 114\n= 114", "114")
+    # below zero: the sign rule first, then the columns of the positive difference
+    assert columns("15 - 43") == ("15 - 43\n15 - 43 = -(43 - 15). 43 - 15: ones 3 - 5: borrow, 13 - 5 = 8; "
+                                  "tens 4 - 1 - 1 = 2; so -28\n= -28", "-28")
+    assert columns("5 - 9 + 3") == ("5 - 9 + 3\n5 - 9 = -(9 - 5) = -4\n= -4 + 3\n-4 + 3 = -(4 - 3) = -1\n= -1", "-1")
+    assert columns("-25 - 8")[0].splitlines()[1] == "-25 - 8 = -(25 + 8). 25 + 8: ones 5 + 8 = 13, carry 1; tens 2 + 1 = 3; so -33"
+    # a borrow through a zero
+    assert columns("105 - 97")[0].splitlines()[1] == ("105 - 97: ones 5 - 7: borrow, 15 - 7 = 8; "
+                                                      "tens 0 - 9 - 1: borrow, 10 - 9 - 1 = 0; hundreds 1 - 1 = 0; so 8")
+    # a slipped operation is worked right and concluded wrong (op 0 off by +1), and carried on
+    assert columns("98 + 93 - 77", slip=0)[0].splitlines()[1:3] == [
+        "98 + 93: ones 8 + 3 = 11, carry 1; tens 9 + 9 + 1 = 19; so 192", "= 192 - 77"]
+    assert columns("98 + 93 - 77", slip=0)[1] == "115"
+
+
+def test_columns_every_written_fact_is_true():
+    rng = random.Random(0)
+    for _ in range(500):
+        terms = [rng.randint(0, 999) for _ in range(rng.randint(2, 4))]
+        expr = str(terms[0]) + "".join(f" {rng.choice('+-')} {t}" for t in terms[1:])
+        text, answer = columns(expr)
+        assert int(answer) == eval(expr)
+        facts = re.findall(r"(?<![\d-])(\d+(?: [-+] \d+)+) = (-?\d+)", text)
+        assert facts and all(eval(lhs) == int(rhs) for lhs, rhs in facts), expr
+        assert all(line.endswith(f"so {v}") for line, v in zip(text.splitlines()[1::2], re.findall(r"^= (-?\d+)", text, re.M))
+                   if ": ones" in line)
 
 
 @pytest.mark.parametrize("style,expected,answer", [
