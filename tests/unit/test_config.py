@@ -92,3 +92,18 @@ def test_every_int_default_passes_the_count_rule_it_implies():
                 checked += 1
     assert checked > 40
     assert set(config.INT_FLOORS) <= {f"{c.__name__}.{f.name}" for c in seen for f in dataclasses.fields(c)}
+
+
+def test_switching_a_backend_drops_the_options_written_for_the_old_one():
+    # the default's program teacher writes `columns`; a dummy teacher has no `style` option
+    assert load_recipe("default").teacher.options == {"style": "columns"}
+    assert load_recipe("default", ["teacher.backend=dummy"]).teacher.options == {}
+    # options given in the same overrides are the new backend's own
+    recipe = load_recipe("default", ["teacher.backend=program", "teacher.options.style=digits"])
+    assert recipe.teacher.options == {"style": "digits"}
+    served = ["teacher.backend=openai", "teacher.model=m", "teacher.options.base_url=http://127.0.0.1:1/v1"]
+    assert load_recipe("default", served).teacher.options == {"base_url": "http://127.0.0.1:1/v1"}
+    assert load_recipe("default", served[2:] + served[:2]).teacher.options == {"base_url": "http://127.0.0.1:1/v1"}
+    assert load_recipe("default", ["teacher.backend=program"]).teacher.options == {"style": "columns"}  # same backend
+    with pytest.raises(ConfigError, match="teacher.options.style"):  # a wrong option is still refused
+        load_recipe("default", ["teacher.backend=dummy", "teacher.options.style=columns"])

@@ -265,6 +265,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if isinstance(node, list):
             raise ConfigError(f"override '{item}': '{'.'.join(parts[:-1])}' is a list of named teachers; "
                               f"address a field of one by name: {'.'.join(parts[:-1])}.<name>.{parts[-1]}=...")
+        if parts[-1] == "backend" and node.get("backend") != value and node is not data:
+            # options belong to the backend they were written for: another backend starts from its own
+            # defaults, plus whatever options these overrides give it (applied in any order)
+            kept = {k: v for k, v in (node.get("options") or {}).items()
+                    if any(o.split("=", 1)[0].strip().startswith(f"{'.'.join(parts[:-1])}.options.{k}")
+                           for o in overrides[:overrides.index(item)])}
+            node.pop("options", None)
+            if kept:
+                node["options"] = kept
         node[parts[-1]] = value
     return data
 

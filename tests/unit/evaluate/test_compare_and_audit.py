@@ -49,7 +49,7 @@ def test_compare_refuses_when_settings_differ_and_names_them(tmp_path, problems,
     assert cli.main(["evaluate", "--compare", str(a), str(b)]) == 2
     err = capsys.readouterr().err
     assert "refusing to compare" in err and "2 setting(s) differ" in err
-    assert "sampling.max_new_tokens: A = 96, B = 50" in err
+    assert "sampling.max_new_tokens: A = 192, B = 50" in err
     assert "checker.fallback_last_number: A = true, B = false" in err
     assert "model" not in err.split("besides the model")[1]  # the model itself is never a reason to refuse
 
@@ -64,7 +64,7 @@ def test_compare_refuses_when_settings_differ_and_names_them(tmp_path, problems,
 
     assert cli.main(["evaluate", "--compare", str(a), str(b), "--force"]) == 0
     out = capsys.readouterr().out
-    assert "compared anyway (--force)" in out and "sampling.max_new_tokens: A = 96, B = 50" in out
+    assert "compared anyway (--force)" in out and "sampling.max_new_tokens: A = 192, B = 50" in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["forced"] and {d["setting"] for d in result["settings_differ"]} == {
         "sampling.max_new_tokens", "checker.fallback_last_number"}
