@@ -242,7 +242,7 @@ def _override_value(raw: str, tp: Any) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` strings to a nested dict. Values parse as YAML scalars/lists/mappings,
     except where the field is a string (see :func:`_override_value`)."""
-    for item in overrides:
+    for at, item in enumerate(overrides):
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, raw = item.split("=", 1)
@@ -268,9 +268,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if parts[-1] == "backend" and node.get("backend") != value and node is not data:
             # options belong to the backend they were written for: another backend starts from its own
             # defaults, plus whatever options these overrides give it (applied in any order)
+            given = [o.split("=", 1)[0].strip() for o in overrides[:at]]
+            prefix = ".".join(parts[:-1]) + ".options."
             kept = {k: v for k, v in (node.get("options") or {}).items()
-                    if any(o.split("=", 1)[0].strip().startswith(f"{'.'.join(parts[:-1])}.options.{k}")
-                           for o in overrides[:overrides.index(item)])}
+                    if any(g.startswith(prefix + k) for g in given)}
             node.pop("options", None)
             if kept:
                 node["options"] = kept

@@ -185,25 +185,22 @@ def _worked(o: Op) -> str | None:
         return None
     a, b, said = int(a), int(b), fmt(o.result)
     head = f"{a} {o.op} {b}"
-    if max(abs(a), b) < 10:  # a one-digit fact, its sign rule written when the result is below zero
-        if o.op == "-" and a >= 0 and b > a:
-            return f"{head} = -({b} - {a}) = {said}"
-        if a < 0:
-            inner = f"{b} - {-a}" if o.op == "+" and b >= -a else f"{-a} - {b}" if o.op == "+" else f"{-a} + {b}"
-            sign = "" if o.op == "+" and b >= -a else "-"
-            return f"{head} = {sign}({inner}) = {said}"
-        return f"{head} = {said}"
-    if a >= 0 and o.op == "+":
-        return f"{head}: {_add_columns(a, b)}; so {said}"
-    if a >= 0 and a >= b:
-        return f"{head}: {_sub_columns(a, b)}; so {said}"
-    if a >= 0:  # a - b below zero
-        return f"{head} = -({b} - {a}). {b} - {a}: {_sub_columns(b, a)}; so {said}"
-    if o.op == "-":  # -x - b = -(x + b)
-        return f"{head} = -({-a} + {b}). {-a} + {b}: {_add_columns(-a, b)}; so {said}"
-    if b >= -a:  # -x + b = b - x
-        return f"{head} = {b} - {-a}. {b} - {-a}: {_sub_columns(b, -a)}; so {said}"
-    return f"{head} = -({-a} - {b}). {-a} - {b}: {_sub_columns(-a, b)}; so {said}"
+    sign, x, op, y = _unsigned(a, o.op, b)
+    inner = f"{x} {op} {y}"
+    if max(x, y) < 10:  # a one-digit fact, with its sign rule where a term or the result is below zero
+        return f"{head} = {said}" if inner == head else f"{head} = {sign}({inner}) = {said}"
+    work = f"{(_add_columns if op == '+' else _sub_columns)(x, y)}; so {said}"
+    return f"{head}: {work}" if inner == head else f"{head} = {sign}{f'({inner})' if sign else inner}. {inner}: {work}"
+
+
+def _unsigned(a: int, op: str, b: int) -> tuple[str, int, str, int]:
+    """``(sign, x, op, y)`` with ``a op b == sign(x op y)``, ``x, y >= 0`` and ``x >= y`` for a
+    subtraction: what is left to work in columns once the sign rule is written."""
+    if a >= 0:
+        return ("", a, op, b) if op == "+" or a >= b else ("-", b, "-", a)
+    if op == "-":  # -x - b = -(x + b)
+        return "-", -a, "+", b
+    return ("", b, "-", -a) if b >= -a else ("-", -a, "-", b)
 
 
 def _digits_of(n: int, width: int) -> list[int]:
