@@ -127,3 +127,28 @@ def test_chunked_sparse_logprobs_pass_gradcheck_and_handle_an_empty_tail():
     assert (tail < -80).all()
     sum(o.sum() for o in (top, tail)).backward()
     assert torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("name", ["reverse_kl", "jsd"])
+def test_a_teacher_tail_below_float32_resolution_costs_the_student_nats_not_thousands(name):
+    """A confident teacher's top k sum to 1 in float32, so its stored tail is -inf, though the other
+    ids hold mass. The loss takes that tail at float32 resolution: a student with 1% of its mass
+    outside the top k pays a few hundredths of a nat per token, not the ~100 that a -1e4 floor charged."""
+    from reasondistill.train.losses.base import TAIL_FLOOR
+
+    vocab, k = 50, 4
+    teacher_lp = torch.full((1, 1, vocab), -40.0)
+    teacher_lp[..., :k] = torch.tensor([-1e-9, -25.0, -26.0, -27.0])
+    sparse = sparse_from_full(teacher_lp, k)
+    assert torch.isinf(sparse.tail_logprob).all()  # what the store holds for such a token
+    student = torch.full((1, 1, vocab), -30.0)
+    student[..., 0] = 0.0
+    student[..., k:] = torch.log(torch.tensor(0.01 / (vocab - k)))  # 1% of the mass outside the top k
+    student = torch.log_softmax(student, -1)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    loss = get_loss(name)(student, sparse, m, 1.0, **OPTIONS.get(name, {})).item()
+    ceiling = 0.01 * (abs(TAIL_FLOOR) + 1)  # the tail's own share of KL(student || teacher), with slack
+    assert 0 < loss < ceiling, loss
+    as_full = get_loss(name)(student, sparse._replace(tail_logprob=torch.full((1, 1), TAIL_FLOOR)), m, 1.0,
+                             **OPTIONS.get(name, {})).item()
+    assert loss == pytest.approx(as_full)

@@ -17,12 +17,18 @@ returning a scalar: the mean over masked tokens of a per-token divergence.
   temperature 1 and an approximation otherwise. Losses are not rescaled by
   ``temperature ** 2``.
 
-Log-probabilities are floored at :data:`LOG_FLOOR` so empty buckets (a teacher whose top
-k hold all the mass) give zero terms and finite gradients instead of ``nan``.
+Log-probabilities are floored at :data:`LOG_FLOOR` so empty buckets give zero terms and
+finite gradients instead of ``nan``. One exception: a sparse teacher's tail is ``-inf`` when its
+top k sum to 1 in float32 (a third of the tokens of a confident 135M teacher), yet the other
+``V - k`` ids do hold mass, just below what float32 logprobs resolve. That tail is taken as
+:data:`TAIL_FLOOR` (the resolution), not ``LOG_FLOOR``: at ``LOG_FLOOR`` reverse KL and JSD charged
+the student about 1e4 nats per unit of tail mass (a reverse-KL student of reproduce-token-kd wrote
+no answer line at all; README).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -31,6 +37,7 @@ import torch.nn.functional as F
 from .sparse import sparse_logprobs
 
 LOG_FLOOR = -1e4  # exp() of this is exactly 0 in float32
+TAIL_FLOOR = math.log(2.0 ** -24)  # -16.6: a teacher tail under float32 resolution, where V > k
 
 
 class SparseTeacher(NamedTuple):
@@ -60,7 +67,10 @@ def log_distributions(student_logits: torch.Tensor, teacher: Teacher, temperatur
         raise ValueError(f"sparse teacher shapes ids {tuple(ids.shape)}, logprobs {tuple(t_top.shape)}, "
                          f"tail {tuple(t_tail.shape)} do not fit student logits {tuple(student_logits.shape)}")
     ids = ids.long()
-    t_logp = torch.cat([t_top.float(), t_tail.float().unsqueeze(-1)], dim=-1)
+    t_tail = t_tail.float()
+    if ids.shape[-1] < student_logits.shape[-1]:  # ids outside the top k exist: their mass is not 0
+        t_tail = t_tail.clamp_min(TAIL_FLOOR)
+    t_logp = torch.cat([t_top.float(), t_tail.unsqueeze(-1)], dim=-1)
     t_logp = F.log_softmax(t_logp / temperature, dim=-1)
     s_top, s_tail, _ = sparse_logprobs(student_logits, ids, temperature)  # chunked; see sparse.py
     s_sparse = torch.cat([s_top, s_tail.unsqueeze(-1)], dim=-1)
