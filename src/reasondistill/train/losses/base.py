@@ -22,8 +22,7 @@ finite gradients instead of ``nan``. One exception: a sparse teacher's tail is `
 top k sum to 1 in float32 (a third of the tokens of a confident 135M teacher), yet the other
 ``V - k`` ids do hold mass, just below what float32 logprobs resolve. That tail is taken as
 :data:`TAIL_FLOOR` (the resolution), not ``LOG_FLOOR``: at ``LOG_FLOOR`` reverse KL and JSD charged
-the student about 1e4 nats per unit of tail mass (a reverse-KL student of reproduce-token-kd wrote
-no answer line at all; README).
+the student about 1e4 nats per unit of tail mass (a first logged loss of 110 nats per token).
 """
 
 from __future__ import annotations
