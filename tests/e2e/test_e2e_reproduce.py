@@ -66,15 +66,19 @@ def test_reproduce_token_kd_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setenv(pipeline.RUNS_ENV, str(tmp_path / "runs"))
     recipe = tiny("reproduce-token-kd", tiny_model_dir, tmp_path / "cache", "compare.train_seeds=1")
     rows = compare.run(recipe, tmp_path / "run")
-    assert [r["objective"] for r in rows] == ["sft", "kd-forward", "kd-reverse", "kd-jsd"]
+    assert [r["objective"] for r in rows] == ["sft", "kd-forward", "kd-reverse", "kd-jsd", "sft+sft", "sft+kd-reverse"]
     entries = tmp_path / "run" / "compare" / "entries"
     inputs = set()
-    for name in ("sft", "kd-forward", "kd-reverse", "kd-jsd"):
-        inputs |= set(json.loads((entries / name / "train" / "manifest.json").read_text())["inputs"].items())
+    for name in ("sft", "kd-forward", "kd-reverse", "kd-jsd", "sft+sft", "sft+kd-reverse"):
+        found = json.loads((entries / name / "train" / "manifest.json").read_text())["inputs"]
+        assert any(k.endswith("sft/train/model/model.safetensors") for k in found) == name.startswith("sft+"), name
+        inputs |= {(k, v) for k, v in found.items() if not k.endswith("model.safetensors")}
     assert len(inputs) == 1 and next(iter(inputs))[0].endswith("curate/train.jsonl")  # the same traces, byte for byte
     losses = set()
-    for name in ("kd-forward", "kd-reverse", "kd-jsd"):
+    for name in ("kd-forward", "kd-reverse", "kd-jsd", "sft+kd-reverse"):
         m = json.loads((entries / name / "train" / "manifest.json").read_text())
+        start = m["config"]["train"]["student"]
+        assert start.endswith("sft/train/model") == name.startswith("sft+"), (name, start)  # warm start only there
         assert m["config"]["kd"]["teacher"]["model"] == str((teacher / "train" / "model").resolve()), name
         assert m["config"]["kd"]["ce_weight"] == 0.0
         assert m["outputs"]["teacher_scored"] + m["outputs"]["teacher_scored_cached"] > 0, name
