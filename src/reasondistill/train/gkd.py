@@ -164,7 +164,16 @@ class OnPolicyBatches:
     # -- batch: cached completions, some replaced by student samples
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        return super().training_step(model, self.mix(model, inputs), num_items_in_batch)
+        batch = self.mix(model, inputs)
+        super()._track_num_input_tokens(batch)  # the rows trained on: a step's cost is 6 N times these
+        return super().training_step(model, batch, num_items_in_batch)
+
+    def _track_num_input_tokens(self, inputs):
+        """The Trainer counts the batch its loader yields: here prompts and cached completions, not the
+        rows trained on (a sampled completion replaces a cached one). Those are counted in
+        :meth:`training_step` instead, non-padding as every objective counts them."""
+        if "input_ids" in inputs:
+            super()._track_num_input_tokens(inputs)
 
     def mix(self, model, inputs: dict[str, Any]) -> dict[str, Any]:
         device = self.args.device

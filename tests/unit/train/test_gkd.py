@@ -138,6 +138,9 @@ def test_lambda_one_samples_the_student_and_trains_only_on_its_samples(tmp_path,
     assert spy.calls == 2 and spy.rows == 8  # one generate per step, every row of every batch
     assert out["on_policy_seqs"] == 8 and out["cached_seqs"] == 0 and out["cached_tokens"] == 0
     assert out["on_policy_tokens"] == spy.tokens > 0  # the loss ran over exactly the sampled tokens
+    # the tokens trained are the rows trained on: each prompt with its sampled completion (not the cached one)
+    prompts = sum(len(f["prompt"]) for f in gkd.tokenize(examples(), tok, 128)[0])
+    assert out["tokens_trained"] == prompts + spy.tokens
     assert out["mean_sampled_len"] <= 8
     assert out["shared_vocab"] == 49152 and out["student_rows"] == 49152 + 32 and max(spy.sampled_ids) < 49152
     trained = weights(tmp_path / "a" / "model")
@@ -160,6 +163,7 @@ def test_lambda_zero_never_samples_and_trains_on_the_cached_traces(tmp_path, tin
     assert out["on_policy_seqs"] == 0 and out["on_policy_tokens"] == 0 and out["mean_sampled_len"] is None
     assert out["cached_seqs"] == 8  # 2 steps x 4 = one epoch over the 8 examples
     assert out["cached_tokens"] == sum(len(f["completion"]) for f in features)
+    assert out["tokens_trained"] == sum(len(f["prompt"]) + len(f["completion"]) for f in features)
     # and the cached completions matter here
     other = tmp_path / "other.jsonl"
     io.write_jsonl(other, examples(answer_offset=100))

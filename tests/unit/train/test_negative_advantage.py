@@ -86,6 +86,7 @@ def test_one_step_on_a_tiny_model_lowers_the_log_prob_of_what_it_sampled(tmp_pat
     (batch,) = seen
     targets = na.sampled_targets(batch["input_ids"], batch["loss_mask"])
     assert len(targets) == out["on_policy_tokens"] > 0
+    assert out["tokens_trained"] == int(batch["attention_mask"].sum())  # the sampled rows, not the loader's batch
 
     def mean_logp(model_dir):
         model = AutoModelForCausalLM.from_pretrained(model_dir)
