@@ -373,6 +373,7 @@ def _train_entry(recipe: Recipe, entry: CompareEntry, layout: Layout, queue, log
     stats = {"train_wall_seconds": train_wall, "wall_seconds": time.time() - started, "peak_rss_mb": rss,
              "train_cpu_seconds": train_cpu, "cpu_seconds": _cpu_seconds(),
              "steps": trained.outputs.get("steps"), "tokens_trained": trained.outputs.get("tokens_trained"),
+             "tokens_sampled": trained.outputs.get("on_policy_tokens"),  # on-policy objectives' student samples
              "parameters": models.parameter_count(checkpoint), **extra}
     stats_path = own.stats_json
     reused = trained.skipped and evaluated.skipped
@@ -403,15 +404,19 @@ def _cpu_seconds() -> float:
 def cost(stats: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
     """What an entry's student cost, per training seed (means): train wall and CPU seconds, tokens
     trained and the estimated training FLOPs (6 N tokens, N the student's parameters; ``None`` where
-    the trainer does not count its tokens), plus the shared data stages' cost (``data``)."""
+    the trainer does not count its tokens), the tokens an on-policy objective sampled from the student
+    and their FLOPs (2 N each, a forward pass; ``None`` for objectives that sample nothing), plus the
+    shared data stages' cost (``data``)."""
     def mean(key: str) -> float | None:
         values = [s.get(key) for s in stats]
         return None if any(v is None for v in values) else sum(values) / len(values)
 
-    tokens, n = mean("tokens_trained"), stats[0].get("parameters")
+    tokens, sampled, n = mean("tokens_trained"), mean("tokens_sampled"), stats[0].get("parameters")
     return {"train_wall_seconds": mean("train_wall_seconds"), "train_cpu_seconds": mean("train_cpu_seconds"),
             "student_tokens_trained": tokens, "student_parameters": n,
-            "train_flops": None if tokens is None or n is None else 6 * n * tokens, **data}
+            "train_flops": None if tokens is None or n is None else 6 * n * tokens,
+            "student_tokens_sampled": sampled,
+            "sample_flops": None if sampled is None or n is None else 2 * n * sampled, **data}
 
 
 def data_cost(layout: Layout) -> dict[str, Any]:

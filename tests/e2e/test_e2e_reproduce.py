@@ -39,6 +39,13 @@ def test_reproduce_on_policy_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
                   "compare.entries.sft+no-teacher.objective.max_new_tokens=4")
     rows = compare.run(recipe, tmp_path / "run")
     assert [r["objective"] for r in rows] == ["sft", "sft+sft", "sft+gkd", "sft+no-teacher"]
+    for r in rows:  # on-policy rows count the rows they trained on and what the student sampled
+        c = r["cost"]
+        assert c["student_tokens_trained"] > 0 and c["train_flops"] == 6 * c["student_parameters"] * c["student_tokens_trained"]
+        sampled = r["objective"] in ("sft+gkd", "sft+no-teacher")
+        assert (c["student_tokens_sampled"] is not None) == sampled, r["objective"]
+        if sampled:
+            assert c["student_tokens_sampled"] > 0 and c["sample_flops"] == 2 * c["student_parameters"] * c["student_tokens_sampled"]
     assert all(r["vs_reference"]["reference"] == "sft" for r in rows[1:])
     entries = tmp_path / "run" / "compare" / "entries"
 
