@@ -97,3 +97,23 @@ def test_bad_task_config(task_config, match):
 def test_n_train_none_is_rejected():
     with pytest.raises(ConfigError, match="n_train"):
         rg.load(cfg(n_train=None))
+
+
+def test_neighbouring_seeds_draw_disjoint_problems():
+    # reasoning-gym seeds item i with seed + i: passed through as-is, seed 1 repeated 19 of seed 0's
+    # 20 eval prompts (shifted by one), so a "validation" seed scored the held-out set
+    zero, one = rg.load(cfg(seed=0)), rg.load(cfg(seed=1))
+    seen = {normalize_prompt(p) for p in prompts(zero.train + zero.eval)}
+    assert not seen & {normalize_prompt(p) for p in prompts(one.train + one.eval)}
+    # seed 0 keeps reasoning-gym's own items, so earlier seed-0 runs keep their problems
+    direct = reasoning_gym.create_dataset("chain_sum", seed=0, size=5)
+    assert prompts(zero.eval)[:3] == [direct[i]["question"] for i in range(3)]
+    # the verifier regenerates a seed-1 entry from its meta
+    p = one.eval[0]
+    assert p.meta["rg_seed"] == rg.dataset_seed(1) != 1
+    assert original_entry(json.loads(json.dumps(p.meta)))["question"] == p.prompt
+
+
+def test_more_problems_than_one_seed_holds_is_refused():
+    with pytest.raises(ConfigError, match="too many for one reasoning-gym seed"):
+        rg.load(cfg(n_train=rg.SEED_STRIDE, n_eval=0))
