@@ -89,7 +89,7 @@ class ProblemsConfig:
     eval_split: str | None = None  # split read from an HF DatasetDict eval_source (None: 'test', else 'validation')
     n_train: int | None = 400  # None: all remaining rows
     n_eval: int = 300
-    seed: int = 0
+    seed: int = 0  # different seeds draw disjoint reasoning-gym items (0..4293); files: the shuffle
     on_error: str = "raise"  # raise | skip (bad rows are counted in the manifest)
 
     def __post_init__(self) -> None:
