@@ -2,8 +2,7 @@
 
 One dataset is built from ``problems.seed`` (see :func:`dataset_seed`); items are read in index
 order, eval takes the first ``n_eval`` distinct prompts and train the next ``n_train`` prompts not
-seen in eval. The full
-entry is kept in ``meta["rg_entry"]`` so the verifier can call the task's own
+seen in eval. The full entry is kept in ``meta["rg_entry"]`` so the verifier can call the task's own
 ``score_answer(answer, entry)`` and a program teacher can read its metadata.
 
 Task checks and the regeneration of exact entries for scoring live in the shared
