@@ -8,6 +8,7 @@ has beyond that is the training noise of the accuracy on the whole problem distr
 simulation then gives the expected range (max - min) of five seeds at other held-out sizes.
 
     python benchmarks/stability/spread_parts.py runs/x/compare/entries/sft/eval runs/x/compare/entries/sft/seed-*/eval
+    python benchmarks/stability/spread_parts.py runs/x        # a compare run: every entry with 2+ seeds
 """
 
 from __future__ import annotations
@@ -44,13 +45,18 @@ def expected_range(sd_training: float, flip_var_per_problem: float, n_eval: int,
     return statistics.mean(ranges)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("eval_dirs", nargs="+", help="one evaluation folder per training seed (2 or more)")
-    args = ap.parse_args()
-    if len(args.eval_dirs) < 2:
-        ap.error("give at least two seeds' evaluation folders")
-    acc, flip_n, training, disagree, n = split([greedy_scores(Path(d)) for d in args.eval_dirs])
+def entry_seeds(run: Path) -> dict[str, list[Path]]:
+    """``{entry: its seeds' evaluation folders}`` of a compare run folder, for entries with 2+ seeds."""
+    found = {}
+    for entry in sorted((run / "compare" / "entries").iterdir()):
+        dirs = [d for d in [entry / "eval", *sorted(entry.glob("seed-*/eval"))] if d.is_dir()]
+        if len(dirs) >= 2:
+            found[entry.name] = dirs
+    return found
+
+
+def report(eval_dirs: list[Path]) -> None:
+    acc, flip_n, training, disagree, n = split([greedy_scores(d) for d in eval_dirs])
     sd_obs = statistics.stdev(acc)
     print(f"seeds {len(acc)}, per-seed accuracy % {[round(100 * a, 1) for a in acc]}, "
           f"range {100 * (max(acc) - min(acc)):.1f} points")
@@ -60,6 +66,25 @@ def main() -> None:
     for m in (n, 1000, 3000):
         print(f"expected range of 5 seeds on {m} held-out problems: "
               f"{100 * expected_range(training ** 0.5, flip_n, m):.1f} points")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+", help="one evaluation folder per training seed (2 or more), or one "
+                                            "compare run folder")
+    args = ap.parse_args()
+    paths = [Path(p) for p in args.paths]
+    if len(paths) == 1 and (paths[0] / "compare" / "entries").is_dir():
+        entries = entry_seeds(paths[0])
+        if not entries:
+            ap.error(f"{paths[0]}: no compare entry has two or more seeds' evaluations")
+        for name, dirs in entries.items():
+            print(f"== {name}")
+            report(dirs)
+        return
+    if len(paths) < 2:
+        ap.error("give at least two seeds' evaluation folders, or one compare run folder")
+    report(paths)
 
 
 if __name__ == "__main__":
