@@ -235,6 +235,20 @@ def steps_for_seconds(recipe: Recipe, sub: Recipe, entry: CompareEntry, layout: 
     return found["steps"]
 
 
+CHAIN_ORDER_STRIDE = 1000  # data_seed = seed + this x the entry's depth in its init chain
+
+
+def chain_depth(recipe: Recipe, entry: CompareEntry) -> int:
+    """How many ``init`` links lead from ``entry`` to a student trained from scratch (0: none). An
+    entry's implicit SFT start (:func:`sft_init`) is one link; the recipe's own ``init`` names the rest."""
+    raw = {item.get("name"): item for item in recipe.compare.entries if isinstance(item, dict)}
+    depth, name, seen = 0, entry.init, {entry.name}
+    while name is not None and name not in seen:
+        depth, seen = depth + 1, seen | {name}
+        name = raw.get(name, {}).get("init")
+    return depth
+
+
 def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0) -> TrainConfig:
     """The entry's training config for its training seed ``seed`` (0 .. ``compare.train_seeds`` - 1)."""
     data = {**dataclasses.asdict(recipe.train), **entry.train, "method": entry.method, "objective": entry.objective}
@@ -244,6 +258,9 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0
     if entry.init is not None:  # the chain is its warm start
         data["student"] = str(layout.entry(entry.init, seed).checkpoint)
         data["warm_start"] = "none"
+        # a new order per link of the chain: with its parent's, continuing re-reads the traces the parent
+        # saw first; siblings (sft+sft, sft+redi) share one, so their paired comparison keeps it fixed
+        data["data_seed"] = data["seed"] + CHAIN_ORDER_STRIDE * chain_depth(recipe, entry)
     cfg = build(TrainConfig, data, f"compare.{entry.name}.train")
     objective_config(cfg.method, cfg.objective)  # the objective's own options, before anything loads
     return cfg

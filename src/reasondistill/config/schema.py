@@ -355,6 +355,9 @@ class TrainConfig:
     dtype: str = "auto"  # autocast dtype, weights fp32; auto: bf16 where native, fp16 on older CUDA, else fp32
     device: str = "auto"
     seed: int = 0
+    # the order the training data is read in; None: seed's. A run that continues another's checkpoint
+    # wants its own, or it re-reads the traces its parent saw first (compare sets it for ``init`` entries)
+    data_seed: int | None = None
     trust_remote_code: bool = False
     # resumable checkpoints (train/trainer/checkpoint-N: weights, optimizer, scheduler, RNG, data position),
     # removed once the run is saved; how often is one of: a fraction of the run's steps, steps, or minutes
@@ -555,5 +558,5 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 # options added after runs were made without them: a finished stage from before is the same stage
 # while they hold these values (io.later_field)
 for _name, _neutral in (("teachers.share", {}), ("carry_optimizer", False), ("init_optimizer", None),
-                       ("loss_options", {})):
+                       ("loss_options", {}), ("data_seed", None)):
     io.later_field(_name, _neutral)

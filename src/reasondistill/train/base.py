@@ -210,7 +210,7 @@ def training_kwargs(cfg: TrainConfig, out_dir: str | Path, use_bf16: bool, devic
         bf16=use_bf16,
         fp16=not use_bf16 and mixed_dtype(cfg.dtype, device)[0] == "float16",
         seed=cfg.seed,
-        data_seed=cfg.seed,
+        data_seed=cfg.seed if cfg.data_seed is None else cfg.data_seed,
         dataloader_num_workers=0,
         use_cpu=device == "cpu",
     )
