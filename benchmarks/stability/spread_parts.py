@@ -63,7 +63,7 @@ def report(eval_dirs: list[Path]) -> None:
     print(f"problems the seeds disagree on: {disagree} of {n}")
     print(f"SD of per-seed accuracy {100 * sd_obs:.2f} points = flips {100 * (flip_n / n) ** 0.5:.2f} "
           f"+ training {100 * training ** 0.5:.2f} (in quadrature)")
-    for m in (n, 1000, 3000):
+    for m in sorted({n, 1000, 3000}):
         print(f"expected range of 5 seeds on {m} held-out problems: "
               f"{100 * expected_range(training ** 0.5, flip_n, m):.1f} points")
 
