@@ -1,6 +1,7 @@
 """Helpers of the benchmark scripts: ``profile_step.py``'s attribution of a profiled training step
 to model components (forward time by the scopes its hooks open, backward time by the forward op each
-autograd node came from) and ``dpo_vs_trl.py``'s token count."""
+autograd node came from), ``dpo_vs_trl.py``'s token count, and the extra held-out problems of
+``stability/more_heldout.py``."""
 
 from __future__ import annotations
 
@@ -92,3 +93,32 @@ def test_dpo_token_count_is_both_rows_of_each_pair_without_padding(smollm2_dir):
         counts[max_length] = dpo_vs_trl.pair_tokens(tok, pairs, max_length)
         assert counts[max_length] == int(batch["attention_mask"].sum())  # the rows our trainer builds, no padding
     assert counts[60] < counts[1024]
+
+
+def test_more_heldout_draws_another_stream_without_the_runs_own_prompts(tmp_path, monkeypatch):
+    """``stability/more_heldout.py``: the extra held-out problems never repeat a prompt the run trains
+    or evaluates on; short chain_sum prompts recur across seeds, so some are drawn and dropped."""
+    import json
+
+    from reasondistill.config import Recipe, build, dump_recipe
+    from reasondistill.problems.reasoning_gym import load
+
+    recipe = build(Recipe, {"problems": {"source": "reasoning_gym", "task": "chain_sum", "n_train": 60, "n_eval": 40,
+                                         "task_config": {"min_terms": 2, "max_terms": 2, "min_digits": 1,
+                                                         "max_digits": 1}}})
+    run = tmp_path / "run"
+    (run / "problems").mkdir(parents=True)
+    (run / "recipe.yaml").write_text(dump_recipe(recipe))
+    own = load(recipe.problems)
+    for name, rows in (("train.jsonl", own.train), ("eval.jsonl", own.eval)):
+        (run / "problems" / name).write_text("".join(json.dumps({"prompt": p.prompt}) + "\n" for p in rows))
+    more = script("stability/more_heldout")
+    out = tmp_path / "more.jsonl"
+    monkeypatch.setattr(sys, "argv", ["more_heldout.py", str(run), "--seed", "2", "--n", "30", "--out", str(out)])
+    more.main()
+    got = [json.loads(line)["prompt"] for line in out.open()]
+    seen = {p.prompt for p in own.train + own.eval}
+    assert len(got) == len(set(got)) == 30 and not seen & set(got)
+    monkeypatch.setattr(sys, "argv", ["more_heldout.py", str(run), "--seed", "0", "--out", str(out)])
+    with pytest.raises(SystemExit):  # the run's own stream: its held-out problems are already scored
+        more.main()
