@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     recipe = load_recipe(args.run / "recipe.yaml")
+    if recipe.problems.source != "reasoning_gym":
+        ap.error(f"{args.run}: problems.source is {recipe.problems.source!r}; only reasoning-gym tasks draw new streams")
     if args.seed == recipe.problems.seed:
         ap.error(f"--seed {args.seed} is the run's own problems.seed: its held-out problems are already scored")
     seen = run_prompts(args.run)

@@ -242,10 +242,9 @@ def chain_depth(recipe: Recipe, entry: CompareEntry) -> int:
     """How many ``init`` links lead from ``entry`` to a student trained from scratch (0: none). An
     entry's implicit SFT start (:func:`sft_init`) is one link; the recipe's own ``init`` names the rest."""
     raw = {item.get("name"): item for item in recipe.compare.entries if isinstance(item, dict)}
-    depth, name, seen = 0, entry.init, {entry.name}
-    while name is not None and name not in seen:
-        depth, seen = depth + 1, seen | {name}
-        name = raw.get(name, {}).get("init")
+    depth, name = 0, entry.init
+    while name is not None:  # ends: entries() lets init name only an earlier entry
+        depth, name = depth + 1, raw.get(name, {}).get("init")
     return depth
 
 
