@@ -415,3 +415,77 @@ def test_a_missing_or_foreign_optimizer_state_is_one_error_line(data, tiny_model
     rc, _, err = cli(*argv("sft", data, tmp_path / "b", tiny_model_dir), f"train.init_optimizer={foreign}")
     assert rc == 2 and "for other parameters" in error_line(err) and str(foreign) in error_line(err)
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+# --- tail weight averaging (train.average_last) ------------------------------------------------------------
+
+
+def record_means(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every set of weights the tail mean takes in, as copies (the test's own reference mean)."""
+    from reasondistill.train import averaging
+
+    seen: list[dict] = []
+    update = averaging.RunningMean.update
+
+    def recording(self, named):
+        seen.append({k: v.detach().float().clone() for k, v in named.items()})
+        return update(self, named)
+
+    monkeypatch.setattr(averaging.RunningMean, "update", recording)
+    return seen
+
+
+def test_average_last_saves_the_mean_of_the_tail_steps_weights(data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    rc, _, err = cli(*argv("sft", data, tmp_path / "last", tiny_model_dir))
+    assert rc == 0, err
+    with monkeypatch.context() as m:
+        seen = record_means(m)
+        rc, _, err = cli(*argv("sft", data, tmp_path / "avg", tiny_model_dir), "train.average_last=0.5")
+    assert rc == 0, err
+    assert len(seen) == STEPS // 2  # steps 5..8 of 8
+    outputs = json.loads((tmp_path / "avg" / "manifest.json").read_text())["outputs"]
+    assert outputs["averaged_steps"] == STEPS // 2
+    saved = weights(tmp_path / "avg" / base.MODEL_DIR)
+    last = weights(tmp_path / "last" / base.MODEL_DIR)
+    # the last step's weights are those of the run without averaging (same seed, same order)
+    assert max(float((seen[-1][k] - last[k].float()).abs().max()) for k in seen[-1] if k in last) <= TOLERANCE
+    moved = 0.0
+    for name, tensor in saved.items():
+        if name not in seen[0]:
+            continue  # a tied head is saved once
+        mean = sum(step[name] for step in seen) / len(seen)
+        assert float((tensor.float() - mean).abs().max()) <= TOLERANCE, name
+        moved = max(moved, float((tensor.float() - last[name].float()).abs().max()))
+    assert moved > 10 * TOLERANCE  # the mean is not the last step's weights
+    assert "averaged_steps" not in json.loads((tmp_path / "last" / "manifest.json").read_text())["outputs"]
+
+
+@pytest.mark.parametrize("kill", [3, 7])  # before the tail began (empty mean saved), and inside it
+def test_average_last_resumes_to_the_uninterrupted_mean(kill, data, tiny_model_dir, tmp_path, cli, monkeypatch):
+    avg = "train.average_last=0.5"
+    rc, _, err = cli(*argv("sft", data, tmp_path / "whole", tiny_model_dir), avg)
+    assert rc == 0, err
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        kill_at(m, kill)
+        with pytest.raises(Killed):
+            cli(*argv("sft", data, out, tiny_model_dir), avg)
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), avg)
+    assert rc == 0, err
+    outputs = json.loads((out / "manifest.json").read_text())["outputs"]
+    assert outputs["resumed_from_step"] == kill // INTERVAL * INTERVAL and outputs["averaged_steps"] == STEPS // 2
+    diff = max_diff(tmp_path / "whole" / base.MODEL_DIR, out / base.MODEL_DIR)
+    assert diff <= TOLERANCE, diff
+
+
+def test_average_last_is_part_of_what_a_run_trains(data, tiny_model_dir, tmp_path, cli, monkeypatch, caplog):
+    """A checkpoint of a run without averaging is not continued as one with it (its mean is unknown)."""
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_at(m, 5)
+        with pytest.raises(Killed):
+            cli(*argv("sft", data, out, tiny_model_dir))
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), "train.average_last=0.5")
+    assert rc == 0, err
+    assert "another config or other inputs; starting fresh" in caplog.text
+    assert json.loads((out / "manifest.json").read_text())["outputs"]["averaged_steps"] == STEPS // 2

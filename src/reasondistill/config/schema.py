@@ -358,6 +358,9 @@ class TrainConfig:
     # the order the training data is read in; None: seed's. A run that continues another's checkpoint
     # wants its own, or it re-reads the traces its parent saw first (compare sets it for ``init`` entries)
     data_seed: int | None = None
+    # > 0: the saved student is the mean of its weights after each optimizer step of this last fraction of
+    # the run (tail weight averaging: steadier across data orders); 0: the last step's weights
+    average_last: float = 0.0
     trust_remote_code: bool = False
     # resumable checkpoints (train/trainer/checkpoint-N: weights, optimizer, scheduler, RNG, data position),
     # removed once the run is saved; how often is one of: a fraction of the run's steps, steps, or minutes
@@ -389,6 +392,9 @@ class TrainConfig:
             raise ConfigError("train.checkpoint_keep must be >= 1")
         if self.learning_rate <= 0:
             raise ConfigError("train.learning_rate must be > 0")
+        if not 0 <= self.average_last <= 1:
+            raise ConfigError(f"train.average_last = {self.average_last!r} must be a fraction of the run's steps "
+                              "in [0, 1] (0: save the last step's weights)")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -558,5 +564,6 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 # options added after runs were made without them: a finished stage from before is the same stage
 # while they hold these values (io.later_field)
 for _name, _neutral in (("teachers.share", {}), ("carry_optimizer", False), ("init_optimizer", None),
-                       ("loss_options", {}), ("data_seed", None)):
+                       ("loss_options", {}), ("data_seed", None),
+                       ("average_last", 0.0)):
     io.later_field(_name, _neutral)

@@ -27,7 +27,7 @@ from ..errors import ConfigError, InputError
 from ..layout import FILES
 from ..scoring import completion_logits, encode  # noqa: F401  (completion_logits: the objectives' import point)
 from ..records import TrainExample
-from . import checkpoints
+from . import averaging, checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -343,17 +343,27 @@ def fit(trainer, cfg: TrainConfig, out_dir: str | Path) -> tuple[Any, Any, list[
     newest complete one of the same config and inputs (:mod:`.checkpoints`); the scratch folder
     then stays until the run's manifest is written. Called alone, it trains from the start and
     removes the scratch folder. ``cfg.init_optimizer`` / ``cfg.carry_optimizer`` load / save the
-    optimizer's state (``out_dir/optimizer.pt``)."""
+    optimizer's state (``out_dir/optimizer.pt``); ``cfg.average_last`` returns the mean of the
+    run's last weights (:mod:`.averaging`)."""
     run = checkpoints.current()
     if cfg.init_optimizer:  # first: a bad file fails before the progress bar starts
         trainer.callback_handler.callbacks.insert(0, checkpoints.carried_optimizer_callback(cfg.init_optimizer))
+    average = None
+    if cfg.average_last:  # before the checkpoint callback: its mean is in a checkpoint before that is marked complete
+        averaging.check(trainer)
+        average = averaging.callback(cfg, trainer)
+        trainer.add_callback(average)
     start = None
     if run is not None:
         trainer.add_callback(checkpoints.checkpoint_callback(cfg, trainer))
         start = checkpoints.resume_point(trainer, run)
+        if start is not None and average is not None:
+            average.resume(start)
     timer = step_timer()
     trainer.add_callback(timer)
     result = trainer.train(resume_from_checkpoint=start)
+    if average is not None:
+        result.metrics["averaged_steps"] = average.apply(trainer.model)
     if timer.seconds_per_step() is not None:
         result.metrics["seconds_per_step"] = timer.seconds_per_step()
     tokens = tokens_seen(trainer)
@@ -423,7 +433,7 @@ def finish(out_dir: str | Path, model, tokenizer, result, history: list[dict[str
     io.write_jsonl(out_dir / LOSS_LOG, history)
     return {"files": [LOSS_LOG], "model_dir": MODEL_DIR, "method": method, "steps": result.global_step,
             "train_loss": result.training_loss, **_tokens_trained(result), **_step_seconds(result),
-            **first_last(history, "loss"),
+            **_averaged(result), **first_last(history, "loss"),
             **(outputs or {})}
 
 
@@ -468,6 +478,12 @@ def _tokens_trained(result: Any) -> dict[str, int]:
     """``{"tokens_trained": n}`` where the trainer counted them (:func:`tokens_seen`), else nothing."""
     n = (getattr(result, "metrics", None) or {}).get("num_input_tokens_seen")
     return {} if n is None else {"tokens_trained": n}
+
+
+def _averaged(result: Any) -> dict[str, int]:
+    """``{"averaged_steps": n}`` where the saved weights are a tail mean (``train.average_last``)."""
+    n = (getattr(result, "metrics", None) or {}).get("averaged_steps")
+    return {} if n is None else {"averaged_steps": int(n)}
 
 
 def _step_seconds(result: Any) -> dict[str, float]:
