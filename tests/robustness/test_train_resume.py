@@ -179,14 +179,17 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(method, data,
                 resumed_from=resumed["resumed_from_step"], steps_redone=redone, max_abs_weight_diff=diff)
 
 
-def test_a_changed_config_starts_fresh_instead_of_resuming(data, tiny_model_dir, tmp_path, cli, monkeypatch, caplog):
+# train.average_last is what a run trains too: a checkpoint without the mean is not continued as one with it
+@pytest.mark.parametrize("change", ["train.learning_rate=5e-3", "train.average_last=0.5"])
+def test_a_changed_config_starts_fresh_instead_of_resuming(change, data, tiny_model_dir, tmp_path, cli, monkeypatch,
+                                                           caplog):
     out = tmp_path / "out"
     with monkeypatch.context() as m:
         kill_at(m, 5)
         with pytest.raises(Killed):
             cli(*argv("sft", data, out, tiny_model_dir))
     assert [s for s, _ in checkpoints.checkpoint_dirs(out / checkpoints.SCRATCH)] == [4]
-    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), "train.learning_rate=5e-3")
+    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), change)
     assert rc == 0, err
     assert "another config or other inputs; starting fresh" in caplog.text
     assert json.loads((out / "manifest.json").read_text())["outputs"]["resumed_from_step"] == 0
@@ -478,14 +481,17 @@ def test_average_last_resumes_to_the_uninterrupted_mean(kill, data, tiny_model_d
     assert diff <= TOLERANCE, diff
 
 
-def test_average_last_is_part_of_what_a_run_trains(data, tiny_model_dir, tmp_path, cli, monkeypatch, caplog):
-    """A checkpoint of a run without averaging is not continued as one with it (its mean is unknown)."""
-    out = tmp_path / "out"
-    with monkeypatch.context() as m:
-        kill_at(m, 5)
-        with pytest.raises(Killed):
-            cli(*argv("sft", data, out, tiny_model_dir))
-    rc, _, err = cli(*argv("sft", data, out, tiny_model_dir), "train.average_last=0.5")
+
+def test_average_last_with_lora_averages_the_adapters_before_the_merge(data, tiny_model_dir, tmp_path, cli,
+                                                                       monkeypatch):
+    lora = ["train.lora=true", "train.lora_r=4", "train.lora_alpha=8"]
+    rc, _, err = cli(*argv("sft", data, tmp_path / "last", tiny_model_dir), *lora)
     assert rc == 0, err
-    assert "another config or other inputs; starting fresh" in caplog.text
-    assert json.loads((out / "manifest.json").read_text())["outputs"]["averaged_steps"] == STEPS // 2
+    with monkeypatch.context() as m:
+        seen = record_means(m)
+        rc, _, err = cli(*argv("sft", data, tmp_path / "avg", tiny_model_dir), *lora, "train.average_last=0.5")
+    assert rc == 0, err
+    assert len(seen) == STEPS // 2 and seen[0] and all("lora_" in name for name in seen[0])  # the adapters only
+    saved, last = weights(tmp_path / "avg" / base.MODEL_DIR), weights(tmp_path / "last" / base.MODEL_DIR)
+    assert saved.keys() == last.keys() and not any("lora_" in k for k in saved)  # merged into plain weights
+    assert max(float((saved[k].float() - last[k].float()).abs().max()) for k in saved) > 10 * TOLERANCE
