@@ -48,3 +48,14 @@ def test_first_step_averages_the_last_fraction(steps, fraction, first):
 def test_average_last_must_be_a_fraction(bad):
     with pytest.raises(ConfigError, match="train.average_last"):
         TrainConfig(average_last=bad)
+
+
+@pytest.mark.parametrize("sharded", ["is_fsdp_enabled", "is_deepspeed_enabled"])
+def test_sharded_weights_are_refused(sharded):
+    from types import SimpleNamespace
+
+    from reasondistill.train.averaging import check
+
+    check(SimpleNamespace())  # one process, whole weights: fine
+    with pytest.raises(ConfigError, match="fsdp"):
+        check(SimpleNamespace(**{sharded: True}))
