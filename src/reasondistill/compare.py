@@ -21,6 +21,8 @@ order each; seed ``k``'s ``init`` is the earlier entry's seed-``k`` checkpoint).
 over its seeds, with an interval that counts training-seed variance and held-out sampling
 together (:mod:`.seed_stats`), and a verdict against the reference entry (the first, or
 ``compare.reference``) and against the untrained student: better, worse, or no detectable difference.
+Two entries whose seed k shares its data order or parent checkpoint by design are compared seed by
+seed (:func:`seeds_paired`).
 """
 
 from __future__ import annotations
@@ -501,9 +503,12 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
     ref = recipe.compare.reference or next(e.name for e in todo if e.name not in added)
     base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
     papers = {e.name: e.paper for e in todo if e.paper}
+    by_name = {e.name: e for e in todo}
     for row in rows:
         if row["objective"] != ref:
-            row["vs_reference"] = {"reference": ref, **seed_interval(scores[row["objective"]], scores[ref])}
+            paired = n_seeds > 1 and seeds_paired(by_name[row["objective"]], by_name[ref], by_name)
+            row["vs_reference"] = {"reference": ref, **seed_interval(scores[row["objective"]], scores[ref],
+                                                                      paired=paired)}
             if row["objective"] in papers:
                 row["paper"] = papers[row["objective"]]
                 row["reproduction"] = reproduction(row["vs_reference"]["verdict"], row["paper"]["delta"])
@@ -546,17 +551,38 @@ def greedy_scores(eval_dir: Path) -> dict[str, float]:
             if s.sample_idx == 0}
 
 
-def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = None) -> dict[str, Any]:
+def lineage(entry: CompareEntry, by_name: dict[str, CompareEntry]) -> list[str]:
+    """``entry``'s name and those of the entries its ``init`` chain continues, nearest first."""
+    names = [entry.name]
+    while by_name[names[-1]].init is not None:  # ends: entries() lets init name only an earlier entry
+        names.append(by_name[names[-1]].init)
+    return names
+
+
+def seeds_paired(x: CompareEntry, y: CompareEntry, by_name: dict[str, CompareEntry]) -> bool:
+    """Whether seed k of ``x`` and of ``y`` share their cause of seed noise by design, so their
+    difference is taken seed by seed (:mod:`.seed_stats`, paired): one continues the other's
+    checkpoint or both continue a common one, or both train from scratch with the same objective
+    on the same curated traces (no curate override of their own, no loop), which they read in the
+    same order, and differ only in options. Decided from the recipe, never from the results."""
+    if set(lineage(x, by_name)) & set(lineage(y, by_name)):
+        return True
+    return (x.init is None and y.init is None and not x.loop and not y.loop and x.method == y.method
+            and x.curate == y.curate)
+
+
+def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = None, *,
+                  paired: bool = False) -> dict[str, Any]:
     """The mean over seeds of ``a`` (or of ``a - b``) on the problems every run answered, with its
-    interval over training seeds and problems (:mod:`.seed_stats`), a verdict for a difference, and
-    ``delta`` (the difference, as the single-seed table called it)."""
+    interval over training seeds and problems (:mod:`.seed_stats`; ``paired``: seed by seed), a
+    verdict for a difference, and ``delta`` (the difference, as the single-seed table called it)."""
     from . import seed_stats
 
     shared = sorted(set.intersection(*(set(s) for s in a + (b or []))))
     if not shared:
         return {"value": None, "ci95": None, "n_problems": 0, "verdict": "no problems in common"}
     iv = seed_stats.interval([[s[p] for p in shared] for s in a],
-                             None if b is None else [[s[p] for p in shared] for s in b])
+                             None if b is None else [[s[p] for p in shared] for s in b], paired=paired)
     out = iv.to_dict()
     if b is not None:
         out.update(delta=iv.value, n=len(shared), verdict=seed_stats.verdict(iv))
@@ -650,4 +676,8 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
     if any(r.get("seeds", 1) > 1 for r in rows):
         lines.append("intervals: t over training seeds (Welch) and held-out problems (paired); verdict: the "
                      "interval of the difference excludes 0 (better/worse) or not (no diff)")
+        paired = [r["objective"] for r in rows if (r.get("vs_reference") or {}).get("seeds_paired")]
+        if paired:
+            lines.append(f"compared with {ref} seed by seed (same data order or parent checkpoint by design): "
+                         + ", ".join(paired))
     return "\n".join(lines)

@@ -16,6 +16,15 @@ What we compute, for arms A (N_A seeds) and B (N_B seeds) scored on the same n p
 - their sum as the variance of the difference of means, with Welch-Satterthwaite degrees of
   freedom, and a Student t interval.
 
+**Seeds paired** (``paired=True``): when seed k of both arms read the same examples in the same
+order, or continued the same parent checkpoint, their results move together, and the training
+component is the variance of the per-seed differences over their N pairs, ``var(a_k - b_k)/N``
+with N - 1 degrees of freedom. The pairing must come from the design, never from the results: it
+is valid whatever the correlation, but with uncorrelated seeds it only costs degrees of freedom.
+Measured (README, training noise): the same five data orders with and without weight averaging
+scored 0.96-correlated per seed, which cut the training part of the difference's standard error
+from 1.39 points (Welch) to 0.39.
+
 Why not a two-level bootstrap (resample seeds, then problems): with the 3-5 seeds a comparison
 can afford, resampling seeds sees only those few values, so it understates their spread (its
 variance is (N-1)/N of the sample's) and its percentiles carry no small-sample widening, while
@@ -34,6 +43,8 @@ from typing import Any
 
 LEVEL = 0.95
 METHOD = "t interval: training variance over seeds (Welch) + problem variance (paired), Welch-Satterthwaite df"
+METHOD_PAIRED = ("t interval: training variance of the per-seed differences (seeds paired: same data and order, "
+                 "or the same parent) + problem variance (paired), Welch-Satterthwaite df")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,7 @@ class SeedInterval:
     n_seeds: tuple[int, ...]
     n_problems: int
     per_seed: tuple[tuple[float, ...], ...] = field(default=())  # each arm's per-seed accuracies
+    seeds_paired: bool = False  # seed k of one arm against seed k of the other (see the module)
 
     @property
     def seeds_measured(self) -> bool:
@@ -58,7 +70,7 @@ class SeedInterval:
         return {"value": self.value, "ci95": [self.lo, self.hi], "df": self.df, "se_seeds": self.se_seeds,
                 "se_problems": self.se_problems, "n_seeds": list(self.n_seeds), "n_problems": self.n_problems,
                 "per_seed": [list(p) for p in self.per_seed], "seeds_measured": self.seeds_measured,
-                "method": METHOD}
+                "seeds_paired": self.seeds_paired, "method": METHOD_PAIRED if self.seeds_paired else METHOD}
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -84,18 +96,26 @@ def _check(arm: Sequence[Sequence[float]], n: int | None, name: str) -> int:
 
 
 def interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]] | None = None,
-             level: float = LEVEL) -> SeedInterval:
+             level: float = LEVEL, *, paired: bool = False) -> SeedInterval:
     """Mean over seeds of ``a`` (``a[s][i]``: seed ``s``, problem ``i``), or the difference of the
-    means ``a - b`` when ``b`` is given (problems matched by index). See the module docstring."""
+    means ``a - b`` when ``b`` is given (problems matched by index); ``paired``: seed ``s`` of ``a``
+    against seed ``s`` of ``b`` (the same number of seeds, at least 2). See the module docstring."""
     n = _check(a, None, "a")
     arms = [a] if b is None else [a, b]
     if b is not None:
         _check(b, n, "b")
+    if paired and (b is None or len(a) != len(b) or len(a) < 2):
+        raise ValueError("paired seeds need two arms with the same number of seeds, at least 2 "
+                         f"(got {[len(arm) for arm in arms]})")
     per_seed = [tuple(_mean(s) for s in arm) for arm in arms]
     sign = [1.0, -1.0]
     value = sum(sg * _mean(ps) for sg, ps in zip(sign, per_seed))
     per_problem = [sum(sg * _mean([s[i] for s in arm]) for sg, arm in zip(sign, arms)) for i in range(n)]
-    parts = [(_var(ps) / len(ps), len(ps) - 1) for ps in per_seed]  # (variance of the mean, its df)
+    if paired:
+        diffs = [x - y for x, y in zip(*per_seed)]
+        parts = [(_var(diffs) / len(diffs), len(diffs) - 1)]
+    else:
+        parts = [(_var(ps) / len(ps), len(ps) - 1) for ps in per_seed]  # (variance of the mean, its df)
     parts.append((_var(per_problem) / n, n - 1))
     total = sum(v for v, _ in parts)
     denom = sum(v * v / d for v, d in parts if d > 0 and v > 0)
@@ -103,7 +123,8 @@ def interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]] | None =
     half = t_quantile(0.5 + level / 2, df) * math.sqrt(total)
     return SeedInterval(value=value, lo=value - half, hi=value + half, df=df,
                         se_seeds=math.sqrt(sum(v for v, _ in parts[:-1])), se_problems=math.sqrt(parts[-1][0]),
-                        n_seeds=tuple(len(arm) for arm in arms), n_problems=n, per_seed=tuple(per_seed))
+                        n_seeds=tuple(len(arm) for arm in arms), n_problems=n, per_seed=tuple(per_seed),
+                        seeds_paired=paired)
 
 
 def verdict(diff: SeedInterval) -> str:

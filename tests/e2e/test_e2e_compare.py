@@ -87,8 +87,11 @@ def test_train_seeds_train_every_entry_per_seed_and_rows_are_seed_means(tmp_path
     assert vs["reference"] == "sft" and vs["n_seeds"] == [2, 2] and vs["verdict"] in (
         "better", "worse", "no detectable difference")
     assert vs["delta"] == pytest.approx(rows[1]["accuracy"] - rows[0]["accuracy"])
+    assert vs["seeds_paired"]  # seed k of sft+redi continues seed k of sft: compared seed by seed
+    diffs = [x - y for x, y in zip(rows[1]["per_seed"], rows[0]["per_seed"])]
+    assert vs["se_seeds"] ** 2 == pytest.approx(((diffs[0] - diffs[1]) ** 2 / 2) / 2)  # var of 2 differences / 2
     table = compare.format_table(rows)
-    assert "(reference)" in table and "t over training seeds" in table
+    assert "(reference)" in table and "t over training seeds" in table and "seed by seed" in table
     assert compare.run(recipe, tmp_path / "run") == rows  # every seed's checkpoint and evaluation reused
 
 

@@ -75,7 +75,9 @@ def _compare_evaluations(args: argparse.Namespace) -> int:
         sides = args.compare[:cut], args.compare[cut + 1:]
         if not sides[0] or not sides[1] or "vs" in words[cut + 1:]:
             raise ConfigError("--compare: give A1 [A2 ...] vs B1 [B2 ...], with folders on both sides of one 'vs'")
-        result = compare_seeds(*sides, allow=args.allow_different, force=args.force)
+        result = compare_seeds(*sides, allow=args.allow_different, force=args.force, paired=args.paired_seeds)
+    elif args.paired_seeds:
+        raise ConfigError("--paired-seeds pairs the seeds of two sides: give A1 A2 .. vs B1 B2 ..")
     elif len(args.compare) == 2:
         result = compare(*args.compare, allow=args.allow_different, force=args.force)
     else:

@@ -156,6 +156,10 @@ def _model_commands(sub: Any) -> None:
                    help="with --compare: settings (dotted, e.g. sampling.max_new_tokens) or groups (libraries) "
                         "that may differ")
     p.add_argument("--force", action="store_true", help="with --compare: compare even when settings differ")
+    p.add_argument("--paired-seeds", action="store_true",
+                   help="with --compare A1 .. vs B1 ..: seed i of A against seed i of B, where the design shares "
+                        "their data order or parent checkpoint (the training noise is then the per-seed "
+                        "differences'); the same number of seeds on both sides")
     p.add_argument("--audit", type=Path, metavar="EVAL_DIR",
                    help="re-check an evaluation folder with two checkers; disagreements to EVAL_DIR/audit.jsonl "
                         "(--problems: the problem file, when the recorded one moved)")

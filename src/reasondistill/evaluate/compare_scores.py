@@ -124,11 +124,15 @@ def compare(path_a: str | Path, path_b: str | Path, *, allow: list[str] | tuple[
 
 
 def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow: list[str] | tuple[str, ...] = (),
-                  force: bool = False) -> dict[str, Any]:
+                  force: bool = False, paired: bool = False) -> dict[str, Any]:
     """Each side the mean over its seed evaluations, and B - A with the seed-aware interval and a
-    verdict (see the module docstring). Every folder's settings are checked against A's first."""
+    verdict (see the module docstring); ``paired``: seed i of A against seed i of B. Every folder's
+    settings are checked against A's first."""
     from .. import seed_stats
 
+    if paired and (len(paths_a) != len(paths_b) or len(paths_a) < 2):
+        raise ConfigError(f"--paired-seeds needs as many seeds on each side, at least 2 (got {len(paths_a)} vs "
+                          f"{len(paths_b)})")
     a, b = [load(p) for p in paths_a], [load(p) for p in paths_b]
     first = a[0]
     diffs: dict[str, tuple[Any, Any]] = {}
@@ -151,7 +155,7 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
                 "accuracy": iv.value, "ci95": [iv.lo, iv.hi], "n": len(shared), "per_seed": list(iv.per_seed[0]),
                 "seeds": len(evals)}
 
-    iv = seed_stats.interval(rb, ra)
+    iv = seed_stats.interval(rb, ra, paired=paired)
     difference = {**iv.to_dict(), "n": len(shared), "verdict": seed_stats.verdict(iv), "paired": False}
     return {"a": side(a, ra), "b": side(b, rb), "difference": difference,
             "settings_differ": [{"setting": k, "a": va, "b": vb} for k, (va, vb) in diffs.items()],

@@ -235,7 +235,15 @@ def test_compare_several_seeds_per_side(tmp_path, problems, capsys):
     assert d["value"] == pytest.approx(expected.value) and d["ci95"] == pytest.approx([expected.lo, expected.hi])
     assert d["n_seeds"] == [2, 2] and d["n"] == 12 and d["verdict"] == "better"
     assert result["a"]["seeds"] == 2 and len(result["b"]["per_seed"]) == 2
-    assert "2 seeds:" in out and "better" in out
+    assert "2 seeds:" in out and "better" in out and not d["seeds_paired"]
+
+    # --paired-seeds: seed i against seed i
+    assert cli.main(["evaluate", "--compare", *map(str, weak), "vs", *map(str, strong), "--paired-seeds"]) == 0
+    out = capsys.readouterr().out
+    d = json.loads(out.strip().splitlines()[-1])["difference"]
+    expected = interval([greedy(f) for f in strong], [greedy(f) for f in weak], paired=True)
+    assert d["seeds_paired"] and d["ci95"] == pytest.approx([expected.lo, expected.hi])
+    assert "per-seed differences" in out
 
     # a side whose seeds were measured under other settings is refused like a pair is
     odd = evaluate(tmp_path, problems, "odd", "teacher.options.accuracy=0.9", "eval.max_new_tokens=50")
@@ -248,6 +256,8 @@ def test_compare_several_seeds_per_side(tmp_path, problems, capsys):
     (["a", "vs"], "folders on both sides of one 'vs'"),
     (["vs", "b"], "folders on both sides of one 'vs'"),
     (["a", "vs", "b", "vs", "c"], "folders on both sides of one 'vs'"),
+    (["a", "b", "--paired-seeds"], "--paired-seeds pairs the seeds of two sides"),
+    (["a", "vs", "b", "c", "--paired-seeds"], "as many seeds on each side, at least 2 (got 1 vs 2)"),
 ])
 def test_compare_arguments_that_do_not_split_into_two_sides(argv, needle, capsys):
     assert cli.main(["evaluate", "--compare", *argv]) == 2

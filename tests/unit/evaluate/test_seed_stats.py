@@ -65,3 +65,45 @@ def test_arms_on_different_problems_are_refused():
         interval(A, [[1, 0, 1]])
     with pytest.raises(ValueError, match="same problems"):
         interval([[1, 0], [1]])
+
+
+# Paired seeds against A. C's per-seed accuracies 1/2, 1/2, 1/4 trail A's (3/4, 3/4, 1/2) by exactly
+# 1/4 each: the per-seed differences have no variance. Per-problem differences of the seed means
+# 0, 0, 0, 1: mean 1/4, sample variance 1/4, over 4 problems 1/16; df 3 (the problems alone).
+C = [[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0]]
+# D's per-seed 1/2, 3/4, 0: differences 1/4, 0, 1/2, sample variance 1/16, over 3 pairs 1/48 (df 2).
+# Per-problem differences 0, 0, 1/3, 2/3: sample variance 11/108, over 4 problems 11/432.
+D = [[1, 0, 1, 0], [1, 1, 0, 1], [0, 0, 0, 0]]
+
+
+def test_paired_seeds_hand_computed():
+    iv = interval(A, C, paired=True)
+    assert iv.value == pytest.approx(1 / 4) and iv.seeds_paired
+    assert iv.se_seeds == 0 and iv.se_problems ** 2 == pytest.approx(1 / 16) and iv.df == pytest.approx(3)
+    assert iv.hi - iv.value == pytest.approx(t_quantile(0.975, 3) / 4)
+    unpaired = interval(A, C)
+    assert unpaired.se_seeds ** 2 == pytest.approx(1 / 144 + 1 / 144) and not unpaired.seeds_paired
+    assert iv.to_dict()["method"].startswith("t interval: training variance of the per-seed differences")
+
+    iv = interval(A, D, paired=True)
+    assert iv.value == pytest.approx(1 / 4)
+    assert iv.se_seeds ** 2 == pytest.approx(1 / 48) and iv.se_problems ** 2 == pytest.approx(11 / 432)
+    total = 1 / 48 + 11 / 432
+    assert iv.df == pytest.approx(total ** 2 / ((1 / 48) ** 2 / 2 + (11 / 432) ** 2 / 3))
+    assert iv.hi - iv.value == pytest.approx(t_quantile(0.975, iv.df) * math.sqrt(total))
+
+
+def test_pairing_turns_a_shared_seed_effect_into_a_detectable_difference():
+    # five data orders that move both arms together by up to 5 points; B trails A by 1 point in each
+    def arm(accs):
+        return [[1] * round(1000 * a) + [0] * (1000 - round(1000 * a)) for a in accs]
+    orders = [0.80, 0.78, 0.82, 0.77, 0.79]
+    a, b = arm(orders), arm([x - 0.01 for x in orders])
+    assert verdict(interval(a, b)) == "no detectable difference"
+    assert verdict(interval(a, b, paired=True)) == "better"
+
+
+@pytest.mark.parametrize("b", [None, [[1, 0, 1, 1]], B])
+def test_pairing_needs_two_arms_with_as_many_seeds(b):
+    with pytest.raises(ValueError, match="same number of seeds"):
+        interval(A if b is not B else A[:1], b, paired=True)
