@@ -9,8 +9,8 @@ seeds alone ignores that 300 problems are a sample.
 What we compute, for arms A (N_A seeds) and B (N_B seeds) scored on the same n problems:
 
 - the training component from the per-seed accuracies, Welch-style: ``var(A)/N_A + var(B)/N_B``
-  (sample variances; arms are not paired by seed index, because the same seed on other data is
-  another data order);
+  (sample variances; by default arms are not paired by seed index, because the same seed on other
+  data is another data order; see "Seeds paired" below);
 - the problem component from the per-problem differences of the seed-averaged scores (problems
   paired across arms): ``var(d)/n``;
 - their sum as the variance of the difference of means, with Welch-Satterthwaite degrees of
