@@ -359,7 +359,7 @@ class TrainConfig:
     # wants its own, or it re-reads the traces its parent saw first (compare sets it for ``init`` entries)
     data_seed: int | None = None
     # > 0: the saved student is the mean of its weights after each optimizer step of this last fraction of
-    # the run (tail weight averaging: steadier across data orders); 0: the last step's weights
+    # the run (tail weight averaging; README: it did not narrow curation's seed spread); 0: the last step's weights
     average_last: float = 0.0
     trust_remote_code: bool = False
     # resumable checkpoints (train/trainer/checkpoint-N: weights, optimizer, scheduler, RNG, data position),

@@ -1,10 +1,10 @@
 """Tail weight averaging (``train.average_last``): the saved student is the uniform mean of its
 weights after every optimizer step of the run's last fraction, not the last step's weights.
 
-Why: at the comparisons' budget the last few batches decide which single facts a seed gets
-right, so five data orders land points apart (README: training noise). A mean over many steps
-(stochastic weight averaging, Izmailov et al. 2018; LAWA, Kaddour 2022) weighs those batches
-less. The mean covers the trainable parameters only (LoRA: the adapters), kept in fp32 on the
+Why: a mean over many steps (stochastic weight averaging, Izmailov et al. 2018; LAWA, Kaddour
+2022) weighs the last few batches less. Measured on ``curation``'s SFT over five seeds it did not
+narrow their spread (README: averaging the tail): a seed's result is set by its whole data order,
+not its last batches. It stays an option for runs whose last steps are noisy. The mean covers the trainable parameters only (LoRA: the adapters), kept in fp32 on the
 parameters' device; it travels with every checkpoint (:data:`STATE`), so a resumed run saves the
 same mean as one that never stopped.
 """
