@@ -562,13 +562,14 @@ def lineage(entry: CompareEntry, by_name: dict[str, CompareEntry]) -> list[str]:
 def seeds_paired(x: CompareEntry, y: CompareEntry, by_name: dict[str, CompareEntry]) -> bool:
     """Whether seed k of ``x`` and of ``y`` share their cause of seed noise by design, so their
     difference is taken seed by seed (:mod:`.seed_stats`, paired): one continues the other's
-    checkpoint or both continue a common one, or both train from scratch with the same objective
-    on the same curated traces (no curate override of their own, no loop), which they read in the
-    same order, and differ only in options. Decided from the recipe, never from the results."""
+    checkpoint or both continue a common one, or both train from scratch on the same curated traces
+    (no curate override of their own, no loop) and read them in the same order: the same objective
+    with other options, or two objectives that each train one row per trace (``trace_rows``: SFT
+    and token KD on the same traces). Decided from the recipe, never from the results."""
     if set(lineage(x, by_name)) & set(lineage(y, by_name)):
         return True
-    return (x.init is None and y.init is None and not x.loop and not y.loop and x.method == y.method
-            and x.curate == y.curate)
+    same_rows = x.method == y.method or (OBJECTIVES[x.method].trace_rows and OBJECTIVES[y.method].trace_rows)
+    return x.init is None and y.init is None and not x.loop and not y.loop and same_rows and x.curate == y.curate
 
 
 def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = None, *,

@@ -12,7 +12,10 @@ ENTRIES = [
     CompareEntry("sft-tokens", match_tokens="sft"),
     CompareEntry("random", curate={"random": 1}),  # its own curated traces
     CompareEntry("random-2", curate={"random": 1}),
-    CompareEntry("kd", method="kd"),  # another objective: another dataset, another order
+    CompareEntry("kd", method="kd"),  # one row per trace, like SFT: the same traces in the same order
+    CompareEntry("kd-random", method="kd", curate={"random": 1}),
+    CompareEntry("multitask", method="multitask"),  # rationale and label rows: another dataset
+    CompareEntry("kd+sft", init="kd"),
     CompareEntry("loop", loop={"rounds": 2}),
     CompareEntry("sft+sft", init="sft"),
     CompareEntry("sft+redi", method="redi", init="sft"),
@@ -27,7 +30,13 @@ BY_NAME = {e.name: e for e in ENTRIES}
     ("sft-tokens", "sft", True),
     ("random-2", "random", True),  # the same override curates the same traces
     ("random", "sft", False),
-    ("kd", "sft", False),
+    ("kd", "sft", True),  # two objectives that train one row per trace (trace_rows)
+    ("kd", "sft-avg", True),
+    ("kd-random", "sft", False),  # other traces
+    ("kd-random", "random", True),  # the same override, read in the same order
+    ("multitask", "sft", False),
+    ("multitask", "kd", False),
+    ("kd+sft", "sft+sft", False),  # parents trained apart: neither shares a checkpoint with the other
     ("loop", "sft", False),
     ("sft+sft", "sft", True),  # continues its checkpoint
     ("sft+redi", "sft+sft", True),  # siblings on one parent

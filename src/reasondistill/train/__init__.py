@@ -37,6 +37,8 @@ class Objective:
     prompts: str | None = None  # "module:function(objective_cfg) -> {task: prefix}" for students asked per task
     fixed_tokens: bool = False  # trains on its curated data as is, counting its tokens: a token budget applies
     on_policy: bool = False  # trains on the student's own samples: starts from SFT by default (train.warm_start)
+    trace_rows: bool = False  # one training row per curated trace, in file order: objectives marked so read the
+    # same traces in the same order under one data seed (compare pairs their seeds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,9 @@ class TrainContext:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "sft": Objective(None, "reasondistill.train.sft:run", "curated", fixed_tokens=True),
+    "sft": Objective(None, "reasondistill.train.sft:run", "curated", fixed_tokens=True, trace_rows=True),
     "kd": Objective("reasondistill.train.kd_config:KDConfig", "reasondistill.train.kd:run", "curated",
-                    needs_logprobs=True, fixed_tokens=True),
+                    needs_logprobs=True, fixed_tokens=True, trace_rows=True),
     "multitask": Objective("reasondistill.train.multitask:MultiTaskConfig", "reasondistill.train.multitask:run",
                            "curated", prompts="reasondistill.train.multitask:task_prefixes", fixed_tokens=True),
     "redi": Objective("reasondistill.train.redi:REDIConfig", "reasondistill.train.redi:run", "pairs"),

@@ -11,7 +11,7 @@ from reasondistill.records import Problem, TrainExample
 from reasondistill.backends.base import Request, SamplingParams
 from reasondistill.logprobs import LogprobReader, LogprobWriter
 from reasondistill.backends.transformers import TransformersBackend
-from reasondistill.train import TrainContext, kd
+from reasondistill.train import TrainContext, base, kd, sft
 from reasondistill.train.kd import KDConfig
 
 K = 8
@@ -92,6 +92,42 @@ def test_teacher_targets_sit_at_the_logits_that_predict_each_completion_token(te
     # truncation keeps what fits
     short, counts = kd.tokenize(examples[:1], tok, reader, 4, int(pos[0]) + 4)
     assert short[0]["kd_mask"].sum() == 4 and counts["n_truncated"] == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def batch_order(monkeypatch, train) -> list[list[list[int]]]:
+    """The input ids of every batch the trainer ``train()`` builds would read, in order (it stops
+    before the first step)."""
+    seen = []
+
+    def fit(trainer, cfg, out_dir):
+        seen.extend(batch["input_ids"].tolist() for batch in trainer.get_train_dataloader())
+        raise _Stop
+
+    monkeypatch.setattr(base, "fit", fit)
+    with pytest.raises(_Stop):
+        train()
+    return seen
+
+
+def test_sft_and_kd_read_the_same_traces_in_the_same_order(monkeypatch, tmp_path, teacher_data, tiny_model_dir):
+    # what lets compare pair their seeds (OBJECTIVES[...].trace_rows, compare.seeds_paired)
+    train_path, store, examples = teacher_data
+    kd_cfg = KDConfig(loss="forward_kl", top_k=K)
+
+    def orders(seed):
+        cfg = train_cfg(tiny_model_dir, seed=seed, batch_size=2)
+        return (batch_order(monkeypatch, lambda: sft.train(cfg, examples, tmp_path / "sft", train_path)),
+                batch_order(monkeypatch, lambda: kd.train(cfg, kd_cfg, examples, LogprobReader(store),
+                                                          tmp_path / "kd", train_path)))
+
+    sft_0, kd_0 = orders(0)
+    assert len(sft_0) == 4 and sft_0 == kd_0
+    sft_1, kd_1 = orders(1)
+    assert sft_1 == kd_1 and sft_1 != sft_0  # another seed, another order: the equality is not vacuous
 
 
 def test_lora_with_another_loss_mixed_with_ce(tmp_path, teacher_data, tiny_model_dir):
