@@ -499,6 +499,7 @@ def run(recipe: Recipe, out_dir: str | Path) -> list[dict[str, Any]]:
                      "train_wall_seconds": round(sum(s["train_wall_seconds"] for s in stats) / n_seeds, 1),
                      "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stats), 1), "steps": stats[0]["steps"],
                      "cost": cost(stats, shared_cost), "init": entry.init,
+                     **({"seed_noise": seed_noise(scores[entry.name])} if n_seeds > 1 else {}),
                      **({"added_as_warm_start_of": added[entry.name]} if entry.name in added else {})})
     ref = recipe.compare.reference or next(e.name for e in todo if e.name not in added)
     base = [greedy_scores(baseline_dir)] if baseline_dir is not None else None
@@ -590,6 +591,15 @@ def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = 
     return out
 
 
+def seed_noise(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    """How far the entry moves from seed to seed, split into flips and training noise
+    (:class:`.seed_stats.SeedNoise`), on the problems every seed answered."""
+    from . import seed_stats
+
+    shared = sorted(set.intersection(*(set(s) for s in per_seed)))
+    return seed_stats.seed_noise([[s[p] for p in shared] for s in per_seed]).to_dict() if shared else {}
+
+
 def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:
     """The untrained student on the same held-out problems; ``compare/baseline.json``."""
     from .evaluate import evaluate_model
@@ -638,6 +648,12 @@ def _vs(vs: dict[str, Any] | None) -> str:
     return f"{vs['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}] {short}"
 
 
+def _noise(n: dict[str, Any]) -> str:
+    spread = n["expected_spread_5_seeds"]
+    return (f"{100 * n['sd']:.2f} = {100 * n['sd_flips']:.2f} + {100 * n['sd_training']:.2f} "
+            f"({100 * spread[str(n['n_problems'])]:.1f} / {100 * spread['1000']:.1f})")
+
+
 def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None,
                  teacher: dict[str, Any] | None = None) -> str:
     """The compare table: each row's mean over its training seeds with its interval (training seeds
@@ -681,4 +697,9 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
         if paired:
             lines.append(f"compared with {ref} seed by seed (same data order or parent checkpoint by design): "
                          + ", ".join(paired))
+        noisy = [r for r in rows if (r.get("seed_noise") or {}).get("sd") is not None]
+        if noisy:
+            lines.append("seed noise, points (SD of one seed's accuracy = flips on these problems + training, in "
+                         "quadrature; expected max - min of 5 seeds here / on 1000 problems):")
+            lines.extend(f"  {r['objective']}: {_noise(r['seed_noise'])}" for r in noisy)
     return "\n".join(lines)

@@ -127,6 +127,68 @@ def interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]] | None =
                         seeds_paired=paired)
 
 
+@dataclass(frozen=True, slots=True)
+class SeedNoise:
+    """How far one entry's accuracy moves from seed to seed, in two parts: the per-problem flips that
+    a larger held-out set averages out, and the training noise that no held-out set removes. Tells a
+    user whether more held-out problems or a steadier recipe would narrow a comparison.
+
+    Taking problem i's pass rate over the seeds as its chance p_i, the flips alone give a seed's
+    accuracy the variance ``sum p_i (1 - p_i) / n^2`` (times ``S / (S - 1)``, unbiased); the observed
+    variance over the seeds beyond that is the training part (0 when the flips explain it all)."""
+
+    sd: float  # of one seed's accuracy, observed over the seeds
+    sd_flips: float  # the flips' part, on these n_problems
+    sd_training: float
+    n_seeds: int
+    n_problems: int
+    n_disagree: int  # problems some seeds pass and others fail
+
+    def expected_spread(self, seeds: int = 5, n_problems: int | None = None) -> float:
+        """Expected max - min of ``seeds`` seeds' accuracies on ``n_problems`` held-out problems (default:
+        these), both parts taken as normal: the flips' variance scales as 1 / n_problems."""
+        n = n_problems or self.n_problems
+        var = self.sd_training ** 2 + self.sd_flips ** 2 * self.n_problems / n
+        return spread_factor(seeds) * math.sqrt(var)
+
+    def to_dict(self) -> dict[str, Any]:
+        sizes = sorted({self.n_problems, 1000})
+        return {"sd": self.sd, "sd_flips": self.sd_flips, "sd_training": self.sd_training, "n_seeds": self.n_seeds,
+                "n_problems": self.n_problems, "n_disagree": self.n_disagree,
+                "expected_spread_5_seeds": {str(n): self.expected_spread(5, n) for n in sizes}}
+
+
+def seed_noise(per_seed: Sequence[Sequence[float]]) -> SeedNoise:
+    """:class:`SeedNoise` of one entry's scores ``per_seed[s][i]`` (seed ``s``, problem ``i``; 2+ seeds,
+    the same problems)."""
+    n = _check(per_seed, None, "per_seed")
+    s = len(per_seed)
+    if s < 2:
+        raise ValueError(f"seed noise needs at least 2 seeds (got {s})")
+    acc = [_mean(row) for row in per_seed]
+    rate = [_mean([row[i] for row in per_seed]) for i in range(n)]
+    flips = sum(p * (1 - p) for p in rate) / n ** 2 * s / (s - 1)
+    observed = _var(acc)
+    return SeedNoise(sd=math.sqrt(observed), sd_flips=math.sqrt(flips),
+                     sd_training=math.sqrt(max(0.0, observed - flips)), n_seeds=s, n_problems=n,
+                     n_disagree=sum(0 < p < 1 for p in rate))
+
+
+def spread_factor(k: int, steps: int = 4000) -> float:
+    """E[max - min] of ``k`` independent standard normals: the integral of ``1 - F^k - (1 - F)^k``
+    (Simpson's rule on [-10, 10]); 2/sqrt(pi) for 2, 2.326 for 5."""
+    if k < 2:
+        return 0.0
+    h = 20.0 / steps
+
+    def g(x: float) -> float:
+        f = 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+        return 1.0 - f ** k - (1.0 - f) ** k
+
+    inner = sum((4 if j % 2 else 2) * g(-10.0 + j * h) for j in range(1, steps))
+    return h / 3 * (g(-10.0) + inner + g(10.0))
+
+
 def verdict(diff: SeedInterval) -> str:
     """``better`` / ``worse`` when the interval of ``a - b`` excludes 0, else ``no detectable difference``."""
     if diff.lo > 0:

@@ -90,8 +90,14 @@ def test_train_seeds_train_every_entry_per_seed_and_rows_are_seed_means(tmp_path
     assert vs["seeds_paired"]  # seed k of sft+redi continues seed k of sft: compared seed by seed
     diffs = [x - y for x, y in zip(rows[1]["per_seed"], rows[0]["per_seed"])]
     assert vs["se_seeds"] ** 2 == pytest.approx(((diffs[0] - diffs[1]) ** 2 / 2) / 2)  # var of 2 differences / 2
+    for r in rows:  # 2 seeds: their noise, split into flips and training, on the same problems
+        noise = r["seed_noise"]
+        assert noise["n_seeds"] == 2 and noise["sd"] == pytest.approx(abs(r["per_seed"][0] - r["per_seed"][1]) / 2 ** 0.5)
+        assert noise["sd"] ** 2 == pytest.approx(noise["sd_flips"] ** 2 + noise["sd_training"] ** 2) or \
+            noise["sd_training"] == 0.0
     table = compare.format_table(rows)
     assert "(reference)" in table and "t over training seeds" in table and "seed by seed" in table
+    assert "seed noise" in table and f"  sft: {100 * rows[0]['seed_noise']['sd']:.2f} = " in table
     assert compare.run(recipe, tmp_path / "run") == rows  # every seed's checkpoint and evaluation reused
 
 

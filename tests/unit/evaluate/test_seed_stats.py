@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reasondistill.seed_stats import interval, t_quantile, verdict
+from reasondistill.seed_stats import interval, seed_noise, spread_factor, t_quantile, verdict
 
 # 3 seeds x 4 problems. Per-seed accuracies 3/4, 3/4, 1/2: mean 2/3, sample variance 1/48, so the
 # training part of the variance of the mean is 1/144. Per-problem seed means 2/3, 1/3, 2/3, 1:
@@ -107,3 +107,37 @@ def test_pairing_turns_a_shared_seed_effect_into_a_detectable_difference():
 def test_pairing_needs_two_arms_with_as_many_seeds(b):
     with pytest.raises(ValueError, match="same number of seeds"):
         interval(A if b is not B else A[:1], b, paired=True)
+
+
+def test_seed_noise_all_flips_hand_computed():
+    # A: accuracies 3/4, 3/4, 1/2 -> observed variance 1/48. Pass rates 2/3, 1/3, 2/3, 1: sum p(1-p) = 2/3,
+    # / 4^2 = 1/24, x 3/2 (unbiased) = 1/16 > 1/48: the flips explain it all, no training part.
+    n = seed_noise(A)
+    assert n.sd == pytest.approx(math.sqrt(1 / 48)) and n.sd_flips == pytest.approx(1 / 4)
+    assert n.sd_training == 0.0 and (n.n_seeds, n.n_problems, n.n_disagree) == (3, 4, 3)
+
+
+def test_seed_noise_training_part_hand_computed():
+    # two seeds pass everything, one nothing: accuracies 1, 1, 0 -> variance 1/3. Every pass rate 2/3:
+    # sum p(1-p) = 8/9, / 16 = 1/18, x 3/2 = 1/12 from flips; training 1/3 - 1/12 = 1/4.
+    n = seed_noise([[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]])
+    assert n.sd == pytest.approx(math.sqrt(1 / 3)) and n.sd_flips == pytest.approx(math.sqrt(1 / 12))
+    assert n.sd_training == pytest.approx(1 / 2)
+    # 5 seeds on 1000 problems: the flips' variance shrinks by 4/1000, the training part stays
+    assert n.expected_spread(5, 1000) == pytest.approx(spread_factor(5) * math.sqrt(1 / 4 + 1 / 12 * 4 / 1000))
+    d = n.to_dict()
+    assert set(d["expected_spread_5_seeds"]) == {"4", "1000"}
+    assert d["expected_spread_5_seeds"]["4"] == pytest.approx(spread_factor(5) * math.sqrt(1 / 3))
+
+
+@pytest.mark.parametrize("k,expected", [(2, 2 / math.sqrt(math.pi)), (3, 3 / math.sqrt(math.pi)), (5, 2.3259289)])
+def test_spread_factor_is_the_expected_range_of_normals(k, expected):
+    # E[range] of k standard normals: 2/sqrt(pi) and 3/sqrt(pi) exactly; 2.32593 for 5 (the d2 table)
+    assert spread_factor(k) == pytest.approx(expected, abs=1e-6)
+
+
+def test_seed_noise_needs_two_seeds_on_the_same_problems():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        seed_noise([[1, 0]])
+    with pytest.raises(ValueError, match="same problems"):
+        seed_noise([[1, 0], [1]])
