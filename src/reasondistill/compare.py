@@ -648,17 +648,13 @@ def _vs(vs: dict[str, Any] | None) -> str:
     return f"{vs['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}] {short}"
 
 
-def _noise(n: dict[str, Any]) -> str:
-    spread = n["expected_spread_5_seeds"]
-    return (f"{100 * n['sd']:.2f} = {100 * n['sd_flips']:.2f} + {100 * n['sd_training']:.2f} "
-            f"({100 * spread[str(n['n_problems'])]:.1f} / {100 * spread['1000']:.1f})")
-
-
 def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = None,
                  teacher: dict[str, Any] | None = None) -> str:
     """The compare table: each row's mean over its training seeds with its interval (training seeds
     and held-out problems), and its difference from the reference entry and from the untrained
     student with a verdict."""
+    from .seed_stats import format_noise
+
     ref = next((r["vs_reference"]["reference"] for r in rows if r.get("vs_reference")), None)
     vs_head = f"vs {ref or 'reference'}"
     head = (f"{'objective':<14} {'seeds':>5} {'accuracy':>8} {'95% CI':>16} {vs_head:>36} "
@@ -701,5 +697,5 @@ def format_table(rows: list[dict[str, Any]], baseline: dict[str, Any] | None = N
         if noisy:
             lines.append("seed noise, points (SD of one seed's accuracy = flips on these problems + training, in "
                          "quadrature; expected max - min of 5 seeds here / on 1000 problems):")
-            lines.extend(f"  {r['objective']}: {_noise(r['seed_noise'])}" for r in noisy)
+            lines.extend(f"  {r['objective']}: {format_noise(r['seed_noise'])}" for r in noisy)
     return "\n".join(lines)

@@ -174,6 +174,14 @@ def seed_noise(per_seed: Sequence[Sequence[float]]) -> SeedNoise:
                      n_disagree=sum(0 < p < 1 for p in rate))
 
 
+def format_noise(noise: dict[str, Any]) -> str:
+    """``SD = flips + training (expected spread of 5 seeds here / on 1000)``, in points, from
+    :meth:`SeedNoise.to_dict`."""
+    spread = noise["expected_spread_5_seeds"]
+    return (f"{100 * noise['sd']:.2f} = {100 * noise['sd_flips']:.2f} + {100 * noise['sd_training']:.2f} "
+            f"({100 * spread[str(noise['n_problems'])]:.1f} / {100 * spread['1000']:.1f})")
+
+
 def spread_factor(k: int, steps: int = 4000) -> float:
     """E[max - min] of ``k`` independent standard normals: the integral of ``1 - F^k - (1 - F)^k``
     (Simpson's rule on [-10, 10]); 2/sqrt(pi) for 2, 2.326 for 5."""

@@ -153,7 +153,7 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
         iv = seed_stats.interval(arm)
         return {"paths": [str(e.path) for e in evals], "model": evals[0].summary.model or None,
                 "accuracy": iv.value, "ci95": [iv.lo, iv.hi], "n": len(shared), "per_seed": list(iv.per_seed[0]),
-                "seeds": len(evals)}
+                "seeds": len(evals), **({"seed_noise": seed_stats.seed_noise(arm).to_dict()} if len(arm) > 1 else {})}
 
     iv = seed_stats.interval(rb, ra, paired=paired)
     difference = {**iv.to_dict(), "n": len(shared), "verdict": seed_stats.verdict(iv), "paired": False}
@@ -164,6 +164,8 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
 
 def format_result(result: dict[str, Any]) -> str:
     """The comparison as a few lines for a terminal."""
+    from ..seed_stats import format_noise
+
     def pct(x: Any) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -175,6 +177,10 @@ def format_result(result: dict[str, Any]) -> str:
         per_seed = f", per seed {', '.join(pct(x) for x in s['per_seed'])}" if "per_seed" in s else ""
         lines.append(f"{label.upper()}  {where}  ({s.get('model')}): accuracy {pct(s['accuracy'])} "
                      f"[{pct(ci[0])}, {pct(ci[1])}], n = {s.get('n')}{per_seed}")
+    for label in ("a", "b"):
+        if noise := result[label].get("seed_noise"):
+            lines.append(f"{label.upper()} seed noise, points: {format_noise(noise)} (SD of one seed's accuracy = "
+                         "flips + training; expected max - min of 5 seeds here / on 1000 problems)")
     d = result["difference"]
     ci = d.get("ci95")
     if "verdict" in d:

@@ -236,6 +236,11 @@ def test_compare_several_seeds_per_side(tmp_path, problems, capsys):
     assert d["n_seeds"] == [2, 2] and d["n"] == 12 and d["verdict"] == "better"
     assert result["a"]["seeds"] == 2 and len(result["b"]["per_seed"]) == 2
     assert "2 seeds:" in out and "better" in out and not d["seeds_paired"]
+    from reasondistill.seed_stats import format_noise, seed_noise
+    for label, side in (("a", weak), ("b", strong)):  # each side's own seed noise, split and printed
+        noise = seed_noise([greedy(f) for f in side]).to_dict()
+        assert result[label]["seed_noise"] == noise  # floats survive the JSON round trip exactly
+        assert f"{label.upper()} seed noise, points: {format_noise(noise)}" in out
 
     # --paired-seeds: seed i against seed i
     assert cli.main(["evaluate", "--compare", *map(str, weak), "vs", *map(str, strong), "--paired-seeds"]) == 0
