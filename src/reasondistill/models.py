@@ -135,6 +135,11 @@ def resolve(spec: str) -> ModelRef:
     if p.exists():
         raise ConfigError(f"model '{spec}' is a file, not a model folder; give the folder that holds "
                           "config.json and *.safetensors, a .gguf file, or a packaged model name")
+    if spec.startswith("run:"):  # a reference nothing replaced: its run was never made where it was looked for
+        raise ConfigError(f"model '{spec}' names the checkpoint of a run that is not there: `reasondistill run`, "
+                          "`compare` and `loop` make it first; a single-stage command uses it once "
+                          f"<runs root>/{spec[4:].strip()}/train/model exists (--runs-root or $REASONDISTILL_RUNS; "
+                          "default: runs), or give the model's path instead")
     if _HUB_ID.fullmatch(spec) and ".." not in spec:
         return ModelRef(spec, spec, spec)  # hub id; revision pinning is the user's call
     raise ConfigError(f"model '{spec}' not found: no such file or folder (a model is a packaged name "

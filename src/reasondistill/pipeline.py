@@ -219,7 +219,7 @@ def resolve_reference(spec: str, where: str = "model", root: Path | None = None)
     if sub.name in _resolving:
         raise ConfigError(f"{where} = {spec!r}: reference cycle through recipe(s) {' -> '.join(_resolving)}")
     layout = Layout(folder)
-    if not ((layout.checkpoint / "config.json").is_file() and layout.report_json.is_file()):
+    if not _finished(layout):
         log.info("%s = %s: training it first in %s", where, spec, folder)
         _resolving.append(sub.name)
         try:
@@ -231,6 +231,21 @@ def resolve_reference(spec: str, where: str = "model", root: Path | None = None)
         raise ConfigError(f"{where} = {spec!r}: the run in {folder} has no checkpoint ({layout.checkpoint})")
     return {"ref": spec, "recipe": str(recipe_path), "run": str(folder), "path": str(layout.checkpoint.resolve()),
             "accuracy": after.get("accuracy"), "ci95": after.get("ci95")}
+
+
+def _finished(layout: Layout) -> bool:
+    return (layout.checkpoint / "config.json").is_file() and layout.report_json.is_file()
+
+
+def resolve_finished(recipe: Recipe) -> Recipe:
+    """``recipe`` with each ``run:NAME`` model field whose run has finished under the runs root
+    replaced by its checkpoint; the others stay as they are. For the single-stage commands, which
+    use a finished run but never start one (:func:`resolve_references` does, for whole runs)."""
+    for where, spec in references(recipe).items():
+        layout = Layout(run_folder(load_recipe(run_reference_recipe(spec, where)).name, runs_root()))
+        if _finished(layout):
+            recipe = _with(recipe, where, str(layout.checkpoint.resolve()))
+    return recipe
 
 
 def resolve_references(recipe: Recipe, out_dir: str | Path | None = None) -> Recipe:

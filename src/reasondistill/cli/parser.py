@@ -17,6 +17,9 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default=None,
                    help=f"recipe YAML or built-in name ({', '.join(BUILTIN_RECIPES)}); default: default")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    p.add_argument("--runs-root", type=Path, default=None,
+                   help="where run:NAME model references find NAME's finished run folder (default: "
+                        "$REASONDISTILL_RUNS, else runs); a single stage never starts one")
 
 
 def build_parser() -> argparse.ArgumentParser:

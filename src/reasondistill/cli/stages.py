@@ -15,8 +15,11 @@ from ..records import StageManifest
 
 
 def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
-    """The recipe with the command's overrides, its names checked against the tables."""
-    from ..pipeline import check_recipe
+    """The recipe with the command's overrides, its names checked against the tables, and its
+    ``run:NAME`` references to finished runs replaced by their checkpoints."""
+    from ..pipeline import check_recipe, resolve_finished
+    from .runs import _runs_root
+    _runs_root(args)
     recipe = load_recipe(args.recipe, (extra or []) + list(args.overrides))
     try:
         check_recipe(recipe)
@@ -27,7 +30,7 @@ def _recipe(args: argparse.Namespace, extra: list[str] | None = None) -> Recipe:
         err = ConfigError(f"override '{typed[-1]}': {e}")
         err.override, err.detail = typed[-1], str(e)
         raise err from None
-    return recipe
+    return resolve_finished(recipe)
 
 
 def _stage_layout(out: Path, stage: str, **inputs: Path) -> Layout:
