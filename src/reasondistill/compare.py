@@ -1,5 +1,6 @@
 """``reasondistill compare``: several training objectives (or curation choices) on the same task,
-data and step budget, each evaluated on the same held-out problems.
+data and step budget, each evaluated on the same held-out problems. An entry's own
+``train.max_steps`` (or ``epochs``) is its budget instead; the table's steps column shows each.
 
 The data stages run once (problems, teacher traces, verification, curation); each entry
 then trains in its own child process, so its wall time and peak memory are its own,
@@ -92,6 +93,7 @@ def entries(recipe: Recipe) -> list[CompareEntry]:
         if "seed" in entry.train:
             raise ConfigError(f"compare.entries[{i}] ({entry.name}): train.seed is set per training seed; use "
                               "compare.train_seeds to train every entry with several seeds")
+        check_own_budget(recipe, entry, i)
         cfg = train_cfg(recipe, entry, Layout(Path(".")))  # builds and validates the objective's own config
         if entry.init is None and not entry.loop and warm_start.resolve(cfg) == "sft":
             entry = sft_init(recipe, entry, out, i)
@@ -123,7 +125,7 @@ def sft_init(recipe: Recipe, entry: CompareEntry, earlier: list[CompareEntry], i
                               f"'{later['name']}' before it, or give it init: or train: {{warm_start: none}}")
         taken = {e.name for e in earlier} | {e.get("name") for e in recipe.compare.entries if isinstance(e, dict)}
         name = "sft" if "sft" not in taken else f"sft-for-{entry.name}"
-        budget = {k: v for k, v in entry.train.items() if k in ("max_steps", "epochs")}
+        budget = {k: v for k, v in entry.train.items() if k in OWN_BUDGET}
         found = CompareEntry(name=name, method="sft", train=budget, curate=dict(entry.curate))
         earlier.append(found)
         log.info("compare: %s (%s) starts from SFT on the same traces: entry '%s' added", entry.name, entry.method,
@@ -135,6 +137,22 @@ def added_entries(recipe: Recipe, todo: list[CompareEntry]) -> dict[str, list[st
     """``{entry compare added: [the entries that start from it]}`` (:func:`sft_init`)."""
     given = {e.get("name") for e in recipe.compare.entries}
     return {e.name: [o.name for o in todo if o.init == e.name] for e in todo if e.name not in given}
+
+
+OWN_BUDGET = ("max_steps", "epochs")  # an entry's train options that set its own step budget
+
+
+def check_own_budget(recipe: Recipe, entry: CompareEntry, i: int) -> None:
+    """An entry's own ``train.max_steps``/``epochs`` is its budget, in place of ``compare.max_steps``;
+    where the budget is computed for it (tokens, seconds, ``match_tokens``, a loop's rounds) it could
+    not hold, so it is refused before any work rather than silently replaced."""
+    own = [k for k in OWN_BUDGET if k in entry.train]
+    computed = [what for what, on in (("compare.max_tokens", recipe.compare.max_tokens > 0),
+                                      ("compare.max_seconds", recipe.compare.max_seconds > 0),
+                                      ("match_tokens", bool(entry.match_tokens)), ("loop", bool(entry.loop))) if on]
+    if own and computed:
+        raise ConfigError(f"compare.entries[{i}] ({entry.name}): train.{own[0]} is a budget of its own, but "
+                          f"{computed[0]} sets this entry's steps; remove one of them")
 
 
 def check_token_budget(recipe: Recipe, todo: list[CompareEntry]) -> None:
@@ -254,8 +272,10 @@ def train_cfg(recipe: Recipe, entry: CompareEntry, layout: Layout, seed: int = 0
     """The entry's training config for its training seed ``seed`` (0 .. ``compare.train_seeds`` - 1)."""
     data = {**dataclasses.asdict(recipe.train), **entry.train, "method": entry.method, "objective": entry.objective}
     data["seed"] = recipe.train.seed + seed
-    if recipe.compare.max_steps > 0:
-        data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry
+    if "epochs" in entry.train and "max_steps" not in entry.train:
+        data["max_steps"] = -1  # the entry's own epochs, not a step count from the recipe
+    elif recipe.compare.max_steps > 0 and "max_steps" not in entry.train:
+        data["max_steps"] = recipe.compare.max_steps  # the same step budget for every entry without its own
     if entry.init is not None:  # the chain is its warm start
         data["student"] = str(layout.entry(entry.init, seed).checkpoint)
         data["warm_start"] = "none"

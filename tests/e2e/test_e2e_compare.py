@@ -173,6 +173,13 @@ def test_an_entry_can_match_the_tokens_an_earlier_entry_trained(tmp_path, tiny_m
     ({"max_tokens": 1000}, [{"name": "a"}, {"name": "b", "method": "dpo", "init": "a"}],
      "entry 'b' (method dpo) cannot be given a token budget"),
     ({"max_tokens": 1000}, [{"name": "l", "loop": {"rounds": 2}}], "entry 'l' (a loop entry)"),
+    # an entry's own budget where the compare computes its steps: refused, never silently replaced
+    ({"max_tokens": 1000}, [{"name": "a", "train": {"max_steps": 5}}],
+     "(a): train.max_steps is a budget of its own, but compare.max_tokens sets this entry's steps"),
+    ({"max_steps": 4}, [{"name": "a"}, {"name": "b", "match_tokens": "a", "train": {"epochs": 2}}],
+     "(b): train.epochs is a budget of its own, but match_tokens sets"),
+    ({"max_steps": 4}, [{"name": "l", "loop": {"rounds": 2}, "train": {"max_steps": 6}}],
+     "(l): train.max_steps is a budget of its own, but loop sets"),
 ])
 def test_impossible_token_budgets_are_refused_before_any_work(tmp_path, compare_cfg, entries, msg):
     recipe = build(Recipe, {"compare": {"entries": entries, **compare_cfg}})

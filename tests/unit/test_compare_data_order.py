@@ -53,3 +53,14 @@ def test_the_chained_order_is_the_trainers_order_and_differs_from_the_parents(tm
     child = compare.train_cfg(recipe, by_name["sft+sft"], layout, 1)
     assert first_batches(parent, tmp_path / "a") == first_batches(parent, tmp_path / "b")  # seeded: repeatable
     assert first_batches(child, tmp_path / "c") != first_batches(parent, tmp_path / "d")
+
+
+def test_an_entrys_own_budget_is_its_own_and_the_rest_share_compare_max_steps():
+    """Entries own their options: ``train.max_steps`` (or ``epochs``) set on an entry is its budget,
+    where ``compare.max_steps`` used to replace it without a word."""
+    recipe, by_name = plan({"name": "sft"}, {"name": "short", "train": {"max_steps": 2}},
+                           {"name": "epochs", "train": {"epochs": 3}}, {"name": "sft+sft", "init": "sft",
+                                                                        "train": {"max_steps": 1}})
+    cfgs = {n: compare.train_cfg(recipe, e, Layout(Path("run"))) for n, e in by_name.items()}
+    assert {n: c.max_steps for n, c in cfgs.items()} == {"sft": 4, "short": 2, "epochs": -1, "sft+sft": 1}
+    assert cfgs["epochs"].epochs == 3  # -1 steps: its epochs decide
