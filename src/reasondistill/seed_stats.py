@@ -178,8 +178,9 @@ def format_noise(noise: dict[str, Any]) -> str:
     """``SD = flips + training (expected spread of 5 seeds here / on 1000)``, in points, from
     :meth:`SeedNoise.to_dict`."""
     spread = noise["expected_spread_5_seeds"]
+    here = f"{100 * spread[str(noise['n_problems'])]:.1f}"
     return (f"{100 * noise['sd']:.2f} = {100 * noise['sd_flips']:.2f} + {100 * noise['sd_training']:.2f} "
-            f"({100 * spread[str(noise['n_problems'])]:.1f} / {100 * spread['1000']:.1f})")
+            f"({here}" + ("" if noise["n_problems"] == 1000 else f" / {100 * spread['1000']:.1f}") + ")")
 
 
 def spread_factor(k: int, steps: int = 4000) -> float:

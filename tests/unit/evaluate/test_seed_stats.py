@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reasondistill.seed_stats import interval, seed_noise, spread_factor, t_quantile, verdict
+from reasondistill.seed_stats import format_noise, interval, seed_noise, spread_factor, t_quantile, verdict
 
 # 3 seeds x 4 problems. Per-seed accuracies 3/4, 3/4, 1/2: mean 2/3, sample variance 1/48, so the
 # training part of the variance of the mean is 1/144. Per-problem seed means 2/3, 1/3, 2/3, 1:
@@ -128,6 +128,9 @@ def test_seed_noise_training_part_hand_computed():
     d = n.to_dict()
     assert set(d["expected_spread_5_seeds"]) == {"4", "1000"}
     assert d["expected_spread_5_seeds"]["4"] == pytest.approx(spread_factor(5) * math.sqrt(1 / 3))
+    assert format_noise(d) == "57.74 = 28.87 + 50.00 (134.3 / 116.4)"  # in points: here / on 1000 problems
+    on_1000 = seed_noise([[1] * 1000, [0] * 1000]).to_dict()
+    assert format_noise(on_1000).endswith("(164.5)")  # 1000 problems already: said once
 
 
 @pytest.mark.parametrize("k,expected", [(2, 2 / math.sqrt(math.pi)), (3, 3 / math.sqrt(math.pi)), (5, 2.3259289)])
