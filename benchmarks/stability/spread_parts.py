@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from reasondistill.compare import greedy_scores
-from reasondistill.seed_stats import seed_noise
+from reasondistill.seed_stats import on_shared, seed_noise
 
 
 def entry_seeds(run: Path) -> dict[str, list[Path]]:
@@ -32,9 +32,9 @@ def entry_seeds(run: Path) -> dict[str, list[Path]]:
 
 
 def report(eval_dirs: list[Path]) -> None:
-    scores = [greedy_scores(d) for d in eval_dirs]
-    ids = sorted(set.intersection(*(set(s) for s in scores)))
-    per_seed = [[s[i] for i in ids] for s in scores]
+    ids, per_seed = on_shared([greedy_scores(d) for d in eval_dirs])
+    if not ids:
+        raise SystemExit("the evaluations share no problem")
     acc = [sum(row) / len(ids) for row in per_seed]
     noise = seed_noise(per_seed)
     print(f"seeds {len(acc)}, per-seed accuracy % {[round(100 * a, 1) for a in acc]}, "

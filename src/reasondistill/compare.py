@@ -600,11 +600,10 @@ def seed_interval(a: list[dict[str, float]], b: list[dict[str, float]] | None = 
     verdict for a difference, and ``delta`` (the difference, as the single-seed table called it)."""
     from . import seed_stats
 
-    shared = sorted(set.intersection(*(set(s) for s in a + (b or []))))
+    shared, rows = seed_stats.on_shared(a + (b or []))
     if not shared:
         return {"value": None, "ci95": None, "n_problems": 0, "verdict": "no problems in common"}
-    iv = seed_stats.interval([[s[p] for p in shared] for s in a],
-                             None if b is None else [[s[p] for p in shared] for s in b], paired=paired)
+    iv = seed_stats.interval(rows[:len(a)], rows[len(a):] if b is not None else None, paired=paired)
     out = iv.to_dict()
     if b is not None:
         out.update(delta=iv.value, n=len(shared), verdict=seed_stats.verdict(iv))
@@ -616,8 +615,8 @@ def seed_noise(per_seed: list[dict[str, float]]) -> dict[str, Any]:
     (:class:`.seed_stats.SeedNoise`), on the problems every seed answered."""
     from . import seed_stats
 
-    shared = sorted(set.intersection(*(set(s) for s in per_seed)))
-    return seed_stats.seed_noise([[s[p] for p in shared] for s in per_seed]).to_dict() if shared else {}
+    shared, rows = seed_stats.on_shared(per_seed)
+    return seed_stats.seed_noise(rows).to_dict() if shared else {}
 
 
 def evaluate_baseline(recipe: Recipe, layout: Layout) -> dict[str, Any]:

@@ -37,7 +37,7 @@ says so (``seeds_measured: false``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,13 @@ def _check(arm: Sequence[Sequence[float]], n: int | None, name: str) -> int:
         raise ValueError(f"{name}: every seed must be scored on the same problems "
                          f"(got {sorted(widths)} problems{'' if n is None else f', expected {n}'})")
     return widths.pop()
+
+
+def on_shared(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], list[list[float]]]:
+    """The problems every run answered (sorted) and each run's scores on them, in that order: runs
+    that skipped or lost problems are compared on the same problems, never on different sets."""
+    shared = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
+    return shared, [[r[p] for p in shared] for r in runs]
 
 
 def interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]] | None = None,

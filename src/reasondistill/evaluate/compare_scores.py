@@ -143,10 +143,9 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
         raise InputError(f"a comparison over seeds needs each evaluation's {EVAL_FILES['samples']} (per-problem "
                          "answers); missing in: " + ", ".join(missing), file=missing[0])
     scores = [{s.problem_id: float(s.passed) for s in e.samples if s.sample_idx == 0} for e in a + b]
-    shared = sorted(set.intersection(*(set(s) for s in scores)))
+    shared, rows = seed_stats.on_shared(scores)
     if not shared:
         raise InputError("the evaluations share no problem", file=first.path)
-    rows = [[s[p] for p in shared] for s in scores]
     ra, rb = rows[: len(a)], rows[len(a):]
 
     def side(evals: list[ScoredEval], arm: list[list[float]]) -> dict[str, Any]:

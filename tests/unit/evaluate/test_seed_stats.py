@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reasondistill.seed_stats import format_noise, interval, seed_noise, spread_factor, t_quantile, verdict
+from reasondistill.seed_stats import format_noise, interval, on_shared, seed_noise, spread_factor, t_quantile, verdict
 
 # 3 seeds x 4 problems. Per-seed accuracies 3/4, 3/4, 1/2: mean 2/3, sample variance 1/48, so the
 # training part of the variance of the mean is 1/144. Per-problem seed means 2/3, 1/3, 2/3, 1:
@@ -144,3 +144,10 @@ def test_seed_noise_needs_two_seeds_on_the_same_problems():
         seed_noise([[1, 0]])
     with pytest.raises(ValueError, match="same problems"):
         seed_noise([[1, 0], [1]])
+
+
+def test_runs_are_compared_on_the_problems_every_run_answered():
+    ids, rows = on_shared([{"p2": 1.0, "p1": 0.0, "p3": 1.0}, {"p1": 1.0, "p2": 0.0}, {"p3": 0.0, "p2": 1.0, "p1": 1.0}])
+    assert ids == ["p1", "p2"]
+    assert rows == [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    assert on_shared([{"p1": 1.0}, {"p2": 1.0}]) == ([], [[], []])
