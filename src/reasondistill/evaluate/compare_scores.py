@@ -155,7 +155,7 @@ def compare_seeds(paths_a: list[str | Path], paths_b: list[str | Path], *, allow
                 "seeds": len(evals), **({"seed_noise": seed_stats.seed_noise(arm).to_dict()} if len(arm) > 1 else {})}
 
     iv = seed_stats.interval(rb, ra, paired=paired)
-    difference = {**iv.to_dict(), "n": len(shared), "verdict": seed_stats.verdict(iv), "paired": False}
+    difference = {**iv.to_dict(), "n": len(shared), "verdict": seed_stats.verdict(iv)}
     return {"a": side(a, ra), "b": side(b, rb), "difference": difference,
             "settings_differ": [{"setting": k, "a": va, "b": vb} for k, (va, vb) in diffs.items()],
             "allowed": list(allow), "forced": bool(force and diffs)}
